@@ -1,0 +1,60 @@
+# duet — build, run, test. `make run` and `make test` are all a fresh Debian machine needs.
+CXX      ?= g++
+CXXFLAGS ?= -O2
+WARN     := -Wall -Wextra -Werror
+BASE     := -std=c++20 $(WARN) -Iinclude -fno-rtti -ffunction-sections -fdata-sections
+LDFLAGS  += -Wl,--gc-sections -Wl,-O1
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS     := $(wildcard src/*.cpp)
+LIB_SRCS := $(filter-out src/main.cpp,$(SRCS))
+OBJS     := $(SRCS:src/%.cpp=build/obj/%.o)
+SAN_OBJS := $(SRCS:src/%.cpp=build/san/%.o)
+SAN_LIB  := $(LIB_SRCS:src/%.cpp=build/san/%.o)
+TESTS    := $(patsubst test/%.cpp,build/test/%,$(wildcard test/test_*.cpp))
+TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.cpp))
+
+# Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
+build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
+
+.PHONY: all run test check-deps unit clean fuzz bench
+all: build/duet
+
+build/duet: $(OBJS)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) -s -o $@ $^
+
+build/duet-san: $(SAN_OBJS)
+	$(CXX) -O1 -g $(SAN) -o $@ $^
+
+build/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/obj
+	$(CXX) $(BASE) $(CXXFLAGS) $(EXTRA) -MMD -c -o $@ $<
+
+build/san/%.o: src/%.cpp | build/san
+	$(CXX) $(BASE) -O1 -g $(SAN) $(EXTRA) -MMD -c -o $@ $<
+
+build/san/t_%.o: test/%.cpp | build/san
+	$(CXX) $(BASE) -O1 -g $(SAN) -MMD -c -o $@ $<
+
+build/test/%: test/%.cpp $(SAN_LIB) $(TEST_HELPERS) | build/test
+	$(CXX) $(BASE) -O1 -g $(SAN) -MMD -o $@ $< $(SAN_LIB) $(TEST_HELPERS) -lcriterion
+
+build/obj build/san build/test:
+	mkdir -p $@
+
+-include $(wildcard build/obj/*.d build/san/*.d build/test/*.d)
+
+run: build/duet
+	./build/duet
+
+# Installs what the tests need when it is missing (as root), then runs every test.
+check-deps:
+	@sh test/deps.sh
+
+unit: $(TESTS) build/duet build/duet-san
+
+test: check-deps
+	@$(MAKE) --no-print-directory unit
+	@sh test/run.sh $(TESTS)
+
+clean:
+	rm -rf build

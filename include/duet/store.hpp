@@ -1,0 +1,89 @@
+#pragma once
+// The file store shared by both ports: one directory, reached only through a directory fd with
+// openat-family calls, so a name can never lead outside it. Client names follow the SPEC rule and
+// are checked before any system call sees them; duet's own bookkeeping uses names starting with '.'.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "duet/fd.hpp"
+#include "duet/sha256.hpp"
+
+namespace duet {
+
+// SPEC §2 "File names": 1–255 bytes of A-Z a-z 0-9 . _ -, not starting with '.'. Pure.
+bool valid_name(std::string_view name);
+
+struct FileInfo {
+    std::string name;
+    std::uint64_t size = 0;
+    Digest sha256{};
+    std::int64_t mtime = 0;  // unix seconds
+};
+
+// One upload in progress: an unnamed temporary file in the store plus its running SHA-256.
+// Destroying it without commit() stores nothing.
+class Upload {
+public:
+    Upload() = default;
+    Upload(Upload&&) noexcept;
+    Upload& operator=(Upload&&) noexcept;
+    ~Upload();
+
+    bool active() const { return fd_.valid(); }
+    std::uint64_t size() const { return size_; }
+    // Appends bytes; 0 or -errno (-ENOSPC/-EDQUOT/-EFBIG mean "disk full").
+    int write(const void* data, std::size_t len);
+    // Publishes under `name`: fsync, record digest, rename over the name, fsync the directory.
+    // -EBADMSG if `expected` is given and differs (nothing stored);
+    // -EEXIST if `no_replace` and the name exists (nothing stored).
+    int commit(std::string_view name, const Digest* expected, bool no_replace, FileInfo& out,
+               bool& created);
+    void abort();
+
+private:
+    friend class Store;
+    class Store* store_ = nullptr;
+    Fd fd_;
+    Sha256 sha_;
+    std::uint64_t size_ = 0;
+    std::uint64_t synced_ = 0;  // bytes already pushed to writeback
+};
+
+class Store {
+public:
+    // Creates the directory if missing, opens it, removes stale temporary files left by a crash,
+    // and counts files/bytes. false with a one-line reason on failure.
+    bool open(const std::string& dir, std::string& err);
+    // What --check does: the directory exists or can be created, and is a writable directory.
+    // Changes nothing inside it (a running duet may be using it).
+    static bool check(const std::string& dir, std::string& err);
+
+    // 0 or -errno. -ENOENT also for entries that are not regular files (symlinks, dirs, fifos).
+    int stat(std::string_view name, FileInfo& out);
+    int open_read(std::string_view name, Fd& fd, FileInfo& out);
+    int remove(std::string_view name);
+    // Regular files with valid names, sorted by name.
+    int list(std::vector<FileInfo>& out);
+    bool exists(std::string_view name);
+
+    int begin_upload(Upload& up);
+
+    std::uint64_t file_count() const { return files_; }
+    std::uint64_t byte_count() const { return bytes_; }
+    int dirfd() const { return dir_.get(); }
+
+private:
+    friend class Upload;
+    // Digest of an open regular file: from its recorded metadata when it still matches, else
+    // computed once from the bytes and recorded.
+    int digest_of(int fd, const struct stat& st, Digest& out);
+    Fd dir_;
+    std::uint64_t files_ = 0, bytes_ = 0;
+    unsigned tmp_seq_ = 0;
+};
+
+}  // namespace duet
