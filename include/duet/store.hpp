@@ -2,6 +2,7 @@
 // The file store shared by both ports: one directory, reached only through a directory fd with
 // openat-family calls, so a name can never lead outside it. Client names follow the SPEC rule and
 // are checked before any system call sees them; duet's own bookkeeping uses names starting with '.'.
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "duet/fd.hpp"
 #include "duet/sha256.hpp"
+#include "duet/store_meta.hpp"
 
 namespace duet {
 
@@ -46,11 +48,16 @@ public:
 
 private:
     friend class Store;
+    int link_temp_name();
+    int move_into_place(std::string_view name, bool no_replace);
+    void reset_state();
+
     class Store* store_ = nullptr;
     Fd fd_;
     Sha256 sha_;
     std::uint64_t size_ = 0;
     std::uint64_t synced_ = 0;  // bytes already pushed to writeback
+    std::string tmp_name_;      // the file's temporary name in the store, if it has one
 };
 
 class Store {
@@ -78,12 +85,20 @@ public:
 
 private:
     friend class Upload;
+    friend struct StoreTestAccess;  // test/test_store.cpp: forces the fallback paths
     // Digest of an open regular file: from its recorded metadata when it still matches, else
     // computed once from the bytes and recorded.
-    int digest_of(int fd, const struct stat& st, Digest& out);
+    int digest_of(std::string_view name, int fd, const struct stat& st, Digest& out);
+    int open_regular(std::string_view name, Fd& fd, struct stat& st);
+    int describe(std::string_view name, Fd& fd, FileInfo& out);
+    int open_temp_file(Fd& fd, std::string& tmp_name);
+    void sweep_and_count();
+
     Fd dir_;
     std::uint64_t files_ = 0, bytes_ = 0;
     unsigned tmp_seq_ = 0;
+    DigestMeta meta_;
+    bool force_named_tmp_ = false;  // act as if O_TMPFILE were unsupported (tests)
 };
 
 }  // namespace duet

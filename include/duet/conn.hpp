@@ -1,0 +1,113 @@
+#pragma once
+// What both protocols share: a non-blocking socket, pooled input/output buffers, an optional file
+// being sent with sendfile, timers, and the read → process → write pump with backpressure.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "duet/buffer.hpp"
+#include "duet/fd.hpp"
+#include "duet/loop.hpp"
+#include "duet/timers.hpp"
+
+namespace duet {
+
+class Server;
+enum class Port : std::uint8_t { Http, Files };
+
+class Conn : public Handler {
+public:
+    Conn(Server& srv, int fd, Port port);
+    ~Conn() override;
+    void on_event(std::uint32_t events) final;
+
+    Port port() const { return port_; }
+    bool dead() const { return dead_; }
+    int fd() const { return fd_.get(); }
+
+    // Lifecycle hooks called by the server.
+    virtual void on_header_timeout() = 0;
+    virtual void on_idle_timeout();
+    // A drain started (stop or reload): idle connections close (or are handed over), busy ones
+    // finish their current work and then close.
+    virtual void begin_drain(bool for_reload) = 0;
+    // Called when the server drains and this connection has nothing in flight any more.
+    virtual void on_quiet() { close_now(); }
+    // True when nothing is in flight: no partial request, no pending output.
+    virtual bool is_idle() const = 0;
+
+    void close_now();  // immediate close: no lingering, nothing more sent
+    // Keeps the socket open across exec: the caller takes the fd.
+    int release_for_handover();
+
+    // Server-owned links: all connections in one intrusive list, plus the two timers.
+    Conn* prev = nullptr;
+    Conn* next = nullptr;
+    TimerNode head_timer;  // header timeout, or the lingering-close deadline
+    TimerNode idle_timer;  // no progress for --idle-timeout
+    bool lingering() const { return lingering_; }
+    static Conn* from_head_timer(TimerNode* n) { return static_cast<Conn*>(n->owner); }
+    static Conn* from_idle_timer(TimerNode* n) { return static_cast<Conn*>(n->owner); }
+    // The interest mask the server registered at accept time.
+    void set_interest(std::uint32_t mask) { interest_ = mask; }
+
+protected:
+    // Consumes buffered input and queues output. Returns true if it made progress.
+    virtual bool process() = 0;
+    // The peer half-closed (read returned 0).
+    virtual void on_eof() = 0;
+    // Whether to read more from the socket now (protocol-level backpressure).
+    virtual bool wants_input() const;
+
+    bool output_pending() const { return !out_.empty() || extra_ || file_left_ > 0; }
+    // A long body or a file is queued: later answers must wait until it has gone out.
+    bool output_blocked() const { return extra_ || file_left_ > 0; }
+    // Runs the pump from outside an event (timeouts, drain).
+    void pump_now();
+    // Output queue: out_ (heads, short bodies), then extra_ (a long body), then a file range.
+    bool queue(const char* p, std::size_t n);
+    bool queue(std::string_view s) { return queue(s.data(), s.size()); }
+    void queue_extra(std::string body);
+    void queue_file(Fd file, off_t offset, std::uint64_t length);
+    std::size_t out_room() const { return out_.data ? kBufferSize - out_.size() : kBufferSize; }
+    // After the queued output: close (with a lingering read so the peer sees the answer).
+    void close_after_output() { closing_ = true; }
+    // The peer may still be sending (an unread body): read and drop it before closing.
+    void expect_unread_input() { linger_hint_ = true; }
+    bool closing() const { return closing_; }
+    void touch_progress();
+    std::string peer_address() const;  // for the access log
+    void arm_header_timer();
+    void cancel_header_timer();
+
+    Server& srv_;
+    Fd fd_;
+    Buffer in_;
+    Buffer out_;
+
+private:
+    void pump();
+    void read_input();
+    // Writes what it can. true when the whole queue is gone.
+    bool flush();
+    void finish_close();
+    void update_interest();
+    void start_lingering();
+
+    std::unique_ptr<std::string> extra_;
+    std::size_t extra_sent_ = 0;
+    Fd file_;
+    off_t file_off_ = 0;
+    std::uint64_t file_left_ = 0;
+    std::uint32_t interest_ = 0;
+    Port port_;
+    bool dead_ = false;
+    bool closing_ = false;
+    bool lingering_ = false;
+    bool want_out_ = false;
+    bool linger_hint_ = false;
+};
+
+}  // namespace duet

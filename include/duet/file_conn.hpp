@@ -1,0 +1,63 @@
+#pragma once
+// One session on the file port: command line → (upload bytes | download bytes) → next command.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "duet/conn.hpp"
+#include "duet/file_proto.hpp"
+#include "duet/store.hpp"
+
+namespace duet {
+
+class FileConn final : public Conn {
+public:
+    FileConn(Server& srv, int fd) : Conn(srv, fd, Port::Files) {}
+    void on_header_timeout() override;
+    void on_idle_timeout() override;
+    void begin_drain(bool for_reload) override;
+    bool is_idle() const override;
+
+protected:
+    bool process() override;
+    void on_eof() override;
+    bool wants_input() const override;
+
+private:
+    struct Incoming {  // an upload in progress
+        Upload upload;
+        std::string name;
+        std::uint64_t left = 0;  // sized: bytes still to come
+        bool sized = true;
+        bool has_digest = false;
+        Digest digest{};
+    };
+    struct Listing {  // LIST lines still to write
+        std::vector<FileInfo> files;
+        std::size_t next = 0;
+    };
+
+    void run(const Command& c, std::string_view line);
+    void put(const Command& c);
+    void get(const Command& c);
+    void stat(const Command& c);
+    void list();
+    void del(const Command& c);
+    bool feed_upload();
+    void finish_upload();
+    void fail_upload(const char* answer);
+    bool write_listing();
+    void reply(std::string_view line);  // queues line + "\n"
+    void reply_and_close(std::string_view line);
+    void log_command(std::string_view result);
+
+    std::unique_ptr<Incoming> up_;
+    std::unique_ptr<Listing> listing_;
+    std::string log_line_;
+    bool authed_ = false;
+    bool peer_closed_ = false;
+    bool drain_ = false;
+};
+
+}  // namespace duet

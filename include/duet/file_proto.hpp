@@ -1,0 +1,50 @@
+#pragma once
+// The file port's command language (SPEC §3), as pure functions: line framing and words in,
+// a typed command or a one-line error out. No I/O.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "duet/sha256.hpp"
+
+namespace duet {
+
+inline constexpr std::size_t kMaxCommandLine = 4096;  // with its LF
+
+enum class Verb : std::uint8_t { Put, Get, Stat, List, Del, Auth, Ping, Help, Quit, Unknown };
+
+struct Command {
+    Verb verb = Verb::Unknown;
+    std::string_view name;   // PUT/GET/STAT/DEL; the token for AUTH
+    bool sized = false;      // PUT NAME SIZE
+    std::uint64_t size = 0;  // PUT
+    bool has_digest = false;
+    Digest digest{};
+    std::uint64_t offset = 0;                // GET
+    std::uint64_t length = UINT64_MAX;       // GET: to the end unless given
+    const char* error = nullptr;             // "ERR ..." text when the arguments are wrong
+    bool error_closes = false;               // the byte stream is out of step after this error
+};
+
+enum class LineStatus : std::uint8_t { Line, Incomplete, TooLong };
+// Finds one line in `buf`: Line with `line` (without LF and a CR before it) and `consumed`.
+LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed);
+
+// Parses a non-empty line. Command names are case-insensitive; words are split on spaces.
+Command parse_command(std::string_view line);
+
+// The HELP text, one usage line per entry.
+inline constexpr const char* kHelpLines[] = {
+    "PUT NAME SIZE [SHA256]  then exactly SIZE bytes; answers OK SIZE SHA256",
+    "PUT NAME                then bytes until you half-close; answers OK SIZE SHA256",
+    "GET NAME [OFFSET [LENGTH]]  answers OK LENGTH SHA256, then the bytes",
+    "STAT NAME               answers OK SIZE SHA256 MTIME",
+    "LIST                    answers OK COUNT, then NAME SIZE SHA256 per file",
+    "DEL NAME                deletes the file",
+    "AUTH TOKEN              authenticates the session",
+    "PING                    answers OK pong",
+    "HELP                    this list",
+    "QUIT                    answers OK bye and closes",
+};
+
+}  // namespace duet

@@ -1,0 +1,46 @@
+#pragma once
+// Request-body framing: a resumable decoder for chunked transfer coding (RFC 9112 §7.1). Unlike
+// the head parser it keeps state, because a body is streamed and never held whole. It hands out
+// views of the chunk data inside the input, so nothing is copied.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace duet {
+
+inline constexpr std::size_t kMaxChunkExtension = 4096;  // per chunk line
+inline constexpr std::size_t kMaxTrailers = 8192;        // all trailer lines together
+
+class ChunkedDecoder {
+public:
+    enum class Status : std::uint8_t { NeedMore, Data, Done, Error };
+
+    // Consumes bytes from `in` (advancing it) until it has chunk data to hand out (Data, with
+    // `data` pointing into the consumed input), needs more input (NeedMore, `in` used up), has
+    // read the whole body with its trailers (Done; bytes after the body stay in `in`), or found a
+    // framing error (Error, `error()` says why).
+    Status decode(std::string_view& in, std::string_view& data);
+    const char* error() const { return error_; }
+    void reset() { *this = ChunkedDecoder{}; }
+
+private:
+    enum class State : std::uint8_t {
+        Size, SizeDone, Ext, SizeLf, Data, DataCr, DataLf, TrailerStart, Trailer, TrailerLf, LastLf
+    };
+    Status fail(const char* why) {
+        error_ = why;
+        state_ = State::Size;
+        failed_ = true;
+        return Status::Error;
+    }
+    std::uint64_t remaining_ = 0;
+    std::uint32_t line_bytes_ = 0;  // extension or trailer bytes seen so far
+    std::uint8_t size_digits_ = 0;
+    State state_ = State::Size;
+    bool failed_ = false;
+    bool semicolon_seen_ = false;
+    bool trailer_has_colon_ = false;
+    const char* error_ = "";
+};
+
+}  // namespace duet

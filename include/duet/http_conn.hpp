@@ -1,0 +1,85 @@
+#pragma once
+// One HTTP/1.x connection: framing (heads, bodies, keep-alive, pipelining) in http_conn.cpp,
+// routes in http_routes.cpp, the /files routes in http_files.cpp.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "duet/conn.hpp"
+#include "duet/http_body.hpp"
+#include "duet/http_parser.hpp"
+#include "duet/http_response.hpp"
+#include "duet/store.hpp"
+
+namespace duet {
+
+class HttpConn final : public Conn {
+public:
+    HttpConn(Server& srv, int fd) : Conn(srv, fd, Port::Http) {}
+    void on_header_timeout() override;
+    void begin_drain(bool for_reload) override;
+    void on_quiet() override;
+    bool is_idle() const override;
+
+protected:
+    bool process() override;
+    void on_eof() override;
+    bool wants_input() const override;
+
+private:
+    // A request body being read: stored by an upload, or read and dropped.
+    struct Body {
+        BodyKind kind = BodyKind::None;
+        std::uint64_t left = 0;  // Content-Length bytes still to come
+        ChunkedDecoder chunked;
+        Upload upload;  // inactive: the body is discarded
+        std::string name;
+        Digest expected{};
+        bool has_expected = false;
+        bool no_replace = false;
+    };
+
+    // Per-request answer context, set before routing.
+    struct Exchange {
+        bool head_only = false;
+        bool keep_alive = true;
+        int minor = 1;
+    };
+
+    void handle(const Request& req);
+    void route(const Request& req);
+    void route_files_list(const Request& req);
+    void route_file(const Request& req, std::string_view raw_name);
+    void get_file(const Request& req, const std::string& name);
+    void put_file(const Request& req, const std::string& name);
+    void delete_file(const std::string& name);
+    bool authorized(const Request& req);
+
+    // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts
+    // it; `head` already holds the status line and the route's own fields.
+    void send(ResponseHead& head, std::string_view body);
+    void send_long(ResponseHead& head, std::string body);
+    void send_long_typed(int status, std::string_view content_type, std::string body);
+    void send_file(ResponseHead& head, Fd file, std::uint64_t offset, std::uint64_t length);
+    void respond(int status, std::string_view content_type, std::string_view body,
+                 std::string_view extra_fields = {});
+    void respond_error(int status, std::string_view message, std::string_view extra_fields = {});
+    void respond_fatal(int status, std::string_view message);  // answer, then close
+    void end_head(ResponseHead& head, std::uint64_t length);
+
+    bool feed_body();
+    void finish_upload();
+    void start_body(const Request& req, bool store);
+    void log_access(int status, std::uint64_t bytes);
+
+    std::unique_ptr<Body> body_;
+    Exchange ex_;
+    std::string log_line_;  // "METHOD TARGET HTTP/1.x", kept only with --access-log
+    std::uint32_t requests_ = 0;
+    std::uint16_t scanned_ = 0;  // bytes of in_ already known to hold no complete line
+    bool drain_close_ = false;
+    bool reload_handover_ = false;
+};
+
+}  // namespace duet

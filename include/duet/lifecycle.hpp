@@ -1,0 +1,84 @@
+#pragma once
+// Lifecycle plumbing, all as handlers on the one loop: a signalfd (stop, reload, child exit), an
+// inotify fd (reload on change, debounced), the pre-flight `EXE --check` child, service-manager
+// notifications, and the execve that swaps the image in place.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "duet/fd.hpp"
+#include "duet/loop.hpp"
+
+namespace duet {
+
+class Server;
+
+// The signals we handle through the signalfd. Blocked before anything else starts.
+void block_lifecycle_signals();
+
+// sd_notify: one datagram to $NOTIFY_SOCKET (path or @abstract). No-op without it.
+void notify_service_manager(const std::string& message);
+
+class Lifecycle {
+public:
+    // Arms the signalfd and, with --reload, the watches. 0 or an error line.
+    bool init(Server& srv, Loop& loop, const std::string& exe, const std::vector<std::string>& watch,
+              bool reload, std::string& error);
+
+    // Debounce: a change arms a deadline 150 ms ahead; every further change pushes it back.
+    void change_seen(std::int64_t now_ms) { reload_due_ms_ = now_ms + 150; }
+    bool reload_due(std::int64_t now_ms) const {
+        return reload_due_ms_ >= 0 && now_ms >= reload_due_ms_;
+    }
+    std::int64_t reload_due_ms() const { return reload_due_ms_; }
+    void clear_reload_due() { reload_due_ms_ = -1; }
+
+    // Starts `exe --check ARGS...`; its result reaches Server::on_check_done.
+    bool start_check(const std::string& exe, const std::vector<std::string>& argv,
+                     std::int64_t now_ms);
+    bool check_running() const { return check_pid_ > 0; }
+    void poll_check(std::int64_t now_ms);  // reaps the child; kills it past its time limit
+    std::int64_t check_deadline() const { return check_pid_ > 0 ? check_deadline_ms_ : -1; }
+
+    void on_signal_readable();
+    void on_watch_readable();
+
+private:
+    struct SignalHandler : Handler {
+        Lifecycle* life = nullptr;
+        void on_event(std::uint32_t) override { life->on_signal_readable(); }
+    };
+    struct WatchHandler : Handler {
+        Lifecycle* life = nullptr;
+        void on_event(std::uint32_t) override { life->on_watch_readable(); }
+    };
+    struct Watch {
+        int wd;
+        std::string name;  // file watched through its directory; empty: the whole directory
+    };
+
+    void add_watch(const std::string& path, std::string& error);
+    void finish_check(int status);
+
+    Server* srv_ = nullptr;
+    Fd signal_fd_;
+    Fd inotify_fd_;
+    SignalHandler on_signal_;
+    WatchHandler on_watch_;
+    std::vector<Watch> watches_;
+    std::int64_t reload_due_ms_ = -1;
+    pid_t check_pid_ = -1;
+    Fd check_output_;
+    std::string check_text_;
+    std::int64_t check_deadline_ms_ = 0;
+};
+
+// Replaces this process image with `exe`, passing the listening sockets as fds 3 and 4 (systemd
+// convention) and idle connections by number. Returns only on failure, with errno set.
+void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd,
+            int files_fd, const std::vector<int>& conn_fds, std::uint64_t generation,
+            std::uint64_t reloads, double started_at);
+
+}  // namespace duet

@@ -1,0 +1,34 @@
+#pragma once
+// Listening sockets: binding our addresses, adopting sockets passed by the systemd convention
+// (LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES) from systemd or from our own reload, and telling who
+// holds a taken port.
+#include <string>
+#include <vector>
+
+#include "duet/config.hpp"
+#include "duet/fd.hpp"
+
+namespace duet {
+
+struct ListenSockets {
+    Fd http;
+    Fd files;
+};
+
+// Binds and listens. On failure `error` is the whole line to print, e.g. "cannot listen on
+// 127.0.0.1:8000: address already in use (pid 4242 duet)".
+bool bind_listener(const Address& addr, Fd& out, std::string& error);
+
+// Takes sockets passed in the environment, if any, and clears the variables.
+// Returns false with `error` when they are present but unusable. `adopted` tells whether any were.
+// `conns` gets connection fds handed over by a reload (DUET_CONN_FDS).
+bool adopt_passed_sockets(ListenSockets& out, std::vector<int>& conns, bool& adopted,
+                          std::string& error);
+
+// "127.0.0.1:8000" or "[::1]:8000" for a bound socket.
+std::string local_address(int fd);
+
+// Who listens on this address, as " (pid N name)", or "" if it cannot be found out.
+std::string find_port_holder(const Address& addr);
+
+}  // namespace duet

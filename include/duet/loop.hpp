@@ -1,0 +1,32 @@
+#pragma once
+// The event loop: one epoll instance, and every fd's owner is a Handler with one on_event method.
+// Listeners, connections, the signalfd and the inotify fd all plug in the same way.
+#include <sys/epoll.h>
+
+#include <cstdint>
+
+#include "duet/fd.hpp"
+
+namespace duet {
+
+class Handler {
+public:
+    virtual ~Handler() = default;
+    virtual void on_event(std::uint32_t events) = 0;
+};
+
+class Loop {
+public:
+    // 0 or -errno.
+    int init();
+    int add(int fd, std::uint32_t events, Handler* h);
+    int modify(int fd, std::uint32_t events, Handler* h);
+    int remove(int fd);
+    // Waits at most timeout_ms and dispatches what is ready. Returns events handled or -errno.
+    int run_once(int timeout_ms);
+
+private:
+    Fd ep_;
+};
+
+}  // namespace duet

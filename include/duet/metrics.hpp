@@ -1,0 +1,35 @@
+#pragma once
+// Counters for /metrics. Plain integers: one thread touches them.
+#include <cstdint>
+#include <string>
+
+namespace duet {
+
+struct Metrics {
+    std::uint64_t http_requests_by_status[600] = {};
+    std::uint64_t open_http = 0, open_files = 0;
+    std::uint64_t bytes_in = 0, bytes_out = 0;
+    std::uint64_t accepted = 0;
+    std::uint64_t uploads_ok = 0, uploads_failed = 0, upload_bytes = 0;
+    std::uint64_t downloads = 0, download_bytes = 0;  // bytes counted as they leave by sendfile
+    std::uint64_t file_sessions = 0, file_commands = 0;
+    std::uint64_t timeouts = 0;
+    std::uint64_t accept_pauses = 0;
+
+    void count_status(int status) {
+        if (status >= 100 && status < 600) ++http_requests_by_status[status];
+    }
+};
+
+struct MetricsContext {
+    double uptime_seconds;
+    std::uint64_t generation;
+    std::uint64_t reloads;
+    std::uint64_t files_stored, bytes_stored;
+    bool draining;
+};
+
+// Prometheus text exposition format 0.0.4.
+std::string render_metrics(const Metrics& m, const MetricsContext& ctx);
+
+}  // namespace duet

@@ -1,0 +1,278 @@
+#include "duet/conn.hpp"
+
+#include <arpa/inet.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "duet/server.hpp"
+
+namespace duet {
+namespace {
+constexpr int kReadsPerEvent = 8;                          // fairness: then back to the loop
+constexpr std::uint64_t kSendfilePerEvent = 4 << 20;       // bytes of a file per event
+constexpr std::int64_t kLingerMs = 2000;                   // reading leftovers after a close
+}  // namespace
+
+Conn::Conn(Server& srv, int fd, Port port) : srv_(srv), fd_(fd), port_(port) {
+    head_timer.owner = this;
+    idle_timer.owner = this;
+}
+
+Conn::~Conn() {
+    in_.release(srv_.pool);
+    out_.release(srv_.pool);
+}
+
+bool Conn::wants_input() const { return !closing_ && !output_pending(); }
+
+void Conn::on_event(std::uint32_t events) {
+    if (dead_) return;
+    if (events & EPOLLERR) {
+        close_now();
+        return;
+    }
+    if (lingering_) {
+        // Discard whatever the peer still sends until it closes or the deadline passes.
+        char sink[4096];
+        for (int i = 0; i < kReadsPerEvent; ++i) {
+            ssize_t n = ::read(fd_.get(), sink, sizeof sink);
+            if (n > 0) continue;
+            if (n < 0 && errno == EAGAIN) return;
+            close_now();
+            return;
+        }
+        return;
+    }
+    if (events & EPOLLOUT) {
+        if (flush() && !closing_) pump();  // output drained: pipelined input may continue
+    }
+    if (dead_) return;
+    if (events & (EPOLLIN | EPOLLHUP)) read_input();
+    if (dead_) return;
+    if (closing_ && !output_pending()) {
+        finish_close();
+        return;
+    }
+    update_interest();
+    if (srv_.draining_conns() && is_idle()) on_quiet();
+}
+
+void Conn::read_input() {
+    for (int i = 0; i < kReadsPerEvent && !dead_ && wants_input(); ++i) {
+        in_.acquire(srv_.pool);
+        if (in_.room() == 0) in_.compact();
+        if (in_.room() == 0) break;  // the protocol must consume before we read again
+        ssize_t n = ::read(fd_.get(), in_.tail(), in_.room());
+        if (n > 0) {
+            in_.end += static_cast<std::size_t>(n);
+            srv_.metrics.bytes_in += static_cast<std::uint64_t>(n);
+            touch_progress();
+            pump();
+            if (static_cast<std::size_t>(n) < 4096) break;  // likely drained the socket
+            continue;
+        }
+        if (n == 0) {
+            on_eof();
+            if (!dead_) pump();
+            return;
+        }
+        if (errno == EAGAIN || errno == EINTR) break;
+        close_now();
+        return;
+    }
+    if (!dead_ && in_.empty() && !closing_) in_.release(srv_.pool);
+}
+
+void Conn::pump_now() {
+    pump();
+    update_interest();
+    if (!dead_ && !lingering_ && srv_.draining_conns() && is_idle()) on_quiet();
+}
+
+void Conn::pump() {
+    // Alternate processing and writing until neither makes progress: this answers a batch of
+    // pipelined requests with one write, and resumes parsing once a long response has gone out.
+    for (int round = 0; round < 64 && !dead_; ++round) {
+        bool progressed = !closing_ && process();
+        if (dead_) return;
+        if (!output_pending()) {
+            if (!progressed) break;
+            continue;
+        }
+        if (!flush() || !progressed) break;
+    }
+    if (!dead_ && closing_ && !output_pending()) finish_close();
+}
+
+bool Conn::flush() {
+    while (!out_.empty() || extra_) {
+        iovec iov[2];
+        int n_iov = 0;
+        if (!out_.empty()) iov[n_iov++] = {const_cast<char*>(out_.head()), out_.size()};
+        if (extra_) iov[n_iov++] = {extra_->data() + extra_sent_, extra_->size() - extra_sent_};
+        ssize_t n = ::writev(fd_.get(), iov, n_iov);
+        if (n < 0) {
+            if (errno == EAGAIN) {
+                want_out_ = true;
+                update_interest();
+                return false;
+            }
+            if (errno == EINTR) continue;
+            close_now();
+            return false;
+        }
+        srv_.metrics.bytes_out += static_cast<std::uint64_t>(n);
+        touch_progress();
+        std::size_t left = static_cast<std::size_t>(n);
+        std::size_t from_out = left < out_.size() ? left : out_.size();
+        out_.consume(from_out);
+        left -= from_out;
+        if (extra_ && left) {
+            extra_sent_ += left;
+            if (extra_sent_ == extra_->size()) {
+                extra_.reset();
+                extra_sent_ = 0;
+            }
+        }
+    }
+    std::uint64_t budget = kSendfilePerEvent;
+    while (file_left_ > 0) {
+        if (budget == 0) {
+            want_out_ = true;  // more next time round, after others had their turn
+            update_interest();
+            return false;
+        }
+        std::size_t want = file_left_ < budget ? std::size_t(file_left_) : std::size_t(budget);
+        ssize_t n = ::sendfile(fd_.get(), file_.get(), &file_off_, want);
+        if (n < 0) {
+            if (errno == EAGAIN) {
+                want_out_ = true;
+                update_interest();
+                return false;
+            }
+            if (errno == EINTR) continue;
+            close_now();
+            return false;
+        }
+        if (n == 0) {  // the file shrank under us: the promised length cannot be kept
+            close_now();
+            return false;
+        }
+        file_left_ -= static_cast<std::uint64_t>(n);
+        budget -= static_cast<std::uint64_t>(n);
+        srv_.metrics.bytes_out += static_cast<std::uint64_t>(n);
+        srv_.metrics.download_bytes += static_cast<std::uint64_t>(n);
+        touch_progress();
+    }
+    if (file_.valid()) file_.reset();
+    want_out_ = false;
+    if (out_.empty()) out_.release(srv_.pool);
+    return true;
+}
+
+bool Conn::queue(const char* p, std::size_t n) {
+    out_.acquire(srv_.pool);
+    return out_.append(p, n);
+}
+
+void Conn::queue_extra(std::string body) {
+    if (body.empty()) return;
+    if (out_room() >= body.size() && queue(body)) return;
+    extra_ = std::make_unique<std::string>(std::move(body));
+    extra_sent_ = 0;
+}
+
+void Conn::queue_file(Fd file, off_t offset, std::uint64_t length) {
+    if (length == 0) return;
+    file_ = std::move(file);
+    file_off_ = offset;
+    file_left_ = length;
+}
+
+std::string Conn::peer_address() const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    char addr[INET6_ADDRSTRLEN] = "-";
+    if (getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, addr, sizeof addr);
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, addr, sizeof addr);
+    }
+    return addr;
+}
+
+void Conn::touch_progress() { srv_.idle_timers.touch(idle_timer, srv_.now_ms()); }
+
+void Conn::arm_header_timer() {
+    if (!head_timer.linked()) srv_.header_timers.touch(head_timer, srv_.now_ms());
+}
+
+void Conn::cancel_header_timer() { TimerList::cancel(head_timer); }
+
+void Conn::on_idle_timeout() { close_now(); }
+
+void Conn::update_interest() {
+    if (dead_) return;
+    std::uint32_t want = 0;
+    if (lingering_ || wants_input()) want |= EPOLLIN;
+    if (want_out_) want |= EPOLLOUT;
+    if (want == interest_) return;
+    interest_ = want;
+    srv_.loop.modify(fd_.get(), want, this);
+}
+
+void Conn::finish_close() {
+    // Half-close and read what is left for a moment, so that unread request bytes do not turn our
+    // last answer into a connection reset on the client's side (RFC 9112 §9.6).
+    int unread = 0;
+    if (in_.empty() && !linger_hint_ && ioctl(fd_.get(), FIONREAD, &unread) == 0 && unread == 0) {
+        close_now();
+        return;
+    }
+    start_lingering();
+}
+
+void Conn::start_lingering() {
+    if (::shutdown(fd_.get(), SHUT_WR) != 0) {
+        close_now();
+        return;
+    }
+    lingering_ = true;
+    in_.release(srv_.pool);
+    out_.release(srv_.pool);
+    cancel_header_timer();
+    TimerList::cancel(idle_timer);
+    srv_.linger_timers.touch(head_timer, srv_.now_ms());
+    update_interest();
+}
+
+void Conn::close_now() {
+    if (dead_) return;
+    dead_ = true;
+    cancel_header_timer();
+    TimerList::cancel(idle_timer);
+    srv_.loop.remove(fd_.get());
+    fd_.reset();
+    file_.reset();
+    extra_.reset();
+    in_.release(srv_.pool);
+    out_.release(srv_.pool);
+    srv_.conn_closed(this);
+}
+
+int Conn::release_for_handover() {
+    int fd = fd_.get();
+    srv_.loop.remove(fd);
+    dead_ = true;
+    cancel_header_timer();
+    TimerList::cancel(idle_timer);
+    srv_.conn_closed(this);
+    return fd_.release();
+}
+
+}  // namespace duet

@@ -1,0 +1,304 @@
+// The file-transfer session (SPEC §3) on the shared loop and store.
+#include "duet/file_conn.hpp"
+
+#include <cerrno>
+#include <cstdio>
+
+#include "duet/http_fields.hpp"
+#include "duet/server.hpp"
+
+namespace duet {
+namespace {
+constexpr std::size_t kOutputHighWater = 32 * 1024;
+
+bool disk_full(int rc) { return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG; }
+
+std::string u64(std::uint64_t v) { return std::to_string(v); }
+}  // namespace
+
+bool FileConn::wants_input() const {
+    if (closing()) return false;
+    if (up_) return true;
+    return !listing_ && !output_blocked() && out_.size() < kOutputHighWater;
+}
+
+bool FileConn::is_idle() const {
+    return !up_ && !listing_ && in_.empty() && !output_pending();
+}
+
+void FileConn::begin_drain(bool) {
+    // Busy sessions finish the transfer in hand, then close; idle ones close now.
+    drain_ = true;
+    if (is_idle()) close_now();
+}
+
+void FileConn::on_header_timeout() {
+    ++srv_.metrics.timeouts;
+    if (up_ || output_pending()) return;
+    reply_and_close("ERR 408 command line timeout");
+    pump_now();
+}
+
+void FileConn::on_idle_timeout() {
+    if (up_) {
+        fail_upload("ERR 408 upload stalled; nothing stored");
+        pump_now();
+        return;
+    }
+    close_now();
+}
+
+void FileConn::on_eof() {
+    peer_closed_ = true;
+    if (up_ && !up_->sized) {
+        finish_upload();  // PUT NAME: the half-close ends the bytes
+        close_after_output();
+        return;
+    }
+    if (up_) {  // a sized upload cut short stores nothing
+        ++srv_.metrics.uploads_failed;
+        up_.reset();
+        close_now();
+        return;
+    }
+}
+
+bool FileConn::process() {
+    bool progressed = false;
+    while (!dead() && !closing()) {
+        if (up_) {
+            if (!feed_upload()) break;
+            progressed = true;
+            continue;
+        }
+        if (listing_) {
+            if (!write_listing()) break;
+            progressed = true;
+            continue;
+        }
+        if (output_blocked() || out_.size() >= kOutputHighWater) break;
+        if (drain_ && progressed) {
+            close_after_output();  // the transfer in hand is done
+            break;
+        }
+        std::string_view line;
+        std::size_t used = 0;
+        LineStatus st = next_line(std::string_view(in_.head(), in_.size()), line, used);
+        if (st == LineStatus::TooLong) {
+            reply_and_close("ERR 400 line too long");
+            break;
+        }
+        if (st == LineStatus::Incomplete) {
+            if (peer_closed_) {
+                close_after_output();
+            } else if (!in_.empty()) {
+                arm_header_timer();
+            } else {
+                cancel_header_timer();
+            }
+            break;
+        }
+        cancel_header_timer();
+        // The line's bytes are dropped before the command runs, so an upload's data starts at
+        // in_.head(). Copy the line first: consume() may reuse the buffer.
+        std::string text(line);
+        in_.consume(used);
+        progressed = true;
+        if (text.empty() || text.find_first_not_of(" \t") == std::string::npos) continue;
+        Command c = parse_command(text);
+        ++srv_.metrics.file_commands;
+        if (srv_.cfg.access_log) log_line_ = text;
+        run(c, text);
+    }
+    return progressed;
+}
+
+void FileConn::run(const Command& c, std::string_view) {
+    if (c.error) {
+        if (c.error_closes)
+            reply_and_close(c.error);
+        else
+            reply(c.error);
+        return;
+    }
+    bool open_verb = c.verb == Verb::Ping || c.verb == Verb::Help || c.verb == Verb::Quit ||
+                     c.verb == Verb::Auth || c.verb == Verb::Unknown;
+    if (!open_verb && !srv_.cfg.token.empty() && !authed_) {
+        // A sized or unsized PUT would be followed by bytes we cannot read as commands.
+        if (c.verb == Verb::Put)
+            reply_and_close("ERR 401 authentication required");
+        else
+            reply("ERR 401 authentication required");
+        return;
+    }
+    switch (c.verb) {
+        case Verb::Put: put(c); return;
+        case Verb::Get: get(c); return;
+        case Verb::Stat: stat(c); return;
+        case Verb::List: list(); return;
+        case Verb::Del: del(c); return;
+        case Verb::Auth: {
+            std::string token = "Bearer " + std::string(c.name);
+            if (srv_.cfg.token.empty() || bearer_matches(token, srv_.cfg.token)) {
+                authed_ = true;
+                reply("OK");
+            } else {
+                reply("ERR 401 bad token");
+            }
+            return;
+        }
+        case Verb::Ping: reply("OK pong"); return;
+        case Verb::Help: {
+            std::string text = "OK " + u64(std::size(kHelpLines)) + "\n";
+            for (const char* l : kHelpLines) (text += l) += '\n';
+            queue_extra(std::move(text));
+            log_command("OK");
+            return;
+        }
+        case Verb::Quit: reply_and_close("OK bye"); return;
+        case Verb::Unknown: reply("ERR 400 unknown command"); return;
+    }
+}
+
+void FileConn::put(const Command& c) {
+    if (!valid_name(c.name)) return reply_and_close("ERR 400 invalid file name");
+    if (c.sized && c.size > srv_.cfg.max_upload)
+        return reply_and_close("ERR 413 upload larger than the server accepts");
+    auto in = std::make_unique<Incoming>();
+    int rc = srv_.store.begin_upload(in->upload);
+    if (rc < 0)
+        return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
+    in->name = std::string(c.name);
+    in->sized = c.sized;
+    in->left = c.size;
+    in->has_digest = c.has_digest;
+    in->digest = c.digest;
+    up_ = std::move(in);
+    if (up_->sized && up_->left == 0) finish_upload();
+}
+
+bool FileConn::feed_upload() {
+    Incoming& u = *up_;
+    if (in_.empty()) return false;
+    std::size_t n = in_.size();
+    if (u.sized && n > u.left) n = std::size_t(u.left);
+    if (!u.sized && u.upload.size() + n > srv_.cfg.max_upload) {
+        fail_upload("ERR 413 upload larger than the server accepts");
+        return false;
+    }
+    int rc = u.upload.write(in_.head(), n);
+    in_.consume(n);
+    if (rc < 0) {
+        fail_upload(disk_full(rc) ? "ERR 507 disk full; nothing stored" : "ERR 500 write failed");
+        return false;
+    }
+    if (u.sized) {
+        u.left -= n;
+        if (u.left == 0) finish_upload();
+    }
+    return true;
+}
+
+void FileConn::fail_upload(const char* answer) {
+    ++srv_.metrics.uploads_failed;
+    up_.reset();
+    reply_and_close(answer);
+}
+
+void FileConn::finish_upload() {
+    Incoming& u = *up_;
+    FileInfo info;
+    bool created = false;
+    int rc = u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, false, info, created);
+    up_.reset();
+    if (rc == -EBADMSG) {
+        ++srv_.metrics.uploads_failed;
+        reply("ERR 422 digest mismatch");  // the byte count was right: the session goes on
+        return;
+    }
+    if (rc < 0) {
+        ++srv_.metrics.uploads_failed;
+        reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored" : "ERR 500 cannot store");
+        return;
+    }
+    ++srv_.metrics.uploads_ok;
+    srv_.metrics.upload_bytes += info.size;
+    reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
+}
+
+void FileConn::get(const Command& c) {
+    if (!valid_name(c.name)) return reply("ERR 400 invalid file name");
+    Fd fd;
+    FileInfo info;
+    int rc = srv_.store.open_read(c.name, fd, info);
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc < 0) return reply("ERR 500 cannot read");
+    if (c.offset > info.size) return reply("ERR 416 offset past the end");
+    std::uint64_t length = info.size - c.offset;
+    if (c.length < length) length = c.length;
+    reply("OK " + u64(length) + " " + to_hex(info.sha256));
+    ++srv_.metrics.downloads;
+    queue_file(std::move(fd), off_t(c.offset), length);
+}
+
+void FileConn::stat(const Command& c) {
+    if (!valid_name(c.name)) return reply("ERR 400 invalid file name");
+    FileInfo info;
+    int rc = srv_.store.stat(c.name, info);
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc < 0) return reply("ERR 500 cannot stat");
+    reply("OK " + u64(info.size) + " " + to_hex(info.sha256) + " " +
+          std::to_string(info.mtime));
+}
+
+void FileConn::list() {
+    auto l = std::make_unique<Listing>();
+    if (srv_.store.list(l->files) < 0) return reply("ERR 500 cannot list");
+    reply("OK " + u64(l->files.size()));
+    if (!l->files.empty()) listing_ = std::move(l);
+}
+
+// Writes LIST lines while the output has room; the rest follows as the client reads.
+bool FileConn::write_listing() {
+    Listing& l = *listing_;
+    bool wrote = false;
+    while (l.next < l.files.size() && out_room() > 512 && out_.size() < kOutputHighWater) {
+        const FileInfo& f = l.files[l.next++];
+        std::string line = f.name + " " + u64(f.size) + " " + to_hex(f.sha256) + "\n";
+        queue(line);
+        wrote = true;
+    }
+    if (l.next == l.files.size()) {
+        listing_.reset();
+        return true;
+    }
+    return wrote;
+}
+
+void FileConn::del(const Command& c) {
+    if (!valid_name(c.name)) return reply("ERR 400 invalid file name");
+    int rc = srv_.store.remove(c.name);
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc < 0) return reply("ERR 500 cannot delete");
+    reply("OK");
+}
+
+void FileConn::reply(std::string_view line) {
+    std::string s(line);
+    s += '\n';
+    queue(s);
+    log_command(line);
+}
+
+void FileConn::reply_and_close(std::string_view line) {
+    reply(line);
+    close_after_output();
+    expect_unread_input();
+}
+
+void FileConn::log_command(std::string_view result) {
+    if (!srv_.cfg.access_log) return;
+    srv_.access_log(peer_address() + " files \"" + log_line_ + "\" " + std::string(result));
+}
+
+}  // namespace duet

@@ -1,0 +1,254 @@
+// HTTP framing: request heads, bodies, keep-alive, pipelining, errors and timeouts.
+#include "duet/http_conn.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "duet/server.hpp"
+
+namespace duet {
+namespace {
+// Stop taking pipelined requests once this much output waits, so a client that sends and never
+// reads cannot make us buffer without bound.
+constexpr std::size_t kOutputHighWater = 32 * 1024;
+}  // namespace
+
+bool HttpConn::wants_input() const {
+    if (closing()) return false;
+    if (body_) return true;  // uploads keep reading while earlier output drains
+    return out_.size() < kOutputHighWater && !output_blocked();
+}
+
+bool HttpConn::is_idle() const { return !body_ && in_.empty() && !output_pending(); }
+
+void HttpConn::on_eof() {
+    // The client is done sending. A body cut short stores nothing; anything queued still goes out.
+    if (body_) {
+        if (body_->upload.active()) ++srv_.metrics.uploads_failed;
+        body_.reset();
+    }
+    if (!output_pending()) {
+        close_now();
+        return;
+    }
+    close_after_output();
+}
+
+void HttpConn::on_header_timeout() {
+    ++srv_.metrics.timeouts;
+    if (output_pending() || body_) {
+        close_now();
+        return;
+    }
+    respond_fatal(408, "The request head did not arrive in time.");
+    if (!dead()) pump_now();
+}
+
+void HttpConn::begin_drain(bool for_reload) {
+    // Reload: keep-alive goes on, and each connection is handed to the next image as soon as it
+    // has nothing in flight, so no client sees its connection closed. Stop: answers carry
+    // Connection: close, and idle connections close now.
+    reload_handover_ = for_reload;
+    drain_close_ = !for_reload;
+    if (is_idle() || (!for_reload && !body_ && !output_pending() && requests_ > 0)) on_quiet();
+}
+
+void HttpConn::on_quiet() {
+    if (reload_handover_)
+        srv_.hand_over(this);
+    else
+        close_now();
+}
+
+bool HttpConn::process() {
+    bool progressed = false;
+    while (!dead() && !closing()) {
+        if (body_) {
+            if (!feed_body()) break;
+            progressed = true;
+            continue;
+        }
+        if (in_.empty() || out_.size() >= kOutputHighWater || output_blocked()) break;
+        // Re-parse only when a new line ended (or the line limit is passed): a client dribbling
+        // a head byte by byte costs one parse per line, not one per byte.
+        std::size_t size = in_.size();
+        if (size <= kMaxRequestLine + 1 && scanned_ < size &&
+            !std::memchr(in_.head() + scanned_, '\n', size - scanned_)) {
+            scanned_ = static_cast<std::uint16_t>(size);
+            arm_header_timer();
+            break;
+        }
+        Request req;
+        ParseResult r = parse_request(in_.head(), size, req);
+        if (r.status == ParseStatus::Incomplete) {
+            scanned_ = static_cast<std::uint16_t>(size > 65535 ? 65535 : size);
+            arm_header_timer();
+            break;
+        }
+        scanned_ = 0;
+        cancel_header_timer();
+        ex_ = Exchange{};
+        if (r.status == ParseStatus::Error) {
+            ex_.keep_alive = false;
+            if (srv_.cfg.access_log) log_line_ = "(bad request)";
+            respond_fatal(r.http_status, r.message);
+            expect_unread_input();
+            break;
+        }
+        handle(req);
+        in_.consume(r.head_length);
+        ++requests_;
+        progressed = true;
+    }
+    return progressed;
+}
+
+void HttpConn::handle(const Request& req) {
+    ex_.minor = req.minor;
+    ex_.keep_alive = req.keep_alive && !drain_close_;
+    // A client waiting for 100 Continue gets any other answer with a close (SPEC §2 Uploads);
+    // put_file turns this back when it accepts the body.
+    if (req.expect_continue && req.body != BodyKind::None) ex_.keep_alive = false;
+    ex_.head_only = req.method == "HEAD";
+    if (srv_.cfg.access_log) {
+        log_line_.assign(req.method);
+        log_line_ += ' ';
+        log_line_.append(req.target);
+        log_line_ += req.minor ? " HTTP/1.1" : " HTTP/1.0";
+    }
+    route(req);
+    // A body nobody asked for is still read, so the next request starts where it should; after an
+    // answer that closes, it is only drained while we linger.
+    if (!body_ && req.body != BodyKind::None) {
+        if (closing())
+            expect_unread_input();
+        else
+            start_body(req, false);
+    }
+}
+
+void HttpConn::start_body(const Request& req, bool store) {
+    if (!body_) body_ = std::make_unique<Body>();
+    body_->kind = req.body;
+    body_->left = req.content_length;
+    if (!store) body_->upload = Upload{};
+}
+
+// Moves body bytes from in_ to the upload (or drops them). false when it needs more input.
+bool HttpConn::feed_body() {
+    Body& b = *body_;
+    bool done = false;
+    while (!in_.empty() && !done) {
+        std::string_view chunk;
+        if (b.kind == BodyKind::Length) {
+            std::size_t n = in_.size() < b.left ? in_.size() : std::size_t(b.left);
+            chunk = std::string_view(in_.head(), n);
+            in_.consume(n);
+            b.left -= n;
+            done = b.left == 0;
+        } else {
+            std::string_view in(in_.head(), in_.size());
+            auto st = b.chunked.decode(in, chunk);
+            in_.consume(in_.size() - in.size());
+            if (st == ChunkedDecoder::Status::Error) {
+                if (b.upload.active()) ++srv_.metrics.uploads_failed;
+                body_.reset();
+                ex_.keep_alive = false;
+                respond_fatal(400, b.chunked.error());
+                return false;
+            }
+            done = st == ChunkedDecoder::Status::Done;
+        }
+        if (!chunk.empty() && b.upload.active()) {
+            if (b.upload.size() + chunk.size() > srv_.cfg.max_upload) {
+                ++srv_.metrics.uploads_failed;
+                body_.reset();
+                respond_fatal(413, "The upload is larger than the server accepts.");
+                expect_unread_input();
+                return false;
+            }
+            int rc = b.upload.write(chunk.data(), chunk.size());
+            if (rc < 0) {
+                ++srv_.metrics.uploads_failed;
+                body_.reset();
+                bool full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+                respond_fatal(full ? 507 : 500, full ? "The disk is full; nothing was stored."
+                                                     : "Writing the upload failed; nothing was stored.");
+                expect_unread_input();
+                return false;
+            }
+        }
+    }
+    if (b.kind == BodyKind::Length && b.left == 0) done = true;
+    if (!done) return false;
+    if (b.upload.active()) {
+        finish_upload();
+    }
+    body_.reset();
+    return true;
+}
+
+void HttpConn::send(ResponseHead& head, std::string_view body) {
+    end_head(head, body.size());
+    std::string_view h = head.finish();
+    queue(h);
+    if (!ex_.head_only && !body.empty()) queue(body);
+    log_access(head.status(), body.size());
+}
+
+void HttpConn::send_long(ResponseHead& head, std::string body) {
+    end_head(head, body.size());
+    queue(head.finish());
+    log_access(head.status(), body.size());
+    if (!ex_.head_only) queue_extra(std::move(body));
+}
+
+void HttpConn::send_file(ResponseHead& head, Fd file, std::uint64_t offset, std::uint64_t length) {
+    end_head(head, length);
+    queue(head.finish());
+    log_access(head.status(), length);
+    if (!ex_.head_only) {
+        ++srv_.metrics.downloads;
+        queue_file(std::move(file), static_cast<off_t>(offset), length);
+    }
+}
+
+void HttpConn::end_head(ResponseHead& head, std::uint64_t length) {
+    int s = head.status();
+    if (s >= 200 && s != 204 && s != 304) head.content_length(length);
+    if (!ex_.keep_alive || drain_close_) {
+        head.raw("Connection: close\r\n");
+        close_after_output();
+    } else if (ex_.minor == 0) {
+        head.raw("Connection: keep-alive\r\n");
+    }
+    srv_.metrics.count_status(s);
+}
+
+void HttpConn::respond(int status, std::string_view content_type, std::string_view body,
+                       std::string_view extra_fields) {
+    ResponseHead head(status, srv_.date_header());
+    if (!content_type.empty()) head.header("Content-Type", content_type);
+    head.raw(extra_fields);
+    send(head, body);
+}
+
+void HttpConn::respond_error(int status, std::string_view message,
+                             std::string_view extra_fields) {
+    respond(status, "application/json", json_error(message), extra_fields);
+}
+
+void HttpConn::respond_fatal(int status, std::string_view message) {
+    ex_.keep_alive = false;
+    ex_.head_only = false;
+    respond_error(status, message);
+}
+
+void HttpConn::log_access(int status, std::uint64_t bytes) {
+    if (!srv_.cfg.access_log) return;
+    char tail[64];
+    std::snprintf(tail, sizeof tail, "\" %d %llu", status, static_cast<unsigned long long>(bytes));
+    srv_.access_log(peer_address() + " http \"" + log_line_ + tail);
+}
+
+}  // namespace duet

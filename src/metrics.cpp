@@ -1,0 +1,81 @@
+#include "duet/metrics.hpp"
+
+#include <cstdio>
+
+namespace duet {
+namespace {
+
+void line(std::string& out, const char* name, const char* help, const char* type) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+void value(std::string& out, const char* name, const char* labels, std::uint64_t v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %llu\n", static_cast<unsigned long long>(v));
+    out += name;
+    out += labels;
+    out += buf;
+}
+
+}  // namespace
+
+std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
+    std::string out;
+    out.reserve(4096);
+    line(out, "duet_http_requests_total", "HTTP responses sent, by status code.", "counter");
+    for (int s = 100; s < 600; ++s) {
+        if (!m.http_requests_by_status[s]) continue;
+        char labels[32];
+        std::snprintf(labels, sizeof labels, "{code=\"%d\"}", s);
+        value(out, "duet_http_requests_total", labels, m.http_requests_by_status[s]);
+    }
+    line(out, "duet_open_connections", "Open client connections, by port.", "gauge");
+    value(out, "duet_open_connections", "{port=\"http\"}", m.open_http);
+    value(out, "duet_open_connections", "{port=\"files\"}", m.open_files);
+    line(out, "duet_accepted_connections_total", "Client connections accepted.", "counter");
+    value(out, "duet_accepted_connections_total", "", m.accepted);
+    line(out, "duet_received_bytes_total", "Bytes read from clients, both ports.", "counter");
+    value(out, "duet_received_bytes_total", "", m.bytes_in);
+    line(out, "duet_sent_bytes_total", "Bytes written to clients, both ports.", "counter");
+    value(out, "duet_sent_bytes_total", "", m.bytes_out);
+    line(out, "duet_uploads_total", "Uploads finished, by result.", "counter");
+    value(out, "duet_uploads_total", "{result=\"stored\"}", m.uploads_ok);
+    value(out, "duet_uploads_total", "{result=\"failed\"}", m.uploads_failed);
+    line(out, "duet_upload_bytes_total", "Bytes of stored uploads.", "counter");
+    value(out, "duet_upload_bytes_total", "", m.upload_bytes);
+    line(out, "duet_downloads_total", "File downloads started, both ports.", "counter");
+    value(out, "duet_downloads_total", "", m.downloads);
+    line(out, "duet_download_bytes_total", "File bytes sent to clients.", "counter");
+    value(out, "duet_download_bytes_total", "", m.download_bytes);
+    line(out, "duet_file_sessions_total", "File-port sessions accepted.", "counter");
+    value(out, "duet_file_sessions_total", "", m.file_sessions);
+    line(out, "duet_file_commands_total", "File-port commands handled.", "counter");
+    value(out, "duet_file_commands_total", "", m.file_commands);
+    line(out, "duet_timeouts_total", "Connections closed by header or idle timeout.", "counter");
+    value(out, "duet_timeouts_total", "", m.timeouts);
+    line(out, "duet_reloads_total", "Reloads since the first start (this PID).", "counter");
+    value(out, "duet_reloads_total", "", ctx.reloads);
+    line(out, "duet_generation", "Reload generation of the running image.", "gauge");
+    value(out, "duet_generation", "", ctx.generation);
+    line(out, "duet_stored_files", "Regular files in the store.", "gauge");
+    value(out, "duet_stored_files", "", ctx.files_stored);
+    line(out, "duet_stored_bytes", "Bytes in the store's files.", "gauge");
+    value(out, "duet_stored_bytes", "", ctx.bytes_stored);
+    line(out, "duet_draining", "1 while shutting down or reloading.", "gauge");
+    value(out, "duet_draining", "", ctx.draining ? 1 : 0);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "duet_uptime_seconds %.3f\n", ctx.uptime_seconds);
+    line(out, "duet_uptime_seconds", "Seconds since this process first started.", "gauge");
+    out += buf;
+    return out;
+}
+
+}  // namespace duet

@@ -1,0 +1,393 @@
+#include "duet/server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "duet/file_conn.hpp"
+#include "duet/http_conn.hpp"
+#include "duet/http_response.hpp"
+
+namespace duet {
+namespace {
+
+constexpr int kAcceptsPerEvent = 64;
+constexpr std::int64_t kAcceptRetryMs = 100;  // after EMFILE/ENFILE
+
+std::int64_t monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::int64_t ms_of(double seconds) { return std::int64_t(seconds * 1000.0 + 0.5); }
+
+}  // namespace
+
+void Listener::on_event(std::uint32_t) { srv_.accept_from(*this); }
+
+Server::Server(Config cfg, std::vector<std::string> argv, std::string exe)
+    : cfg(config_),
+      config_(std::move(cfg)),
+      argv_(std::move(argv)),
+      exe_(std::move(exe)),
+      http_listener_(*this, Port::Http),
+      files_listener_(*this, Port::Files) {
+    header_timers.set_timeout(ms_of(config_.header_timeout));
+    idle_timers.set_timeout(ms_of(config_.idle_timeout));
+    linger_timers.set_timeout(2000);
+}
+
+void Server::log(const char* fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    std::fprintf(stderr, "duet: %s\n", buf);
+}
+
+void Server::access_log(const std::string& line) {
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+}
+
+int Server::start(ListenSockets sockets, std::vector<int> handed_conns) {
+    now_ms_ = monotonic_ms();
+    tick();
+    std::string err;
+    if (!store.open(config_.data, err)) {
+        log("store %s: %s", config_.data.c_str(), err.c_str());
+        return 2;
+    }
+    if (int rc = loop.init(); rc < 0) {
+        log("epoll: %s", std::strerror(-rc));
+        return 1;
+    }
+    http_listener_.fd = std::move(sockets.http);
+    files_listener_.fd = std::move(sockets.files);
+    resume_accepting();
+    if (!life_.init(*this, loop, exe_, config_.watch, config_.reload, err)) {
+        log("%s", err.c_str());
+        return 2;
+    }
+    for (int fd : handed_conns) add_conn(fd, Port::Http);
+    print_ready();
+    notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
+    return 0;
+}
+
+void Server::print_ready() {
+    std::fprintf(stderr, "duet: ready http=%s files=%s data=%s pid=%d generation=%llu\n",
+                 local_address(http_listener_.fd.get()).c_str(),
+                 local_address(files_listener_.fd.get()).c_str(), config_.data.c_str(),
+                 int(getpid()), static_cast<unsigned long long>(generation));
+    std::fflush(stderr);
+}
+
+void Server::tick() {
+    now_ms_ = monotonic_ms();
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != date_second_) {  // the Date field is formatted once a second, not per request
+        date_second_ = ts.tv_sec;
+        date_header_ = "Date: " + http_date(ts.tv_sec) + "\r\nServer: duet/" + kVersion + "\r\n";
+    }
+}
+
+void Server::accept_from(Listener& l) {
+    for (int i = 0; i < kAcceptsPerEvent; ++i) {
+        if (open_conns_ >= config_.max_conns) {
+            pause_accepting();  // resumed when a connection closes
+            return;
+        }
+        int fd = accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Out of descriptors: pausing beats spinning on a listener that stays readable.
+                if (!accept_paused_) log("accept: %s; pausing new connections", std::strerror(errno));
+                pause_accepting();
+                accept_retry_at_ = now_ms_ + kAcceptRetryMs;
+                return;
+            }
+            return;
+        }
+        add_conn(fd, l.port());
+    }
+}
+
+void Server::add_conn(int fd, Port port) {
+    Conn* c;
+    if (port == Port::Http) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c = new HttpConn(*this, fd);
+        ++metrics.open_http;
+    } else {
+        c = new FileConn(*this, fd);
+        ++metrics.open_files;
+        ++metrics.file_sessions;
+    }
+    ++metrics.accepted;
+    ++open_conns_;
+    c->next = conns_;
+    if (conns_) conns_->prev = c;
+    conns_ = c;
+    idle_timers.touch(c->idle_timer, now_ms_);
+    // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
+    // there the clock starts with the first byte of a line.
+    if (port == Port::Http) header_timers.touch(c->head_timer, now_ms_);
+    if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
+    c->set_interest(EPOLLIN);
+}
+
+void Server::conn_closed(Conn* c) {
+    if (c->prev) c->prev->next = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (conns_ == c) conns_ = c->next;
+    c->prev = c->next = nullptr;
+    --open_conns_;
+    if (c->port() == Port::Http)
+        --metrics.open_http;
+    else
+        --metrics.open_files;
+    dead_.push_back(c);
+    if (accept_paused_ && accept_retry_at_ < 0 && !draining_ && !reload_pending_)
+        resume_accepting();
+}
+
+void Server::reap_dead() {
+    for (Conn* c : dead_) delete c;
+    dead_.clear();
+}
+
+void Server::pause_accepting() {
+    if (accept_paused_ && (http_listener_.registered || files_listener_.registered) == false)
+        return;
+    for (Listener* l : {&http_listener_, &files_listener_}) {
+        if (l->registered) loop.remove(l->fd.get());
+        l->registered = false;
+    }
+    accept_paused_ = true;
+    ++metrics.accept_pauses;
+}
+
+void Server::resume_accepting() {
+    accept_paused_ = false;
+    accept_retry_at_ = -1;
+    for (Listener* l : {&http_listener_, &files_listener_}) {
+        if (l->registered || !l->fd) continue;
+        if (loop.add(l->fd.get(), EPOLLIN, l) == 0) l->registered = true;
+    }
+}
+
+void Server::on_signal(int signo) {
+    switch (signo) {
+        case SIGINT:
+        case SIGTERM:
+            // A second stop request while one runs: do not wait any longer.
+            intent_ = (draining_ && !reloading_) ? Intent::StopNow : Intent::Stop;
+            if (draining_ && !reloading_) {
+                log("second stop signal: exiting now");
+                std::_Exit(1);
+            }
+            break;
+        case SIGQUIT:
+            log("SIGQUIT: exiting now, %zu connection(s) cut", open_conns_);
+            std::_Exit(1);
+        case SIGHUP:
+            if (intent_ == Intent::None) intent_ = Intent::Reload;
+            break;
+        default: break;
+    }
+}
+
+void Server::on_watch_event() { life_.change_seen(now_ms_); }
+
+void Server::act_on_intents() {
+    if (life_.reload_due(now_ms_)) {
+        life_.clear_reload_due();
+        if (intent_ == Intent::None) intent_ = Intent::Reload;
+    }
+    life_.poll_check(now_ms_);
+    Intent i = intent_;
+    intent_ = Intent::None;
+    if (i == Intent::Stop && reloading_) {
+        // A stop during a reload's drain wins: what was kept for the next image closes now.
+        log("stop requested during reload: stopping instead");
+        for (int fd : handover_) ::close(fd);
+        handover_.clear();
+        reloading_ = false;
+        http_listener_.fd.reset();
+        files_listener_.fd.reset();
+        for (Conn* c = conns_; c;) {
+            Conn* next = c->next;
+            c->begin_drain(false);
+            c = next;
+        }
+    } else if (i == Intent::Stop && !draining_) {
+        log("stopping: %zu connection(s) open", open_conns_);
+        begin_drain(false);
+    } else if (i == Intent::Reload && !draining_ && !reload_pending_) {
+        log("reload requested: checking %s", exe_.c_str());
+        reload_pending_ = true;
+        if (!life_.start_check(exe_, argv_, now_ms_)) on_check_done(false, "cannot run the check");
+    }
+}
+
+void Server::on_check_done(bool ok, const std::string& output) {
+    reload_pending_ = false;
+    if (draining_) return;  // a stop came in meanwhile
+    if (!ok) {
+        log("reload cancelled, still serving generation %llu: new binary failed --check: %s",
+            static_cast<unsigned long long>(generation), output.c_str());
+        return;
+    }
+    begin_drain(true);
+}
+
+void Server::begin_drain(bool for_reload) {
+    draining_ = true;
+    reloading_ = for_reload;
+    drain_started_ = now_ms_;
+    drain_deadline_ = now_ms_ + ms_of(config_.grace);
+    if (for_reload) {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        notify_service_manager("RELOADING=1\nMONOTONIC_USEC=" +
+                               std::to_string(std::uint64_t(ts.tv_sec) * 1000000 +
+                                              std::uint64_t(ts.tv_nsec) / 1000));
+    } else {
+        notify_service_manager("STOPPING=1");
+    }
+    // Stop accepting. On reload the sockets stay open so that new clients wait in the backlog;
+    // on stop they close so that new clients are refused at once instead of waiting for nobody.
+    pause_accepting();
+    if (!for_reload) {
+        http_listener_.fd.reset();
+        files_listener_.fd.reset();
+    }
+    std::size_t before = open_conns_;
+    handover_.clear();
+    for (Conn* c = conns_; c;) {
+        Conn* next = c->next;
+        c->begin_drain(for_reload);
+        c = next;
+    }
+    closed_idle_ = before - open_conns_;
+    drained_busy_ = open_conns_;
+}
+
+void Server::check_drain_done() {
+    if (!draining_) return;
+    std::size_t busy = 0;
+    for (Conn* c = conns_; c; c = c->next)
+        if (!c->lingering()) ++busy;
+    bool cut = false;
+    if (busy > 0) {
+        if (now_ms_ < drain_deadline_) return;
+        cut = true;
+    }
+    std::size_t cut_count = 0;
+    for (Conn* c = conns_; c;) {
+        Conn* next = c->next;
+        if (!c->lingering()) ++cut_count;
+        c->close_now();
+        c = next;
+    }
+    std::int64_t took = monotonic_ms() - drain_started_;
+    const char* what = reloading_ ? "reload" : "stop";
+    if (cut) {
+        log("%s: grace of %.3g s over: %zu connection(s) cut, %zu finished, %zu idle closed", what,
+            config_.grace, cut_count, drained_busy_ - cut_count, closed_idle_);
+    } else {
+        log("%s: %zu busy connection(s) finished, %zu idle %s, in %lld ms", what, drained_busy_,
+            closed_idle_, reloading_ ? "handed over" : "closed", static_cast<long long>(took));
+    }
+    if (reloading_) {
+        finish_reload();
+        return;
+    }
+    exit_code_ = 0;
+}
+
+void Server::finish_reload() {
+    std::vector<int> conn_fds = std::move(handover_);
+    handover_.clear();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds,
+           generation + 1, reloads + 1, started_at);
+    log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
+    std::_Exit(1);
+}
+
+void Server::hand_over(Conn* c) { handover_.push_back(c->release_for_handover()); }
+
+void Server::expire_timers() {
+    for (TimerNode* n; (n = header_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        Conn* c = Conn::from_head_timer(n);
+        c->on_header_timeout();
+    }
+    for (TimerNode* n; (n = linger_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        Conn::from_head_timer(n)->close_now();
+    }
+    for (TimerNode* n; (n = idle_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        ++metrics.timeouts;
+        Conn::from_idle_timer(n)->on_idle_timeout();
+    }
+    if (accept_paused_ && accept_retry_at_ >= 0 && now_ms_ >= accept_retry_at_ && !draining_ &&
+        !reload_pending_)
+        resume_accepting();
+}
+
+int Server::next_timeout_ms() const {
+    std::int64_t next = now_ms_ + 1000;  // at least once a second, for the Date field
+    auto consider = [&](std::int64_t d) {
+        if (d >= 0 && d < next) next = d;
+    };
+    consider(header_timers.next_deadline());
+    consider(idle_timers.next_deadline());
+    consider(linger_timers.next_deadline());
+    consider(life_.reload_due_ms());
+    consider(accept_retry_at_);
+    if (life_.check_running()) consider(now_ms_ + 10);  // poll the check child
+    if (draining_) consider(drain_deadline_);
+    std::int64_t wait = next - now_ms_;
+    return wait < 0 ? 0 : int(wait);
+}
+
+int Server::run() {
+    while (exit_code_ < 0) {
+        tick();
+        expire_timers();
+        act_on_intents();
+        check_drain_done();
+        reap_dead();
+        if (exit_code_ >= 0) break;
+        int rc = loop.run_once(next_timeout_ms());
+        if (rc < 0) {
+            log("epoll_wait: %s", std::strerror(-rc));
+            return 1;
+        }
+        tick();
+        check_drain_done();
+        reap_dead();
+    }
+    return exit_code_;
+}
+
+}  // namespace duet

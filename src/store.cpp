@@ -1,0 +1,416 @@
+// The file store: one directory, reached only through its fd with openat-family calls and
+// O_NOFOLLOW, so no name and no planted symlink leads outside it. Uploads are written to an
+// unnamed temporary file and published whole by rename. Digest records: store_meta.cpp.
+#include "duet/store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+namespace duet {
+
+namespace {
+
+using store_detail::is_temp_name;
+using store_detail::temp_name;
+
+// Push written data to the disk in the background every this many bytes, so the fsync at commit
+// only has the tail left to wait for.
+constexpr std::uint64_t kWritebackChunk = 8u << 20;
+// Attempts at a fresh temporary name before giving up (names only collide with leftovers).
+constexpr int kTempNameAttempts = 100;
+// O_NONBLOCK: a FIFO swapped in between our fstatat and openat must not block the event loop.
+constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+
+bool is_name_byte(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+// strerror text starting in lower case, as the rest of duet's messages do.
+std::string reason(int err) {
+    std::string s = std::strerror(err);
+    if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
+    return s;
+}
+
+std::string parent_of(const std::string& dir) {
+    std::string d = dir;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    std::size_t slash = d.rfind('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return d.substr(0, slash);
+}
+
+bool fail(std::string& err, const char* what, const std::string& dir, int e) {
+    err = std::string(what) + " " + dir + ": " + reason(e);
+    return false;
+}
+
+bool is_regular_at(int dirfd, const char* name, struct stat& st) {
+    return ::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+bool valid_name(std::string_view name) {
+    if (name.empty() || name.size() > 255 || name[0] == '.') return false;
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return is_name_byte(static_cast<unsigned char>(c)); });
+}
+
+// ---- Upload ----
+
+Upload::Upload(Upload&& o) noexcept
+    : store_(std::exchange(o.store_, nullptr)),
+      fd_(std::move(o.fd_)),
+      sha_(o.sha_),
+      size_(std::exchange(o.size_, 0)),
+      synced_(std::exchange(o.synced_, 0)),
+      tmp_name_(std::exchange(o.tmp_name_, std::string())) {}
+
+Upload& Upload::operator=(Upload&& o) noexcept {
+    if (this != &o) {
+        abort();
+        store_ = std::exchange(o.store_, nullptr);
+        fd_ = std::move(o.fd_);
+        sha_ = o.sha_;
+        size_ = std::exchange(o.size_, 0);
+        synced_ = std::exchange(o.synced_, 0);
+        tmp_name_ = std::exchange(o.tmp_name_, std::string());
+    }
+    return *this;
+}
+
+Upload::~Upload() {
+    abort();
+}
+
+void Upload::reset_state() {
+    fd_.reset();
+    store_ = nullptr;
+    sha_.reset();
+    size_ = synced_ = 0;
+    tmp_name_.clear();
+}
+
+void Upload::abort() {
+    // An O_TMPFILE file vanishes with its fd; only a named temporary needs unlinking.
+    if (!tmp_name_.empty() && store_) ::unlinkat(store_->dirfd(), tmp_name_.c_str(), 0);
+    reset_state();
+}
+
+int Upload::write(const void* data, std::size_t len) {
+    if (!fd_) return -EBADF;
+    const char* p = static_cast<const char*>(data);
+    while (len > 0) {
+        ssize_t n = ::write(fd_.get(), p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EIO;
+        sha_.update(p, static_cast<std::size_t>(n));
+        p += n;
+        len -= static_cast<std::size_t>(n);
+        size_ += static_cast<std::uint64_t>(n);
+    }
+    if (size_ - synced_ >= kWritebackChunk) {
+        // Starts writeback without waiting for it; errors surface at the fsync in commit().
+        ::sync_file_range(fd_.get(), static_cast<off64_t>(synced_),
+                          static_cast<off64_t>(size_ - synced_), SYNC_FILE_RANGE_WRITE);
+        synced_ = size_;
+    }
+    return 0;
+}
+
+// Gives the O_TMPFILE file a temporary name, so it can then be renamed over the target.
+// (linkat cannot replace an existing name itself.)
+int Upload::link_temp_name() {
+    int dir = store_->dirfd();
+    char proc[64];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd_.get());
+    for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
+        std::string tmp = temp_name(store_->tmp_seq_);
+        int rc = ::linkat(AT_FDCWD, proc, dir, tmp.c_str(), AT_SYMLINK_FOLLOW);
+        // Without /proc, AT_EMPTY_PATH does the same but needs CAP_DAC_READ_SEARCH.
+        if (rc != 0 && errno == ENOENT)
+            rc = ::linkat(fd_.get(), "", dir, tmp.c_str(), AT_EMPTY_PATH);
+        if (rc == 0) {
+            tmp_name_ = std::move(tmp);
+            return 0;
+        }
+        if (errno != EEXIST) return -errno;
+    }
+    return -EEXIST;
+}
+
+int Upload::move_into_place(std::string_view name, bool no_replace) {
+    int dir = store_->dirfd();
+    std::string target(name);
+    if (!no_replace) {
+        if (::renameat(dir, tmp_name_.c_str(), dir, target.c_str()) != 0) return -errno;
+    } else if (::renameat2(dir, tmp_name_.c_str(), dir, target.c_str(), RENAME_NOREPLACE) != 0) {
+        if (errno != EINVAL && errno != ENOSYS) return -errno;
+        // File systems without RENAME_NOREPLACE: link() refuses an existing name just as
+        // atomically; the temporary name is then dropped.
+        if (::linkat(dir, tmp_name_.c_str(), dir, target.c_str(), 0) != 0) return -errno;
+        ::unlinkat(dir, tmp_name_.c_str(), 0);
+    }
+    tmp_name_.clear();
+    return 0;
+}
+
+int Upload::commit(std::string_view name, const Digest* expected, bool no_replace, FileInfo& out,
+                   bool& created) {
+    created = false;
+    if (!fd_ || !store_) return -EBADF;
+    auto fail = [this](int rc) {
+        abort();
+        return rc;
+    };
+    if (!valid_name(name)) return fail(-EINVAL);
+    Digest digest = sha_.finish();
+    if (expected && *expected != digest) return fail(-EBADMSG);
+
+    struct stat st;
+    if (::fstat(fd_.get(), &st) != 0) return fail(-errno);
+    Store& store = *store_;
+    int recorded = store.meta_.record_new(fd_.get(), st, digest);
+    if (recorded < 0) return fail(recorded);
+    // Data and digest record reach the disk before any name does: after a crash the name shows
+    // the old file or the whole new one, never a prefix.
+    if (::fsync(fd_.get()) != 0) return fail(-errno);
+    if (tmp_name_.empty()) {
+        if (int rc = link_temp_name(); rc < 0) return fail(rc);
+    }
+    std::string target(name);
+    struct stat old;
+    bool replacing = is_regular_at(store.dirfd(), target.c_str(), old);
+    if (int rc = move_into_place(name, no_replace); rc < 0) return fail(rc);
+
+    // The rename is durable only once the directory is. If this fails the new file is already
+    // in place (the old one cannot be brought back), so the error is reported after the books
+    // are updated.
+    int synced = ::fsync(store.dirfd()) == 0 ? 0 : -errno;
+    store.meta_.published(name, st, digest, recorded == 0);
+    if (replacing) {
+        store.bytes_ -=
+            std::min<std::uint64_t>(store.bytes_, static_cast<std::uint64_t>(old.st_size));
+    } else {
+        ++store.files_;
+    }
+    store.bytes_ += static_cast<std::uint64_t>(st.st_size);
+    out.name = std::move(target);
+    out.size = static_cast<std::uint64_t>(st.st_size);
+    out.sha256 = digest;
+    out.mtime = st.st_mtim.tv_sec;
+    created = !replacing;
+    reset_state();
+    return synced;
+}
+
+// ---- Store ----
+
+bool Store::open(const std::string& dir, std::string& err) {
+    dir_.reset();
+    files_ = bytes_ = 0;
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        return fail(err, "cannot create store directory", dir, errno);
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return fail(err, "cannot open store directory", dir, errno);
+    if (::faccessat(fd.get(), ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0)
+        return fail(err, "cannot use store directory", dir, errno);
+    dir_ = std::move(fd);
+    sweep_and_count();
+    meta_.attach(dir_.get());
+    return true;
+}
+
+bool Store::check(const std::string& dir, std::string& err) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return fail(err, "cannot open store directory", dir, ENOTDIR);
+        if (::faccessat(AT_FDCWD, dir.c_str(), R_OK | W_OK | X_OK, AT_EACCESS) != 0)
+            return fail(err, "cannot use store directory", dir, errno);
+        return true;
+    }
+    if (errno != ENOENT) return fail(err, "cannot open store directory", dir, errno);
+    std::string parent = parent_of(dir);
+    if (::stat(parent.c_str(), &st) != 0)
+        return fail(err, "cannot create store directory", dir, errno);
+    if (!S_ISDIR(st.st_mode)) return fail(err, "cannot create store directory", dir, ENOTDIR);
+    if (::faccessat(AT_FDCWD, parent.c_str(), W_OK | X_OK, AT_EACCESS) != 0)
+        return fail(err, "cannot create store directory", dir, errno);
+    return true;
+}
+
+// Removes temporary files left by a crash (named fallback temps, sidecar temps are tidied by the
+// DigestMeta) and counts the regular files with valid names.
+void Store::sweep_and_count() {
+    files_ = bytes_ = 0;
+    int dir = dir_.get();
+    store_detail::for_each_entry(dir, [&](const char* name) {
+        if (is_temp_name(name)) {
+            ::unlinkat(dir, name, 0);
+            return;
+        }
+        struct stat st;
+        if (valid_name(name) && is_regular_at(dir, name, st)) {
+            ++files_;
+            bytes_ += static_cast<std::uint64_t>(st.st_size);
+        }
+    });
+}
+
+int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
+    if (!valid_name(name)) return -EINVAL;
+    if (!dir_) return -EBADF;
+    std::string n(name);
+    // Look before opening: opening a device node or FIFO can block or have side effects.
+    struct stat pre;
+    if (::fstatat(dir_.get(), n.c_str(), &pre, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+    if (!S_ISREG(pre.st_mode)) return -ENOENT;
+    // The entry may be swapped in between: O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK
+    // keeps a FIFO from blocking, a socket gives ENXIO, and fstat checks the type again.
+    int f = ::openat(dir_.get(), n.c_str(), kReadFlags);
+    if (f < 0) return errno == ELOOP || errno == ENXIO ? -ENOENT : -errno;
+    fd.reset(f);
+    if (::fstat(f, &st) != 0) {
+        int e = errno;
+        fd.reset();
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fd.reset();
+        return -ENOENT;
+    }
+    return 0;
+}
+
+int Store::digest_of(std::string_view name, int fd, const struct stat& st, Digest& out) {
+    return meta_.digest(name, fd, st, out);
+}
+
+int Store::describe(std::string_view name, Fd& fd, FileInfo& out) {
+    struct stat st;
+    if (int rc = open_regular(name, fd, st); rc < 0) return rc;
+    if (int rc = digest_of(name, fd.get(), st, out.sha256); rc < 0) {
+        fd.reset();
+        return rc;
+    }
+    out.name = std::string(name);
+    out.size = static_cast<std::uint64_t>(st.st_size);
+    out.mtime = st.st_mtim.tv_sec;
+    return 0;
+}
+
+int Store::stat(std::string_view name, FileInfo& out) {
+    Fd fd;
+    return describe(name, fd, out);
+}
+
+int Store::open_read(std::string_view name, Fd& fd, FileInfo& out) {
+    Fd opened;
+    if (int rc = describe(name, opened, out); rc < 0) return rc;
+    fd = std::move(opened);
+    return 0;
+}
+
+int Store::remove(std::string_view name) {
+    if (!valid_name(name)) return -EINVAL;
+    if (!dir_) return -EBADF;
+    std::string n(name);
+    struct stat st;
+    if (::fstatat(dir_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return -ENOENT;
+    // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
+    if (::unlinkat(dir_.get(), n.c_str(), 0) != 0) return -errno;
+    meta_.forget(name);
+    if (files_ > 0) --files_;
+    bytes_ -= std::min<std::uint64_t>(bytes_, static_cast<std::uint64_t>(st.st_size));
+    ::fsync(dir_.get());  // make the delete stick; it has happened either way
+    return 0;
+}
+
+bool Store::exists(std::string_view name) {
+    struct stat st;
+    return valid_name(name) && dir_ && is_regular_at(dir_.get(), std::string(name).c_str(), st);
+}
+
+int Store::list(std::vector<FileInfo>& out) {
+    out.clear();
+    if (!dir_) return -EBADF;
+    int fatal = 0;
+    std::uint64_t files = 0, bytes = 0;
+    int rc = store_detail::for_each_entry(dir_.get(), [&](const char* name) {
+        if (fatal != 0 || !valid_name(name)) return;
+        FileInfo info;
+        Fd fd;
+        int r = describe(name, fd, info);
+        // Out of fds or memory would silently shorten the list; anything else (vanished, not a
+        // regular file, unreadable) just means the entry is not served, so not listed.
+        if (r == -EMFILE || r == -ENFILE || r == -ENOMEM) fatal = r;
+        if (r != 0) return;
+        ++files;
+        bytes += info.size;
+        out.push_back(std::move(info));
+    });
+    if (rc == 0) rc = fatal;
+    if (rc < 0) {
+        out.clear();
+        return rc;
+    }
+    std::sort(out.begin(), out.end(),
+              [](const FileInfo& a, const FileInfo& b) { return a.name < b.name; });
+    // A full listing also picks up files dropped in or removed by hand since open().
+    files_ = files;
+    bytes_ = bytes;
+    return 0;
+}
+
+int Store::open_temp_file(Fd& fd, std::string& tmp_name) {
+    tmp_name.clear();
+    if (!force_named_tmp_) {
+        int f = ::openat(dir_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+        if (f >= 0) {
+            fd.reset(f);
+            return 0;
+        }
+        // Old kernels and some file systems refuse O_TMPFILE in one of these ways.
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -errno;
+    }
+    for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
+        std::string name = temp_name(tmp_seq_);
+        int f = ::openat(dir_.get(), name.c_str(),
+                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f >= 0) {
+            fd.reset(f);
+            tmp_name = std::move(name);
+            return 0;
+        }
+        if (errno != EEXIST) return -errno;
+    }
+    return -EEXIST;
+}
+
+int Store::begin_upload(Upload& up) {
+    up.abort();
+    if (!dir_) return -EBADF;
+    Fd fd;
+    std::string tmp;
+    if (int rc = open_temp_file(fd, tmp); rc < 0) return rc;
+    up.store_ = this;
+    up.fd_ = std::move(fd);
+    up.tmp_name_ = std::move(tmp);
+    return 0;
+}
+
+}  // namespace duet
