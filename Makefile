@@ -33,10 +33,10 @@ build/san/%.o: src/%.cpp | build/san
 	$(CXX) $(BASE) -O1 -g $(SAN) $(EXTRA) -MMD -c -o $@ $<
 
 build/san/t_%.o: test/%.cpp | build/san
-	$(CXX) $(BASE) -O1 -g $(SAN) -MMD -c -o $@ $<
+	$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -c -o $@ $<
 
 build/test/%: test/%.cpp $(SAN_LIB) $(TEST_HELPERS) | build/test
-	$(CXX) $(BASE) -O1 -g $(SAN) -MMD -o $@ $< $(SAN_LIB) $(TEST_HELPERS) -lcriterion
+	$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -o $@ $< $(SAN_LIB) $(TEST_HELPERS) -lcriterion
 
 build/obj build/san build/test:
 	mkdir -p $@

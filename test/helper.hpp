@@ -1,0 +1,72 @@
+#pragma once
+// Shared by the black-box tests: start the real binary on port 0, read its ready line, talk to it
+// over sockets, and wait for events (lines on stderr, process exit) instead of sleeping.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace t {
+
+struct Duet {
+    pid_t pid = -1;
+    int err_fd = -1;         // read end of the server's stderr
+    std::string err_log;     // everything read from stderr so far
+    std::string ready_line;  // "duet: ready http=... files=... data=... pid=N generation=G"
+    int http_port = 0;
+    int files_port = 0;
+    std::string data_dir;
+    int generation = -1;
+};
+
+// The binary under test: $DUET_BIN, else build/duet-san (ASan+UBSan build).
+std::string duet_binary();
+// A fresh directory under /tmp.
+std::string make_tmpdir();
+
+// Starts the server with `args` plus --http/--files on 127.0.0.1:0 and --data (a fresh dir
+// unless `data_dir` is given), unless args already name them. `env` entries are "K=V".
+// Waits up to 10 s for the ready line. Returns false (and the stderr text in d.err_log) if none.
+bool start(Duet& d, std::vector<std::string> args = {}, std::string data_dir = "",
+           std::vector<std::string> env = {}, std::string binary = "");
+// Waits until stderr has a line containing `needle` (searching all output so far); false on timeout.
+bool wait_log(Duet& d, const std::string& needle, int timeout_ms = 10000);
+// Parses the newest ready line in err_log into ports/generation; true if one was found after `from`.
+bool parse_ready(Duet& d, std::size_t from = 0);
+// Sends `sig` and waits for exit; returns the exit status (128+signal when killed), or -1.
+int stop(Duet& d, int sig = 15, int timeout_ms = 15000);
+// Waits for exit without signalling; -1 on timeout.
+int wait_exit(Duet& d, int timeout_ms);
+std::int64_t now_ms();
+
+int connect_port(int port);  // blocking socket with 10 s send/receive timeouts; -1 on failure
+bool send_all(int fd, const std::string& data);
+// Reads until the peer closes (or timeout). Returns what arrived.
+std::string read_all(int fd, int timeout_ms = 10000);
+// Reads one HTTP response (head + Content-Length body; none for HEAD/1xx/204/304 when `head_only`).
+std::string read_response(int fd, bool head_only = false, int timeout_ms = 10000);
+// Reads one LF-terminated line (without LF), or "" on close/timeout.
+std::string read_line(int fd, int timeout_ms = 10000);
+// Reads exactly n bytes (fewer on close/timeout).
+std::string read_n(int fd, std::size_t n, int timeout_ms = 10000);
+// True when the peer has closed: a read returns 0 (or reset) within the timeout.
+bool peer_closed(int fd, int timeout_ms = 5000);
+
+// Status code of a raw HTTP response text, or -1.
+int status_of(const std::string& response);
+// Value of a header (case-insensitive) in a raw response, or "".
+std::string header_of(const std::string& response, const std::string& name);
+// Body after the blank line.
+std::string body_of(const std::string& response);
+
+// One request on a fresh connection: returns the full response text.
+std::string http(int port, const std::string& raw_request, bool head_only = false);
+
+// Runs a shell command, returns its stdout; `status` gets the exit status.
+std::string sh(const std::string& cmd, int* status = nullptr);
+std::string read_file(const std::string& path);
+bool write_file(const std::string& path, const std::string& data);
+std::string random_bytes(std::size_t n, unsigned seed = 1);
+
+}  // namespace t
