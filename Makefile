@@ -17,7 +17,7 @@ TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.c
 # Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
 build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
 
-.PHONY: all run test check-deps unit clean fuzz bench
+.PHONY: all run test check-deps unit clean
 all: build/duet
 
 build/duet: $(OBJS)
@@ -54,7 +54,11 @@ unit: $(TESTS) build/duet build/duet-san
 
 test: check-deps
 	@$(MAKE) --no-print-directory unit
+	@if [ -f test/fuzz/fuzz.mk ]; then $(MAKE) --no-print-directory fuzz-smoke; fi
 	@sh test/run.sh $(TESTS)
+
+# libFuzzer targets (clang-14): `make fuzz FUZZ_SECONDS=600` for a longer run.
+-include test/fuzz/fuzz.mk
 
 clean:
 	rm -rf build

@@ -65,6 +65,7 @@ ResponseHead::ResponseHead(int status, std::string_view common) : status_(status
 
 void ResponseHead::put(std::string_view s) {
     std::size_t n = s.size() < sizeof buf_ - 2 - n_ ? s.size() : sizeof buf_ - 2 - n_;
+    if (n == 0) return;  // an empty view may carry a null pointer, which memcpy must not see
     std::memcpy(buf_ + n_, s.data(), n);
     n_ += n;
 }
