@@ -15,7 +15,7 @@ bool Buffer::append(const char* p, std::size_t n) {
     if (room() < n) compact();
     if (room() < n) return false;
     std::memcpy(data + end, p, n);
-    end += n;
+    commit(n);
     return true;
 }
 

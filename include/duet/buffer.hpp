@@ -2,6 +2,7 @@
 // Fixed-size I/O buffers shared through a free list: a connection takes one when bytes arrive and
 // gives it back when it has nothing pending, so an idle connection holds no buffer at all.
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <vector>
 
@@ -39,15 +40,16 @@ private:
 // A byte window [begin, end) inside one pooled buffer.
 struct Buffer {
     char* data = nullptr;
-    std::size_t begin = 0, end = 0;
+    std::uint32_t begin = 0, end = 0;  // 32 bits: buffers are 64 KiB, and idle connections are many
 
     std::size_t size() const { return end - begin; }
     bool empty() const { return begin == end; }
     std::size_t room() const { return data ? kBufferSize - end : 0; }
+    void commit(std::size_t n) { end += static_cast<std::uint32_t>(n); }  // n bytes were written at tail()
     const char* head() const { return data + begin; }
     char* tail() { return data + end; }
     void consume(std::size_t n) {
-        begin += n;
+        begin += static_cast<std::uint32_t>(n);
         if (begin == end) begin = end = 0;
     }
     // Moves pending bytes to the front so that more can be appended.
