@@ -156,23 +156,36 @@ bool takes_value(const std::string& name) {
     return false;
 }
 
+// Applies the environment variables whose flags were not given: a flag beats its variable, so a
+// bad value there does not matter once the flag overrides it.
+bool apply_env(const GetEnv& getenv, const std::vector<std::string>& given, Parser& p) {
+    static const char* const env_map[][2] = {
+        {"DUET_HTTP", "--http"}, {"DUET_FILES", "--files"},
+        {"DUET_DATA", "--data"}, {"DUET_TOKEN", "--token"}};
+    for (auto& [env, flag] : env_map) {
+        bool overridden = false;
+        for (const std::string& g : given) overridden = overridden || g == flag;
+        const char* v = overridden ? nullptr : getenv(env);
+        if (v && *v && !p.apply(flag, v)) {
+            p.error = std::string(env) + " (" + p.error + ")";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool is_flag(const std::string& name) {
+    return name == "--reload" || name == "--access-log" || name == "--check" ||
+           name == "--help" || name == "--version";
+}
+
 }  // namespace
 
 ConfigResult parse_config(int argc, const char* const* argv, const GetEnv& getenv, Config& out,
                           std::string& error) {
     out = Config{};
     Parser p{out, error};
-    // Environment first, so that flags beat it.
-    static const char* const env_map[][2] = {
-        {"DUET_HTTP", "--http"}, {"DUET_FILES", "--files"},
-        {"DUET_DATA", "--data"}, {"DUET_TOKEN", "--token"}};
-    for (auto& [env, flag] : env_map) {
-        const char* v = getenv(env);
-        if (v && *v && !p.apply(flag, v)) {
-            error = std::string(env) + " (" + error + ")";
-            return ConfigResult::Error;
-        }
-    }
+    std::vector<std::string> given;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") return ConfigResult::Help;
@@ -196,6 +209,10 @@ ConfigResult parse_config(int argc, const char* const* argv, const GetEnv& geten
             name = arg.substr(0, eq);
             value = arg.substr(eq + 1);
         }
+        if (inline_value && is_flag(name)) {
+            error = name + ": takes no value";
+            return ConfigResult::Error;
+        }
         if (!takes_value(name)) {
             error = (arg.rfind("-", 0) == 0 ? "unknown option '" + name + "'"
                                             : "unexpected argument '" + arg + "'") +
@@ -210,7 +227,9 @@ ConfigResult parse_config(int argc, const char* const* argv, const GetEnv& geten
             value = argv[++i];
         }
         if (!p.apply(name, value)) return ConfigResult::Error;
+        given.push_back(name);
     }
+    if (!apply_env(getenv, given, p)) return ConfigResult::Error;
     return ConfigResult::Run;
 }
 

@@ -37,7 +37,7 @@ ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_
                     state_ = State::SizeLf;
                 } else if (c == ';' || c == ' ' || c == '\t') {
                     state_ = State::Ext;
-                    line_bytes_ = 0;
+                    line_bytes_ = 1;  // the extension's bytes count from this one
                     // BWS is allowed only before a ';' (RFC 9112 §7.1.1).
                     semicolon_seen_ = c == ';';
                 } else {
@@ -120,6 +120,8 @@ ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_
                 break;
             case State::TrailerLf:
                 if (c != '\n') return fail("Chunk framing has a bare CR.");
+                // Every byte of the trailer lines counts toward the bound, their CRLFs too.
+                if (++line_bytes_ > kMaxTrailers) return fail("The trailer section is too long.");
                 state_ = State::TrailerStart;
                 in.remove_prefix(1);
                 break;

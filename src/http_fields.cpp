@@ -19,13 +19,15 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-// Plain decimal digits into a u64; false on empty, non-digit or overflow.
-bool to_u64(std::string_view s, std::uint64_t& out) {
-    if (s.empty() || s.size() > 19) return false;
+// Plain decimal digits, saturating at UINT64_MAX: a range position too large to represent is
+// still well-formed (RFC 9110 §14.1.1) and means "past any end"; false on empty or non-digit.
+bool to_u64_saturating(std::string_view s, std::uint64_t& out) {
+    if (s.empty()) return false;
     std::uint64_t v = 0;
     for (char c : s) {
         if (c < '0' || c > '9') return false;
-        v = v * 10 + std::uint64_t(c - '0');
+        std::uint64_t d = std::uint64_t(c - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
     }
     out = v;
     return true;
@@ -61,14 +63,14 @@ RangeResult parse_range(std::string_view value, std::uint64_t size, std::uint64_
     std::string_view first = trim(spec.substr(0, dash)), last = trim(spec.substr(dash + 1));
     std::uint64_t a = 0, b = 0;
     if (first.empty()) {  // suffix range: the last N bytes
-        if (!to_u64(last, b)) return RangeResult::Ignore;
+        if (!to_u64_saturating(last, b)) return RangeResult::Ignore;
         if (b == 0 || size == 0) return RangeResult::Unsatisfiable;
         length = b < size ? b : size;
         start = size - length;
         return RangeResult::Satisfiable;
     }
-    if (!to_u64(first, a)) return RangeResult::Ignore;
-    if (!last.empty() && (!to_u64(last, b) || b < a)) return RangeResult::Ignore;
+    if (!to_u64_saturating(first, a)) return RangeResult::Ignore;
+    if (!last.empty() && (!to_u64_saturating(last, b) || b < a)) return RangeResult::Ignore;
     if (a >= size) return RangeResult::Unsatisfiable;
     std::uint64_t end = last.empty() || b >= size ? size - 1 : b;
     start = a;

@@ -12,7 +12,8 @@ constexpr bool is_tchar(unsigned char c) {
     return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
 }
 
-// Field-value bytes: VCHAR, obs-text, SP, HTAB. Everything else (CTL, NUL, DEL, bare CR) is refused.
+// Field-value bytes: VCHAR, obs-text, SP, HTAB. Everything else (CTL, NUL, DEL, bare CR) is
+// refused.
 constexpr bool is_field_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
 // request-target bytes: visible ASCII only.
@@ -25,6 +26,9 @@ std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
 }
+
+// Empty lines accepted before a request line (RFC 9112 §2.2 asks for at least one).
+constexpr std::size_t kMaxLeadingEmpty = 1024;
 
 ParseResult error(int status, const char* message) {
     return ParseResult{ParseStatus::Error, 0, status, message};
@@ -61,8 +65,11 @@ bool split_target(std::string_view target, std::string_view& path) {
         if (scheme == std::string_view::npos) return false;
         std::string_view s = target.substr(0, scheme);
         if (!iequals(s, "http") && !iequals(s, "https")) return false;
-        std::size_t slash = target.find('/', scheme + 3);
-        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+        // The authority ends at the first '/', '?' or '#' (RFC 3986 §3.2): a '/' inside the
+        // query of "http://host?a=/b" is not the start of the path.
+        std::size_t end = target.find_first_of("/?#", scheme + 3);
+        target = end == std::string_view::npos || target[end] != '/' ? std::string_view("/")
+                                                                      : target.substr(end);
     }
     std::size_t q = target.find_first_of("?#");
     path = target.substr(0, q);
@@ -104,7 +111,8 @@ ParseResult parse_field_line(std::string_view line, Request& req) {
     std::string_view value = line.substr(colon + 1);
     for (unsigned char c : value)
         if (!is_field_byte(c)) return error(400, "A header value has control characters.");
-    if (req.header_count == kMaxHeaders) return error(431, "The request has over 100 header lines.");
+    if (req.header_count == kMaxHeaders)
+        return error(431, "The request has over 100 header lines.");
     req.headers[req.header_count++] = Header{name, trim_ows(value)};
     return ParseResult{};
 }
@@ -114,6 +122,23 @@ bool all_digits(std::string_view s) {
     for (char c : s)
         if (c < '0' || c > '9') return false;
     return true;
+}
+
+// Reads one Transfer-Encoding field: each element must be exactly "chunked", and only once
+// overall. Returns false when the field names no coding at all.
+bool scan_codings(std::string_view rest, bool& has_te, bool& chunked_only) {
+    bool any = false;
+    while (!rest.empty()) {
+        std::size_t comma = rest.find(',');
+        std::string_view item = trim_ows(rest.substr(0, comma));
+        if (!item.empty()) {
+            if (!iequals(item, "chunked") || has_te) chunked_only = false;
+            has_te = any = true;
+        }
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    return any;
 }
 
 // Applies the framing and connection rules of RFC 9112 §6 and SPEC §2 to the parsed fields.
@@ -136,24 +161,15 @@ ParseResult interpret(Request& req) {
             has_length = true;
             req.content_length = n;
         } else if (iequals(h.name, "transfer-encoding")) {
-            // Each element must be exactly "chunked", and only once overall.
-            std::string_view rest = h.value;
-            if (trim_ows(rest).empty()) te_empty = true;
-            while (!rest.empty()) {
-                std::size_t comma = rest.find(',');
-                std::string_view item = trim_ows(rest.substr(0, comma));
-                if (!item.empty()) {
-                    if (!iequals(item, "chunked") || has_te) te_chunked_only = false;
-                    has_te = true;
-                }
-                if (comma == std::string_view::npos) break;
-                rest.remove_prefix(comma + 1);
-            }
+            // A field with no coding at all ("", ", ,") still means "framing by TE": it must not
+            // let a Content-Length through as if it were absent.
+            if (!scan_codings(h.value, has_te, te_chunked_only)) te_empty = true;
         } else if (iequals(h.name, "connection")) {
             if (list_has_token(h.value, "close")) conn_close = true;
             if (list_has_token(h.value, "keep-alive")) conn_keep = true;
         } else if (iequals(h.name, "expect")) {
-            if (iequals(h.value, "100-continue")) req.expect_continue = true;
+            // RFC 9110 §10.1.1: an HTTP/1.0 client cannot be waiting for 100 Continue.
+            if (req.minor == 1 && iequals(h.value, "100-continue")) req.expect_continue = true;
         }
     }
     if (req.minor == 1 && hosts == 0) return error(400, "HTTP/1.1 requests need a Host header.");
@@ -212,9 +228,12 @@ void Request::reset() {
 ParseResult parse_request(const char* buf, std::size_t len, Request& req) {
     req.reset();
     std::size_t pos = 0;
-    // RFC 9112 §2.2: ignore at least one empty line before the request line.
-    while (pos < len && (buf[pos] == '\n' || (buf[pos] == '\r' && pos + 1 < len && buf[pos + 1] == '\n')))
+    // RFC 9112 §2.2: ignore at least one empty line before the request line; a bounded number,
+    // so a stream of newlines cannot fill the read buffer without ever being an error.
+    while (pos < len &&
+           (buf[pos] == '\n' || (buf[pos] == '\r' && pos + 1 < len && buf[pos + 1] == '\n')))
         pos += buf[pos] == '\r' ? 2 : 1;
+    if (pos > kMaxLeadingEmpty) return error(400, "Too many empty lines before the request.");
     if (pos == len) return ParseResult{};
     std::size_t start = pos, content_end = 0;
     std::size_t lf = find_line(buf, len, pos, content_end);
