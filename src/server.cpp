@@ -80,7 +80,7 @@ int Server::start(ListenSockets sockets, std::vector<int> handed_conns) {
         log("%s", err.c_str());
         return 2;
     }
-    for (int fd : handed_conns) add_conn(fd, Port::Http);
+    for (int fd : handed_conns) add_conn(fd, Port::Http, true);
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;
@@ -115,7 +115,8 @@ void Server::accept_from(Listener& l) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 // Out of descriptors: pausing beats spinning on a listener that stays readable.
-                if (!accept_paused_) log("accept: %s; pausing new connections", std::strerror(errno));
+                if (!accept_paused_)
+                    log("accept: %s; pausing new connections", std::strerror(errno));
                 pause_accepting();
                 accept_retry_at_ = now_ms_ + kAcceptRetryMs;
                 return;
@@ -126,7 +127,7 @@ void Server::accept_from(Listener& l) {
     }
 }
 
-void Server::add_conn(int fd, Port port) {
+void Server::add_conn(int fd, Port port, bool handed_over) {
     Conn* c;
     if (port == Port::Http) {
         int one = 1;
@@ -145,8 +146,10 @@ void Server::add_conn(int fd, Port port) {
     conns_ = c;
     idle_timers.touch(c->idle_timer, now_ms_);
     // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
-    // there the clock starts with the first byte of a line.
-    if (port == Port::Http) header_timers.touch(c->head_timer, now_ms_);
+    // there the clock starts with the first byte of a line. A keep-alive connection handed over
+    // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
+    // (an unsolicited 408 would be read as the answer to the client's next request).
+    if (port == Port::Http && !handed_over) header_timers.touch(c->head_timer, now_ms_);
     if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
     c->set_interest(EPOLLIN);
 }
@@ -224,7 +227,7 @@ void Server::act_on_intents() {
     intent_ = Intent::None;
     if (i == Intent::Stop && reloading_) {
         // A stop during a reload's drain wins: what was kept for the next image closes now.
-        log("stop requested during reload: stopping instead");
+        notify_service_manager("STOPPING=1");
         for (int fd : handover_) ::close(fd);
         handover_.clear();
         reloading_ = false;
@@ -235,9 +238,12 @@ void Server::act_on_intents() {
             c->begin_drain(false);
             c = next;
         }
+        log("stop requested during reload: stopping instead");
     } else if (i == Intent::Stop && !draining_) {
-        log("stopping: %zu connection(s) open", open_conns_);
+        // Log after the listeners are closed: whoever reads "stopping" may rely on refusals.
+        std::size_t open = open_conns_;
         begin_drain(false);
+        log("stopping: %zu connection(s) open", open);
     } else if (i == Intent::Reload && !draining_ && !reload_pending_) {
         log("reload requested: checking %s", exe_.c_str());
         reload_pending_ = true;

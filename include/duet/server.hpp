@@ -48,7 +48,7 @@ public:
 
     // Called by handlers.
     void accept_from(Listener& l);
-    void add_conn(int fd, Port port);
+    void add_conn(int fd, Port port, bool handed_over = false);
     void conn_closed(Conn* c);
     void on_signal(int signo);
     void on_watch_event();
