@@ -68,7 +68,7 @@ void Conn::read_input() {
         if (in_.room() == 0) break;  // the protocol must consume before we read again
         ssize_t n = ::read(fd_.get(), in_.tail(), in_.room());
         if (n > 0) {
-            in_.end += static_cast<std::size_t>(n);
+            in_.commit(static_cast<std::size_t>(n));
             srv_.metrics.bytes_in += static_cast<std::uint64_t>(n);
             touch_progress();
             pump();

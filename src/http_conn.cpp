@@ -152,9 +152,10 @@ bool HttpConn::feed_body() {
             in_.consume(in_.size() - in.size());
             if (st == ChunkedDecoder::Status::Error) {
                 if (b.upload.active()) ++srv_.metrics.uploads_failed;
+                const char* why = b.chunked.error();  // static text; `b` dies with body_
                 body_.reset();
-                ex_.keep_alive = false;
-                respond_fatal(400, b.chunked.error());
+                respond_fatal(400, why);
+                expect_unread_input();
                 return false;
             }
             done = st == ChunkedDecoder::Status::Done;

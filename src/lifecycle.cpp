@@ -47,6 +47,7 @@ void block_lifecycle_signals() {
     sigset_t set = lifecycle_signals();
     sigprocmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);  // a peer that went away is an error value, never a kill
+    signal(SIGXFSZ, SIG_IGN);  // a file-size limit is EFBIG on the write (507), never a kill
 }
 
 void notify_service_manager(const std::string& message) {
@@ -158,6 +159,7 @@ bool Lifecycle::start_check(const std::string& exe, const std::vector<std::strin
     sigemptyset(&none);
     sigemptyset(&defaults);
     sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGXFSZ);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
