@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Lifecycle: stop latency (SIGINT to exit, idle and with 1,000 idle keep-alive connections), reload
+# latency (cp -f over a --reload copy of the binary to the next generation's ready line, minus the
+# 150 ms debounce), and RELOADS SIGHUP reloads (one a second) under wrk -t1 -c64 on GET /, counting
+# wrk socket errors and non-2xx responses. duet on SERVER_CPU, clients on LOAD_CPU.
+# Usage: bench/lifecycle.sh       (env: RUNS=10 CONNS=1000 RELOADS=20)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+RUNS=${RUNS:-10}
+CONNS=${CONNS:-1000}
+RELOADS=${RELOADS:-20}
+WRK_SECONDS=$((RELOADS + 0))
+
+need wrk wrk
+need curl curl
+need cc gcc
+need taskset util-linux
+build_duet
+build_helper lifecycle
+raise_nofile
+LC="$BENCH_BUILD/lifecycle"
+ARGS=(--http 127.0.0.1:0 --files 127.0.0.1:0 --data "$BENCH_TMP/data")
+
+# 1. stop latency
+taskset -c "$LOAD_CPU" "$LC" stop 0 "$RUNS" "$DUET" "${ARGS[@]}" >"$BENCH_TMP/stop0"
+taskset -c "$LOAD_CPU" "$LC" stop "$CONNS" "$RUNS" "$DUET" "${ARGS[@]}" >"$BENCH_TMP/stopN"
+bad_exit=$(awk '$2 != 0' "$BENCH_TMP/stop0" "$BENCH_TMP/stopN" | wc -l)
+
+# 2. reload latency: cp -f over a copy started with --reload
+mkdir -p "$BENCH_TMP/bin"
+cp "$DUET" "$BENCH_TMP/bin/duet"
+taskset -c "$LOAD_CPU" "$LC" reload "$RUNS" "$DUET" "$BENCH_TMP/bin/duet" --reload "${ARGS[@]}" >"$BENCH_TMP/reload"
+awk '{ printf "%.3f\n", $1 - 150 }' "$BENCH_TMP/reload" >"$BENCH_TMP/reload_net"
+early=$(awk '$1 < 150' "$BENCH_TMP/reload" | wc -l)
+awk '$1 >= 150 { printf "%.3f\n", $1 - 150 }' "$BENCH_TMP/reload" >"$BENCH_TMP/reload_ok"
+
+# 3. SIGHUP reloads under wrk load
+start_duet "$BENCH_TMP/duet.log" "${ARGS[@]:4}"
+WRK_CMD="taskset -c $LOAD_CPU wrk -t1 -c64 -d${WRK_SECONDS}s --latency -s $BENCH_DIR/count.lua http://127.0.0.1:$DUET_HTTP_PORT/"
+$WRK_CMD >"$BENCH_TMP/wrk.out" &
+wrk_pid=$!
+track "$wrk_pid"
+sleep 0.5
+done_reloads=0
+for gen in $(seq 1 "$RELOADS"); do
+    t0=$(now_ns)
+    kill -HUP "$DUET_PID"
+    for _ in $(seq 1 90); do grep -q "generation=$gen\$" "$BENCH_TMP/duet.log" && break; sleep 0.01; done
+    grep -q "generation=$gen\$" "$BENCH_TMP/duet.log" && done_reloads=$gen
+    left=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { d = 0.95 - (b - a) / 1e9; print (d > 0 ? d : 0) }')
+    [ "$gen" -lt "$RELOADS" ] && sleep "$left"
+done
+wait "$wrk_pid" || true
+untrack "$wrk_pid"
+kill -0 "$DUET_PID"  # still the same process
+line=$(grep '^RESULT ' "$BENCH_TMP/wrk.out") || { cat "$BENCH_TMP/wrk.out" >&2; exit 1; }
+get() { sed "s/.* $1=\([0-9]*\).*/\1/" <<<"$line"; }
+sock_errors=$(($(get connect) + $(get read) + $(get write) + $(get timeout)))
+gen_final=$(curl -fsS "http://127.0.0.1:$DUET_HTTP_PORT/" | sed 's/.*"generation":\([0-9]*\).*/\1/')
+stop_pid "$DUET_PID" INT
+
+st() { printf '%8.3f %8.3f %8.3f' "$(median <"$1")" "$(sort -g "$1" | head -1)" "$(sort -g "$1" | tail -1)"; }
+echo
+echo "== bench/lifecycle.sh (load average: $(cut -d' ' -f1-3 /proc/loadavg)) =="
+printf '%-58s %8s %8s %8s  %s\n' "measure (ms)" median min max target
+printf '%-58s %s  < 2 ms\n' "stop, idle: SIGINT to exit ($RUNS runs)" "$(awk '{ print $1 }' "$BENCH_TMP/stop0" >"$BENCH_TMP/s0"; st "$BENCH_TMP/s0")"
+printf '%-58s %s  < 50 ms\n' "stop, $CONNS idle keep-alive connections ($RUNS runs)" "$(awk '{ print $1 }' "$BENCH_TMP/stopN" >"$BENCH_TMP/sN"; st "$BENCH_TMP/sN")"
+printf '%-58s %s  < 50 ms\n' "reload: cp -f exit to new ready line, minus 150 ($RUNS runs)" "$(st "$BENCH_TMP/reload_net")"
+[ -s "$BENCH_TMP/reload_ok" ] && printf '%-58s %s  < 50 ms\n' "  the same, only runs that waited the debounce ($((RUNS - early)))" "$(st "$BENCH_TMP/reload_ok")"
+printf '%-58s %s\n' "  cp -f itself" "$(awk '{ print $2 }' "$BENCH_TMP/reload" >"$BENCH_TMP/cp"; st "$BENCH_TMP/cp")"
+echo "  exit status other than 0 after SIGINT: $bad_exit run(s)"
+echo "  reloads that fired less than 150 ms after cp -f exited (debounce cut short): $early of $RUNS"
+echo
+printf '%-58s %s\n' "SIGHUP reloads under wrk -c64 (one a second)" "$done_reloads of $RELOADS done, final generation $gen_final, same pid"
+printf '%-58s %s\n' "wrk requests" "$(get requests)"
+printf '%-58s %s  (connect %s, read %s, write %s, timeout %s)  target 0\n' "wrk socket errors" "$sock_errors" \
+    "$(get connect)" "$(get read)" "$(get write)" "$(get timeout)"
+printf '%-58s %s  target 0\n' "non-2xx responses" "$(get non2xx)"
+printf '%-58s %s / %s ms\n' "wrk p50 / p99 latency over the run" "$(awk -v v="$(get p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')" "$(awk -v v="$(get p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
+echo
+echo "commands:"
+echo "  taskset -c $LOAD_CPU $LC stop 0 $RUNS $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # bench/lifecycle.c; duet pinned to CPU $SERVER_CPU"
+echo "  taskset -c $LOAD_CPU $LC stop $CONNS $RUNS $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR"
+echo "  taskset -c $LOAD_CPU $LC reload $RUNS $DUET TMP/duet --reload --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # cp -f $DUET TMP/duet every ~0.3 s"
+echo "  taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR; kill -HUP PID once a second, $RELOADS times, during:"
+echo "  ${WRK_CMD/$DUET_HTTP_PORT/PORT}"
