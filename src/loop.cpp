@@ -26,14 +26,20 @@ int Loop::modify(int fd, std::uint32_t events, Handler* h) {
 
 int Loop::remove(int fd) { return ctl(ep_.get(), EPOLL_CTL_DEL, fd, 0, nullptr); }
 
-int Loop::run_once(int timeout_ms) {
-    epoll_event events[256];
-    int n = epoll_wait(ep_.get(), events, 256, timeout_ms);
+int Loop::wait(int timeout_ms) {
+    ready_ = 0;
+    int n = epoll_wait(ep_.get(), events_, 256, timeout_ms);
     if (n < 0) return errno == EINTR ? 0 : -errno;
+    ready_ = n;
+    return n;
+}
+
+void Loop::dispatch() {
     // Handlers closed during this batch are only marked; their owner frees them afterwards, so a
     // later event in the same batch never touches freed memory.
-    for (int i = 0; i < n; ++i) static_cast<Handler*>(events[i].data.ptr)->on_event(events[i].events);
-    return n;
+    for (int i = 0; i < ready_; ++i)
+        static_cast<Handler*>(events_[i].data.ptr)->on_event(events_[i].events);
+    ready_ = 0;
 }
 
 }  // namespace duet

@@ -378,18 +378,18 @@ int Server::next_timeout_ms() const {
 
 int Server::run() {
     while (exit_code_ < 0) {
-        tick();
         expire_timers();
         act_on_intents();
         check_drain_done();
         reap_dead();
         if (exit_code_ >= 0) break;
-        int rc = loop.run_once(next_timeout_ms());
+        int rc = loop.wait(next_timeout_ms());
         if (rc < 0) {
             log("epoll_wait: %s", std::strerror(-rc));
             return 1;
         }
-        tick();
+        tick();  // one clock read per iteration, taken after the wait
+        loop.dispatch();
         check_drain_done();
         reap_dead();
     }

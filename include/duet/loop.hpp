@@ -22,11 +22,16 @@ public:
     int add(int fd, std::uint32_t events, Handler* h);
     int modify(int fd, std::uint32_t events, Handler* h);
     int remove(int fd);
-    // Waits at most timeout_ms and dispatches what is ready. Returns events handled or -errno.
-    int run_once(int timeout_ms);
+    // Waits at most timeout_ms for ready fds. Returns how many, or -errno. The caller reads its
+    // clock after this and before dispatch(), so handlers never see a time from before the wait.
+    int wait(int timeout_ms);
+    // Calls on_event for each fd the last wait() returned.
+    void dispatch();
 
 private:
     Fd ep_;
+    epoll_event events_[256];
+    int ready_ = 0;
 };
 
 }  // namespace duet
