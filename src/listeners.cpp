@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string_view>
 
 namespace duet {
@@ -76,15 +75,29 @@ std::string proc_net_key(const Address& a) {
     return buf;
 }
 
+// The whole of a small /proc file ("" if unreadable). No iostreams: they would pull their
+// locale machinery into a binary that otherwise needs none.
+std::string slurp(const std::string& path) {
+    std::string out;
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) out.append(buf, std::size_t(n));
+    return out;
+}
+
 // Inodes of sockets listening on `key` (or on the wildcard address with the same port).
 std::vector<std::string> listening_inodes(const std::string& key, bool v6) {
     std::vector<std::string> inodes;
-    std::ifstream in(v6 ? "/proc/net/tcp6" : "/proc/net/tcp");
-    std::string line;
+    std::string table = slurp(v6 ? "/proc/net/tcp6" : "/proc/net/tcp");
     std::string port = key.substr(key.find(':'));
     std::string any = std::string(v6 ? 32 : 8, '0') + port;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
+    std::size_t at = table.find('\n');  // skip the column titles
+    while (at != std::string::npos && at + 1 < table.size()) {
+        std::size_t end = table.find('\n', at + 1);
+        std::string line = table.substr(at + 1, end == std::string::npos ? end : end - at - 1);
+        at = end;
         char local[64], remote[64], state[8];
         unsigned long inode = 0;
         if (std::sscanf(line.c_str(), "%*d: %63s %63s %7s %*s %*s %*s %*s %*s %lu", local, remote,
@@ -119,9 +132,8 @@ std::string find_port_holder(const Address& addr) {
             target[n] = 0;
             for (auto& ino : inodes) {
                 if (std::string_view(target) == "socket:[" + ino + "]") {
-                    std::ifstream comm(std::string("/proc/") + d->d_name + "/comm");
-                    std::string name;
-                    std::getline(comm, name);
+                    std::string name = slurp(std::string("/proc/") + d->d_name + "/comm");
+                    while (!name.empty() && name.back() == '\n') name.pop_back();
                     found = std::string(" (pid ") + d->d_name + " " + name + ")";
                 }
             }
