@@ -2,7 +2,8 @@
 // The HTTP/1.x request-head parser: a pure function over (buffer, length). It allocates nothing,
 // does no I/O and keeps no state between calls: the caller re-runs it when more bytes arrive, and
 // it returns the first problem in byte order, so the answer never depends on how the bytes were
-// split across reads. Every view it writes points into the caller's buffer.
+// split across reads. Every view it writes points into the caller's buffer, except `path` for an
+// absolute-form target without a path ("http://host"), which is the static string "/".
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
