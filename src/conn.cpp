@@ -175,6 +175,7 @@ bool Conn::flush() {
 }
 
 bool Conn::queue(const char* p, std::size_t n) {
+    if (n == 0) return true;  // an empty view may carry a null pointer, which memcpy must not see
     out_.acquire(srv_.pool);
     return out_.append(p, n);
 }
@@ -201,7 +202,8 @@ std::string Conn::peer_address() const {
         if (ss.ss_family == AF_INET)
             inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, addr, sizeof addr);
         else if (ss.ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, addr, sizeof addr);
+            inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, addr,
+                      sizeof addr);
     }
     return addr;
 }

@@ -26,10 +26,20 @@ bool FileConn::is_idle() const {
     return !up_ && !listing_ && in_.empty() && !output_pending();
 }
 
-void FileConn::begin_drain(bool) {
-    // Busy sessions finish the transfer in hand, then close; idle ones close now.
-    drain_ = true;
-    if (is_idle()) close_now();
+void FileConn::begin_drain(bool for_reload) {
+    // Stop: busy sessions finish the transfer in hand, then close; idle ones close now.
+    // Reload: each session goes to the next image (with its AUTH) once nothing is in flight, so
+    // someone typing into nc keeps their session.
+    reload_handover_ = for_reload;
+    drain_ = !for_reload;
+    if (is_idle()) on_quiet();
+}
+
+void FileConn::on_quiet() {
+    if (reload_handover_)
+        srv_.hand_over(this);
+    else
+        close_now();
 }
 
 void FileConn::on_header_timeout() {

@@ -54,6 +54,7 @@ Command usage(Command c, const char* text, bool closes = false) {
 }  // namespace
 
 LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed) {
+    if (buf.empty()) return LineStatus::Incomplete;  // also: no buffer at all (data() is null)
     std::size_t limit = buf.size() < kMaxCommandLine ? buf.size() : kMaxCommandLine;
     const void* lf = std::memchr(buf.data(), '\n', limit);
     if (!lf) return buf.size() >= kMaxCommandLine ? LineStatus::TooLong : LineStatus::Incomplete;

@@ -216,17 +216,18 @@ void Lifecycle::finish_check(int status) {
 }
 
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd,
-            int files_fd, const std::vector<int>& conn_fds, std::uint64_t generation,
+            int files_fd, const std::vector<HandedConn>& conns, std::uint64_t generation,
             std::uint64_t reloads, double started_at) {
     // Move the listeners to 3 and 4. First lift everything we pass above the low numbers, so that
     // the dup2 calls cannot overwrite one of them.
     int h = fcntl(http_fd, F_DUPFD, 64), f = fcntl(files_fd, F_DUPFD, 64);
     std::string conn_list;
-    for (int c : conn_fds) {
-        int moved = c < 5 ? fcntl(c, F_DUPFD, 64) : c;
+    for (const HandedConn& c : conns) {
+        int moved = c.fd < 5 ? fcntl(c.fd, F_DUPFD, 64) : c.fd;
         if (moved < 0) continue;
         fcntl(moved, F_SETFD, 0);
         if (!conn_list.empty()) conn_list += ',';
+        conn_list += c.kind;
         conn_list += std::to_string(moved);
     }
     if (h < 0 || f < 0 || dup2(h, 3) < 0 || dup2(f, 4) < 0) return;

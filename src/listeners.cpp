@@ -200,7 +200,7 @@ std::string local_address(int fd) {
     return format_address(a);
 }
 
-bool adopt_passed_sockets(ListenSockets& out, std::vector<int>& conns, bool& adopted,
+bool adopt_passed_sockets(ListenSockets& out, std::vector<HandedConn>& conns, bool& adopted,
                           std::string& error) {
     adopted = false;
     const char* count = getenv("LISTEN_FDS");
@@ -253,14 +253,19 @@ bool adopt_passed_sockets(ListenSockets& out, std::vector<int>& conns, bool& ado
     for (std::size_t at = 0; at < conn_list.size();) {
         std::size_t comma = conn_list.find(',', at);
         if (comma == std::string::npos) comma = conn_list.size();
-        int fd = std::atoi(conn_list.substr(at, comma - at).c_str());
+        std::string item = conn_list.substr(at, comma - at);
+        at = comma + 1;
+        char kind = item.empty() ? 0 : item[0];
+        if (kind != 'h' && kind != 'f' && kind != 'a') continue;
+        int fd = std::atoi(item.c_str() + 1);
         int type = 0;
         socklen_t len = sizeof type;
-        if (fd > 2 && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM) {
+        // Only a connected stream socket is taken; anything else is left alone.
+        if (fd > 2 && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+            type == SOCK_STREAM && !is_listening_stream(fd)) {
             set_cloexec_nonblock(fd);
-            conns.push_back(fd);
+            conns.push_back({fd, kind});
         }
-        at = comma + 1;
     }
     adopted = true;
     return true;

@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     }
     // Listening sockets come first, so that freshly bound ones land on fds 3 and 4.
     ListenSockets sockets;
-    std::vector<int> handed;
+    std::vector<HandedConn> handed;
     bool adopted = false;
     if (!adopt_passed_sockets(sockets, handed, adopted, error)) {
         std::fprintf(stderr, "duet: %s\n", error.c_str());

@@ -61,7 +61,7 @@ void Server::access_log(const std::string& line) {
     std::fflush(stdout);
 }
 
-int Server::start(ListenSockets sockets, std::vector<int> handed_conns) {
+int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
     now_ms_ = monotonic_ms();
     tick();
     std::string err;
@@ -80,7 +80,8 @@ int Server::start(ListenSockets sockets, std::vector<int> handed_conns) {
         log("%s", err.c_str());
         return 2;
     }
-    for (int fd : handed_conns) add_conn(fd, Port::Http, true);
+    for (const HandedConn& h : handed_conns)
+        add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;
@@ -127,7 +128,7 @@ void Server::accept_from(Listener& l) {
     }
 }
 
-void Server::add_conn(int fd, Port port, bool handed_over) {
+void Server::add_conn(int fd, Port port, char handed) {
     Conn* c;
     if (port == Port::Http) {
         int one = 1;
@@ -135,7 +136,9 @@ void Server::add_conn(int fd, Port port, bool handed_over) {
         c = new HttpConn(*this, fd);
         ++metrics.open_http;
     } else {
-        c = new FileConn(*this, fd);
+        auto* f = new FileConn(*this, fd);
+        if (handed == 'a') f->set_authed();
+        c = f;
         ++metrics.open_files;
         ++metrics.file_sessions;
     }
@@ -149,7 +152,7 @@ void Server::add_conn(int fd, Port port, bool handed_over) {
     // there the clock starts with the first byte of a line. A keep-alive connection handed over
     // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
     // (an unsolicited 408 would be read as the answer to the client's next request).
-    if (port == Port::Http && !handed_over) header_timers.touch(c->head_timer, now_ms_);
+    if (port == Port::Http && !handed) header_timers.touch(c->head_timer, now_ms_);
     if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
     c->set_interest(EPOLLIN);
 }
@@ -228,7 +231,7 @@ void Server::act_on_intents() {
     if (i == Intent::Stop && reloading_) {
         // A stop during a reload's drain wins: what was kept for the next image closes now.
         notify_service_manager("STOPPING=1");
-        for (int fd : handover_) ::close(fd);
+        for (const HandedConn& h : handover_) ::close(h.fd);
         handover_.clear();
         reloading_ = false;
         http_listener_.fd.reset();
@@ -328,7 +331,7 @@ void Server::check_drain_done() {
 }
 
 void Server::finish_reload() {
-    std::vector<int> conn_fds = std::move(handover_);
+    std::vector<HandedConn> conn_fds = std::move(handover_);
     handover_.clear();
     std::fflush(stdout);
     std::fflush(stderr);
@@ -338,7 +341,10 @@ void Server::finish_reload() {
     std::_Exit(1);
 }
 
-void Server::hand_over(Conn* c) { handover_.push_back(c->release_for_handover()); }
+void Server::hand_over(Conn* c) {
+    char kind = c->handover_kind();
+    handover_.push_back({c->release_for_handover(), kind});
+}
 
 void Server::expire_timers() {
     for (TimerNode* n; (n = header_timers.expired(now_ms_));) {

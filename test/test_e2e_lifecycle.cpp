@@ -482,6 +482,23 @@ Test(lifecycle, idle_keepalive_connection_survives_a_reload) {
     cr_assert_eq(t::stop(d), 0);
 }
 
+Test(lifecycle, file_port_session_keeps_its_auth_across_a_reload) {
+    t::Duet d;
+    launch(d, {"--token", "s3cret"});
+    int fd = connect_port(d.files_port);
+    cr_assert(t::send_all(fd, "AUTH s3cret\n"));
+    cr_assert_eq(t::read_line(fd), "OK");
+    std::size_t from = d.err_log.size();
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    expect_reloaded(d, from, 1);
+    // Same session, new image: still authenticated, so LIST is allowed.
+    cr_assert(t::send_all(fd, "LIST\n"));
+    cr_assert_eq(t::read_line(fd), "OK 0");
+    cr_assert(t::send_all(fd, "PING\n"));
+    cr_assert_eq(t::read_line(fd), "OK pong");
+    cr_assert_eq(t::stop(d), 0);
+}
+
 Test(lifecycle, handed_over_connection_gets_no_header_timeout) {
     t::Duet d;
     launch(d, {"--header-timeout", "1"});

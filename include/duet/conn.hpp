@@ -41,6 +41,8 @@ public:
     void close_now();  // immediate close: no lingering, nothing more sent
     // Keeps the socket open across exec: the caller takes the fd.
     int release_for_handover();
+    // How the next image should take this connection back: see HandedConn.
+    virtual char handover_kind() const { return port_ == Port::Http ? 'h' : 'f'; }
 
     // Server-owned links: all connections in one intrusive list, plus the two timers.
     Conn* prev = nullptr;

@@ -18,6 +18,10 @@ public:
     void on_idle_timeout() override;
     void begin_drain(bool for_reload) override;
     bool is_idle() const override;
+    void on_quiet() override;
+    char handover_kind() const override { return authed_ ? 'a' : 'f'; }
+    // A session carried over a reload keeps its AUTH.
+    void set_authed() { authed_ = true; }
 
 protected:
     bool process() override;
@@ -58,6 +62,7 @@ private:
     bool authed_ = false;
     bool peer_closed_ = false;
     bool drain_ = false;
+    bool reload_handover_ = false;
 };
 
 }  // namespace duet

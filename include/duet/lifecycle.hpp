@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "duet/fd.hpp"
+#include "duet/listeners.hpp"
 #include "duet/loop.hpp"
 
 namespace duet {
@@ -78,7 +79,7 @@ private:
 // Replaces this process image with `exe`, passing the listening sockets as fds 3 and 4 (systemd
 // convention) and idle connections by number. Returns only on failure, with errno set.
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd,
-            int files_fd, const std::vector<int>& conn_fds, std::uint64_t generation,
+            int files_fd, const std::vector<HandedConn>& conns, std::uint64_t generation,
             std::uint64_t reloads, double started_at);
 
 }  // namespace duet

@@ -42,13 +42,14 @@ class Server {
 public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
-    int start(ListenSockets sockets, std::vector<int> handed_conns);
+    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns);
     // Runs until stopped. Returns the process exit code (or execs on reload).
     int run();
 
     // Called by handlers.
     void accept_from(Listener& l);
-    void add_conn(int fd, Port port, bool handed_over = false);
+    // `handed` is set for a connection carried over a reload ('h', 'f' or 'a'), else 0.
+    void add_conn(int fd, Port port, char handed = 0);
     void conn_closed(Conn* c);
     void on_signal(int signo);
     void on_watch_event();
@@ -99,7 +100,7 @@ private:
     Lifecycle life_;
     Conn* conns_ = nullptr;
     std::vector<Conn*> dead_;
-    std::vector<int> handover_;
+    std::vector<HandedConn> handover_;
     std::size_t open_conns_ = 0;
     std::int64_t now_ms_ = 0;
     std::int64_t date_second_ = -1;
