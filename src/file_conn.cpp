@@ -16,6 +16,12 @@ bool disk_full(int rc) { return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG; 
 std::string u64(std::uint64_t v) { return std::to_string(v); }
 }  // namespace
 
+FileConn::~FileConn() {
+    // Closed mid-upload by a path that did not finish it (a reset, a read error, a forced stop):
+    // the temporary goes with the Upload, and the metrics count it as failed.
+    if (up_) ++srv_.metrics.uploads_failed;
+}
+
 bool FileConn::wants_input() const {
     if (closing()) return false;
     if (up_) return true;

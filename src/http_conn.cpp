@@ -90,7 +90,7 @@ bool HttpConn::process() {
         ex_ = Exchange{};
         if (r.status == ParseStatus::Error) {
             ex_.keep_alive = false;
-            if (srv_.cfg.access_log) log_line_ = "(bad request)";
+            if (srv_.cfg.access_log) set_log_line("(bad request)");
             respond_fatal(r.http_status, r.message);
             expect_unread_input();
             break;
@@ -111,10 +111,11 @@ void HttpConn::handle(const Request& req) {
     if (req.expect_continue && req.body != BodyKind::None) ex_.keep_alive = false;
     ex_.head_only = req.method == "HEAD";
     if (srv_.cfg.access_log) {
-        log_line_.assign(req.method);
-        log_line_ += ' ';
-        log_line_.append(req.target);
-        log_line_ += req.minor ? " HTTP/1.1" : " HTTP/1.0";
+        std::string line(req.method);
+        line += ' ';
+        line.append(req.target);
+        line += req.minor ? " HTTP/1.1" : " HTTP/1.0";
+        set_log_line(std::move(line));
     }
     route(req);
     // A body nobody asked for is still read, so the next request starts where it should; after an
@@ -245,11 +246,16 @@ void HttpConn::respond_fatal(int status, std::string_view message) {
     respond_error(status, message);
 }
 
+void HttpConn::set_log_line(std::string line) {
+    if (!log_line_) log_line_ = std::make_unique<std::string>();
+    *log_line_ = std::move(line);
+}
+
 void HttpConn::log_access(int status, std::uint64_t bytes) {
     if (!srv_.cfg.access_log) return;
     char tail[64];
     std::snprintf(tail, sizeof tail, "\" %d %llu", status, static_cast<unsigned long long>(bytes));
-    srv_.access_log(peer_address() + " http \"" + log_line_ + tail);
+    srv_.access_log(peer_address() + " http \"" + (log_line_ ? *log_line_ : "") + tail);
 }
 
 }  // namespace duet

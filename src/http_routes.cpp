@@ -20,14 +20,14 @@ Route find_route(std::string_view path) {
     return Route::Unknown;
 }
 
-const char* allowed_methods(Route r) {
+// The whole Allow field line of a route.
+std::string_view allow_field(Route r) {
     switch (r) {
         case Route::Root:
         case Route::Health:
-        case Route::FilesList: return "GET, HEAD, OPTIONS";
-        case Route::Metrics: return "GET, OPTIONS";
-        case Route::File: return "GET, HEAD, PUT, DELETE, OPTIONS";
-        default: return "GET, HEAD, PUT, DELETE, OPTIONS";
+        case Route::FilesList: return "Allow: GET, HEAD, OPTIONS\r\n";
+        case Route::Metrics: return "Allow: GET, OPTIONS\r\n";
+        default: return "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n";
     }
 }
 
@@ -64,7 +64,7 @@ void HttpConn::route(const Request& req) {
         respond_error(404, "There is nothing at this path.");
         return;
     }
-    std::string allow = std::string("Allow: ") + allowed_methods(r) + "\r\n";
+    std::string_view allow = allow_field(r);
     if (!method_allowed(r, req.method)) {
         respond_error(405, "This method is not allowed here.", allow);
         return;
@@ -79,14 +79,7 @@ void HttpConn::route(const Request& req) {
         return;
     }
     switch (r) {
-        case Route::Root: {
-            char body[128];
-            int n = std::snprintf(body, sizeof body,
-                                  "{\"name\":\"duet\",\"version\":\"%s\",\"generation\":%llu}\n",
-                                  kVersion, static_cast<unsigned long long>(srv_.generation));
-            respond(200, "application/json", std::string_view(body, std::size_t(n)));
-            return;
-        }
+        case Route::Root: respond(200, "application/json", srv_.root_body()); return;
         case Route::Health:
             if (srv_.draining())
                 respond(503, "text/plain", "draining\n");

@@ -64,6 +64,8 @@ void Server::access_log(const std::string& line) {
 int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
     now_ms_ = monotonic_ms();
     tick();
+    root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
+                 "\",\"generation\":" + std::to_string(generation) + "}\n";
     std::string err;
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());

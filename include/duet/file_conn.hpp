@@ -14,6 +14,7 @@ namespace duet {
 class FileConn final : public Conn {
 public:
     FileConn(Server& srv, int fd) : Conn(srv, fd, Port::Files) {}
+    ~FileConn() override;
     void on_header_timeout() override;
     void on_idle_timeout() override;
     void begin_drain(bool for_reload) override;

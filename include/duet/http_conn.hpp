@@ -72,10 +72,11 @@ private:
     void finish_upload();
     void start_body(const Request& req, bool store);
     void log_access(int status, std::uint64_t bytes);
+    void set_log_line(std::string line);
 
     std::unique_ptr<Body> body_;
     Exchange ex_;
-    std::string log_line_;  // "METHOD TARGET HTTP/1.x", kept only with --access-log
+    std::unique_ptr<std::string> log_line_;  // "METHOD TARGET HTTP/1.x", only with --access-log
     std::uint32_t requests_ = 0;
     std::uint16_t scanned_ = 0;  // bytes of in_ already known to hold no complete line
     bool drain_close_ = false;

@@ -57,6 +57,8 @@ public:
 
     std::int64_t now_ms() const { return now_ms_; }
     const std::string& date_header() const { return date_header_; }  // "Date: ...\r\n"
+    // The JSON of GET /, fixed for the life of this image.
+    const std::string& root_body() const { return root_body_; }
     bool draining() const { return draining_ || reload_pending_; }
     bool stopping() const { return draining_ && !reloading_; }
     bool reloading() const { return reloading_; }
@@ -105,6 +107,7 @@ private:
     std::int64_t now_ms_ = 0;
     std::int64_t date_second_ = -1;
     std::string date_header_;
+    std::string root_body_;
     std::int64_t accept_retry_at_ = -1;  // after EMFILE: when to try accepting again
     bool accept_paused_ = false;
     Intent intent_ = Intent::None;
