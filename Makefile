@@ -8,6 +8,9 @@ BASE     := -std=c++20 $(WARN) -Iinclude -fno-rtti -ffunction-sections -fdata-se
 LDFLAGS  += -Wl,--gc-sections -Wl,-O1 -Wl,--as-needed -static-libstdc++ -static-libgcc
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# Quiet by default; `make V=1` prints whole command lines.
+Q        := $(if $(V),,@)
+
 SRCS     := $(wildcard src/*.cpp)
 LIB_SRCS := $(filter-out src/main.cpp,$(SRCS))
 OBJS     := $(SRCS:src/%.cpp=build/obj/%.o)
@@ -26,22 +29,28 @@ $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
 all: build/duet
 
 build/duet: $(OBJS)
-	$(CXX) $(CXXFLAGS) $(LDFLAGS) -s -o $@ $^
+	@echo "  LINK $@"
+	$(Q)$(CXX) $(CXXFLAGS) $(LDFLAGS) -s -o $@ $^
 
 build/duet-san: $(SAN_OBJS)
-	$(CXX) -O1 -g $(SAN) -o $@ $^
+	@echo "  LINK $@"
+	$(Q)$(CXX) -O1 -g $(SAN) -o $@ $^
 
 build/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/obj
-	$(CXX) $(BASE) $(CXXFLAGS) $(EXTRA) -MMD -c -o $@ $<
+	@echo "  CXX  $<"
+	$(Q)$(CXX) $(BASE) $(CXXFLAGS) $(EXTRA) -MMD -c -o $@ $<
 
 build/san/%.o: src/%.cpp | build/san
-	$(CXX) $(BASE) -O1 -g $(SAN) $(EXTRA) -MMD -c -o $@ $<
+	@echo "  CXX  $< (sanitizers)"
+	$(Q)$(CXX) $(BASE) -O1 -g $(SAN) $(EXTRA) -MMD -c -o $@ $<
 
 build/san/t_%.o: test/%.cpp | build/san
-	$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -c -o $@ $<
+	@echo "  CXX  $<"
+	$(Q)$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -c -o $@ $<
 
 build/test/%: test/%.cpp $(SAN_LIB) $(TEST_HELPERS) | build/test
-	$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -o $@ $< $(SAN_LIB) $(TEST_HELPERS) -lcriterion
+	@echo "  TEST $@"
+	$(Q)$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -o $@ $< $(SAN_LIB) $(TEST_HELPERS) -lcriterion
 
 build/obj build/san build/test:
 	mkdir -p $@
