@@ -2,7 +2,7 @@
 #
 #   make fuzz                      build, then run each target for FUZZ_SECONDS (default 60)
 #   make fuzz FUZZ_SECONDS=600     a longer run
-#   make fuzz-smoke                the short run `make test` does (20 s per target by default)
+#   make fuzz-smoke                the short run `make test` does (60 s per target by default)
 #   make fuzz-build                only build build/fuzz/fuzz_*
 #
 # Each run starts from the committed seeds in test/fuzz/corpus/<target>/, copied into
@@ -11,7 +11,7 @@
 # turn each one into a test in test/test_fuzz_regressions.cpp.
 
 FUZZ_CXX      ?= clang++-14
-FUZZ_SMOKE_SECONDS := $(if $(filter undefined,$(origin FUZZ_SECONDS)),20,$(FUZZ_SECONDS))
+FUZZ_SMOKE_SECONDS := $(if $(filter undefined,$(origin FUZZ_SECONDS)),60,$(FUZZ_SECONDS))
 FUZZ_SECONDS  ?= 60
 FUZZ_SAN      := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
