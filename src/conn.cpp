@@ -14,7 +14,7 @@ namespace duet {
 namespace {
 constexpr int kReadsPerEvent = 8;                          // fairness: then back to the loop
 constexpr std::uint64_t kSendfilePerEvent = 4 << 20;       // bytes of a file per event
-constexpr std::int64_t kLingerMs = 2000;                   // reading leftovers after a close
+constexpr int kRoundsPerPump = 64;                         // process/flush rounds per event
 }  // namespace
 
 Conn::Conn(Server& srv, int fd, Port port) : srv_(srv), fd_(fd), port_(port) {
@@ -96,7 +96,8 @@ void Conn::pump_now() {
 void Conn::pump() {
     // Alternate processing and writing until neither makes progress: this answers a batch of
     // pipelined requests with one write, and resumes parsing once a long response has gone out.
-    for (int round = 0; round < 64 && !dead_; ++round) {
+    int round = 0;
+    for (; round < kRoundsPerPump && !dead_; ++round) {
         bool progressed = !closing_ && process();
         if (dead_) return;
         if (!output_pending()) {
@@ -105,7 +106,11 @@ void Conn::pump() {
         }
         if (!flush() || !progressed) break;
     }
-    if (!dead_ && closing_ && !output_pending()) finish_close();
+    if (dead_) return;
+    // Out of rounds with work still buffered (e.g. many pipelined downloads): ask for EPOLLOUT,
+    // which is ready at once, so the loop comes back here after serving everyone else.
+    if (round == kRoundsPerPump && !closing_ && !in_.empty()) want_out_ = true;
+    if (closing_ && !output_pending()) finish_close();
 }
 
 bool Conn::flush() {

@@ -123,7 +123,11 @@ bool FileConn::process() {
         if (text.empty() || text.find_first_not_of(" \t") == std::string::npos) continue;
         Command c = parse_command(text);
         ++srv_.metrics.file_commands;
-        if (srv_.cfg.access_log) log_line_ = text;
+        if (srv_.cfg.access_log) {
+            if (peer_.empty()) peer_ = peer_address();
+            // The token is a secret: logs show that an AUTH happened, never what it carried.
+            log_line_ = c.verb == Verb::Auth ? std::string("AUTH ***") : text;
+        }
         run(c, text);
     }
     return progressed;
@@ -234,7 +238,8 @@ void FileConn::finish_upload() {
     }
     if (rc < 0) {
         ++srv_.metrics.uploads_failed;
-        reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored" : "ERR 500 cannot store");
+        reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
+                                      : "ERR 500 cannot store");
         return;
     }
     ++srv_.metrics.uploads_ok;
@@ -314,7 +319,8 @@ void FileConn::reply_and_close(std::string_view line) {
 
 void FileConn::log_command(std::string_view result) {
     if (!srv_.cfg.access_log) return;
-    srv_.access_log(peer_address() + " files \"" + log_line_ + "\" " + std::string(result));
+    if (peer_.empty()) peer_ = peer_address();
+    srv_.access_log(peer_ + " files \"" + log_line_ + "\" " + std::string(result));
 }
 
 }  // namespace duet

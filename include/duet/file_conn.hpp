@@ -60,6 +60,7 @@ private:
     std::unique_ptr<Incoming> up_;
     std::unique_ptr<Listing> listing_;
     std::string log_line_;
+    std::string peer_;  // for the access log, taken at the first command: a peer may reset later
     bool authed_ = false;
     bool peer_closed_ = false;
     bool drain_ = false;
