@@ -147,10 +147,9 @@ struct Parser {
 };
 
 bool takes_value(const std::string& name) {
-    static const char* const names[] = {"--http",       "--files",     "--data",
-                                        "--token",      "--watch",     "--grace",
-                                        "--max-upload", "--max-conns", "--header-timeout",
-                                        "--idle-timeout"};
+    static const char* const names[] = {
+        "--http",  "--files",      "--data",      "--token",          "--watch",
+        "--grace", "--max-upload", "--max-conns", "--header-timeout", "--idle-timeout"};
     for (const char* n : names)
         if (name == n) return true;
     return false;
@@ -159,9 +158,10 @@ bool takes_value(const std::string& name) {
 // Applies the environment variables whose flags were not given: a flag beats its variable, so a
 // bad value there does not matter once the flag overrides it.
 bool apply_env(const GetEnv& getenv, const std::vector<std::string>& given, Parser& p) {
-    static const char* const env_map[][2] = {
-        {"DUET_HTTP", "--http"}, {"DUET_FILES", "--files"},
-        {"DUET_DATA", "--data"}, {"DUET_TOKEN", "--token"}};
+    static const char* const env_map[][2] = {{"DUET_HTTP", "--http"},
+                                             {"DUET_FILES", "--files"},
+                                             {"DUET_DATA", "--data"},
+                                             {"DUET_TOKEN", "--token"}};
     for (auto& [env, flag] : env_map) {
         bool overridden = false;
         for (const std::string& g : given) overridden = overridden || g == flag;
@@ -175,8 +175,8 @@ bool apply_env(const GetEnv& getenv, const std::vector<std::string>& given, Pars
 }
 
 bool is_flag(const std::string& name) {
-    return name == "--reload" || name == "--access-log" || name == "--check" ||
-           name == "--help" || name == "--version";
+    return name == "--reload" || name == "--access-log" || name == "--check" || name == "--help" ||
+           name == "--version";
 }
 
 }  // namespace

@@ -12,9 +12,9 @@
 
 namespace duet {
 namespace {
-constexpr int kReadsPerEvent = 8;                          // fairness: then back to the loop
-constexpr std::uint64_t kSendfilePerEvent = 4 << 20;       // bytes of a file per event
-constexpr int kRoundsPerPump = 64;                         // process/flush rounds per event
+constexpr int kReadsPerEvent = 8;                     // fairness: then back to the loop
+constexpr std::uint64_t kSendfilePerEvent = 4 << 20;  // bytes of a file per event
+constexpr int kRoundsPerPump = 64;                    // process/flush rounds per event
 }  // namespace
 
 Conn::Conn(Server& srv, int fd, Port port) : srv_(srv), fd_(fd), port_(port) {
@@ -27,7 +27,9 @@ Conn::~Conn() {
     out_.release(srv_.pool);
 }
 
-bool Conn::wants_input() const { return !closing_ && !output_pending(); }
+bool Conn::wants_input() const {
+    return !closing_ && !output_pending();
+}
 
 void Conn::on_event(std::uint32_t events) {
     if (dead_) return;
@@ -213,15 +215,21 @@ std::string Conn::peer_address() const {
     return addr;
 }
 
-void Conn::touch_progress() { srv_.idle_timers.touch(idle_timer, srv_.now_ms()); }
+void Conn::touch_progress() {
+    srv_.idle_timers.touch(idle_timer, srv_.now_ms());
+}
 
 void Conn::arm_header_timer() {
     if (!head_timer.linked()) srv_.header_timers.touch(head_timer, srv_.now_ms());
 }
 
-void Conn::cancel_header_timer() { TimerList::cancel(head_timer); }
+void Conn::cancel_header_timer() {
+    TimerList::cancel(head_timer);
+}
 
-void Conn::on_idle_timeout() { close_now(); }
+void Conn::on_idle_timeout() {
+    close_now();
+}
 
 void Conn::update_interest() {
     if (dead_) return;

@@ -11,9 +11,13 @@ namespace duet {
 namespace {
 constexpr std::size_t kOutputHighWater = 32 * 1024;
 
-bool disk_full(int rc) { return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG; }
+bool disk_full(int rc) {
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+}
 
-std::string u64(std::uint64_t v) { return std::to_string(v); }
+std::string u64(std::uint64_t v) {
+    return std::to_string(v);
+}
 }  // namespace
 
 FileConn::~FileConn() {
@@ -152,11 +156,21 @@ void FileConn::run(const Command& c, std::string_view) {
         return;
     }
     switch (c.verb) {
-        case Verb::Put: put(c); return;
-        case Verb::Get: get(c); return;
-        case Verb::Stat: stat(c); return;
-        case Verb::List: list(); return;
-        case Verb::Del: del(c); return;
+        case Verb::Put:
+            put(c);
+            return;
+        case Verb::Get:
+            get(c);
+            return;
+        case Verb::Stat:
+            stat(c);
+            return;
+        case Verb::List:
+            list();
+            return;
+        case Verb::Del:
+            del(c);
+            return;
         case Verb::Auth: {
             std::string token = "Bearer " + std::string(c.name);
             if (srv_.cfg.token.empty() || bearer_matches(token, srv_.cfg.token)) {
@@ -167,7 +181,9 @@ void FileConn::run(const Command& c, std::string_view) {
             }
             return;
         }
-        case Verb::Ping: reply("OK pong"); return;
+        case Verb::Ping:
+            reply("OK pong");
+            return;
         case Verb::Help: {
             std::string text = "OK " + u64(std::size(kHelpLines)) + "\n";
             for (const char* l : kHelpLines) (text += l) += '\n';
@@ -175,8 +191,12 @@ void FileConn::run(const Command& c, std::string_view) {
             log_command("OK");
             return;
         }
-        case Verb::Quit: reply_and_close("OK bye"); return;
-        case Verb::Unknown: reply("ERR 400 unknown command"); return;
+        case Verb::Quit:
+            reply_and_close("OK bye");
+            return;
+        case Verb::Unknown:
+            reply("ERR 400 unknown command");
+            return;
     }
 }
 
@@ -268,8 +288,7 @@ void FileConn::stat(const Command& c) {
     int rc = srv_.store.stat(c.name, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc < 0) return reply("ERR 500 cannot stat");
-    reply("OK " + u64(info.size) + " " + to_hex(info.sha256) + " " +
-          std::to_string(info.mtime));
+    reply("OK " + u64(info.size) + " " + to_hex(info.sha256) + " " + std::to_string(info.mtime));
 }
 
 void FileConn::list() {

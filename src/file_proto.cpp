@@ -91,8 +91,10 @@ Command parse_command(std::string_view line) {
         case Verb::Get:
             if (n < 2 || n > 4) return usage(c, "ERR 400 usage: GET NAME [OFFSET [LENGTH]]");
             c.name = w[1];
-            if (n >= 3 && !to_u64(w[2], c.offset)) return usage(c, "ERR 400 OFFSET must be a number");
-            if (n == 4 && !to_u64(w[3], c.length)) return usage(c, "ERR 400 LENGTH must be a number");
+            if (n >= 3 && !to_u64(w[2], c.offset))
+                return usage(c, "ERR 400 OFFSET must be a number");
+            if (n == 4 && !to_u64(w[3], c.length))
+                return usage(c, "ERR 400 LENGTH must be a number");
             return c;
         case Verb::Stat:
         case Verb::Del:
@@ -111,7 +113,8 @@ Command parse_command(std::string_view line) {
         case Verb::Quit:
             if (n != 1) return usage(c, "ERR 400 this command takes no arguments");
             return c;
-        case Verb::Unknown: return usage(c, "ERR 400 unknown command");
+        case Verb::Unknown:
+            return usage(c, "ERR 400 unknown command");
     }
     return c;
 }

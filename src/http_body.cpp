@@ -10,7 +10,9 @@ int hex_value(char c) {
     return -1;
 }
 
-bool is_ext_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+bool is_ext_byte(unsigned char c) {
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 }  // namespace
 

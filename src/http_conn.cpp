@@ -19,7 +19,9 @@ bool HttpConn::wants_input() const {
     return out_.size() < kOutputHighWater && !output_blocked();
 }
 
-bool HttpConn::is_idle() const { return !body_ && in_.empty() && !output_pending(); }
+bool HttpConn::is_idle() const {
+    return !body_ && in_.empty() && !output_pending();
+}
 
 void HttpConn::on_eof() {
     // The client is done sending. A body cut short stores nothing; anything queued still goes out.
@@ -174,8 +176,9 @@ bool HttpConn::feed_body() {
                 ++srv_.metrics.uploads_failed;
                 body_.reset();
                 bool full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
-                respond_fatal(full ? 507 : 500, full ? "The disk is full; nothing was stored."
-                                                     : "Writing the upload failed; nothing was stored.");
+                respond_fatal(full ? 507 : 500,
+                              full ? "The disk is full; nothing was stored."
+                                   : "Writing the upload failed; nothing was stored.");
                 expect_unread_input();
                 return false;
             }
@@ -235,8 +238,7 @@ void HttpConn::respond(int status, std::string_view content_type, std::string_vi
     send(head, body);
 }
 
-void HttpConn::respond_error(int status, std::string_view message,
-                             std::string_view extra_fields) {
+void HttpConn::respond_error(int status, std::string_view message, std::string_view extra_fields) {
     respond(status, "application/json", json_error(message), extra_fields);
 }
 

@@ -114,8 +114,7 @@ bool etag_list_matches(std::string_view list, std::string_view etag) {
 
 bool bearer_matches(std::string_view authorization, std::string_view token) {
     authorization = trim(authorization);
-    if (authorization.size() < 7 || !iequals(authorization.substr(0, 7), "bearer "))
-        return false;
+    if (authorization.size() < 7 || !iequals(authorization.substr(0, 7), "bearer ")) return false;
     std::string_view given = trim(authorization.substr(7));
     // Constant time in the token's content: every byte of the expected token is compared.
     unsigned diff = given.size() != token.size();

@@ -10,7 +10,9 @@
 namespace duet {
 namespace {
 
-std::string quoted_etag(const Digest& d) { return "\"" + to_hex(d) + "\""; }
+std::string quoted_etag(const Digest& d) {
+    return "\"" + to_hex(d) + "\"";
+}
 
 std::string repr_digest(const Digest& d) {
     return "sha-256=:" + base64_encode(d.data(), d.size()) + ":";
@@ -99,7 +101,8 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
     bool range_applies = range && (!if_range || if_range->value == etag);
     if (range_applies) {
         switch (parse_range(range->value, info.size, start, length)) {
-            case RangeResult::Ignore: break;
+            case RangeResult::Ignore:
+                break;
             case RangeResult::Unsatisfiable: {
                 char cr[64];
                 std::snprintf(cr, sizeof cr, "Content-Range: bytes */%llu\r\n",
@@ -107,7 +110,9 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
                 respond_error(416, "The range is outside the file.", cr);
                 return;
             }
-            case RangeResult::Satisfiable: status = 206; break;
+            case RangeResult::Satisfiable:
+                status = 206;
+                break;
         }
     }
     ResponseHead head(status, srv_.date_header());
@@ -157,8 +162,7 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         return refuse(412, "A file with this name exists (If-None-Match: *).");
     if (req.body == BodyKind::Length && req.content_length > srv_.cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.");
-    if (srv_.draining() && srv_.stopping())
-        return refuse(503, "The server is shutting down.");
+    if (srv_.draining() && srv_.stopping()) return refuse(503, "The server is shutting down.");
     body_ = std::make_unique<Body>();
     int rc = srv_.store.begin_upload(body_->upload);
     if (rc < 0) {

@@ -14,12 +14,18 @@ constexpr bool is_tchar(unsigned char c) {
 
 // Field-value bytes: VCHAR, obs-text, SP, HTAB. Everything else (CTL, NUL, DEL, bare CR) is
 // refused.
-constexpr bool is_field_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+constexpr bool is_field_byte(unsigned char c) {
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 // request-target bytes: visible ASCII only.
-constexpr bool is_target_byte(unsigned char c) { return c > 0x20 && c < 0x7f; }
+constexpr bool is_target_byte(unsigned char c) {
+    return c > 0x20 && c < 0x7f;
+}
 
-constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c; }
+constexpr char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
+}
 
 std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -69,7 +75,7 @@ bool split_target(std::string_view target, std::string_view& path) {
         // query of "http://host?a=/b" is not the start of the path.
         std::size_t end = target.find_first_of("/?#", scheme + 3);
         target = end == std::string_view::npos || target[end] != '/' ? std::string_view("/")
-                                                                      : target.substr(end);
+                                                                     : target.substr(end);
     }
     std::size_t q = target.find_first_of("?#");
     path = target.substr(0, q);
@@ -259,8 +265,7 @@ ParseResult parse_request(const char* buf, std::size_t len, Request& req) {
         std::string_view field(buf + pos, content_end - pos);
         pos = lf + 1;
         if (field.empty()) break;
-        if (field.find('\r') != field.npos)
-            return error(400, "A header line has a bare CR.");
+        if (field.find('\r') != field.npos) return error(400, "A header line has a bare CR.");
         r = parse_field_line(field, req);
         if (r.status == ParseStatus::Error) return r;
     }

@@ -25,9 +25,12 @@ std::string_view allow_field(Route r) {
     switch (r) {
         case Route::Root:
         case Route::Health:
-        case Route::FilesList: return "Allow: GET, HEAD, OPTIONS\r\n";
-        case Route::Metrics: return "Allow: GET, OPTIONS\r\n";
-        default: return "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n";
+        case Route::FilesList:
+            return "Allow: GET, HEAD, OPTIONS\r\n";
+        case Route::Metrics:
+            return "Allow: GET, OPTIONS\r\n";
+        default:
+            return "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n";
     }
 }
 
@@ -36,10 +39,14 @@ bool method_allowed(Route r, std::string_view m) {
     switch (r) {
         case Route::Root:
         case Route::Health:
-        case Route::FilesList: return m == "GET" || m == "HEAD";
-        case Route::Metrics: return m == "GET";
-        case Route::File: return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE";
-        default: return false;
+        case Route::FilesList:
+            return m == "GET" || m == "HEAD";
+        case Route::Metrics:
+            return m == "GET";
+        case Route::File:
+            return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE";
+        default:
+            return false;
     }
 }
 
@@ -79,7 +86,9 @@ void HttpConn::route(const Request& req) {
         return;
     }
     switch (r) {
-        case Route::Root: respond(200, "application/json", srv_.root_body()); return;
+        case Route::Root:
+            respond(200, "application/json", srv_.root_body());
+            return;
         case Route::Health:
             if (srv_.draining())
                 respond(503, "text/plain", "draining\n");
@@ -90,14 +99,20 @@ void HttpConn::route(const Request& req) {
             timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             double now = double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-            MetricsContext ctx{now - srv_.started_at, srv_.generation, srv_.reloads,
+            MetricsContext ctx{now - srv_.started_at,   srv_.generation,         srv_.reloads,
                                srv_.store.file_count(), srv_.store.byte_count(), srv_.draining()};
             send_long_typed(200, "text/plain; version=0.0.4", render_metrics(srv_.metrics, ctx));
             return;
         }
-        case Route::FilesList: route_files_list(req); return;
-        case Route::File: route_file(req, req.path.substr(7)); return;
-        default: respond_error(404, "There is nothing at this path."); return;
+        case Route::FilesList:
+            route_files_list(req);
+            return;
+        case Route::File:
+            route_file(req, req.path.substr(7));
+            return;
+        default:
+            respond_error(404, "There is nothing at this path.");
+            return;
     }
 }
 

@@ -96,8 +96,8 @@ void Lifecycle::add_watch(const std::string& path, std::string& error) {
     // A file is watched through its directory, so replacing it (unlink + create, or rename over)
     // is seen; a watch on the file itself would stay on the old inode.
     std::string dir = is_dir ? path : dirname_of(path);
-    std::uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                         IN_ATTRIB;
+    std::uint32_t mask =
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB;
     int wd = inotify_add_watch(inotify_fd_.get(), dir.c_str(), mask | IN_ONLYDIR);
     if (wd < 0) {
         error = "--watch " + path + ": " + std::strerror(errno);
@@ -208,16 +208,16 @@ void Lifecycle::finish_check(int status) {
     while (!check_text_.empty() && (check_text_.back() == '\n' || check_text_.back() == '\r'))
         check_text_.pop_back();
     if (!ok && check_text_.empty()) {
-        check_text_ = WIFSIGNALED(status) ? std::string("killed by signal ") +
-                                                std::to_string(WTERMSIG(status))
-                                          : "exit status " + std::to_string(WEXITSTATUS(status));
+        check_text_ = WIFSIGNALED(status)
+                          ? std::string("killed by signal ") + std::to_string(WTERMSIG(status))
+                          : "exit status " + std::to_string(WEXITSTATUS(status));
     }
     srv_->on_check_done(ok, check_text_);
 }
 
-void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd,
-            int files_fd, const std::vector<HandedConn>& conns, std::uint64_t generation,
-            std::uint64_t reloads, double started_at) {
+void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,
+            const std::vector<HandedConn>& conns, std::uint64_t generation, std::uint64_t reloads,
+            double started_at) {
     // Move the listeners to 3 and 4. First lift everything we pass above the low numbers, so that
     // the dup2 calls cannot overwrite one of them.
     int h = fcntl(http_fd, F_DUPFD, 64), f = fcntl(files_fd, F_DUPFD, 64);

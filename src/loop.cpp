@@ -24,7 +24,9 @@ int Loop::modify(int fd, std::uint32_t events, Handler* h) {
     return ctl(ep_.get(), EPOLL_CTL_MOD, fd, events, h);
 }
 
-int Loop::remove(int fd) { return ctl(ep_.get(), EPOLL_CTL_DEL, fd, 0, nullptr); }
+int Loop::remove(int fd) {
+    return ctl(ep_.get(), EPOLL_CTL_DEL, fd, 0, nullptr);
+}
 
 int Loop::wait(int timeout_ms) {
     ready_ = 0;

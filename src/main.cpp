@@ -63,11 +63,19 @@ int main(int argc, char** argv) {
     block_lifecycle_signals();
     Config cfg;
     std::string error;
-    switch (parse_config(argc, argv, [](const char* n) { return getenv(n); }, cfg, error)) {
-        case ConfigResult::Help: std::fputs(usage_text(), stdout); return 0;
-        case ConfigResult::Version: std::printf("duet %s\n", kVersion); return 0;
-        case ConfigResult::Error: std::fprintf(stderr, "duet: %s\n", error.c_str()); return 2;
-        case ConfigResult::Run: break;
+    switch (parse_config(
+        argc, argv, [](const char* n) { return getenv(n); }, cfg, error)) {
+        case ConfigResult::Help:
+            std::fputs(usage_text(), stdout);
+            return 0;
+        case ConfigResult::Version:
+            std::printf("duet %s\n", kVersion);
+            return 0;
+        case ConfigResult::Error:
+            std::fprintf(stderr, "duet: %s\n", error.c_str());
+            return 2;
+        case ConfigResult::Run:
+            break;
     }
     if (cfg.check) {
         if (!Store::check(cfg.data, error)) {

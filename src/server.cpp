@@ -28,11 +28,15 @@ std::int64_t monotonic_ms() {
     return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-std::int64_t ms_of(double seconds) { return std::int64_t(seconds * 1000.0 + 0.5); }
+std::int64_t ms_of(double seconds) {
+    return std::int64_t(seconds * 1000.0 + 0.5);
+}
 
 }  // namespace
 
-void Listener::on_event(std::uint32_t) { srv_.accept_from(*this); }
+void Listener::on_event(std::uint32_t) {
+    srv_.accept_from(*this);
+}
 
 Server::Server(Config cfg, std::vector<std::string> argv, std::string exe)
     : cfg(config_),
@@ -216,11 +220,14 @@ void Server::on_signal(int signo) {
         case SIGHUP:
             if (intent_ == Intent::None) intent_ = Intent::Reload;
             break;
-        default: break;
+        default:
+            break;
     }
 }
 
-void Server::on_watch_event() { life_.change_seen(now_ms_); }
+void Server::on_watch_event() {
+    life_.change_seen(now_ms_);
+}
 
 void Server::act_on_intents() {
     if (life_.reload_due(now_ms_)) {
@@ -275,9 +282,9 @@ void Server::begin_drain(bool for_reload) {
     if (for_reload) {
         timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        notify_service_manager("RELOADING=1\nMONOTONIC_USEC=" +
-                               std::to_string(std::uint64_t(ts.tv_sec) * 1000000 +
-                                              std::uint64_t(ts.tv_nsec) / 1000));
+        notify_service_manager(
+            "RELOADING=1\nMONOTONIC_USEC=" +
+            std::to_string(std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000));
     } else {
         notify_service_manager("STOPPING=1");
     }
@@ -337,8 +344,8 @@ void Server::finish_reload() {
     handover_.clear();
     std::fflush(stdout);
     std::fflush(stderr);
-    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds,
-           generation + 1, reloads + 1, started_at);
+    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, generation + 1,
+           reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
     std::_Exit(1);
 }

@@ -30,9 +30,11 @@ std::string make_tmpdir();
 // Waits up to 10 s for the ready line. Returns false (and the stderr text in d.err_log) if none.
 bool start(Duet& d, std::vector<std::string> args = {}, std::string data_dir = "",
            std::vector<std::string> env = {}, std::string binary = "");
-// Waits until stderr has a line containing `needle` (searching all output so far); false on timeout.
+// Waits until stderr has a line containing `needle` (searching all output so far); false on
+// timeout.
 bool wait_log(Duet& d, const std::string& needle, int timeout_ms = 10000);
-// Parses the newest ready line in err_log into ports/generation; true if one was found after `from`.
+// Parses the newest ready line in err_log into ports/generation; true if one was found after
+// `from`.
 bool parse_ready(Duet& d, std::size_t from = 0);
 // Sends `sig` and waits for exit; returns the exit status (128+signal when killed), or -1.
 int stop(Duet& d, int sig = 15, int timeout_ms = 15000);

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +101,8 @@ bool start(Duet& d, std::vector<std::string> args, std::string data_dir,
     if (pipe2(pipefd, O_CLOEXEC) != 0) return false;
     pid_t pid = fork();
     if (pid == 0) {
+        // If the test process dies (a crash, not a failed assertion), its server goes with it.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(pipefd[1], 2);
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 0);
@@ -133,7 +136,8 @@ int wait_exit(Duet& d, int timeout_ms) {
         int status = 0;
         pid_t r = waitpid(d.pid, &status, WNOHANG);
         if (r == d.pid) {
-            while (pump_stderr(d, 0)) {}
+            while (pump_stderr(d, 0)) {
+            }
             d.pid = -1;
             if (WIFEXITED(status)) return WEXITSTATUS(status);
             if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);

@@ -32,7 +32,9 @@ void teardown() {
         if (d.rfind("/tmp/duet-test-", 0) == 0) t::sh("rm -rf '" + d + "'");
 }
 
-std::string hex_sha256(const std::string& data) { return duet::to_hex(duet::Sha256::of(data)); }
+std::string hex_sha256(const std::string& data) {
+    return duet::to_hex(duet::Sha256::of(data));
+}
 
 // Entries of a directory (all of them, dot-files included), one name per element.
 std::vector<std::string> entries(const std::string& dir) {
@@ -76,13 +78,15 @@ bool put_http(int port, const std::string& name, const std::string& body, bool c
         }
         ok = ok && t::send_all(fd, "0\r\n\r\n");
     } else {
-        ok = t::send_all(fd, head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n") &&
-             t::send_all(fd, body);
+        ok =
+            t::send_all(fd, head + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n") &&
+            t::send_all(fd, body);
     }
     std::string r = ok ? t::read_response(fd, false, 10000) : "";
     close(fd);
     int st = t::status_of(r);
-    return (st == 201 || st == 200) && r.find("\"sha256\":\"" + hex_sha256(body) + "\"") != std::string::npos;
+    return (st == 201 || st == 200) &&
+           r.find("\"sha256\":\"" + hex_sha256(body) + "\"") != std::string::npos;
 }
 
 // One file-port upload; true when acknowledged with the right digest.
@@ -128,7 +132,8 @@ void uploader(int id, int round, unsigned seed, int http_port, int files_port, L
 void check_store(Ledger& ledger, int round) {
     const std::string& dir = g_srv.data_dir;
     for (auto& e : entries(dir))
-        cr_expect(e.rfind(".duet-tmp", 0) != 0, "round %d: temporary file left: %s", round, e.c_str());
+        cr_expect(e.rfind(".duet-tmp", 0) != 0, "round %d: temporary file left: %s", round,
+                  e.c_str());
 
     int visible = 0;
     for (auto& e : entries(dir)) {
@@ -139,7 +144,8 @@ void check_store(Ledger& ledger, int round) {
         if (it == ledger.sent.end()) continue;
         std::string content = t::read_file(dir + "/" + e);
         cr_expect_eq(hex_sha256(content), it->second,
-                     "round %d: %s is partial or wrong (%zu bytes)", round, e.c_str(), content.size());
+                     "round %d: %s is partial or wrong (%zu bytes)", round, e.c_str(),
+                     content.size());
     }
     cr_expect_geq(visible, int(ledger.acked.size()));
 
@@ -157,7 +163,8 @@ void check_store(Ledger& ledger, int round) {
         // A few whole downloads over HTTP too.
         if (http_checked < 4) {
             ++http_checked;
-            std::string r = t::http(g_srv.http_port, "GET /files/" + name + " HTTP/1.1\r\nHost: x\r\n\r\n");
+            std::string r =
+                t::http(g_srv.http_port, "GET /files/" + name + " HTTP/1.1\r\nHost: x\r\n\r\n");
             cr_expect_eq(t::status_of(r), 200, "round %d: GET %s", round, name.c_str());
             cr_expect_eq(hex_sha256(t::body_of(r)), digest, "round %d: GET %s content", round,
                          name.c_str());
@@ -237,7 +244,8 @@ Test(crash, disk_full_answers_507_stores_nothing_and_keeps_serving) {
     for (int chunked = 0; chunked < 2; ++chunked) {
         int fd = t::connect_port(g_srv.http_port);
         cr_assert(fd >= 0);
-        std::string raw = "PUT /files/big" + std::to_string(chunked) + ".bin HTTP/1.1\r\nHost: x\r\n";
+        std::string raw =
+            "PUT /files/big" + std::to_string(chunked) + ".bin HTTP/1.1\r\nHost: x\r\n";
         if (chunked) {
             raw += "Transfer-Encoding: chunked\r\n\r\n";
             for (std::size_t off = 0; off < big.size(); off += 65536) {
@@ -273,8 +281,8 @@ Test(crash, disk_full_answers_507_stores_nothing_and_keeps_serving) {
         shutdown(fd, SHUT_RDWR);
         sender.join();
         close(fd);
-        cr_expect(line.rfind("ERR 507", 0) == 0, "file port %s PUT: %s", sized ? "sized" : "unsized",
-                  line.c_str());
+        cr_expect(line.rfind("ERR 507", 0) == 0, "file port %s PUT: %s",
+                  sized ? "sized" : "unsized", line.c_str());
         cr_assert_eq(kill(g_srv.pid, 0), 0, "duet died (SIGXFSZ not ignored?)");
     }
 
@@ -287,6 +295,7 @@ Test(crash, disk_full_answers_507_stores_nothing_and_keeps_serving) {
     cr_expect_eq(t::status_of(t::http(g_srv.http_port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")), 200);
     const std::string small = t::random_bytes(100 * 1024, 12);
     cr_expect(put_http(g_srv.http_port, "small.bin", small, false), "a small upload failed");
-    cr_expect(put_files(g_srv.files_port, "fsmall.bin", small, true), "a small file-port upload failed");
+    cr_expect(put_files(g_srv.files_port, "fsmall.bin", small, true),
+              "a small file-port upload failed");
     cr_expect_eq(t::stop(g_srv, SIGTERM), 0);
 }

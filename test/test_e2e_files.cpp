@@ -2,9 +2,9 @@
 // raw sockets, the real nc, and the store shared with the HTTP port. Each test starts
 // build/duet-san on port 0 with a fresh store; the suite's fini stops it and removes the dirs.
 #include <criterion/criterion.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,9 +22,9 @@
 namespace fs = std::filesystem;
 
 // Compares as std::string, so temporaries live through the check (and binary data is safe).
-#define EXPECT_STR(got, want, ...)                                                       \
-    do {                                                                                 \
-        std::string got_ = (got), want_ = (want);                                        \
+#define EXPECT_STR(got, want, ...)                                                            \
+    do {                                                                                      \
+        std::string got_ = (got), want_ = (want);                                             \
         cr_assert(got_ == want_, "got '%.300s', want '%.300s'", got_.c_str(), want_.c_str()); \
     } while (0)
 
@@ -49,7 +49,9 @@ void boot(std::vector<std::string> args = {}) {
 }
 
 // A scratch directory for the test's own files, removed with the store.
-std::string scratch() { return fs::path(g_d.data_dir).parent_path().string(); }
+std::string scratch() {
+    return fs::path(g_d.data_dir).parent_path().string();
+}
 
 int files_conn() {
     int fd = t::connect_port(g_d.files_port);
@@ -58,7 +60,9 @@ int files_conn() {
     return fd;
 }
 
-std::string hex_of(const std::string& data) { return duet::to_hex(duet::Sha256::of(data)); }
+std::string hex_of(const std::string& data) {
+    return duet::to_hex(duet::Sha256::of(data));
+}
 
 // Sends one command line and returns the first answer line.
 std::string cmd(int fd, const std::string& line) {
@@ -206,8 +210,9 @@ Test(e2e_files, crlf_line_endings_are_accepted) {
 Test(e2e_files, pipelined_commands_are_answered_in_order) {
     boot();
     int fd = files_conn();
-    std::string all = "PING\nPUT p.txt 5\nhelloSTAT p.txt\nGET p.txt\nNOPE\nDEL p.txt\n"
-                      "GET p.txt\nPING\nQUIT\n";
+    std::string all =
+        "PING\nPUT p.txt 5\nhelloSTAT p.txt\nGET p.txt\nNOPE\nDEL p.txt\n"
+        "GET p.txt\nPING\nQUIT\n";
     cr_assert(t::send_all(fd, all));
     EXPECT_STR(t::read_line(fd).c_str(), "OK pong");
     EXPECT_STR(t::read_line(fd).c_str(), ok_put("hello").c_str());
@@ -339,12 +344,12 @@ Test(e2e_files, get_with_offset_and_length_resumes) {
     int fd = files_conn();
     std::string body;
     EXPECT_STR(get(fd, "r.txt 10", body).c_str(), ("OK 10 " + whole).c_str(),
-                     "the digest is of the whole file");
+               "the digest is of the whole file");
     EXPECT_STR(body.c_str(), "abcdefghij");
     EXPECT_STR(get(fd, "r.txt 3 4", body).c_str(), ("OK 4 " + whole).c_str());
     EXPECT_STR(body.c_str(), "3456");
     EXPECT_STR(get(fd, "r.txt 15 100", body).c_str(), ("OK 5 " + whole).c_str(),
-                     "a LENGTH past the end is cut to the end");
+               "a LENGTH past the end is cut to the end");
     EXPECT_STR(body.c_str(), "fghij");
     EXPECT_STR(get(fd, "r.txt 0 0", body).c_str(), ("OK 0 " + whole).c_str());
     EXPECT_STR(cmd(fd, "PING").c_str(), "OK pong");
@@ -500,11 +505,10 @@ Test(e2e_files, del_removes_and_get_then_404) {
 Test(e2e_files, invalid_names_are_400_and_keep_the_session_for_get_stat_del) {
     boot();
     int fd = files_conn();
-    const std::string bad[] = {"..", ".hidden", "a/b", std::string(256, 'n'), "../etc/passwd",
+    const std::string bad[] = {"..",   ".hidden", "a/b", std::string(256, 'n'), "../etc/passwd",
                                "a\\b", "na*me"};
     for (auto& name : bad) {
-        EXPECT_STR(cmd(fd, "GET " + name).c_str(), "ERR 400 invalid file name", "%s",
-                         name.c_str());
+        EXPECT_STR(cmd(fd, "GET " + name).c_str(), "ERR 400 invalid file name", "%s", name.c_str());
         cr_assert(cmd(fd, "STAT " + name).rfind("ERR 400", 0) == 0);
         cr_assert(cmd(fd, "DEL " + name).rfind("ERR 400", 0) == 0);
     }
@@ -525,8 +529,7 @@ Test(e2e_files, sized_put_with_an_invalid_name_answers_and_closes) {
     for (auto& name : bad) {
         int fd = files_conn();
         cr_assert(t::send_all(fd, "PUT " + name + " 5\nhello"));
-        EXPECT_STR(t::read_line(fd).c_str(), "ERR 400 invalid file name", "%s",
-                         name.c_str());
+        EXPECT_STR(t::read_line(fd).c_str(), "ERR 400 invalid file name", "%s", name.c_str());
         cr_assert(t::peer_closed(fd), "the stream is out of step after %s", name.c_str());
     }
     assert_store_empty();
@@ -555,8 +558,8 @@ Test(e2e_files, sized_put_over_max_upload_is_413_and_closed) {
     cr_assert(t::peer_closed(fd));
     assert_store_empty();
     fd = files_conn();
-    EXPECT_STR(put(fd, "x", std::string(100, 'a')).c_str(),
-                     ok_put(std::string(100, 'a')).c_str(), "exactly the limit is accepted");
+    EXPECT_STR(put(fd, "x", std::string(100, 'a')).c_str(), ok_put(std::string(100, 'a')).c_str(),
+               "exactly the limit is accepted");
 }
 
 Test(e2e_files, unsized_put_growing_past_max_upload_is_413) {
@@ -678,7 +681,7 @@ Test(e2e_files, three_mib_round_trip_is_intact) {
     std::size_t half = data.size() / 2;
     std::string tail_answer = get(fd, "big.bin " + std::to_string(half), body);
     EXPECT_STR(tail_answer.c_str(),
-                     ("OK " + std::to_string(data.size() - half) + " " + hex_of(data)).c_str());
+               ("OK " + std::to_string(data.size() - half) + " " + hex_of(data)).c_str());
     cr_assert(body == data.substr(half), "resumed download differs");
     EXPECT_STR(cmd(fd, "PING").c_str(), "OK pong");
 }
@@ -691,13 +694,15 @@ Test(e2e_files, nc_put_until_eof_then_get_back) {
     std::string data = t::random_bytes(200000, 9);
     cr_assert(t::write_file(dir + "/a.bin", data));
     std::string port = std::to_string(g_d.files_port);
-    std::string out = t::sh("cd " + dir + " && { echo \"PUT a.bin\"; cat a.bin; } | "
-                            "nc -N 127.0.0.1 " + port);
+    std::string out = t::sh("cd " + dir +
+                            " && { echo \"PUT a.bin\"; cat a.bin; } | "
+                            "nc -N 127.0.0.1 " +
+                            port);
     EXPECT_STR(out.c_str(), (ok_put(data) + "\n").c_str());
     cr_assert(t::read_file(g_d.data_dir + "/a.bin") == data);
     std::size_t n = ok_put(data).size() + 2;
-    std::string got = t::sh("echo \"GET a.bin\" | nc -N 127.0.0.1 " + port + " | tail -c +" +
-                            std::to_string(n));
+    std::string got =
+        t::sh("echo \"GET a.bin\" | nc -N 127.0.0.1 " + port + " | tail -c +" + std::to_string(n));
     cr_assert(got == data, "nc download differs (%zu bytes)", got.size());
 }
 
@@ -708,8 +713,8 @@ Test(e2e_files, nc_crlf_session) {
     cr_assert_eq(::stat((g_d.data_dir + "/a.bin").c_str(), &st), 0);
     std::string out = t::sh("printf 'ping\\r\\nstat a.bin\\r\\nquit\\r\\n' | nc -N 127.0.0.1 " +
                             std::to_string(g_d.files_port));
-    std::string want = "OK pong\nOK 3 " + hex_of("nc!") + " " + std::to_string(st.st_mtime) +
-                       "\nOK bye\n";
+    std::string want =
+        "OK pong\nOK 3 " + hex_of("nc!") + " " + std::to_string(st.st_mtime) + "\nOK bye\n";
     EXPECT_STR(out.c_str(), want.c_str());
 }
 
@@ -728,8 +733,10 @@ Test(e2e_files, put_on_file_port_is_served_over_http) {
 Test(e2e_files, put_over_http_is_served_on_file_port) {
     boot();
     std::string data = "from http\n";
-    std::string r = t::http(g_d.http_port, "PUT /files/h.txt HTTP/1.1\r\nHost: x\r\n"
-                                           "Content-Length: 10\r\n\r\n" + data);
+    std::string r = t::http(g_d.http_port,
+                            "PUT /files/h.txt HTTP/1.1\r\nHost: x\r\n"
+                            "Content-Length: 10\r\n\r\n" +
+                                data);
     cr_assert_eq(t::status_of(r), 201, "%s", r.c_str());
     int fd = files_conn();
     std::string body;

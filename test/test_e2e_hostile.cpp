@@ -129,7 +129,9 @@ long cpu_ticks(pid_t pid) {
     return std::atol(f[11].c_str()) + std::atol(f[12].c_str());
 }
 
-std::string hex_sha256(const std::string& data) { return duet::to_hex(duet::Sha256::of(data)); }
+std::string hex_sha256(const std::string& data) {
+    return duet::to_hex(duet::Sha256::of(data));
+}
 
 const std::string kSmuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
 
@@ -167,35 +169,61 @@ Test(hostile, smuggling_variants_are_rejected_and_close) {
     const std::string put = "PUT /files/smug.bin HTTP/1.1\r\nHost: x\r\n";
     const std::string post = "POST / HTTP/1.1\r\nHost: x\r\n";
     std::vector<SmuggleCase> cases = {
-        {"CL.TE", put + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 400},
-        {"CL.TE on an unknown route", post + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 400},
-        {"TE.CL", put + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n", 400, 400},
+        {"CL.TE", put + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+         400},
+        {"CL.TE on an unknown route",
+         post + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 400},
+        {"TE.CL",
+         put + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+         400, 400},
         {"TE xchunked", put + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501, 400},
-        {"TE chunked, identity", put + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 501, 400},
-        {"TE identity, chunked", put + "Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", 501, 400},
-        {"two TE headers", put + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 501, 400},
-        {"TE chunked twice", put + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501, 400},
-        {"TE chunked,chunked", put + "Transfer-Encoding: chunked,chunked\r\n\r\n0\r\n\r\n", 501, 400},
-        {"TE with a vertical tab", put + "Transfer-Encoding: \x0b" "chunked\r\n\r\n0\r\n\r\n", 400, 501},
-        {"TE folded onto the next line", put + "Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400, 400},
-        {"TE line with leading space", put + " Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 400},
-        {"TE with tab before colon", put + "Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400, 400},
-        {"TE with space before colon", put + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400, 400},
+        {"TE chunked, identity", put + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 501,
+         400},
+        {"TE identity, chunked", put + "Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", 501,
+         400},
+        {"two TE headers",
+         put + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 501,
+         400},
+        {"TE chunked twice",
+         put + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501,
+         400},
+        {"TE chunked,chunked", put + "Transfer-Encoding: chunked,chunked\r\n\r\n0\r\n\r\n", 501,
+         400},
+        {"TE with a vertical tab",
+         put + "Transfer-Encoding: \x0b"
+               "chunked\r\n\r\n0\r\n\r\n",
+         400, 501},
+        {"TE folded onto the next line", put + "Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+         400, 400},
+        {"TE line with leading space", put + " Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+         400},
+        {"TE with tab before colon", put + "Transfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n", 400,
+         400},
+        {"TE with space before colon", put + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400,
+         400},
         {"TE empty", put + "Transfer-Encoding: \r\nContent-Length: 5\r\n\r\nhello", 400, 400},
         {"TE quoted", put + "Transfer-Encoding: \"chunked\"\r\n\r\n0\r\n\r\n", 501, 400},
-        {"duplicate CL, different values", put + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400, 400},
+        {"duplicate CL, different values",
+         put + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400, 400},
         {"comma-listed CL", put + "Content-Length: 5, 5\r\n\r\nhello", 400, 400},
         {"CL with a sign", put + "Content-Length: +5\r\n\r\nhello", 400, 400},
         {"CL negative", put + "Content-Length: -1\r\n\r\n", 400, 400},
         {"CL hex", put + "Content-Length: 0x5\r\n\r\nhello", 400, 400},
-        {"CL overflowing 64 bits", put + "Content-Length: 18446744073709551621\r\n\r\nhello", 400, 413},
-        {"chunk size overflow", put + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nx\r\n0\r\n\r\n", 400, 400},
-        {"chunk size with 0x", put + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400, 400},
-        {"chunk size negative", put + "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", 400, 400},
-        {"chunk framing with bare LF", put + "Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n", 400, 400},
-        {"chunk data longer than its size", put + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", 400, 400},
+        {"CL overflowing 64 bits", put + "Content-Length: 18446744073709551621\r\n\r\nhello", 400,
+         413},
+        {"chunk size overflow",
+         put + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nx\r\n0\r\n\r\n", 400, 400},
+        {"chunk size with 0x", put + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+         400, 400},
+        {"chunk size negative", put + "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+         400, 400},
+        {"chunk framing with bare LF", put + "Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
+         400, 400},
+        {"chunk data longer than its size",
+         put + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", 400, 400},
         {"bare CR in the head", "GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400, 400},
-        {"NUL in a header", std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a") + '\0' + "b\r\n\r\n", 400, 400},
+        {"NUL in a header", std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a") + '\0' + "b\r\n\r\n",
+         400, 400},
         {"two Host headers", "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, 400},
     };
     for (auto& c : cases) expect_rejected_once(c);
@@ -210,7 +238,8 @@ Test(hostile, te_with_ows_frames_the_body_as_chunked) {
     int fd = connect_http();
     std::string raw =
         "PUT /files/ows.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \t chunked \t\r\n\r\n"
-        "5\r\nhello\r\n0\r\n\r\nGET /files/ows.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        "5\r\nhello\r\n0\r\n\r\nGET /files/ows.txt HTTP/1.1\r\nHost: x\r\nConnection: "
+        "close\r\n\r\n";
     cr_assert(t::send_all(fd, raw));
     std::string r1 = t::read_response(fd);
     std::string r2 = t::read_response(fd);
@@ -225,7 +254,8 @@ Test(hostile, te_with_ows_frames_the_body_as_chunked) {
 Test(hostile, slowloris_does_not_slow_others_and_ends_in_408) {
     boot({"--header-timeout", "2"});
     const int kSlow = 200;
-    const std::string head = "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a') + "\r\n\r\n";
+    const std::string head =
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'a') + "\r\n\r\n";
     struct Slow {
         int fd = -1;
         std::size_t sent = 0;
@@ -249,7 +279,10 @@ Test(hostile, slowloris_does_not_slow_others_and_ends_in_408) {
             std::int64_t t0 = t::now_ms();
             std::string r = t::http(g_srv.http_port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
             long ms = long(t::now_ms() - t0);
-            if (t::status_of(r) == 200) ++fast_ok; else ++fast_bad;
+            if (t::status_of(r) == 200)
+                ++fast_ok;
+            else
+                ++fast_bad;
             if (ms > worst_ms) worst_ms = ms;
             pollfd none{-1, 0, 0};
             poll(&none, 0, 50);  // pace the normal client: about 20 requests a second
@@ -314,7 +347,8 @@ Test(hostile, slowloris_does_not_slow_others_and_ends_in_408) {
         }
         close(s.fd);
     }
-    cr_expect_eq(dribbled, kSlow, "only %d connections dribbled a partial head to the end", dribbled);
+    cr_expect_eq(dribbled, kSlow, "only %d connections dribbled a partial head to the end",
+                 dribbled);
     cr_expect_eq(got408, kSlow, "%d of %d slow connections got 408", got408, kSlow);
     cr_expect_eq(finished, kSlow, "%d of %d slow connections were closed", finished, kSlow);
     cr_expect_eq(timely, kSlow, "closes between %lld and %lld ms, want about 2000",
@@ -342,7 +376,8 @@ Test(hostile, slow_reader_of_a_big_download_costs_bounded_memory) {
     int fd = connect_http();
     int small = 64 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    cr_assert(t::send_all(fd, "GET /files/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    cr_assert(
+        t::send_all(fd, "GET /files/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
     // The stall under test: read nothing for 2 s, sampling the server's memory meanwhile.
     long peak = before;
     for (int i = 0; i < 20; ++i) {
@@ -406,7 +441,8 @@ Test(hostile, flood_past_max_conns_keeps_serving_and_recovers) {
         if (fd != last) close(fd);
     // Slots free up: the waiting one is served, and so is a new one.
     std::string late = t::read_response(last, false, 5000);
-    cr_expect_eq(t::status_of(late), 200, "the waiting connection was not served: %s", late.c_str());
+    cr_expect_eq(t::status_of(late), 200, "the waiting connection was not served: %s",
+                 late.c_str());
     close(last);
     cr_expect(server_answers_root(), "new clients are not served after the flood");
     for (int fd : keep) close(fd);
@@ -469,10 +505,30 @@ Test(hostile, escaping_names_are_refused_on_both_ports) {
     std::string parent = boot();
     t::write_file(parent + "/outside.txt", "outside");
     std::vector<std::string> http_names = {
-        "..", "%2e%2e", "%2E%2e%2f", "a%2fb", "%00", "a%00b", "..%2f..%2fetc%2fpasswd",
-        "%2e%2e%2foutside.txt", "..%2foutside.txt", ".", "%2e", ".hidden", "a%2Fb", "%2F",
-        "a b", "%20", "%", "%G1", "%2", "a/b", "../outside.txt", "..%5coutside.txt",
-        std::string(256, 'a'), std::string(300, 'b'),
+        "..",
+        "%2e%2e",
+        "%2E%2e%2f",
+        "a%2fb",
+        "%00",
+        "a%00b",
+        "..%2f..%2fetc%2fpasswd",
+        "%2e%2e%2foutside.txt",
+        "..%2foutside.txt",
+        ".",
+        "%2e",
+        ".hidden",
+        "a%2Fb",
+        "%2F",
+        "a b",
+        "%20",
+        "%",
+        "%G1",
+        "%2",
+        "a/b",
+        "../outside.txt",
+        "..%5coutside.txt",
+        std::string(256, 'a'),
+        std::string(300, 'b'),
     };
     for (auto& n : http_names) {
         std::string target = "/files/" + n;
@@ -483,8 +539,9 @@ Test(hostile, escaping_names_are_refused_on_both_ports) {
                                     std::string(m) == "HEAD");
             cr_expect_eq(t::status_of(r), 400, "%s %s: %s", m, target.c_str(), r.c_str());
         }
-        std::string r = t::http(g_srv.http_port, "PUT " + target +
-                                                     " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+        std::string r =
+            t::http(g_srv.http_port,
+                    "PUT " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
         cr_expect_eq(t::status_of(r), 400, "PUT %s: %s", target.c_str(), r.c_str());
     }
     cr_expect_eq(t::status_of(t::http(g_srv.http_port, "GET /files/" + std::string(255, 'a') +
@@ -492,8 +549,19 @@ Test(hostile, escaping_names_are_refused_on_both_ports) {
                  404, "a 255-byte name is valid (and missing)");
 
     std::vector<std::string> file_names = {
-        "..", "../outside.txt", "a/b", "/etc/passwd", ".", ".hidden", "%2e%2e", "a%2fb",
-        std::string("a\0b", 3), "a\x01" "b", std::string(256, 'a'), "..\\outside.txt",
+        "..",
+        "../outside.txt",
+        "a/b",
+        "/etc/passwd",
+        ".",
+        ".hidden",
+        "%2e%2e",
+        "a%2fb",
+        std::string("a\0b", 3),
+        "a\x01"
+        "b",
+        std::string(256, 'a'),
+        "..\\outside.txt",
     };
     for (auto& n : file_names) {
         for (const char* cmd : {"GET ", "STAT ", "DEL "}) {
@@ -553,11 +621,12 @@ Test(hostile, planted_symlink_is_never_followed) {
     close(fd);
 
     // Writes replace the link, never the file it points to.
-    std::string r = t::http(g_srv.http_port,
-                            "PUT /files/link.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnew");
+    std::string r = t::http(
+        g_srv.http_port, "PUT /files/link.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnew");
     cr_expect(t::status_of(r) == 201 || t::status_of(r) == 200, "PUT link.txt: %s", r.c_str());
     r = t::http(g_srv.http_port,
-                "PUT /files/rel.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnew\r\n0\r\n\r\n");
+                "PUT /files/rel.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                "chunked\r\n\r\n3\r\nnew\r\n0\r\n\r\n");
     cr_expect(t::status_of(r) == 201 || t::status_of(r) == 200, "PUT rel.txt: %s", r.c_str());
     fd = connect_files();
     cr_assert(t::send_all(fd, "PUT flink.txt 3\nnew"));
@@ -589,8 +658,9 @@ Test(hostile, symlink_swapped_in_during_upload_is_not_followed) {
     const std::string body = t::random_bytes(1 << 20, 3);
 
     // Over HTTP, onto an existing name.
-    cr_assert_eq(t::status_of(t::http(g_srv.http_port,
-                                      "PUT /files/swap.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nold")),
+    cr_assert_eq(t::status_of(t::http(
+                     g_srv.http_port,
+                     "PUT /files/swap.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nold")),
                  201);
     int fd = connect_http();
     cr_assert(t::send_all(fd, "PUT /files/swap.txt HTTP/1.1\r\nHost: x\r\nContent-Length: " +

@@ -56,8 +56,8 @@ void expect_fatal(const std::string& what, const std::string& raw, int status) {
     int fd = connect_http();
     t::send_all(fd, raw);
     std::string r = t::read_response(fd, false, 5000);
-    cr_expect_eq(t::status_of(r), status, "%s: got %d, want %d: %s", what.c_str(),
-                 t::status_of(r), status, r.c_str());
+    cr_expect_eq(t::status_of(r), status, "%s: got %d, want %d: %s", what.c_str(), t::status_of(r),
+                 status, r.c_str());
     cr_expect(is_json_error(r), "%s: not a JSON error: %s", what.c_str(), r.c_str());
     cr_expect(!t::header_of(r, "Date").empty(), "%s: no Date", what.c_str());
     cr_expect(t::peer_closed(fd, 3000), "%s: connection left open after %d", what.c_str(), status);
@@ -175,14 +175,19 @@ Test(e2e_http, options_answers_204_with_allow_and_no_length) {
 
 Test(e2e_http, known_route_with_wrong_method_is_405_with_allow) {
     boot();
-    struct { const char* method; const char* path; } cases[] = {
-        {"POST", "/"}, {"DELETE", "/healthz"}, {"PUT", "/metrics"}, {"POST", "/files"},
-        {"PATCH", "/files/a.txt"}};
+    struct {
+        const char* method;
+        const char* path;
+    } cases[] = {{"POST", "/"},
+                 {"DELETE", "/healthz"},
+                 {"PUT", "/metrics"},
+                 {"POST", "/files"},
+                 {"PATCH", "/files/a.txt"}};
     for (auto& c : cases) {
         std::string r = t::http(g_srv.http_port, req(c.method, c.path));
         cr_expect_eq(t::status_of(r), 405, "%s %s: %s", c.method, c.path, r.c_str());
-        cr_expect(t::header_of(r, "Allow").find("GET") != std::string::npos, "%s %s: %s",
-                  c.method, c.path, r.c_str());
+        cr_expect(t::header_of(r, "Allow").find("GET") != std::string::npos, "%s %s: %s", c.method,
+                  c.path, r.c_str());
         cr_expect(is_json_error(r), "%s", r.c_str());
     }
 }
@@ -257,8 +262,7 @@ Test(e2e_http, connection_close_is_honoured) {
 Test(e2e_http, pipelined_requests_are_answered_in_order_on_one_connection) {
     boot();
     int fd = connect_http();
-    t::send_all(fd, get("/healthz") + get("/nope") + req("HEAD", "/") + get("/") +
-                        get("/healthz"));
+    t::send_all(fd, get("/healthz") + get("/nope") + req("HEAD", "/") + get("/") + get("/healthz"));
     std::string a = t::read_response(fd);
     std::string b = t::read_response(fd);
     std::string c = t::read_response(fd, true);
@@ -304,8 +308,8 @@ Test(e2e_http, bare_lf_request_typed_like_nc_is_answered) {
 Test(e2e_http, body_sent_to_get_is_skipped_before_the_next_request) {
     boot();
     int fd = connect_http();
-    t::send_all(fd, get("/", "Content-Length: 22\r\n") + "GET /nope HTTP/1.1\r\n\r\n" +
-                        get("/healthz"));
+    t::send_all(
+        fd, get("/", "Content-Length: 22\r\n") + "GET /nope HTTP/1.1\r\n\r\n" + get("/healthz"));
     std::string a = t::read_response(fd);
     std::string b = t::read_response(fd);
     cr_expect_eq(t::status_of(a), 200, "%s", a.c_str());
@@ -337,7 +341,10 @@ Test(e2e_http, body_sent_in_pieces_to_get_is_skipped) {
 Test(e2e_http, malformed_heads_are_400_and_close) {
     boot();
     const std::string rl = "GET / HTTP/1.1\r\n";
-    struct { const char* what; std::string raw; } cases[] = {
+    struct {
+        const char* what;
+        std::string raw;
+    } cases[] = {
         {"missing Host in 1.1", "GET / HTTP/1.1\r\n\r\n"},
         {"repeated Host", rl + "Host: a\r\nHost: a\r\n\r\n"},
         {"field without colon", rl + "Host: x\r\nNoColonHere\r\n\r\n"},
@@ -348,7 +355,8 @@ Test(e2e_http, malformed_heads_are_400_and_close) {
         {"bare CR in field", rl + "Host: x\r\nX-A: 1\rX-B: 2\r\n\r\n"},
         {"bare CR in request line", "GET /\r HTTP/1.1\r\nHost: x\r\n\r\n"},
         {"NUL in field", rl + "Host: x\r\nX-A: a" + std::string(1, '\0') + "b\r\n\r\n"},
-        {"control byte in field", rl + "Host: x\r\nX-A: a\x01" "b\r\n\r\n"},
+        {"control byte in field", rl + "Host: x\r\nX-A: a\x01"
+                                       "b\r\n\r\n"},
         {"garbage request line", "HELLO\r\n\r\n"},
     };
     for (auto& c : cases) expect_fatal(c.what, c.raw, 400);
@@ -357,7 +365,10 @@ Test(e2e_http, malformed_heads_are_400_and_close) {
 Test(e2e_http, bad_content_length_and_framing_are_400_and_close) {
     boot();
     const std::string put = "PUT /files/f.txt HTTP/1.1\r\nHost: x\r\n";
-    struct { const char* what; std::string raw; } cases[] = {
+    struct {
+        const char* what;
+        std::string raw;
+    } cases[] = {
         {"CL with plus sign", put + "Content-Length: +5\r\n\r\nhello"},
         {"CL with minus sign", put + "Content-Length: -5\r\n\r\nhello"},
         {"CL list", put + "Content-Length: 5, 5\r\n\r\nhello"},
@@ -384,7 +395,8 @@ Test(e2e_http, bad_content_length_and_framing_are_400_and_close) {
                                        for (int i = 0; i < 1000; ++i)
                                            s += "X-T" + std::to_string(i) + ": 0123456789\r\n";
                                        return s;
-                                   }() + "\r\n"},
+                                   }() +
+                                   "\r\n"},
     };
     for (auto& c : cases) expect_fatal(c.what, c.raw, 400);
     // None of those bodies was stored.
@@ -511,10 +523,16 @@ Test(e2e_http, third_connection_waits_for_a_slot_at_max_conns_2) {
 // ---- command line ----
 
 Test(e2e_http, bad_options_exit_2_with_one_line_naming_the_option) {
-    struct { const char* args; const char* names; } cases[] = {
-        {"--grace abc", "--grace"},       {"--http nonsense", "--http"},
-        {"--bogus", "--bogus"},           {"--max-conns -1", "--max-conns"},
-        {"--idle-timeout x", "--idle-timeout"}, {"--files 127.0.0.1:99999", "--files"},
+    struct {
+        const char* args;
+        const char* names;
+    } cases[] = {
+        {"--grace abc", "--grace"},
+        {"--http nonsense", "--http"},
+        {"--bogus", "--bogus"},
+        {"--max-conns -1", "--max-conns"},
+        {"--idle-timeout x", "--idle-timeout"},
+        {"--files 127.0.0.1:99999", "--files"},
         {"--grace", "--grace"},
     };
     for (auto& c : cases) {
@@ -559,8 +577,7 @@ Test(e2e_http, second_copy_on_the_same_port_exits_3_naming_the_first) {
     std::string out = t::sh(duet_cmd(args), &status);
     cr_expect_eq(status, 3, "exit %d: %s", status, out.c_str());
     cr_expect(out.find("address already in use") != std::string::npos, "%s", out.c_str());
-    cr_expect(out.find("pid " + std::to_string(g_srv.pid)) != std::string::npos, "%s",
-              out.c_str());
+    cr_expect(out.find("pid " + std::to_string(g_srv.pid)) != std::string::npos, "%s", out.c_str());
     cr_expect(out.find(std::to_string(g_srv.http_port)) != std::string::npos, "%s", out.c_str());
     cr_expect_eq(count_lines(out), 1u, "%s", out.c_str());
     std::string r = t::http(g_srv.http_port, get("/"));

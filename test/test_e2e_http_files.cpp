@@ -193,10 +193,11 @@ Test(e2e_http_files, list_is_json_sorted_by_name_with_fields) {
     std::size_t m = b.find("\"Mid-1.txt\""), a = b.find("\"alpha.txt\""),
                 be = b.find("\"beta_2.txt\""), z = b.find("\"zeta.txt\"");
     cr_expect(m != std::string::npos && a != std::string::npos && be != std::string::npos &&
-                  z != std::string::npos, "%s", b.c_str());
+                  z != std::string::npos,
+              "%s", b.c_str());
     cr_expect(m < a && a < be && be < z, "not sorted by name: %s", b.c_str());
-    std::string entry = "{\"name\":\"alpha.txt\",\"size\":9,\"sha256\":\"" + sha_hex("alpha.txt") +
-                        "\",\"mtime\":";
+    std::string entry =
+        "{\"name\":\"alpha.txt\",\"size\":9,\"sha256\":\"" + sha_hex("alpha.txt") + "\",\"mtime\":";
     cr_expect(b.find(entry) != std::string::npos, "%s", b.c_str());
     std::string empty_list = t::body_of(http(request("HEAD", "/files"), true));
     cr_expect_eq(empty_list, "");
@@ -245,7 +246,8 @@ Test(e2e_http_files, curl_uploads_5mib_with_100_continue_and_downloads_it_back) 
     t::write_file(src, data);
     int st = -1;
     std::string out = curl("-v -H 'Expect: 100-continue' -T '" + src + "' " +
-                           url("/files/big.bin") + " -o /dev/null -w 'code=%{http_code}\\n'", &st);
+                               url("/files/big.bin") + " -o /dev/null -w 'code=%{http_code}\\n'",
+                           &st);
     cr_expect_eq(st, 0, "%s", out.c_str());
     cr_expect(out.find("code=201") != std::string::npos, "%s", out.c_str());
     cr_expect(out.find("HTTP/1.1 100 Continue") != std::string::npos, "no 100: %s", out.c_str());
@@ -260,13 +262,16 @@ Test(e2e_http_files, curl_ranges_give_206_with_content_range) {
     boot();
     std::string data = t::random_bytes(1000, 5);
     cr_assert_eq(t::status_of(put("r.bin", data)), 201);
-    struct { const char* range; std::size_t from, len; } cases[] = {
-        {"0-99", 0, 100}, {"100-", 100, 900}, {"-50", 950, 50}, {"990-5000", 990, 10}};
+    struct {
+        const char* range;
+        std::size_t from, len;
+    } cases[] = {{"0-99", 0, 100}, {"100-", 100, 900}, {"-50", 950, 50}, {"990-5000", 990, 10}};
     for (auto& c : cases) {
         std::string body = g_tmp + "/range.out", hdr = g_tmp + "/range.hdr";
         int st = -1;
         std::string code = curl("-r " + std::string(c.range) + " -D '" + hdr + "' -o '" + body +
-                                    "' -w '%{http_code}' " + url("/files/r.bin"), &st);
+                                    "' -w '%{http_code}' " + url("/files/r.bin"),
+                                &st);
         cr_expect_eq(code, "206", "-r %s: %s", c.range, code.c_str());
         std::string h = t::read_file(hdr);
         char want[64];
@@ -274,8 +279,7 @@ Test(e2e_http_files, curl_ranges_give_206_with_content_range) {
         cr_expect_eq(t::header_of(h, "Content-Range"), std::string(want), "-r %s: %s", c.range,
                      h.c_str());
         cr_expect_eq(t::header_of(h, "Content-Length"), std::to_string(c.len));
-        cr_expect(t::read_file(body) == data.substr(c.from, c.len), "-r %s: wrong bytes",
-                  c.range);
+        cr_expect(t::read_file(body) == data.substr(c.from, c.len), "-r %s: wrong bytes", c.range);
     }
 }
 
@@ -395,8 +399,8 @@ Test(e2e_http_files, content_length_over_max_upload_is_413_before_the_body) {
     close(fd);
     // With Expect: 100-continue: no 100, the 413 at once.
     fd = connect_http();
-    t::send_all(fd, request("PUT", "/files/big.bin",
-                            "Content-Length: 2000\r\nExpect: 100-continue\r\n"));
+    t::send_all(
+        fd, request("PUT", "/files/big.bin", "Content-Length: 2000\r\nExpect: 100-continue\r\n"));
     r = t::read_response(fd, false, 3000);
     cr_expect_eq(t::status_of(r), 413, "got 100 or nothing: %s", r.c_str());
     cr_expect(t::peer_closed(fd, 4000));
@@ -424,8 +428,8 @@ Test(e2e_http_files, chunked_body_growing_past_max_upload_is_413_and_nothing_sto
 Test(e2e_http_files, expect_100_continue_gets_100_then_the_answer) {
     boot();
     int fd = connect_http();
-    t::send_all(fd, request("PUT", "/files/cont.txt",
-                            "Content-Length: 5\r\nExpect: 100-continue\r\n"));
+    t::send_all(fd,
+                request("PUT", "/files/cont.txt", "Content-Length: 5\r\nExpect: 100-continue\r\n"));
     std::string c = t::read_response(fd, true, 3000);
     cr_expect_eq(t::status_of(c), 100, "%s", c.c_str());
     t::send_all(fd, "abcde");
@@ -468,8 +472,8 @@ Test(e2e_http_files, token_guards_files_but_not_the_open_routes) {
 Test(e2e_http_files, token_refusal_with_expect_100_sends_no_100) {
     boot({"--token", "secret"});
     int fd = connect_http();
-    t::send_all(fd, request("PUT", "/files/x.txt",
-                            "Content-Length: 5\r\nExpect: 100-continue\r\n"));
+    t::send_all(fd,
+                request("PUT", "/files/x.txt", "Content-Length: 5\r\nExpect: 100-continue\r\n"));
     std::string r = t::read_response(fd, false, 3000);
     cr_expect_eq(t::status_of(r), 401, "%s", r.c_str());
     cr_expect(t::peer_closed(fd, 4000));
@@ -481,14 +485,14 @@ Test(e2e_http_files, token_refusal_with_expect_100_sends_no_100) {
 Test(e2e_http_files, hostile_names_are_400_invalid_file_name) {
     boot();
     std::string long_name(256, 'n');
-    std::vector<std::string> names = {"..", "%2e%2e", "%2E%2E", ".hidden", "%2ehidden", "a%2Fb",
-                                      "a%2fb", "a/b", "%00", "a%00b", "a%20b", "%zz", "a%2", "a%",
-                                      "%", "a%5Cb", "x:y", "caf%C3%A9", "a+b", long_name};
+    std::vector<std::string> names = {"..",    "%2e%2e", "%2E%2E",    ".hidden", "%2ehidden",
+                                      "a%2Fb", "a%2fb",  "a/b",       "%00",     "a%00b",
+                                      "a%20b", "%zz",    "a%2",       "a%",      "%",
+                                      "a%5Cb", "x:y",    "caf%C3%A9", "a+b",     long_name};
     for (const std::string& name : names) {
         for (const char* method : {"GET", "DELETE", "HEAD"}) {
             std::string r = http(request(method, "/files/" + name), std::string(method) == "HEAD");
-            cr_expect_eq(t::status_of(r), 400, "%s /files/%s: %s", method, name.c_str(),
-                         r.c_str());
+            cr_expect_eq(t::status_of(r), 400, "%s /files/%s: %s", method, name.c_str(), r.c_str());
         }
         std::string r = put(name, "evil");
         cr_expect_eq(t::status_of(r), 400, "PUT /files/%s: %s", name.c_str(), r.c_str());
@@ -564,8 +568,8 @@ Test(e2e_http_files, client_disconnecting_mid_body_keeps_the_old_file) {
 Test(e2e_http_files, client_stalling_mid_body_is_cut_at_idle_timeout_and_stores_nothing) {
     boot({"--idle-timeout", "1"});
     int fd = connect_http();
-    t::send_all(fd, request("PUT", "/files/stall.bin", "Content-Length: 5000\r\n",
-                            std::string(2500, 's')));
+    t::send_all(
+        fd, request("PUT", "/files/stall.bin", "Content-Length: 5000\r\n", std::string(2500, 's')));
     std::int64_t t0 = t::now_ms();
     cr_expect(t::peer_closed(fd, 4000), "stalled upload not cut");
     cr_expect(t::now_ms() - t0 >= 700);
@@ -602,12 +606,18 @@ Test(e2e_http_files, uploaded_file_is_visible_on_the_file_port) {
 Test(e2e_http_files, refused_put_with_expect_100_gets_no_100_and_closes) {
     boot();
     cr_assert_eq(t::status_of(put("taken.txt", "x")), 201);
-    struct { const char* what; std::string head; int status; } cases[] = {
-        {"bad name", request("PUT", "/files/.bad",
-                             "Content-Length: 5\r\nExpect: 100-continue\r\n"), 400},
-        {"If-None-Match *", request("PUT", "/files/taken.txt",
-                                    "Content-Length: 5\r\nExpect: 100-continue\r\n"
-                                    "If-None-Match: *\r\n"), 412},
+    struct {
+        const char* what;
+        std::string head;
+        int status;
+    } cases[] = {
+        {"bad name", request("PUT", "/files/.bad", "Content-Length: 5\r\nExpect: 100-continue\r\n"),
+         400},
+        {"If-None-Match *",
+         request("PUT", "/files/taken.txt",
+                 "Content-Length: 5\r\nExpect: 100-continue\r\n"
+                 "If-None-Match: *\r\n"),
+         412},
     };
     for (auto& c : cases) {
         int fd = connect_http();

@@ -2,17 +2,17 @@
 // reloads by signal and by replacing the executable, socket passing (our own and systemd's),
 // service-manager notifications, and a second copy on a taken port.
 // Every process started here is tracked by PID and killed in the suite's .fini if a test aborts.
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <poll.h>
 
 #include <atomic>
 #include <climits>
@@ -26,7 +26,6 @@
 #include <vector>
 
 #include "helper.hpp"
-
 
 namespace {
 
@@ -71,7 +70,7 @@ void track(t::Duet& d) {
 }
 
 void launch(t::Duet& d, std::vector<std::string> args = {}, std::string data = "",
-           std::vector<std::string> env = {}, std::string binary = "") {
+            std::vector<std::string> env = {}, std::string binary = "") {
     bool ok = t::start(d, std::move(args), std::move(data), std::move(env), std::move(binary));
     track(d);
     cr_assert(ok, "server did not start; stderr:\n%s", d.err_log.c_str());
@@ -82,7 +81,9 @@ int tracked_fd(int fd) {
     return fd;
 }
 
-int connect_port(int port) { return tracked_fd(t::connect_port(port)); }
+int connect_port(int port) {
+    return tracked_fd(t::connect_port(port));
+}
 
 // Starts exactly `argv` (no options added) with stderr captured as t::start does. An env entry
 // "LISTEN_PID=self" becomes the child's own PID; `fd3`, if given, becomes the child's fd 3.
@@ -164,7 +165,9 @@ std::string read_slowly(int fd, std::size_t n) {
     return out;
 }
 
-std::string get_root(int port) { return t::http(port, kGetRoot); }
+std::string get_root(int port) {
+    return t::http(port, kGetRoot);
+}
 
 int generation_served(int port) {
     std::string body = t::body_of(get_root(port));
@@ -336,8 +339,10 @@ Test(lifecycle, sigquit_exits_at_once_with_1_and_leaves_no_partial_upload) {
     launch(d, {}, data);
     int dl = begin_http_download(d);
     int up = connect_port(d.http_port);
-    cr_assert(t::send_all(up, "PUT /files/up.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576"
-                              "\r\n\r\n" + std::string(512 << 10, 'u')));
+    cr_assert(t::send_all(up,
+                          "PUT /files/up.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576"
+                          "\r\n\r\n" +
+                              std::string(512 << 10, 'u')));
     // GET / on a third connection proves the upload head has been read (one loop, in order).
     cr_assert_eq(t::status_of(get_root(d.http_port)), 200);
     int status = -1;
@@ -347,16 +352,18 @@ Test(lifecycle, sigquit_exits_at_once_with_1_and_leaves_no_partial_upload) {
     cr_assert_lt(ms, 1000);
     cr_assert_lt(t::read_all(dl, 3000).size(), kBig, "the download should have been cut");
     for (auto& e : fs::directory_iterator(data))
-        cr_assert(e.path().filename() == "big.bin" || !e.is_regular_file(),
-                  "left behind: %s", e.path().c_str());
+        cr_assert(e.path().filename() == "big.bin" || !e.is_regular_file(), "left behind: %s",
+                  e.path().c_str());
 }
 
 Test(lifecycle, stalled_upload_is_cut_at_grace_and_stores_nothing) {
     t::Duet d;
     launch(d, {"--grace", "1"});
     int fd = connect_port(d.http_port);
-    cr_assert(t::send_all(fd, "PUT /files/stalled.bin HTTP/1.1\r\nHost: t\r\n"
-                              "Content-Length: 1048576\r\n\r\n" + std::string(512 << 10, 's')));
+    cr_assert(t::send_all(fd,
+                          "PUT /files/stalled.bin HTTP/1.1\r\nHost: t\r\n"
+                          "Content-Length: 1048576\r\n\r\n" +
+                              std::string(512 << 10, 's')));
     cr_assert_eq(t::status_of(get_root(d.http_port)), 200);  // the loop has seen the upload
     int status = -1;
     std::int64_t ms = stop_latency_ms(d, SIGTERM, status);
@@ -438,8 +445,7 @@ Test(lifecycle, broken_new_binary_keeps_the_old_one_serving) {
     cr_assert_eq(chmod(script.c_str(), 0755), 0);
     cr_assert_eq(rename(script.c_str(), exe.c_str()), 0);
     cr_assert(t::wait_log(d, "--check", 10000), "stderr:\n%s", d.err_log.c_str());
-    cr_assert(t::wait_log(d, "broken", 2000), "the log does not say why:\n%s",
-              d.err_log.c_str());
+    cr_assert(t::wait_log(d, "broken", 2000), "the log does not say why:\n%s", d.err_log.c_str());
     std::size_t at = d.err_log.find("--check");
     std::string line = d.err_log.substr(d.err_log.rfind('\n', at) + 1);
     line = line.substr(0, line.find('\n'));
@@ -593,10 +599,11 @@ Test(lifecycle, check_succeeds_while_another_copy_holds_the_ports) {
     t::Duet d;
     launch(d);
     int st = -1;
-    std::string out = t::sh(abs_binary() + " --check --http 127.0.0.1:" +
-                                std::to_string(d.http_port) + " --files 127.0.0.1:" +
-                                std::to_string(d.files_port) + " --data " + d.data_dir +
-                                " 2>&1", &st);
+    std::string out =
+        t::sh(abs_binary() + " --check --http 127.0.0.1:" + std::to_string(d.http_port) +
+                  " --files 127.0.0.1:" + std::to_string(d.files_port) + " --data " + d.data_dir +
+                  " 2>&1",
+              &st);
     cr_assert_eq(st, 0, "--check failed: %s", out.c_str());
     cr_assert_eq(out, "ok\n");
     cr_assert_eq(t::status_of(get_root(d.http_port)), 200);
@@ -627,8 +634,8 @@ Test(lifecycle, systemd_socket_activate_passes_both_ports) {
     std::string data = tmpdir() + "/data";
     t::Duet d;
     spawn(d, {"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(p1), "-l",
-              "127.0.0.1:" + std::to_string(p2), "--fdname=http:files",
-              "-E", "ASAN_OPTIONS=detect_leaks=0", abs_binary(), "--data", data});
+              "127.0.0.1:" + std::to_string(p2), "--fdname=http:files", "-E",
+              "ASAN_OPTIONS=detect_leaks=0", abs_binary(), "--data", data});
     // systemd-socket-activate starts the service on the first connection, which waits in the
     // backlog meanwhile: that client must be answered by duet.
     int first = -1;
@@ -655,8 +662,8 @@ Test(lifecycle, systemd_socket_activate_without_names_takes_http_first) {
     std::string data = tmpdir() + "/data";
     t::Duet d;
     spawn(d, {"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(p1), "-l",
-              "127.0.0.1:" + std::to_string(p2), "-E", "ASAN_OPTIONS=detect_leaks=0",
-              abs_binary(), "--data", data});
+              "127.0.0.1:" + std::to_string(p2), "-E", "ASAN_OPTIONS=detect_leaks=0", abs_binary(),
+              "--data", data});
     int first = -1;
     for (std::int64_t end = t::now_ms() + 5000; first < 0 && t::now_ms() < end;) {
         first = connect_port(p2);  // the file port this time
@@ -831,14 +838,14 @@ Test(lifecycle, second_copy_on_a_taken_port_exits_3_naming_the_holder) {
         std::string taken = "127.0.0.1:" + std::to_string(port);
         std::string dir = tmpdir();
         t::Duet second;
-        spawn(second, {abs_binary(), "--data", dir + "/data", "--http",
-                       which == 0 ? taken : "127.0.0.1:0", "--files",
-                       which == 1 ? taken : "127.0.0.1:0"});
+        spawn(second,
+              {abs_binary(), "--data", dir + "/data", "--http", which == 0 ? taken : "127.0.0.1:0",
+               "--files", which == 1 ? taken : "127.0.0.1:0"});
         cr_assert_eq(t::wait_exit(second, 5000), 3, "stderr:\n%s", second.err_log.c_str());
         std::string want = "cannot listen on " + taken + ": address already in use (pid " +
                            std::to_string(first.pid);
-        cr_assert(second.err_log.find(want) != std::string::npos, "want '%s' in: %s",
-                  want.c_str(), second.err_log.c_str());
+        cr_assert(second.err_log.find(want) != std::string::npos, "want '%s' in: %s", want.c_str(),
+                  second.err_log.c_str());
     }
     cr_assert_eq(t::status_of(get_root(first.http_port)), 200);
     int fd = connect_port(first.files_port);

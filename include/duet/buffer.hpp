@@ -11,7 +11,7 @@ namespace duet {
 inline constexpr std::size_t kBufferSize = 64 * 1024;
 
 class BufferPool {
-public:
+  public:
     ~BufferPool() {
         for (char* b : free_) std::free(b);
     }
@@ -32,7 +32,7 @@ public:
         }
     }
 
-private:
+  private:
     static constexpr std::size_t kKeepFree = 64;
     std::vector<char*> free_;
 };
@@ -45,7 +45,9 @@ struct Buffer {
     std::size_t size() const { return end - begin; }
     bool empty() const { return begin == end; }
     std::size_t room() const { return data ? kBufferSize - end : 0; }
-    void commit(std::size_t n) { end += static_cast<std::uint32_t>(n); }  // n bytes were written at tail()
+    void commit(std::size_t n) {
+        end += static_cast<std::uint32_t>(n);
+    }  // n bytes were written at tail()
     const char* head() const { return data + begin; }
     char* tail() { return data + end; }
     void consume(std::size_t n) {

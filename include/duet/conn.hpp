@@ -18,7 +18,7 @@ class Server;
 enum class Port : std::uint8_t { Http, Files };
 
 class Conn : public Handler {
-public:
+  public:
     Conn(Server& srv, int fd, Port port);
     ~Conn() override;
     void on_event(std::uint32_t events) final;
@@ -55,7 +55,7 @@ public:
     // The interest mask the server registered at accept time.
     void set_interest(std::uint32_t mask) { interest_ = mask; }
 
-protected:
+  protected:
     // Consumes buffered input and queues output. Returns true if it made progress.
     virtual bool process() = 0;
     // The peer half-closed (read returned 0).
@@ -89,7 +89,7 @@ protected:
     Buffer in_;
     Buffer out_;
 
-private:
+  private:
     void pump();
     void read_input();
     // Writes what it can. true when the whole queue is gone.

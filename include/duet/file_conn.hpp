@@ -12,7 +12,7 @@
 namespace duet {
 
 class FileConn final : public Conn {
-public:
+  public:
     FileConn(Server& srv, int fd) : Conn(srv, fd, Port::Files) {}
     ~FileConn() override;
     void on_header_timeout() override;
@@ -24,12 +24,12 @@ public:
     // A session carried over a reload keeps its AUTH.
     void set_authed() { authed_ = true; }
 
-protected:
+  protected:
     bool process() override;
     void on_eof() override;
     bool wants_input() const override;
 
-private:
+  private:
     struct Incoming {  // an upload in progress
         Upload upload;
         std::string name;

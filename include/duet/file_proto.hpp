@@ -20,10 +20,10 @@ struct Command {
     std::uint64_t size = 0;  // PUT
     bool has_digest = false;
     Digest digest{};
-    std::uint64_t offset = 0;                // GET
-    std::uint64_t length = UINT64_MAX;       // GET: to the end unless given
-    const char* error = nullptr;             // "ERR ..." text when the arguments are wrong
-    bool error_closes = false;               // the byte stream is out of step after this error
+    std::uint64_t offset = 0;           // GET
+    std::uint64_t length = UINT64_MAX;  // GET: to the end unless given
+    const char* error = nullptr;        // "ERR ..." text when the arguments are wrong
+    bool error_closes = false;          // the byte stream is out of step after this error
 };
 
 enum class LineStatus : std::uint8_t { Line, Incomplete, TooLong };

@@ -12,7 +12,7 @@ inline constexpr std::size_t kMaxChunkExtension = 4096;  // per chunk line
 inline constexpr std::size_t kMaxTrailers = 8192;        // all trailer lines together
 
 class ChunkedDecoder {
-public:
+  public:
     enum class Status : std::uint8_t { NeedMore, Data, Done, Error };
 
     // Consumes bytes from `in` (advancing it) until it has chunk data to hand out (Data, with
@@ -23,9 +23,19 @@ public:
     const char* error() const { return error_; }
     void reset() { *this = ChunkedDecoder{}; }
 
-private:
+  private:
     enum class State : std::uint8_t {
-        Size, SizeDone, Ext, SizeLf, Data, DataCr, DataLf, TrailerStart, Trailer, TrailerLf, LastLf
+        Size,
+        SizeDone,
+        Ext,
+        SizeLf,
+        Data,
+        DataCr,
+        DataLf,
+        TrailerStart,
+        Trailer,
+        TrailerLf,
+        LastLf
     };
     Status fail(const char* why) {
         error_ = why;

@@ -15,19 +15,19 @@
 namespace duet {
 
 class HttpConn final : public Conn {
-public:
+  public:
     HttpConn(Server& srv, int fd) : Conn(srv, fd, Port::Http) {}
     void on_header_timeout() override;
     void begin_drain(bool for_reload) override;
     void on_quiet() override;
     bool is_idle() const override;
 
-protected:
+  protected:
     bool process() override;
     void on_eof() override;
     bool wants_input() const override;
 
-private:
+  private:
     // A request body being read: stored by an upload, or read and dropped.
     struct Body {
         BodyKind kind = BodyKind::None;

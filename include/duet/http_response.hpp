@@ -14,7 +14,7 @@ std::string json_error(std::string_view message);
 std::string http_date(std::int64_t unix_seconds);
 
 class ResponseHead {
-public:
+  public:
     // `common` is the cached "Date: ...\r\nServer: ...\r\n" block.
     ResponseHead(int status, std::string_view common);
     ResponseHead& header(std::string_view name, std::string_view value);
@@ -24,7 +24,7 @@ public:
     std::string_view finish();
     int status() const { return status_; }
 
-private:
+  private:
     void put(std::string_view s);
     char buf_[2048];
     std::size_t n_ = 0;

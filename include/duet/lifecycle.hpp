@@ -23,10 +23,10 @@ void block_lifecycle_signals();
 void notify_service_manager(const std::string& message);
 
 class Lifecycle {
-public:
+  public:
     // Arms the signalfd and, with --reload, the watches. 0 or an error line.
-    bool init(Server& srv, Loop& loop, const std::string& exe, const std::vector<std::string>& watch,
-              bool reload, std::string& error);
+    bool init(Server& srv, Loop& loop, const std::string& exe,
+              const std::vector<std::string>& watch, bool reload, std::string& error);
 
     // Debounce: a change arms a deadline 150 ms ahead; every further change pushes it back.
     void change_seen(std::int64_t now_ms) { reload_due_ms_ = now_ms + 150; }
@@ -46,7 +46,7 @@ public:
     void on_signal_readable();
     void on_watch_readable();
 
-private:
+  private:
     struct SignalHandler : Handler {
         Lifecycle* life = nullptr;
         void on_event(std::uint32_t) override { life->on_signal_readable(); }
@@ -78,8 +78,8 @@ private:
 
 // Replaces this process image with `exe`, passing the listening sockets as fds 3 and 4 (systemd
 // convention) and idle connections by number. Returns only on failure, with errno set.
-void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd,
-            int files_fd, const std::vector<HandedConn>& conns, std::uint64_t generation,
-            std::uint64_t reloads, double started_at);
+void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,
+            const std::vector<HandedConn>& conns, std::uint64_t generation, std::uint64_t reloads,
+            double started_at);
 
 }  // namespace duet

@@ -10,13 +10,13 @@
 namespace duet {
 
 class Handler {
-public:
+  public:
     virtual ~Handler() = default;
     virtual void on_event(std::uint32_t events) = 0;
 };
 
 class Loop {
-public:
+  public:
     // 0 or -errno.
     int init();
     int add(int fd, std::uint32_t events, Handler* h);
@@ -28,7 +28,7 @@ public:
     // Calls on_event for each fd the last wait() returned.
     void dispatch();
 
-private:
+  private:
     Fd ep_;
     epoll_event events_[256];
     int ready_ = 0;

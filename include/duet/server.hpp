@@ -24,14 +24,14 @@ namespace duet {
 class Server;
 
 class Listener : public Handler {
-public:
+  public:
     Listener(Server& s, Port p) : srv_(s), port_(p) {}
     void on_event(std::uint32_t events) override;
     Port port() const { return port_; }
     Fd fd;
     bool registered = false;
 
-private:
+  private:
     Server& srv_;
     Port port_;
 };
@@ -39,7 +39,7 @@ private:
 enum class Intent : std::uint8_t { None, Stop, StopNow, Reload };
 
 class Server {
-public:
+  public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
     int start(ListenSockets sockets, std::vector<HandedConn> handed_conns);
@@ -81,7 +81,7 @@ public:
     void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
     void access_log(const std::string& line);
 
-private:
+  private:
     void tick();
     void expire_timers();
     int next_timeout_ms() const;

@@ -1,7 +1,8 @@
 #pragma once
 // The file store shared by both ports: one directory, reached only through a directory fd with
 // openat-family calls, so a name can never lead outside it. Client names follow the SPEC rule and
-// are checked before any system call sees them; duet's own bookkeeping uses names starting with '.'.
+// are checked before any system call sees them; duet's own bookkeeping uses names starting with
+// '.'.
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -29,7 +30,7 @@ struct FileInfo {
 // One upload in progress: an unnamed temporary file in the store plus its running SHA-256.
 // Destroying it without commit() stores nothing.
 class Upload {
-public:
+  public:
     Upload() = default;
     Upload(Upload&&) noexcept;
     Upload& operator=(Upload&&) noexcept;
@@ -46,7 +47,7 @@ public:
                bool& created);
     void abort();
 
-private:
+  private:
     friend class Store;
     int link_temp_name();
     int move_into_place(std::string_view name, bool no_replace);
@@ -61,7 +62,7 @@ private:
 };
 
 class Store {
-public:
+  public:
     // Creates the directory if missing, opens it, removes stale temporary files left by a crash,
     // and counts files/bytes. false with a one-line reason on failure.
     bool open(const std::string& dir, std::string& err);
@@ -83,7 +84,7 @@ public:
     std::uint64_t byte_count() const { return bytes_; }
     int dirfd() const { return dir_.get(); }
 
-private:
+  private:
     friend class Upload;
     friend struct StoreTestAccess;  // test/test_store.cpp: forces the fallback paths
     // Digest of an open regular file: from its recorded metadata when it still matches, else

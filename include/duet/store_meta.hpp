@@ -64,7 +64,7 @@ int for_each_entry(int dirfd, F&& f) {
 }  // namespace store_detail
 
 class DigestMeta {
-public:
+  public:
     static constexpr const char* kXattr = "user.duet.sha256";
     static constexpr const char* kSidecarDir = ".duet-meta";
     static constexpr std::size_t kRecordSize = 4 + 32 + 4 * 8;  // magic, digest, 4 x u64
@@ -89,7 +89,7 @@ public:
     void disable_xattr() { xattr_ok_ = false; }
     bool xattr_ok() const { return xattr_ok_; }
 
-private:
+  private:
     struct Record {
         Digest sha256{};
         std::uint64_t size = 0, ino = 0;

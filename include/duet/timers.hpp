@@ -15,7 +15,7 @@ struct TimerNode {
 };
 
 class TimerList {
-public:
+  public:
     explicit TimerList(std::int64_t timeout_ms = 0) : timeout_ms_(timeout_ms) {
         head_.prev = head_.next = &head_;
     }
@@ -48,7 +48,7 @@ public:
         return head_.next == &head_ ? -1 : head_.next->deadline_ms;
     }
 
-private:
+  private:
     TimerNode head_;
     std::int64_t timeout_ms_;
 };

@@ -42,10 +42,12 @@ fuzz-smoke: FUZZ_TIME = $(FUZZ_SMOKE_SECONDS)
 fuzz-smoke: $(FUZZ_TARGETS:%=fuzz-run-%)
 
 build/fuzz/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/fuzz/obj
-	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_EXTRA) -c -o $@ $<
+	@echo "  CXX  $< (fuzzing)"
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_EXTRA) -c -o $@ $<
 
 build/fuzz/%: test/fuzz/%.cpp $(FUZZ_LIB_OBJS) $(wildcard include/duet/*.hpp) | build/fuzz/obj
-	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS)
+	@echo "  FUZZ $@"
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS)
 
 build/fuzz/obj:
 	mkdir -p $@

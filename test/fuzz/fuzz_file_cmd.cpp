@@ -59,7 +59,8 @@ void check_command(std::string_view line) {
             // An empty line (only spaces) is ignored; anything else unknown is an error.
             for (char ch : line) CHECK(ch == ' ' || ch == '\t');
             break;
-        default: break;
+        default:
+            break;
     }
     if (c.verb == Verb::Put && !c.sized) CHECK(!c.has_digest);
     if (valid_name(c.name)) {
@@ -90,7 +91,8 @@ Framed frame(std::string_view all) {
         check_inside(line, rest.substr(0, consumed));
         CHECK(line.data() == rest.data());
         CHECK(line.find('\n') == std::string_view::npos);
-        CHECK(line.size() + 1 == consumed || (line.size() + 2 == consumed && rest[line.size()] == '\r'));
+        CHECK(line.size() + 1 == consumed ||
+              (line.size() + 2 == consumed && rest[line.size()] == '\r'));
         f.lines.emplace_back(off, line.size());
         if (!line.empty()) check_command(line);
         off += consumed;

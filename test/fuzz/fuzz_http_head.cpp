@@ -29,9 +29,9 @@ namespace {
     std::abort();
 }
 
-#define CHECK(cond)                          \
-    do {                                     \
-        if (!(cond)) fail(#cond);            \
+#define CHECK(cond)               \
+    do {                          \
+        if (!(cond)) fail(#cond); \
     } while (0)
 
 void check_inside(std::string_view v, const char* lo, const char* hi) {
