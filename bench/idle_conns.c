@@ -21,25 +21,35 @@ static int read_response(int fd) {
         if (n <= 0) return -1;
         have += (size_t)n;
         buf[have] = 0;
-        char *end = strstr(buf, "\r\n\r\n");
+        char* end = strstr(buf, "\r\n\r\n");
         if (!end) continue;
-        char *cl = strcasestr(buf, "content-length:");
+        char* cl = strcasestr(buf, "content-length:");
         size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
         if (have >= (size_t)(end + 4 - buf) + len) return 0;
     }
 }
 
-int main(int argc, char **argv) {
-    if (argc < 4) { fprintf(stderr, "usage: idle_conns HOST PORT N [req]\n"); return 2; }
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2]))};
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: idle_conns HOST PORT N [req]\n");
+        return 2;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((unsigned short)atoi(argv[2]))};
     inet_pton(AF_INET, argv[1], &sa.sin_addr);
     int n = atoi(argv[3]);
     int req = argc > 4 && strcmp(argv[4], "req") == 0;
-    const char *get = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+    const char* get = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
     for (int i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0) { perror("socket"); return 1; }
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { perror("connect"); return 1; }
+        if (fd < 0) {
+            perror("socket");
+            return 1;
+        }
+        if (connect(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
+            perror("connect");
+            return 1;
+        }
         if (req) {
             if (write(fd, get, strlen(get)) != (ssize_t)strlen(get) || read_response(fd) != 0) {
                 fprintf(stderr, "request %d failed\n", i);

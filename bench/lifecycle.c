@@ -23,10 +23,13 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static FILE *err_stream;
-static pid_t spawn(char **argv) {
+static FILE* err_stream;
+static pid_t spawn(char** argv) {
     int p[2];
-    if (pipe(p) < 0) { perror("pipe"); exit(1); }
+    if (pipe(p) < 0) {
+        perror("pipe");
+        exit(1);
+    }
     pid_t pid = fork();
     if (pid == 0) {
         cpu_set_t set;
@@ -51,8 +54,8 @@ static int wait_ready(int gen) {
     while (fgets(line, sizeof line, err_stream)) {
         if (getenv("LIFECYCLE_ECHO")) fprintf(stderr, "%.3f %s", now_ms(), line);
         if (strncmp(line, "duet: ready ", 12) == 0 && strstr(line, want)) {
-            char *files = strstr(line, " files=");
-            char *colon = files;
+            char* files = strstr(line, " files=");
+            char* colon = files;
             while (colon && colon > line && *colon != ':') colon--;
             return colon ? atoi(colon + 1) : -1;
         }
@@ -69,30 +72,35 @@ static int read_response(int fd) {
         if (n <= 0) return -1;
         have += (size_t)n;
         buf[have] = 0;
-        char *end = strstr(buf, "\r\n\r\n");
+        char* end = strstr(buf, "\r\n\r\n");
         if (!end) continue;
-        char *cl = strcasestr(buf, "content-length:");
+        char* cl = strcasestr(buf, "content-length:");
         size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
         if (have >= (size_t)(end + 4 - buf) + len) return 0;
     }
 }
 
-int main(int argc, char **argv) {
-    if (argc < 5) { fprintf(stderr, "usage: see bench/lifecycle.c\n"); return 2; }
+int main(int argc, char** argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: see bench/lifecycle.c\n");
+        return 2;
+    }
     int runs = atoi(argv[3 - (strcmp(argv[1], "reload") == 0)]);
     if (strcmp(argv[1], "stop") == 0) {
         int n = atoi(argv[2]);
-        int *fds = calloc((size_t)n + 1, sizeof *fds);
-        const char *get = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+        int* fds = calloc((size_t)n + 1, sizeof *fds);
+        const char* get = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
         for (int r = 0; r < runs; r++) {
             pid_t pid = spawn(argv + 4);
             int port = wait_ready(0);
-            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+            struct sockaddr_in sa = {.sin_family = AF_INET,
+                                     .sin_port = htons((unsigned short)port)};
             inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
             for (int i = 0; i < n; i++) {
                 fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-                if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) < 0 ||
-                    write(fds[i], get, strlen(get)) != (ssize_t)strlen(get) || read_response(fds[i]) < 0) {
+                if (connect(fds[i], (struct sockaddr*)&sa, sizeof sa) < 0 ||
+                    write(fds[i], get, strlen(get)) != (ssize_t)strlen(get) ||
+                    read_response(fds[i]) < 0) {
                     fprintf(stderr, "connection %d failed\n", i);
                     return 1;
                 }
@@ -111,7 +119,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     // reload RUNS SRC EXE ARGS...
-    const char *src = argv[3];
+    const char* src = argv[3];
     pid_t pid = spawn(argv + 4);
     wait_ready(0);
     for (int r = 1; r <= runs; r++) {
@@ -119,14 +127,17 @@ int main(int argc, char **argv) {
         double t0 = now_ms();
         pid_t cp = fork();
         if (cp == 0) {
-            execl("/bin/cp", "cp", "-f", src, argv[4], (char *)NULL);
+            execl("/bin/cp", "cp", "-f", src, argv[4], (char*)NULL);
             _exit(127);
         }
         int st;
         waitpid(cp, &st, 0);
         double t1 = now_ms();
         if (getenv("LIFECYCLE_ECHO")) fprintf(stderr, "%.3f cp %.3f done\n", t1, t0);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "cp failed\n"); return 1; }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "cp failed\n");
+            return 1;
+        }
         wait_ready(r);
         double t2 = now_ms();
         printf("%.3f %.3f\n", t2 - t1, t1 - t0);

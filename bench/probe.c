@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
-static void on_signal(int s) { (void)s; stop = 1; }
+static void on_signal(int s) {
+    (void)s;
+    stop = 1;
+}
 
 static double now_ms(void) {
     struct timespec ts;
@@ -27,7 +30,10 @@ static int open_conn(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { close(fd); return -1; }
+    if (connect(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
@@ -42,16 +48,20 @@ static int exchange(int fd) {
         if (n <= 0) return -1;
         have += (size_t)n;
         buf[have] = 0;
-        char *end = strstr(buf, "\r\n\r\n");
+        char* end = strstr(buf, "\r\n\r\n");
         if (!end) continue;
-        char *cl = strcasestr(buf, "content-length:");
+        char* cl = strcasestr(buf, "content-length:");
         size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (have >= (size_t)(end + 4 - buf) + len) return strncmp(buf, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
+        if (have >= (size_t)(end + 4 - buf) + len)
+            return strncmp(buf, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
     }
 }
 
-int main(int argc, char **argv) {
-    if (argc < 4) { fprintf(stderr, "usage: probe PORT INTERVAL_US OUT\n"); return 2; }
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: probe PORT INTERVAL_US OUT\n");
+        return 2;
+    }
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)atoi(argv[1]));
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -60,7 +70,7 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &act, NULL);
     sigaction(SIGINT, &act, NULL);
     size_t cap = 1 << 16, n = 0, failed = 0;
-    double *lat = malloc(cap * sizeof *lat);
+    double* lat = malloc(cap * sizeof *lat);
     int fd = open_conn();
     while (!stop) {
         double t0 = now_ms();
@@ -77,7 +87,7 @@ int main(int argc, char **argv) {
         lat[n++] = t1 - t0;
         usleep(interval);
     }
-    FILE *out = fopen(argv[3], "a");
+    FILE* out = fopen(argv[3], "a");
     for (size_t i = 0; i < n; i++) fprintf(out, "%.3f\n", lat[i]);
     fclose(out);
     if (failed) fprintf(stderr, "probe: %zu failed requests\n", failed);

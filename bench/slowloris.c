@@ -16,21 +16,33 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
-static void on_signal(int s) { (void)s; stop = 1; }
+static void on_signal(int s) {
+    (void)s;
+    stop = 1;
+}
 static struct sockaddr_in sa;
 static const char head[] = "GET / HTTP/1.1\r\nHost: slowloris\r\nX-Pad: ";
 
 static int open_conn(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) { close(fd); return -1; }
+    if (connect(fd, (struct sockaddr*)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
     struct pollfd p = {.fd = fd, .events = POLLOUT};
-    if (poll(&p, 1, 2000) != 1) { close(fd); return -1; }
+    if (poll(&p, 1, 2000) != 1) {
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: slowloris PORT N\n"); return 2; }
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: slowloris PORT N\n");
+        return 2;
+    }
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)atoi(argv[1]));
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
@@ -39,10 +51,13 @@ int main(int argc, char **argv) {
     struct sigaction act = {.sa_handler = on_signal};
     sigaction(SIGTERM, &act, NULL);
     sigaction(SIGINT, &act, NULL);
-    int *fd = calloc((size_t)n, sizeof *fd);
-    size_t *pos = calloc((size_t)n, sizeof *pos);
+    int* fd = calloc((size_t)n, sizeof *fd);
+    size_t* pos = calloc((size_t)n, sizeof *pos);
     for (int i = 0; i < n; i++) {
-        if ((fd[i] = open_conn()) < 0) { perror("connect"); return 1; }
+        if ((fd[i] = open_conn()) < 0) {
+            perror("connect");
+            return 1;
+        }
     }
     printf("held %d\n", n);
     fflush(stdout);
@@ -58,7 +73,10 @@ int main(int argc, char **argv) {
                 fd[i] = open_conn();
                 pos[i] = 0;
                 replaced++;
-                if (fd[i] < 0) { fprintf(stderr, "slowloris: reconnect failed\n"); return 1; }
+                if (fd[i] < 0) {
+                    fprintf(stderr, "slowloris: reconnect failed\n");
+                    return 1;
+                }
             } else {
                 pos[i]++;
             }

@@ -21,12 +21,16 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-int main(int argc, char **argv) {
-    if (argc < 4) { fprintf(stderr, "usage: startup RUNS PORT EXE [ARGS...]\n"); return 2; }
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: startup RUNS PORT EXE [ARGS...]\n");
+        return 2;
+    }
     int runs = atoi(argv[1]);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[2]))};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((unsigned short)atoi(argv[2]))};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    const char *get = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    const char* get = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
     for (int r = 0; r < runs; r++) {
         double t0 = now_ms();
         pid_t pid = fork();
@@ -43,7 +47,7 @@ int main(int argc, char **argv) {
         double t1 = -1;
         while (t1 < 0 && now_ms() - t0 < 5000) {
             int fd = socket(AF_INET, SOCK_STREAM, 0);
-            if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            if (connect(fd, (struct sockaddr*)&sa, sizeof sa) == 0 &&
                 write(fd, get, strlen(get)) == (ssize_t)strlen(get)) {
                 char buf[1024];
                 ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -54,7 +58,10 @@ int main(int argc, char **argv) {
         kill(pid, SIGINT);
         int st;
         waitpid(pid, &st, 0);
-        if (t1 < 0) { fprintf(stderr, "no answer within 5 s\n"); return 1; }
+        if (t1 < 0) {
+            fprintf(stderr, "no answer within 5 s\n");
+            return 1;
+        }
         printf("%.3f\n", t1 - t0);
         fflush(stdout);
         usleep(50000);
