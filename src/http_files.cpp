@@ -182,7 +182,11 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         body_.reset();
         return;
     }
-    if (req.expect_continue && req.minor == 1) queue("HTTP/1.1 100 Continue\r\n\r\n");
+    if (req.expect_continue && req.minor == 1) {
+        // Interim answer: no Content-Length, but Date and Server like every response (SPEC §2).
+        ResponseHead head(100, srv_.date_header());
+        queue(head.finish());
+    }
 }
 
 void HttpConn::finish_upload() {

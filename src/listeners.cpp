@@ -44,6 +44,13 @@ std::string format_address(const Address& a) {
     return a.host + ":" + port;
 }
 
+// strerror's text starting in lower case, to read as the end of our sentence.
+std::string reason(int err) {
+    std::string r = std::strerror(err);
+    if (!r.empty() && r[0] >= 'A' && r[0] <= 'Z') r[0] = char(r[0] - 'A' + 'a');
+    return r;
+}
+
 bool is_listening_stream(int fd) {
     int type = 0, acc = 0;
     socklen_t len = sizeof type;
@@ -156,7 +163,7 @@ bool bind_listener(const Address& addr, Fd& out, std::string& error) {
     }
     Fd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) {
-        error = "cannot listen on " + where + ": " + std::strerror(errno);
+        error = "cannot listen on " + where + ": " + reason(errno);
         return false;
     }
     int one = 1;
@@ -170,11 +177,11 @@ bool bind_listener(const Address& addr, Fd& out, std::string& error) {
         if (err == EADDRINUSE)
             error += "address already in use" + find_port_holder(addr);
         else
-            error += std::strerror(err);
+            error += reason(err);
         return false;
     }
     if (listen(fd.get(), SOMAXCONN) != 0) {
-        error = "cannot listen on " + where + ": " + std::strerror(errno);
+        error = "cannot listen on " + where + ": " + reason(errno);
         return false;
     }
     out = std::move(fd);
