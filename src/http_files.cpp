@@ -162,7 +162,6 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         return refuse(412, "A file with this name exists (If-None-Match: *).");
     if (req.body == BodyKind::Length && req.content_length > srv_.cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.");
-    if (srv_.draining() && srv_.stopping()) return refuse(503, "The server is shutting down.");
     body_ = std::make_unique<Body>();
     int rc = srv_.store.begin_upload(body_->upload);
     if (rc < 0) {

@@ -59,6 +59,9 @@ std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
     value(out, "duet_file_sessions_total", "", m.file_sessions);
     line(out, "duet_file_commands_total", "File-port commands handled.", "counter");
     value(out, "duet_file_commands_total", "", m.file_commands);
+    line(out, "duet_accept_pauses_total",
+         "Times accepting paused (at --max-conns or out of file descriptors).", "counter");
+    value(out, "duet_accept_pauses_total", "", m.accept_pauses);
     line(out, "duet_timeouts_total", "Connections closed by header or idle timeout.", "counter");
     value(out, "duet_timeouts_total", "", m.timeouts);
     line(out, "duet_reloads_total", "Reloads since the first start (this PID).", "counter");
