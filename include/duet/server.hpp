@@ -60,8 +60,6 @@ class Server {
     // The JSON of GET /, fixed for the life of this image.
     const std::string& root_body() const { return root_body_; }
     bool draining() const { return draining_ || reload_pending_; }
-    bool stopping() const { return draining_ && !reloading_; }
-    bool reloading() const { return reloading_; }
     bool draining_conns() const { return draining_; }
     // Keeps an idle connection's socket for the next image (reload).
     void hand_over(Conn* c);
