@@ -40,40 +40,41 @@ std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
     line(out, "duet_open_connections", "Open client connections, by port.", "gauge");
     value(out, "duet_open_connections", "{port=\"http\"}", m.open_http);
     value(out, "duet_open_connections", "{port=\"files\"}", m.open_files);
-    line(out, "duet_accepted_connections_total", "Client connections accepted.", "counter");
-    value(out, "duet_accepted_connections_total", "", m.accepted);
-    line(out, "duet_received_bytes_total", "Bytes read from clients, both ports.", "counter");
-    value(out, "duet_received_bytes_total", "", m.bytes_in);
-    line(out, "duet_sent_bytes_total", "Bytes written to clients, both ports.", "counter");
-    value(out, "duet_sent_bytes_total", "", m.bytes_out);
+    // The metrics that are one unlabelled number each.
+    struct Single {
+        const char* name;
+        const char* help;
+        const char* type;
+        std::uint64_t value;
+    };
+    const Single singles[] = {
+        {"duet_accepted_connections_total", "Client connections accepted.", "counter", m.accepted},
+        {"duet_received_bytes_total", "Bytes read from clients, both ports.", "counter",
+         m.bytes_in},
+        {"duet_sent_bytes_total", "Bytes written to clients, both ports.", "counter", m.bytes_out},
+        {"duet_upload_bytes_total", "Bytes of stored uploads.", "counter", m.upload_bytes},
+        {"duet_downloads_total", "File downloads started, both ports.", "counter", m.downloads},
+        {"duet_download_bytes_total", "File bytes sent to clients.", "counter", m.download_bytes},
+        {"duet_file_sessions_total", "File-port sessions accepted.", "counter", m.file_sessions},
+        {"duet_file_commands_total", "File-port commands handled.", "counter", m.file_commands},
+        {"duet_accept_pauses_total",
+         "Times accepting paused (at --max-conns or out of file descriptors).", "counter",
+         m.accept_pauses},
+        {"duet_timeouts_total", "Connections closed by header or idle timeout.", "counter",
+         m.timeouts},
+        {"duet_reloads_total", "Reloads since the first start (this PID).", "counter", ctx.reloads},
+        {"duet_generation", "Reload generation of the running image.", "gauge", ctx.generation},
+        {"duet_stored_files", "Regular files in the store.", "gauge", ctx.files_stored},
+        {"duet_stored_bytes", "Bytes in the store's files.", "gauge", ctx.bytes_stored},
+        {"duet_draining", "1 while shutting down or reloading.", "gauge", ctx.draining ? 1u : 0u},
+    };
+    for (const Single& x : singles) {
+        line(out, x.name, x.help, x.type);
+        value(out, x.name, "", x.value);
+    }
     line(out, "duet_uploads_total", "Uploads finished, by result.", "counter");
     value(out, "duet_uploads_total", "{result=\"stored\"}", m.uploads_ok);
     value(out, "duet_uploads_total", "{result=\"failed\"}", m.uploads_failed);
-    line(out, "duet_upload_bytes_total", "Bytes of stored uploads.", "counter");
-    value(out, "duet_upload_bytes_total", "", m.upload_bytes);
-    line(out, "duet_downloads_total", "File downloads started, both ports.", "counter");
-    value(out, "duet_downloads_total", "", m.downloads);
-    line(out, "duet_download_bytes_total", "File bytes sent to clients.", "counter");
-    value(out, "duet_download_bytes_total", "", m.download_bytes);
-    line(out, "duet_file_sessions_total", "File-port sessions accepted.", "counter");
-    value(out, "duet_file_sessions_total", "", m.file_sessions);
-    line(out, "duet_file_commands_total", "File-port commands handled.", "counter");
-    value(out, "duet_file_commands_total", "", m.file_commands);
-    line(out, "duet_accept_pauses_total",
-         "Times accepting paused (at --max-conns or out of file descriptors).", "counter");
-    value(out, "duet_accept_pauses_total", "", m.accept_pauses);
-    line(out, "duet_timeouts_total", "Connections closed by header or idle timeout.", "counter");
-    value(out, "duet_timeouts_total", "", m.timeouts);
-    line(out, "duet_reloads_total", "Reloads since the first start (this PID).", "counter");
-    value(out, "duet_reloads_total", "", ctx.reloads);
-    line(out, "duet_generation", "Reload generation of the running image.", "gauge");
-    value(out, "duet_generation", "", ctx.generation);
-    line(out, "duet_stored_files", "Regular files in the store.", "gauge");
-    value(out, "duet_stored_files", "", ctx.files_stored);
-    line(out, "duet_stored_bytes", "Bytes in the store's files.", "gauge");
-    value(out, "duet_stored_bytes", "", ctx.bytes_stored);
-    line(out, "duet_draining", "1 while shutting down or reloading.", "gauge");
-    value(out, "duet_draining", "", ctx.draining ? 1 : 0);
     char buf[96];
     std::snprintf(buf, sizeof buf, "duet_uptime_seconds %.3f\n", ctx.uptime_seconds);
     line(out, "duet_uptime_seconds", "Seconds since this process first started.", "gauge");
