@@ -20,6 +20,17 @@ struct Duet {
     int generation = -1;
 };
 
+// One server per test (Criterion runs each test in a process of its own): the one boot() starts.
+extern Duet served;
+// Starts `served` with `args` on a fresh store under a new temporary directory, asserts that it
+// became ready, and returns that directory (the store is DIR/data).
+std::string boot(std::vector<std::string> args = {});
+// For a suite's .fini: kills `served` by PID and removes every directory boot() made, so nothing
+// is left behind even when an assertion failed halfway.
+void teardown();
+// Adds a directory for teardown() to remove.
+void remove_at_teardown(const std::string& dir);
+
 // The binary under test: $DUET_BIN, else build/duet-san (ASan+UBSan build).
 std::string duet_binary();
 // A fresh directory under /tmp.

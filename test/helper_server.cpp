@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -27,6 +28,29 @@ std::int64_t now_ms() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+Duet served;
+static std::vector<std::string> booted_dirs;
+
+std::string boot(std::vector<std::string> args) {
+    std::string dir = make_tmpdir();
+    cr_assert(!dir.empty(), "cannot make a temporary directory");
+    booted_dirs.push_back(dir);
+    bool ok = start(served, std::move(args), dir + "/data");
+    cr_assert(ok, "server did not start: %s", served.err_log.c_str());
+    return dir;
+}
+
+void remove_at_teardown(const std::string& dir) {
+    booted_dirs.push_back(dir);
+}
+
+void teardown() {
+    if (served.pid > 0) stop(served, SIGKILL);
+    for (auto& d : booted_dirs)
+        if (d.rfind("/tmp/duet-test-", 0) == 0) sh("rm -rf '" + d + "'");
+    booted_dirs.clear();
 }
 
 std::string duet_binary() {

@@ -23,14 +23,9 @@
 
 namespace {
 
-t::Duet g_srv;
-std::vector<std::string> g_dirs;
+t::Duet& g_srv = t::served;  // the server under test, see t::boot
 
-void teardown() {
-    if (g_srv.pid > 0) t::stop(g_srv, SIGKILL);
-    for (auto& d : g_dirs)
-        if (d.rfind("/tmp/duet-test-", 0) == 0) t::sh("rm -rf '" + d + "'");
-}
+using t::teardown;
 
 std::string hex_sha256(const std::string& data) {
     return duet::to_hex(duet::Sha256::of(data));
@@ -179,7 +174,7 @@ TestSuite(crash, .fini = teardown, .timeout = 120);
 
 Test(crash, kill9_during_uploads_keeps_acknowledged_and_nothing_partial) {
     std::string parent = t::make_tmpdir();
-    g_dirs.push_back(parent);
+    t::remove_at_teardown(parent);
     std::string data = parent + "/data";
     unsigned base = unsigned(std::random_device{}());
     std::mt19937 rng(base);
@@ -226,7 +221,7 @@ Test(crash, kill9_during_uploads_keeps_acknowledged_and_nothing_partial) {
 // ignore SIGXFSZ, whose default action would kill it).
 Test(crash, disk_full_answers_507_stores_nothing_and_keeps_serving) {
     std::string parent = t::make_tmpdir();
-    g_dirs.push_back(parent);
+    t::remove_at_teardown(parent);
     std::string data = parent + "/data";
     // dash and bash (POSIX mode) count ulimit -f in 512-byte blocks: 2048 is 1 MiB.
     bool ok = t::start(g_srv,

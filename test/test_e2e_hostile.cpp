@@ -23,24 +23,11 @@
 
 namespace {
 
-t::Duet g_srv;
-std::vector<std::string> g_dirs;
+t::Duet& g_srv = t::served;  // the server under test, see t::boot
 
-void teardown() {
-    if (g_srv.pid > 0) t::stop(g_srv, SIGKILL);
-    for (auto& d : g_dirs)
-        if (d.rfind("/tmp/duet-test-", 0) == 0) t::sh("rm -rf '" + d + "'");
-}
+using t::teardown;
 
-// Starts g_srv with `args` on a fresh store; returns the store's parent directory.
-std::string boot(std::vector<std::string> args = {}) {
-    std::string dir = t::make_tmpdir();
-    cr_assert(!dir.empty());
-    g_dirs.push_back(dir);
-    bool ok = t::start(g_srv, std::move(args), dir + "/data");
-    cr_assert(ok, "server did not start: %s", g_srv.err_log.c_str());
-    return dir;
-}
+using t::boot;
 
 int connect_http() {
     int fd = t::connect_port(g_srv.http_port);
@@ -452,7 +439,7 @@ Test(hostile, flood_past_max_conns_keeps_serving_and_recovers) {
 // serves again once they close.
 Test(hostile, fd_exhaustion_does_not_spin_and_recovers) {
     std::string dir = t::make_tmpdir();
-    g_dirs.push_back(dir);
+    t::remove_at_teardown(dir);
     std::string bin = t::duet_binary();
     bool ok = t::start(g_srv,
                        {"-c", "ulimit -n 64 && exec \"$0\" \"$@\"", bin, "--http", "127.0.0.1:0",

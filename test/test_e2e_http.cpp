@@ -13,22 +13,11 @@
 
 namespace {
 
-t::Duet g_srv;  // the server under test; stopped and removed by fini even when a test fails
-std::vector<std::string> g_dirs;
+t::Duet& g_srv = t::served;  // the server under test, see t::boot
 
-void teardown() {
-    if (g_srv.pid > 0) t::stop(g_srv, SIGKILL);
-    for (auto& d : g_dirs)
-        if (d.rfind("/tmp/duet-test-", 0) == 0) t::sh("rm -rf '" + d + "'");
-}
+using t::teardown;
 
-// Starts g_srv with `args`; asserts that it became ready.
-void boot(std::vector<std::string> args = {}) {
-    std::string dir = t::make_tmpdir();
-    g_dirs.push_back(dir);
-    bool ok = t::start(g_srv, std::move(args), dir + "/data");
-    cr_assert(ok, "server did not start: %s", g_srv.err_log.c_str());
-}
+using t::boot;
 
 std::string get(const std::string& path, const std::string& fields = "") {
     return "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n";
@@ -570,7 +559,7 @@ Test(e2e_http, check_prints_ok_while_another_duet_holds_the_ports) {
 Test(e2e_http, second_copy_on_the_same_port_exits_3_naming_the_first) {
     boot();
     std::string dir = t::make_tmpdir();
-    g_dirs.push_back(dir);
+    t::remove_at_teardown(dir);
     int status = -1;
     std::string args = "--http 127.0.0.1:" + std::to_string(g_srv.http_port) +
                        " --files 127.0.0.1:0 --data '" + dir + "/data' 2>&1 </dev/null";

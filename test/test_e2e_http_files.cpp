@@ -15,22 +15,13 @@
 
 namespace {
 
-t::Duet g_srv;  // the server under test; stopped and removed by fini even when a test fails
-std::vector<std::string> g_dirs;
-std::string g_tmp;  // scratch directory for curl's files
+t::Duet& g_srv = t::served;  // the server under test, see t::boot
+std::string g_tmp;           // scratch directory for curl's files
 
-void teardown() {
-    if (g_srv.pid > 0) t::stop(g_srv, SIGKILL);
-    for (auto& d : g_dirs)
-        if (d.rfind("/tmp/duet-test-", 0) == 0) t::sh("rm -rf '" + d + "'");
-}
+using t::teardown;
 
 void boot(std::vector<std::string> args = {}) {
-    std::string dir = t::make_tmpdir();
-    g_dirs.push_back(dir);
-    g_tmp = dir;
-    bool ok = t::start(g_srv, std::move(args), dir + "/data");
-    cr_assert(ok, "server did not start: %s", g_srv.err_log.c_str());
+    g_tmp = t::boot(std::move(args));
 }
 
 std::string url(const std::string& path) {
