@@ -128,9 +128,9 @@ bool FileConn::process() {
         Command c = parse_command(text);
         ++srv_.metrics.file_commands;
         if (srv_.cfg.access_log) {
-            if (peer_.empty()) peer_ = peer_address();
+            if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
             // The token is a secret: logs show that an AUTH happened, never what it carried.
-            log_line_ = c.verb == Verb::Auth ? std::string("AUTH ***") : text;
+            log_->line = c.verb == Verb::Auth ? std::string("AUTH ***") : text;
         }
         run(c, text);
     }
@@ -338,8 +338,8 @@ void FileConn::reply_and_close(std::string_view line) {
 
 void FileConn::log_command(std::string_view result) {
     if (!srv_.cfg.access_log) return;
-    if (peer_.empty()) peer_ = peer_address();
-    srv_.access_log(peer_ + " files \"" + log_line_ + "\" " + std::string(result));
+    if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
+    srv_.access_log(log_->peer + " files \"" + log_->line + "\" " + std::string(result));
 }
 
 }  // namespace duet

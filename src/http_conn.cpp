@@ -71,19 +71,18 @@ bool HttpConn::process() {
             continue;
         }
         if (in_.empty() || out_.size() >= kOutputHighWater || output_blocked()) break;
-        // Re-parse only when a new line ended (or the line limit is passed): a client dribbling
+        // Re-parse only when a new line ended or a size limit was crossed: a client dribbling
         // a head byte by byte costs one parse per line, not one per byte.
         std::size_t size = in_.size();
-        if (size <= kMaxRequestLine + 1 && scanned_ < size &&
-            !std::memchr(in_.head() + scanned_, '\n', size - scanned_)) {
-            scanned_ = static_cast<std::uint16_t>(size);
+        if (scanned_ < size && !parse_due(size)) {
+            scanned_ = static_cast<std::uint32_t>(size);
             arm_header_timer();
             break;
         }
         Request req;
         ParseResult r = parse_request(in_.head(), size, req);
         if (r.status == ParseStatus::Incomplete) {
-            scanned_ = static_cast<std::uint16_t>(size > 65535 ? 65535 : size);
+            scanned_ = static_cast<std::uint32_t>(size);
             arm_header_timer();
             break;
         }
@@ -105,8 +104,17 @@ bool HttpConn::process() {
     return progressed;
 }
 
+// Whether the bytes that arrived since the last parse can change its answer: a new LF ends a line;
+// past 32 KiB the head is too large (431); a request line still open past 8 KiB is too long (414).
+bool HttpConn::parse_due(std::size_t size) const {
+    const char* head = in_.head();
+    if (std::memchr(head + scanned_, '\n', size - scanned_)) return true;
+    if (size > kMaxHead) return true;
+    return size > kMaxRequestLine + 1 && !std::memchr(head, '\n', scanned_);
+}
+
 void HttpConn::handle(const Request& req) {
-    ex_.minor = req.minor;
+    ex_.minor = static_cast<std::uint8_t>(req.minor);
     ex_.keep_alive = req.keep_alive && !drain_close_;
     // A client waiting for 100 Continue gets any other answer with a close (SPEC §2 Uploads);
     // put_file turns this back when it accepts the body.

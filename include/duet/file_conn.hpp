@@ -59,8 +59,13 @@ class FileConn final : public Conn {
 
     std::unique_ptr<Incoming> up_;
     std::unique_ptr<Listing> listing_;
-    std::string log_line_;
-    std::string peer_;  // for the access log, taken at the first command: a peer may reset later
+    // Only with --access-log, so an idle session stays small. The peer is taken at the first
+    // command: by the time a later answer is logged the peer may have reset.
+    struct AccessLog {
+        std::string peer;
+        std::string line;
+    };
+    std::unique_ptr<AccessLog> log_;
     bool authed_ = false;
     bool peer_closed_ = false;
     bool drain_ = false;

@@ -44,7 +44,7 @@ class HttpConn final : public Conn {
     struct Exchange {
         bool head_only = false;
         bool keep_alive = true;
-        int minor = 1;
+        std::uint8_t minor = 1;
     };
 
     void handle(const Request& req);
@@ -68,6 +68,7 @@ class HttpConn final : public Conn {
     void respond_fatal(int status, std::string_view message);  // answer, then close
     void end_head(ResponseHead& head, std::uint64_t length);
 
+    bool parse_due(std::size_t size) const;
     bool feed_body();
     void finish_upload();
     void start_body(const Request& req, bool store);
@@ -75,10 +76,10 @@ class HttpConn final : public Conn {
     void set_log_line(std::string line);
 
     std::unique_ptr<Body> body_;
-    Exchange ex_;
     std::unique_ptr<std::string> log_line_;  // "METHOD TARGET HTTP/1.x", only with --access-log
     std::uint32_t requests_ = 0;
-    std::uint16_t scanned_ = 0;  // bytes of in_ already known to hold no complete line
+    std::uint32_t scanned_ = 0;  // bytes of in_ already known to hold no new line
+    Exchange ex_;
     bool drain_close_ = false;
     bool reload_handover_ = false;
 };
