@@ -16,6 +16,7 @@ need taskset util-linux
 build_duet
 build_helper idle_conns
 build_helper startup
+build_helper floor_server
 raise_nofile
 
 size=$(stat -c %s "$DUET")
@@ -57,6 +58,12 @@ start_cmd="$BENCH_BUILD/startup $STARTS $port $DUET --http 127.0.0.1:$port --fil
 taskset -c "$LOAD_CPU" $start_cmd >"$BENCH_TMP/starts"
 start_med=$(median <"$BENCH_TMP/starts")
 
+# the floor: a 20-line C server that only binds and answers, under the same helper
+floor_start_cmd="$BENCH_BUILD/startup $STARTS $port $BENCH_BUILD/floor_server $port"
+# shellcheck disable=SC2086
+taskset -c "$LOAD_CPU" $floor_start_cmd >"$BENCH_TMP/starts.floor"
+floor_start_med=$(median <"$BENCH_TMP/starts.floor")
+
 # the same for nginx (one process, master_process off), as a reference for this machine's noise
 nginx_conf "$port"
 ngx_start_cmd="$BENCH_BUILD/startup $STARTS $port $(command -v nginx) -p $BENCH_TMP/nginx -c $BENCH_TMP/nginx/nginx.conf"
@@ -82,6 +89,7 @@ printf '%-52s %10s B    < 256 B\n' "  user-space bytes per bare idle connection"
 printf '%-52s %10.2f MiB  (peak %.2f MiB)\n' "RSS with $CONNS keep-alive conns after 1 GET / each" "$(awk -v k="$req_kib" 'BEGIN { print k / 1024 }')" "$(awk -v k="$req_hwm" 'BEGIN { print k / 1024 }')"
 printf '%-52s %10s B    < 256 B\n' "  user-space bytes per idle keep-alive connection" "$(per_conn "$idle2_kib" "$req_kib")"
 printf '%-52s %10.2f ms   < 5 ms  (min %.2f, max %.2f)\n' "fork+exec to first answered GET /, median of $STARTS" "$start_med" "$start_min" "$start_max"
+printf '%-52s %10.2f ms   (min %.2f, max %.2f)\n' "  floor: bench/floor_server.c, same helper" "$floor_start_med" "$(sort -g "$BENCH_TMP/starts.floor" | head -1)" "$(sort -g "$BENCH_TMP/starts.floor" | tail -1)"
 printf '%-52s %10.2f ms   (min %.2f, max %.2f)\n' "  nginx, same helper, for reference" "$ngx_start_med" "$(sort -g "$BENCH_TMP/starts.nginx" | head -1)" "$(sort -g "$BENCH_TMP/starts.nginx" | tail -1)"
 echo
 echo "commands:"
