@@ -13,7 +13,7 @@
 namespace duet {
 namespace {
 constexpr int kReadsPerEvent = 8;                     // fairness: then back to the loop
-constexpr std::uint64_t kSendfilePerEvent = 4 << 20;  // bytes of a file per event
+constexpr std::uint64_t kSendfilePerEvent = 2 << 20;  // bytes of a file per event
 constexpr int kRoundsPerPump = 64;                    // process/flush rounds per event
 }  // namespace
 
