@@ -12,22 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int read_response(int fd) {
-    // Reads one response with a Content-Length; returns 0 when complete.
-    char buf[4096];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-        buf[have] = 0;
-        char* end = strstr(buf, "\r\n\r\n");
-        if (!end) continue;
-        char* cl = strcasestr(buf, "content-length:");
-        size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (have >= (size_t)(end + 4 - buf) + len) return 0;
-    }
-}
+#include "http_client.h"
 
 int main(int argc, char** argv) {
     if (argc < 4) {
@@ -51,7 +36,8 @@ int main(int argc, char** argv) {
             return 1;
         }
         if (req) {
-            if (write(fd, get, strlen(get)) != (ssize_t)strlen(get) || read_response(fd) != 0) {
+            if (write(fd, get, strlen(get)) != (ssize_t)strlen(get) ||
+                read_response(fd, NULL) != 0) {
                 fprintf(stderr, "request %d failed\n", i);
                 return 1;
             }

@@ -61,7 +61,7 @@ build_duet() { make -s -C "$ROOT" build/duet >&2; }
 build_helper() {
     local src="$BENCH_DIR/$1.c" bin="$BENCH_BUILD/$1"
     mkdir -p "$BENCH_BUILD"
-    if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+    if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$BENCH_DIR/http_client.h" -nt "$bin" ]; then
         cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$bin" "$src" -lm
     fi
 }

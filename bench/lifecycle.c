@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_client.h"
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -64,22 +66,6 @@ static int wait_ready(int gen) {
     exit(1);
 }
 
-static int read_response(int fd) {
-    char buf[4096];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-        buf[have] = 0;
-        char* end = strstr(buf, "\r\n\r\n");
-        if (!end) continue;
-        char* cl = strcasestr(buf, "content-length:");
-        size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (have >= (size_t)(end + 4 - buf) + len) return 0;
-    }
-}
-
 int main(int argc, char** argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: see bench/lifecycle.c\n");
@@ -100,7 +86,7 @@ int main(int argc, char** argv) {
                 fds[i] = socket(AF_INET, SOCK_STREAM, 0);
                 if (connect(fds[i], (struct sockaddr*)&sa, sizeof sa) < 0 ||
                     write(fds[i], get, strlen(get)) != (ssize_t)strlen(get) ||
-                    read_response(fds[i]) < 0) {
+                    read_response(fds[i], NULL) < 0) {
                     fprintf(stderr, "connection %d failed\n", i);
                     return 1;
                 }

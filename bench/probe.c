@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_client.h"
+
 static volatile sig_atomic_t stop;
 static void on_signal(int s) {
     (void)s;
@@ -41,20 +43,8 @@ static int open_conn(void) {
 static int exchange(int fd) {
     static const char get[] = "GET / HTTP/1.1\r\nHost: probe\r\n\r\n";
     if (write(fd, get, sizeof get - 1) != (ssize_t)(sizeof get - 1)) return -1;
-    char buf[4096];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-        buf[have] = 0;
-        char* end = strstr(buf, "\r\n\r\n");
-        if (!end) continue;
-        char* cl = strcasestr(buf, "content-length:");
-        size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
-        if (have >= (size_t)(end + 4 - buf) + len)
-            return strncmp(buf, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
-    }
+    int status = 0;
+    return read_response(fd, &status) == 0 && status == 200 ? 0 : -1;
 }
 
 int main(int argc, char** argv) {

@@ -116,6 +116,18 @@ void Conn::pump() {
     if (closing_ && !output_pending()) finish_close();
 }
 
+void Conn::wait_writable() {
+    want_out_ = true;
+    update_interest();
+}
+
+void Conn::write_blocked_or_failed() {
+    if (errno == EAGAIN)
+        wait_writable();
+    else
+        close_now();  // the peer is gone (EPIPE, ECONNRESET, ...)
+}
+
 bool Conn::flush() {
     while (!out_.empty() || extra_) {
         iovec iov[2];
@@ -125,13 +137,8 @@ bool Conn::flush() {
         ssize_t n = n_iov == 1 ? ::send(fd_.get(), iov[0].iov_base, iov[0].iov_len, 0)
                                : ::writev(fd_.get(), iov, n_iov);
         if (n < 0) {
-            if (errno == EAGAIN) {
-                want_out_ = true;
-                update_interest();
-                return false;
-            }
             if (errno == EINTR) continue;
-            close_now();
+            write_blocked_or_failed();
             return false;
         }
         srv_.metrics.bytes_out += static_cast<std::uint64_t>(n);
@@ -151,20 +158,14 @@ bool Conn::flush() {
     std::uint64_t budget = kSendfilePerEvent;
     while (file_left_ > 0) {
         if (budget == 0) {
-            want_out_ = true;  // more next time round, after others had their turn
-            update_interest();
+            wait_writable();  // more next time round, after others had their turn
             return false;
         }
         std::size_t want = file_left_ < budget ? std::size_t(file_left_) : std::size_t(budget);
         ssize_t n = ::sendfile(fd_.get(), file_.get(), &file_off_, want);
         if (n < 0) {
-            if (errno == EAGAIN) {
-                want_out_ = true;
-                update_interest();
-                return false;
-            }
             if (errno == EINTR) continue;
-            close_now();
+            write_blocked_or_failed();
             return false;
         }
         if (n == 0) {  // the file shrank under us: the promised length cannot be kept

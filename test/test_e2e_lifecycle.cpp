@@ -239,20 +239,26 @@ Test(lifecycle, sigterm_closes_50_idle_keepalive_connections_and_exits_0) {
     for (int fd : fds) cr_assert(t::peer_closed(fd, 2000), "an idle connection stayed open");
 }
 
-Test(lifecycle, slow_http_download_in_flight_at_sigterm_completes_intact) {
-    std::string content;
-    std::string data = data_with_big_file(content);
-    t::Duet d;
-    launch(d, {}, data);
-    int fd = begin_http_download(d);
+// With a download of `content` started on `fd`: SIGTERM mid-way, then the server must stay up until
+// every byte arrived intact, close the connection, and exit 0.
+static void finish_download_across_sigterm(t::Duet& d, int fd, const std::string& content) {
     std::string got = t::read_n(fd, 1 << 20);
     term_and_wait_stopping(d);
     cr_assert(still_running(d), "exited with a download in flight:\n%s", d.err_log.c_str());
     got += read_slowly(fd, kBig - got.size());
     cr_assert_eq(got.size(), kBig, "download cut at %zu bytes", got.size());
     cr_assert(got == content, "downloaded bytes differ from the file");
-    cr_assert(t::peer_closed(fd, 3000), "connection stays open after the drained response");
+    cr_assert(t::peer_closed(fd, 3000), "the connection stays open after its transfer");
     cr_assert_eq(t::wait_exit(d, 5000), 0, "stderr:\n%s", d.err_log.c_str());
+}
+
+Test(lifecycle, slow_http_download_in_flight_at_sigterm_completes_intact) {
+    std::string content;
+    std::string data = data_with_big_file(content);
+    t::Duet d;
+    launch(d, {}, data);
+    int fd = begin_http_download(d);
+    finish_download_across_sigterm(d, fd, content);
 }
 
 Test(lifecycle, slow_file_port_download_in_flight_at_sigterm_completes_intact) {
@@ -267,14 +273,7 @@ Test(lifecycle, slow_file_port_download_in_flight_at_sigterm_completes_intact) {
     std::string sha = t::sh("sha256sum " + data + "/big.bin | cut -c1-64");
     sha.resize(64);
     cr_assert_eq(line, "OK " + std::to_string(kBig) + " " + sha);
-    std::string got = t::read_n(fd, 1 << 20);
-    term_and_wait_stopping(d);
-    cr_assert(still_running(d), "exited with a download in flight:\n%s", d.err_log.c_str());
-    got += read_slowly(fd, kBig - got.size());
-    cr_assert_eq(got.size(), kBig, "download cut at %zu bytes", got.size());
-    cr_assert(got == content, "downloaded bytes differ from the file");
-    cr_assert(t::peer_closed(fd, 3000), "session stays open after its transfer");
-    cr_assert_eq(t::wait_exit(d, 5000), 0, "stderr:\n%s", d.err_log.c_str());
+    finish_download_across_sigterm(d, fd, content);
 }
 
 Test(lifecycle, healthz_answers_503_on_a_busy_connection_while_draining) {

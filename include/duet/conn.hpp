@@ -94,6 +94,10 @@ class Conn : public Handler {
     void read_input();
     // Writes what it can. true when the whole queue is gone.
     bool flush();
+    // Asks for EPOLLOUT: the rest of the output goes when the socket can take it.
+    void wait_writable();
+    // After a write returned -1 (not EINTR): wait on EAGAIN, close on anything else.
+    void write_blocked_or_failed();
     void finish_close();
     void update_interest();
     void start_lingering();
