@@ -1,4 +1,13 @@
 # duet — build, run, test. `make run` and `make test` are all a fresh Debian machine needs.
+
+# Parallel by default: one job per core. A -j the caller gives wins: on the command line make
+# itself prefers it, and one in the environment's MAKEFLAGS is looked for here. Only the top-level
+# make sets it, so sub-makes share its jobserver instead of starting their own.
+ifeq ($(MAKELEVEL),0)
+ifeq ($(filter -j%,$(MAKEFLAGS) $(shell printenv MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+endif
 CXX      ?= g++
 CXXFLAGS ?= -O2
 WARN     := -Wall -Wextra -Werror
@@ -55,9 +64,17 @@ build/test/%: test/%.cpp $(SAN_LIB) $(TEST_HELPERS) | build/test
 build/obj build/san build/test:
 	mkdir -p $@
 
+# The test helpers are built once and linked into every test binary: keep them although make
+# sees them as intermediate files.
+.SECONDARY: $(TEST_HELPERS)
+
 -include $(wildcard build/obj/*.d build/san/*.d build/test/*.d)
 
+# Ctrl+C stops duet gracefully (it exits 0), but make got the same Ctrl+C from the terminal and
+# reports it as "make: *** [Makefile:NN: run] Interrupt" (status 130) once duet is gone: say so
+# before starting, so that line does not read as a failure. `build/duet` alone exits 0.
 run: build/duet
+	@echo "make run: Ctrl+C stops duet (duet exits 0; make then prints its own 'Interrupt' line)"
 	./build/duet
 
 # Installs what the tests need when it is missing (as root), then runs every test.
@@ -66,8 +83,10 @@ check-deps:
 
 unit: $(TESTS) build/duet build/duet-san
 
+# Everything is built in one make so the test binaries and the fuzz targets compile side by side;
+# the fuzz smoke is short (FUZZ_SMOKE_SECONDS per target, 10 by default; `make fuzz` runs long).
 test: check-deps
-	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build)
 	@if [ -f test/fuzz/fuzz.mk ]; then $(MAKE) --no-print-directory fuzz-smoke; fi
 	@sh test/run.sh $(TESTS)
 

@@ -95,6 +95,42 @@ bool parse_address(const std::string& text, Address& out) {
 }
 
 namespace {
+// An address as 16 bytes and its family (IPv4 in the first 4 bytes, the rest zero), or false.
+bool address_bytes(const Address& a, int& family, unsigned char (&bytes)[16]) {
+    std::memset(bytes, 0, sizeof bytes);
+    std::string host = a.host == "localhost" ? "127.0.0.1" : a.host;
+    if (inet_pton(AF_INET, host.c_str(), bytes) == 1) {
+        family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host.c_str(), bytes) == 1) {
+        family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+}  // namespace
+
+std::string format_address(const Address& a) {
+    std::string port = std::to_string(a.port);
+    if (a.host.find(':') != std::string::npos) return "[" + a.host + "]:" + port;
+    return a.host + ":" + port;
+}
+
+bool addresses_clash(const Address& a, const Address& b) {
+    if (a.port == 0 || a.port != b.port) return false;  // port 0: each gets its own free port
+    int fa = 0, fb = 0;
+    unsigned char ba[16], bb[16];
+    if (!address_bytes(a, fa, ba) || !address_bytes(b, fb, bb)) return a.host == b.host;
+    // IPv6 listeners are bound IPV6_V6ONLY, so the two families never share a port.
+    if (fa != fb) return false;
+    static const unsigned char any[16] = {};
+    // The wildcard address takes the port on every address of its family.
+    return std::memcmp(ba, bb, 16) == 0 || std::memcmp(ba, any, 16) == 0 ||
+           std::memcmp(bb, any, 16) == 0;
+}
+
+namespace {
 
 struct Parser {
     Config& cfg;
@@ -230,6 +266,13 @@ ConfigResult parse_config(int argc, const char* const* argv, const GetEnv& geten
         given.push_back(name);
     }
     if (!apply_env(getenv, given, p)) return ConfigResult::Error;
+    // Caught here rather than at bind time, where the second bind would fail with "address
+    // already in use" and point at duet itself as the holder.
+    if (addresses_clash(out.http, out.files)) {
+        error = "--http and --files name the same address (" + format_address(out.http) + " and " +
+                format_address(out.files) + "): give each its own port";
+        return ConfigResult::Error;
+    }
     return ConfigResult::Run;
 }
 

@@ -1,6 +1,9 @@
 // The route table: which path and method go where, and the small built-in routes.
+#include "duet/http_routes.hpp"
+
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 
 #include "duet/http_conn.hpp"
 #include "duet/server.hpp"
@@ -8,46 +11,37 @@
 namespace duet {
 namespace {
 
+// In the order of kRoutes.
 enum class Route { Root, Health, Metrics, FilesList, File, Asterisk, Unknown };
 
+constexpr RouteSpec kRoutes[] = {
+    {"/", false, "Allow: GET, HEAD, OPTIONS\r\n"},
+    {"/healthz", false, "Allow: GET, HEAD, OPTIONS\r\n"},
+    {"/metrics", false, "Allow: GET, OPTIONS\r\n"},
+    {"/files", false, "Allow: GET, HEAD, OPTIONS\r\n"},
+    {"/files/", true, "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n"},
+    // OPTIONS * asks about the server as a whole: every method some route takes.
+    {"*", false, "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n"},
+};
+static_assert(std::size(kRoutes) == std::size_t(Route::Unknown));
+
 Route find_route(std::string_view path) {
-    if (path == "/") return Route::Root;
-    if (path == "/healthz") return Route::Health;
-    if (path == "/metrics") return Route::Metrics;
-    if (path == "/files") return Route::FilesList;
-    if (path.substr(0, 7) == "/files/") return Route::File;
-    if (path == "*") return Route::Asterisk;
+    for (std::size_t i = 0; i < std::size(kRoutes); ++i) {
+        const RouteSpec& r = kRoutes[i];
+        if (r.prefix ? path.substr(0, r.path.size()) == r.path : path == r.path) return Route(i);
+    }
     return Route::Unknown;
 }
 
-// The whole Allow field line of a route.
 std::string_view allow_field(Route r) {
-    switch (r) {
-        case Route::Root:
-        case Route::Health:
-        case Route::FilesList:
-            return "Allow: GET, HEAD, OPTIONS\r\n";
-        case Route::Metrics:
-            return "Allow: GET, OPTIONS\r\n";
-        default:
-            return "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n";
-    }
+    return r == Route::Unknown ? std::string_view{} : kRoutes[std::size_t(r)].allow;
 }
 
 bool method_allowed(Route r, std::string_view m) {
     if (m == "OPTIONS") return true;
-    switch (r) {
-        case Route::Root:
-        case Route::Health:
-        case Route::FilesList:
-            return m == "GET" || m == "HEAD";
-        case Route::Metrics:
-            return m == "GET";
-        case Route::File:
-            return m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE";
-        default:
-            return false;
-    }
+    // OPTIONS is the only method "*" takes (RFC 9110 §9.3.7).
+    if (r == Route::Asterisk || r == Route::Unknown) return false;
+    return allow_lists(allow_field(r), m);
 }
 
 // Methods defined by RFC 9110 and RFC 5789; anything else is "not implemented" (501).
@@ -60,6 +54,24 @@ bool known_method(std::string_view m) {
 }
 
 }  // namespace
+
+std::span<const RouteSpec> route_table() {
+    return kRoutes;
+}
+
+bool allow_lists(std::string_view allow, std::string_view method) {
+    constexpr std::string_view kName = "Allow: ";
+    if (allow.substr(0, kName.size()) == kName) allow.remove_prefix(kName.size());
+    while (!allow.empty()) {
+        std::size_t end = allow.find_first_of(",\r");
+        std::string_view item = allow.substr(0, end);
+        if (item == method) return true;
+        if (end == std::string_view::npos || allow[end] == '\r') return false;
+        allow.remove_prefix(end + 1);
+        while (!allow.empty() && allow.front() == ' ') allow.remove_prefix(1);
+    }
+    return false;
+}
 
 void HttpConn::route(const Request& req) {
     if (!known_method(req.method)) {

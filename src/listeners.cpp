@@ -37,13 +37,6 @@ bool make_sockaddr(const Address& a, sockaddr_storage& ss, socklen_t& len) {
     return false;
 }
 
-std::string format_address(const Address& a) {
-    char port[8];
-    std::snprintf(port, sizeof port, "%u", a.port);
-    if (a.host.find(':') != std::string::npos) return "[" + a.host + "]:" + port;
-    return a.host + ":" + port;
-}
-
 // strerror's text starting in lower case, to read as the end of our sentence.
 std::string reason(int err) {
     std::string r = std::strerror(err);
@@ -126,8 +119,11 @@ std::string find_port_holder(const Address& addr) {
     DIR* proc = opendir("/proc");
     if (!proc) return "";
     std::string found;
+    // Never ourselves: if this process holds the port, naming its pid would send the user
+    // hunting for a process they are running (the clash of --http and --files is caught earlier).
+    std::string self = std::to_string(getpid());
     while (dirent* d = readdir(proc)) {
-        if (d->d_name[0] < '1' || d->d_name[0] > '9') continue;
+        if (d->d_name[0] < '1' || d->d_name[0] > '9' || d->d_name == self) continue;
         std::string fd_dir = std::string("/proc/") + d->d_name + "/fd";
         DIR* fds = opendir(fd_dir.c_str());
         if (!fds) continue;

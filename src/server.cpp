@@ -253,9 +253,15 @@ void Server::act_on_intents() {
         log("stop requested during reload: stopping instead");
     } else if (i == Intent::Stop && !draining_) {
         // Log after the listeners are closed: whoever reads "stopping" may rely on refusals.
-        std::size_t open = open_conns_;
         begin_drain(false);
-        log("stopping: %zu connection(s) open", open);
+        // The user watching this line is the one deciding whether to wait: say for what, how
+        // long at most, and how not to.
+        if (drained_busy_ == 0)
+            log("stopping: no connection busy, %zu idle closed", closed_idle_);
+        else
+            log("stopping: %zu connection(s) busy, waiting up to %.3g s (--grace) for them to "
+                "finish, %zu idle closed; a second Ctrl+C (SIGINT or SIGTERM) stops at once",
+                drained_busy_, config_.grace, closed_idle_);
     } else if (i == Intent::Reload && !draining_ && !reload_pending_) {
         log("reload requested: checking %s", exe_.c_str());
         reload_pending_ = true;

@@ -40,15 +40,6 @@ std::string reason(int err) {
     return s;
 }
 
-std::string parent_of(const std::string& dir) {
-    std::string d = dir;
-    while (d.size() > 1 && d.back() == '/') d.pop_back();
-    std::size_t slash = d.rfind('/');
-    if (slash == std::string::npos) return ".";
-    if (slash == 0) return "/";
-    return d.substr(0, slash);
-}
-
 bool fail(std::string& err, const char* what, const std::string& dir, int e) {
     err = std::string(what) + " " + dir + ": " + reason(e);
     return false;
@@ -56,6 +47,18 @@ bool fail(std::string& err, const char* what, const std::string& dir, int e) {
 
 bool is_regular_at(int dirfd, const char* name, struct stat& st) {
     return ::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+// Creates and removes a file under a temporary dot-name (swept at the next start if we die in
+// between): asking faccessat is not enough, since root passes it on a read-only mount or in /proc.
+bool probe_writable(int dirfd, const std::string& dir, std::string& err) {
+    std::string probe = std::string(store_detail::kTmpPrefix) + "check-" + std::to_string(getpid());
+    Fd fd(
+        ::openat(dirfd, probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return fail(err, "cannot write in store directory", dir, errno);
+    if (::unlinkat(dirfd, probe.c_str(), 0) != 0)
+        return fail(err, "cannot remove files in store directory", dir, errno);
+    return true;
 }
 
 }  // namespace
@@ -228,28 +231,24 @@ bool Store::open(const std::string& dir, std::string& err) {
     if (!fd) return fail(err, "cannot open store directory", dir, errno);
     if (::faccessat(fd.get(), ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0)
         return fail(err, "cannot use store directory", dir, errno);
+    if (!probe_writable(fd.get(), dir, err)) return false;
     dir_ = std::move(fd);
     sweep_and_count();
     meta_.attach(dir_.get());
     return true;
 }
 
+// What open() does, with a probe file, and undone: a directory made for the check is removed again.
 bool Store::check(const std::string& dir, std::string& err) {
-    struct stat st;
-    if (::stat(dir.c_str(), &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) return fail(err, "cannot open store directory", dir, ENOTDIR);
-        if (::faccessat(AT_FDCWD, dir.c_str(), R_OK | W_OK | X_OK, AT_EACCESS) != 0)
-            return fail(err, "cannot use store directory", dir, errno);
-        return true;
-    }
-    if (errno != ENOENT) return fail(err, "cannot open store directory", dir, errno);
-    std::string parent = parent_of(dir);
-    if (::stat(parent.c_str(), &st) != 0)
-        return fail(err, "cannot create store directory", dir, errno);
-    if (!S_ISDIR(st.st_mode)) return fail(err, "cannot create store directory", dir, ENOTDIR);
-    if (::faccessat(AT_FDCWD, parent.c_str(), W_OK | X_OK, AT_EACCESS) != 0)
-        return fail(err, "cannot create store directory", dir, errno);
-    return true;
+    bool created = ::mkdir(dir.c_str(), 0755) == 0;
+    if (!created && errno != EEXIST) return fail(err, "cannot create store directory", dir, errno);
+    bool ok = false;
+    if (Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); !fd)
+        fail(err, "cannot open store directory", dir, errno);
+    else
+        ok = probe_writable(fd.get(), dir, err);
+    if (created) ::rmdir(dir.c_str());
+    return ok;
 }
 
 // Removes temporary files left by a crash (named fallback temps, sidecar temps are tidied by the

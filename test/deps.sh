@@ -1,20 +1,59 @@
 #!/bin/sh
-# Installs what `make test` needs when it is missing. As root it uses apt; otherwise it prints
-# the one command to run and fails.
-need=""
-[ -f /usr/include/criterion/criterion.h ] || need="$need libcriterion-dev"
-command -v curl >/dev/null 2>&1 || need="$need curl"
-nc -h 2>&1 | grep -q -- '-N' || need="$need netcat-openbsd"
-command -v systemd-socket-activate >/dev/null 2>&1 || need="$need systemd"
-command -v clang++-14 >/dev/null 2>&1 || need="$need clang-14 libclang-rt-14-dev libfuzzer-14-dev"
-[ -z "$need" ] && exit 0
+# Installs what `make test` needs when it is missing, and says what and why. As root it runs apt
+# with its messages shown; otherwise it prints the one command to run. Either way it fails loudly
+# (exit 1) when something is still missing afterwards.
+#
+# One package a line: "package | shell test that succeeds when it is present | why we need it".
+# To add one, add a line (keep them sorted by package name, so merges stay trivial).
+PACKAGES='
+clang-14           | command -v clang++-14                              | compiles the libFuzzer targets (fuzz smoke in make test, make fuzz)
+curl               | command -v curl                                    | black-box HTTP tests and the README tour use the real curl
+libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a | the libFuzzer and sanitizer runtimes for clang-14
+libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every test binary is a Criterion binary
+netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
+systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
+'
+
+# Prints "package|why" for each package whose test fails.
+missing_list() {
+    printf '%s\n' "$PACKAGES" | while IFS='|' read -r pkg probe why; do
+        pkg=$(echo $pkg)
+        [ -n "$pkg" ] || continue
+        sh -c "$probe" >/dev/null 2>&1 || printf '%s|%s\n' "$pkg" "$(echo $why)"
+    done
+}
+
+list=$(missing_list)
+[ -z "$list" ] && exit 0
+missing=$(printf '%s\n' "$list" | cut -d'|' -f1 | tr '\n' ' ')
+echo "test/deps.sh: make test needs these packages, which are missing:"
+printf '%s\n' "$list" | while IFS='|' read -r pkg why; do printf '  %-20s %s\n' "$pkg" "$why"; done
+
 if [ "$(id -u)" != 0 ]; then
-    echo "make test needs:$need — run: sudo apt-get update && sudo apt-get install -y$need" >&2
+    echo "test/deps.sh: not root, so not installing. Run: sudo apt-get update && sudo apt-get install -y $missing" >&2
     exit 1
 fi
-echo "installing:$need"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null && apt-get install -y -q $need >/dev/null || {
-    echo "apt-get install$need failed" >&2
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test/deps.sh: no apt-get here; install with your package manager: $missing" >&2
     exit 1
-}
+fi
+export DEBIAN_FRONTEND=noninteractive
+# -q keeps the progress quiet; apt's warnings and errors reach the terminal as they come.
+echo "test/deps.sh: apt-get update"
+if ! apt-get update -q; then
+    echo "test/deps.sh: apt-get update failed (apt's messages are above)" >&2
+    exit 1
+fi
+echo "test/deps.sh: apt-get install -y $missing"
+# shellcheck disable=SC2086 # one word per package
+if ! apt-get install -y -q $missing; then
+    echo "test/deps.sh: apt-get install failed (apt's messages are above)" >&2
+    exit 1
+fi
+# A package that installed but did not provide what the test looks for is still a failure.
+still=$(missing_list | cut -d'|' -f1 | tr '\n' ' ')
+if [ -n "$still" ]; then
+    echo "test/deps.sh: still missing after apt-get install: $still" >&2
+    exit 1
+fi
+echo "test/deps.sh: installed $missing"

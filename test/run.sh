@@ -1,11 +1,42 @@
 #!/bin/sh
-# Runs every Criterion test binary given, then prints one summary line for the whole suite.
+# Runs every Criterion test binary given and prints one summary line for the whole suite.
+#
+# Binaries run side by side, TEST_JOBS at a time (default: the number of cores), each with
+# Criterion's own --jobs 2: every test starts its own server on port 0 in its own directory, so
+# they cannot collide, and most of their time is spent waiting on sockets. Binaries whose tests
+# measure time, CPU or memory under load (names matching SERIAL) run afterwards, alone, so the
+# other binaries do not skew what they measure.
+SERIAL='*hostile* *stress* *latency*'
+jobs=${TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
+out=$(mktemp -d "${TMPDIR:-/tmp}/duet-tests.XXXXXX") || exit 1
+trap 'rm -rf "$out"' EXIT INT TERM
+
+is_serial() {
+    for pat in $SERIAL; do
+        # shellcheck disable=SC2254 # the patterns are meant to match
+        case $(basename "$1") in $pat) return 0 ;; esac
+    done
+    return 1
+}
+
+parallel="" serial=""
+for t in "$@"; do
+    if is_serial "$t"; then serial="$serial $t"; else parallel="$parallel $t"; fi
+done
+
+# One binary: its whole output in $out/NAME.out, its exit status in $out/NAME.rc.
+run_one='"$1" --jobs 2 >"$2/$(basename "$1").out" 2>&1; echo $? >"$2/$(basename "$1").rc"'
+# shellcheck disable=SC2086 # one word per binary
+[ -n "$parallel" ] && printf '%s\n' $parallel | xargs -P "$jobs" -I{} sh -c "$run_one" _ {} "$out"
+for t in $serial; do sh -c "$run_one" _ "$t" "$out"; done
+
 passed=0 failed=0 status=0
 for t in "$@"; do
-    out=$("$t" --jobs 2 2>&1)
-    rc=$?
-    printf '%s\n' "$out" | grep -E 'Synthesis|FAIL|Assertion|fail|ERROR|crash|SUMMARY' | sed "s|^|$(basename "$t"): |"
-    line=$(printf '%s\n' "$out" | grep 'Synthesis' | tail -1)
+    name=$(basename "$t")
+    o="$out/$name.out"
+    rc=$(cat "$out/$name.rc" 2>/dev/null || echo 127)
+    grep -E 'Synthesis|FAIL|Assertion|fail|ERROR|crash|SUMMARY' "$o" 2>/dev/null | sed "s|^|$name: |"
+    line=$(grep 'Synthesis' "$o" 2>/dev/null | tail -1)
     p=$(printf '%s' "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
     f=$(printf '%s' "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
     c=$(printf '%s' "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
@@ -13,7 +44,11 @@ for t in "$@"; do
     failed=$((failed + ${f:-0} + ${c:-0}))
     if [ "$rc" != 0 ] || [ -z "$line" ]; then
         status=1
-        [ -z "$line" ] && { failed=$((failed + 1)); printf '%s\n' "$out" | tail -20; }
+        if [ -z "$line" ]; then
+            failed=$((failed + 1))
+            echo "$name: exited $rc without a Criterion summary; its last lines:"
+            tail -20 "$o" 2>/dev/null
+        fi
     fi
 done
 echo "tests: $passed passed, $failed failed"

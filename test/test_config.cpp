@@ -107,6 +107,36 @@ Test(config, addresses_bad) {
     }
 }
 
+Test(config, the_two_addresses_must_differ) {
+    const char* clash[][2] = {
+        {"127.0.0.1:8000", "127.0.0.1:8000"}, {"localhost:8000", "127.0.0.1:8000"},
+        {"0.0.0.0:8000", "127.0.0.1:8000"},   {"127.0.0.1:8000", "0.0.0.0:8000"},
+        {"[::1]:8000", "[::1]:8000"},         {"[::]:8000", "[::1]:8000"},
+        {"[::1]:8000", "[0:0::1]:8000"},
+    };
+    for (auto& c : clash) {
+        expect_refused({"--http", c[0], "--files", c[1]},
+                       "--http and --files name the same address");
+        // Also when one of them comes from the environment.
+        expect_refused({"--files", c[1]}, "--http and --files name the same address",
+                       {{"DUET_HTTP", c[0]}});
+    }
+    const char* differ[][2] = {
+        {"127.0.0.1:0", "127.0.0.1:0"},    // each gets its own free port
+        {"127.0.0.1:8000", "127.0.0.1:8001"},
+        {"127.0.0.1:8000", "127.0.0.2:8000"},
+        {"0.0.0.0:8000", "[::]:8000"},     // IPv6 listeners are IPV6_V6ONLY
+        {"127.0.0.1:8000", "[::1]:8000"},
+    };
+    for (auto& c : differ) accepted({"--http", c[0], "--files", c[1]});
+    Parsed p = parse({"--http", "127.0.0.1:8000", "--files", "localhost:8000"});
+    cr_expect_eq(p.error,
+                 "--http and --files name the same address (127.0.0.1:8000 and localhost:8000): "
+                 "give each its own port");
+    cr_expect(!duet::addresses_clash({"::1", 80}, {"::1", 81}));
+    cr_expect(duet::addresses_clash({"::", 80}, {"::1", 80}));
+}
+
 Test(config, data_dir) {
     cr_expect_eq(accepted({"--data", "/tmp/store"}).cfg.data, "/tmp/store");
     cr_expect_eq(accepted({"--data=rel/dir"}).cfg.data, "rel/dir");

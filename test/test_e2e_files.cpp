@@ -156,6 +156,21 @@ Test(e2e_files, help_announces_its_line_count) {
     EXPECT_STR(cmd(fd, "PING").c_str(), "OK pong", "exactly COUNT lines follow HELP");
 }
 
+Test(e2e_files, help_ends_with_how_a_session_ends) {
+    boot();
+    int fd = files_conn();
+    std::string first = cmd(fd, "HELP");
+    cr_assert(first.rfind("OK ", 0) == 0, "HELP answered %s", first.c_str());
+    std::string tail;
+    for (int i = std::atoi(first.c_str() + 3); i > 0; --i) {
+        std::string l = t::read_line(fd);
+        tail = i <= 2 ? tail + l + " " : "";
+    }
+    for (const char* needle : {"QUIT", "half-close", "nc -N", "--idle-timeout"})
+        cr_expect(tail.find(needle) != std::string::npos, "the last HELP lines lack '%s': %s",
+                  needle, tail.c_str());
+}
+
 Test(e2e_files, quit_says_bye_and_closes) {
     boot();
     int fd = files_conn();

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -554,6 +555,34 @@ Test(e2e_http, check_prints_ok_while_another_duet_holds_the_ports) {
     cr_expect_eq(status, 0, "exit %d", status);
     cr_expect_eq(out, "ok\n");
     cr_expect_eq(t::status_of(t::http(g_srv.http_port, get("/healthz"))), 200);
+}
+
+// --check does everything a start does but bind: an unusable store or two clashing addresses
+// fail it with exit 2 and one line, exactly as a start would fail.
+Test(e2e_http, check_fails_on_an_unusable_store_or_clashing_addresses) {
+    std::string dir = t::make_tmpdir();
+    t::remove_at_teardown(dir);
+    struct Case {
+        std::string args, says;
+    } cases[] = {
+        {"--check --data /proc/nope", "/proc/nope"},
+        {"--check --data /proc/self", "cannot write in store directory /proc/self"},
+        {"--check --http 127.0.0.1:8123 --files 127.0.0.1:8123 --data '" + dir + "/d'",
+         "--http and --files name the same address"},
+        // A start with the same address fails the same way, before binding anything.
+        {"--http 127.0.0.1:0 --files 127.0.0.1:0 --data /proc/nope", "/proc/nope"},
+        {"--http 127.0.0.1:8123 --files localhost:8123 --data '" + dir + "/d'",
+         "--http and --files name the same address"},
+    };
+    for (const Case& c : cases) {
+        int status = -1;
+        std::string out = t::sh(duet_cmd(c.args + " 2>&1 </dev/null"), &status);
+        cr_expect_eq(status, 2, "%s: exit %d: %s", c.args.c_str(), status, out.c_str());
+        cr_expect(out.find(c.says) != std::string::npos, "%s: %s", c.args.c_str(), out.c_str());
+        cr_expect(out.find("pid") == std::string::npos, "%s: %s", c.args.c_str(), out.c_str());
+        cr_expect_eq(count_lines(out), 1u, "%s: %s", c.args.c_str(), out.c_str());
+    }
+    cr_expect(!std::filesystem::exists(dir + "/d"), "a failed check or start left the store");
 }
 
 Test(e2e_http, second_copy_on_the_same_port_exits_3_naming_the_first) {

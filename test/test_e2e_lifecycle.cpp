@@ -215,6 +215,8 @@ Test(lifecycle, sigint_on_idle_server_exits_0_in_milliseconds) {
     std::fprintf(stderr, "lifecycle: SIGINT idle stop took %lld ms\n", static_cast<long long>(ms));
     cr_assert_eq(status, 0, "exit status %d; stderr:\n%s", status, d.err_log.c_str());
     cr_assert_lt(ms, 1000, "idle stop took %lld ms", static_cast<long long>(ms));
+    cr_assert(d.err_log.find("duet: stopping: no connection busy") != std::string::npos, "%s",
+              d.err_log.c_str());
 }
 
 Test(lifecycle, sigterm_closes_50_idle_keepalive_connections_and_exits_0) {
@@ -322,6 +324,12 @@ Test(lifecycle, second_sigterm_during_drain_exits_at_once_with_1) {
     int fd = begin_http_download(d);
     term_and_wait_stopping(d);
     cr_assert(still_running(d));
+    // The stop line tells the user what is being waited for and how not to wait.
+    cr_assert(t::wait_log(d, "stops at once\n", 5000), "stderr:\n%s", d.err_log.c_str());
+    std::string line = d.err_log.substr(d.err_log.find("duet: stopping"));
+    line.resize(line.find('\n'));
+    cr_assert(line.find(" 1 connection(s) busy") != std::string::npos, "%s", line.c_str());
+    cr_assert(line.find("a second Ctrl+C") != std::string::npos, "%s", line.c_str());
     int status = -1;
     std::int64_t ms = stop_latency_ms(d, SIGTERM, status);
     std::fprintf(stderr, "lifecycle: second SIGTERM exit took %lld ms\n",

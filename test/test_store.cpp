@@ -643,3 +643,24 @@ Test(store, open_creates_and_check_validates) {
     cr_assert(err.find("not a directory") != std::string::npos, "%s", err.c_str());
     cr_assert(!Store::check(file + "/sub", err));
 }
+
+// Root passes every access() test, so only really creating a file tells: /proc lets nobody make
+// a directory, and /proc/self is a directory nobody can create files in.
+Test(store, check_really_creates_and_removes_a_probe_file) {
+    std::string err;
+    cr_assert(!Store::check("/proc/nope", err));
+    cr_assert(err.find("/proc/nope") != std::string::npos, "%s", err.c_str());
+    cr_assert(!Store::check("/proc/self", err));
+    cr_assert(err.find("cannot write in store directory /proc/self") != std::string::npos, "%s",
+              err.c_str());
+    Store s;
+    cr_assert(!s.open("/proc/self", err), "a store nobody can write in opened");
+
+    std::string sub = g_dir + "/fresh";
+    cr_assert(Store::check(sub, err), "%s", err.c_str());
+    cr_assert(!std::filesystem::exists(sub), "the check left the directory it made");
+    std::string existing = g_dir + "/existing";
+    cr_assert(std::filesystem::create_directory(existing));
+    cr_assert(Store::check(existing, err), "%s", err.c_str());
+    cr_assert(entries(existing).empty(), "the check left its probe file behind");
+}

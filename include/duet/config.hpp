@@ -41,6 +41,11 @@ ConfigResult parse_config(int argc, const char* const* argv, const GetEnv& geten
 bool parse_address(const std::string& text, Address& out);
 bool parse_seconds(const std::string& text, double& out);
 bool parse_u64(const std::string& text, std::uint64_t& out);
+// True when two listeners on these addresses could not both bind: the same port (not 0) on the
+// same address, or on the wildcard address of the same family.
+bool addresses_clash(const Address& a, const Address& b);
+// "HOST:PORT", with brackets around an IPv6 HOST.
+std::string format_address(const Address& a);
 
 const char* usage_text();
 

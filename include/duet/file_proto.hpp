@@ -45,6 +45,9 @@ inline constexpr const char* kHelpLines[] = {
     "PING                    answers OK pong",
     "HELP                    this list",
     "QUIT                    answers OK bye and closes",
+    // Last, because it is what people typing into nc miss: without it the session hangs.
+    "A session ends with QUIT or when the client half-closes its side (nc -N); a plain nc",
+    "without -N keeps it open until --idle-timeout (default 60 s) passes with no command.",
 };
 
 }  // namespace duet
