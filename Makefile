@@ -70,11 +70,11 @@ build/obj build/san build/test:
 
 -include $(wildcard build/obj/*.d build/san/*.d build/test/*.d)
 
-# Ctrl+C stops duet gracefully (it exits 0), but make got the same Ctrl+C from the terminal and
-# reports it as "make: *** [Makefile:NN: run] Interrupt" (status 130) once duet is gone: say so
-# before starting, so that line does not read as a failure. `build/duet` alone exits 0.
+# Ctrl+C reaches both duet and make (the whole foreground process group). duet stops gracefully
+# and exits 0; make waits for it, then dies of the same SIGINT, so the shell reports status 130.
+# Say so up front, so that 130 does not read as duet failing. `build/duet` alone exits 0.
 run: build/duet
-	@echo "make run: Ctrl+C stops duet (duet exits 0; make then prints its own 'Interrupt' line)"
+	@echo "make run: Ctrl+C stops duet gracefully (duet exits 0; the shell shows 130 because make was interrupted too)"
 	./build/duet
 
 # Installs what the tests need when it is missing (as root), then runs every test.

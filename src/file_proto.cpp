@@ -33,14 +33,13 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
     return true;
 }
 
+// Every command the port knows. Read by verb_of, and by the README test through verb_table().
+constexpr VerbName kVerbs[] = {{"PUT", Verb::Put},   {"GET", Verb::Get},   {"STAT", Verb::Stat},
+                               {"LIST", Verb::List}, {"DEL", Verb::Del},   {"AUTH", Verb::Auth},
+                               {"PING", Verb::Ping}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit}};
+
 Verb verb_of(std::string_view w) {
-    static const struct {
-        const char* name;
-        Verb verb;
-    } verbs[] = {{"PUT", Verb::Put},   {"GET", Verb::Get},   {"STAT", Verb::Stat},
-                 {"LIST", Verb::List}, {"DEL", Verb::Del},   {"AUTH", Verb::Auth},
-                 {"PING", Verb::Ping}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit}};
-    for (auto& v : verbs)
+    for (auto& v : kVerbs)
         if (iequals(w, v.name)) return v.verb;
     return Verb::Unknown;
 }
@@ -52,6 +51,10 @@ Command usage(Command c, const char* text, bool closes = false) {
 }
 
 }  // namespace
+
+std::span<const VerbName> verb_table() {
+    return kVerbs;
+}
 
 LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed) {
     if (buf.empty()) return LineStatus::Incomplete;  // also: no buffer at all (data() is null)

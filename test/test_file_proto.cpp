@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -238,7 +239,17 @@ Test(file_proto, auth_keeps_the_token) {
 }
 
 Test(file_proto, help_text_has_a_line_per_command) {
-    std::size_t n = sizeof(duet::kHelpLines) / sizeof(duet::kHelpLines[0]);
-    cr_expect_eq(n, 10u);
+    // Every command in the command table has a usage line starting with its name, and the text
+    // ends with how a session ends (what people typing into nc miss).
+    for (const duet::VerbName& v : duet::verb_table()) {
+        bool found = false;
+        for (const char* l : duet::kHelpLines)
+            found = found ||
+                    std::string_view(l).substr(0, v.name.size() + 1) == std::string(v.name) + " ";
+        cr_expect(found, "no HELP line for %.*s", int(v.name.size()), v.name.data());
+    }
     for (const char* l : duet::kHelpLines) cr_expect(std::strchr(l, '\n') == nullptr, "%s", l);
+    std::string last = std::string(std::end(duet::kHelpLines)[-2]) + std::end(duet::kHelpLines)[-1];
+    cr_expect(last.find("QUIT") != std::string::npos && last.find("nc -N") != std::string::npos,
+              "%s", last.c_str());
 }

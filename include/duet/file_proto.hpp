@@ -3,6 +3,7 @@
 // a typed command or a one-line error out. No I/O.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "duet/sha256.hpp"
@@ -12,6 +13,13 @@ namespace duet {
 inline constexpr std::size_t kMaxCommandLine = 4096;  // with its LF
 
 enum class Verb : std::uint8_t { Put, Get, Stat, List, Del, Auth, Ping, Help, Quit, Unknown };
+
+struct VerbName {
+    std::string_view name;  // as the user types it (any case)
+    Verb verb;
+};
+// The command table: every command name the port accepts.
+std::span<const VerbName> verb_table();
 
 struct Command {
     Verb verb = Verb::Unknown;
