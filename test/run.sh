@@ -9,7 +9,8 @@
 SERIAL='*hostile* *stress* *latency*'
 jobs=${TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 out=$(mktemp -d "${TMPDIR:-/tmp}/duet-tests.XXXXXX") || exit 1
-trap 'rm -rf "$out"' EXIT INT TERM
+trap 'rm -rf "$out"' EXIT
+trap 'exit 130' INT TERM
 
 is_serial() {
     for pat in $SERIAL; do
