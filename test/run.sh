@@ -5,7 +5,7 @@
 # Criterion's own --jobs 2: every test starts its own server on port 0 in its own directory, so
 # they cannot collide, and most of their time is spent waiting on sockets. Binaries whose tests
 # measure time, CPU or memory under load (names matching SERIAL) run afterwards, alone, so the
-# other binaries do not skew what they measure.
+# other binaries do not skew what they measure. A test's stderr line starting "note:" is shown.
 SERIAL='*hostile* *stress* *latency*'
 jobs=${TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 out=$(mktemp -d "${TMPDIR:-/tmp}/duet-tests.XXXXXX") || exit 1
@@ -36,7 +36,7 @@ for t in "$@"; do
     name=$(basename "$t")
     o="$out/$name.out"
     rc=$(cat "$out/$name.rc" 2>/dev/null || echo 127)
-    grep -E 'Synthesis|FAIL|Assertion|fail|ERROR|crash|SUMMARY' "$o" 2>/dev/null | sed "s|^|$name: |"
+    grep -E 'Synthesis|FAIL|Assertion|fail|ERROR|crash|SUMMARY|^note:' "$o" 2>/dev/null | sed "s|^|$name: |"
     line=$(grep 'Synthesis' "$o" 2>/dev/null | tail -1)
     p=$(printf '%s' "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
     f=$(printf '%s' "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
@@ -45,6 +45,7 @@ for t in "$@"; do
     failed=$((failed + ${f:-0} + ${c:-0}))
     if [ "$rc" != 0 ] || [ -z "$line" ]; then
         status=1
+        [ -n "$line" ] && echo "$name: exited $rc although its summary has no failure"
         if [ -z "$line" ]; then
             failed=$((failed + 1))
             echo "$name: exited $rc without a Criterion summary; its last lines:"
