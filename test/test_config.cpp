@@ -122,10 +122,9 @@ Test(config, the_two_addresses_must_differ) {
                        {{"DUET_HTTP", c[0]}});
     }
     const char* differ[][2] = {
-        {"127.0.0.1:0", "127.0.0.1:0"},    // each gets its own free port
-        {"127.0.0.1:8000", "127.0.0.1:8001"},
-        {"127.0.0.1:8000", "127.0.0.2:8000"},
-        {"0.0.0.0:8000", "[::]:8000"},     // IPv6 listeners are IPV6_V6ONLY
+        {"127.0.0.1:0", "127.0.0.1:0"},  // each gets its own free port
+        {"127.0.0.1:8000", "127.0.0.1:8001"}, {"127.0.0.1:8000", "127.0.0.2:8000"},
+        {"0.0.0.0:8000", "[::]:8000"},  // IPv6 listeners are IPV6_V6ONLY
         {"127.0.0.1:8000", "[::1]:8000"},
     };
     for (auto& c : differ) accepted({"--http", c[0], "--files", c[1]});

@@ -345,8 +345,7 @@ Test(readme, every_file_port_command_and_err_code_is_in_the_reference) {
         std::string name(v.name);
         bool documented = false;
         for (auto& cells : rows)
-            if (!cells.empty() && cells[0].find("`" + name) != std::string::npos)
-                documented = true;
+            if (!cells.empty() && cells[0].find("`" + name) != std::string::npos) documented = true;
         cr_expect(documented, "no command-table row for %s", name.c_str());
         bool in_help = false;
         for (const char* line : duet::kHelpLines)
