@@ -8,7 +8,7 @@
 PACKAGES='
 clang-14           | command -v clang++-14                              | compiles the libFuzzer targets (fuzz smoke in make test, make fuzz)
 curl               | command -v curl                                    | black-box HTTP tests and the README tour use the real curl
-libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a | the libFuzzer and sanitizer runtimes for clang-14
+libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a| the libFuzzer and sanitizer runtimes for clang-14
 libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every test binary is a Criterion binary
 netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
 systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
