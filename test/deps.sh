@@ -3,7 +3,8 @@
 # with its messages shown; otherwise it prints the one command to run. Either way it fails loudly
 # (exit 1) when something is still missing afterwards.
 #
-# One package a line: "package | shell test that succeeds when it is present | why we need it".
+# One package a line: "package | shell test that succeeds when it is present | why we need it"
+# (the test may contain "|"; the reason may not; neither may contain a single quote).
 # To add one, add a line (keep them sorted by package name, so merges stay trivial).
 PACKAGES='
 clang-14           | command -v clang++-14                              | compiles the libFuzzer targets (fuzz smoke in make test, make fuzz)
@@ -11,15 +12,18 @@ curl               | command -v curl                                    | black-
 libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a| the libFuzzer and sanitizer runtimes for clang-14
 libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every test binary is a Criterion binary
 netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
+openssl            | command -v openssl                                 | tests check Repr-Digest against openssl dgst, not against the SHA-256 duet computes
 systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
 '
 
-# Prints "package|why" for each package whose test fails.
+# Prints "package|why" for each package whose test fails. The test is everything between the
+# first and the last "|", so it may use pipes itself.
 missing_list() {
-    printf '%s\n' "$PACKAGES" | while IFS='|' read -r pkg probe why; do
-        pkg=$(echo $pkg)
-        [ -n "$pkg" ] || continue
-        sh -c "$probe" >/dev/null 2>&1 || printf '%s|%s\n' "$pkg" "$(echo $why)"
+    printf '%s\n' "$PACKAGES" | while IFS= read -r line; do
+        case $line in *'|'*'|'*) ;; *) continue ;; esac
+        pkg=${line%%|*} rest=${line#*|}
+        why=${rest##*|} probe=${rest%|*}
+        sh -c "$probe" >/dev/null 2>&1 || printf '%s|%s\n' $pkg "$(echo $why)"
     done
 }
 
