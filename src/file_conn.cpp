@@ -139,10 +139,12 @@ bool FileConn::process() {
 
 void FileConn::run(const Command& c, std::string_view) {
     if (c.error) {
+        // A bad name says which rule it breaks (SPEC §2 "Name errors"), on this port too.
+        std::string text = c.bad_name ? "ERR 400 " + name_error(c.name) : std::string(c.error);
         if (c.error_closes)
-            reply_and_close(c.error);
+            reply_and_close(text);
         else
-            reply(c.error);
+            reply(text);
         return;
     }
     bool open_verb = c.verb == Verb::Ping || c.verb == Verb::Help || c.verb == Verb::Quit ||
@@ -201,7 +203,13 @@ void FileConn::run(const Command& c, std::string_view) {
 }
 
 void FileConn::put(const Command& c) {
-    if (!valid_name(c.name)) return reply_and_close("ERR 400 invalid file name");
+    if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
+    // Checked before any byte is read; the bytes that follow cannot be told from commands.
+    if (int rc = srv_.store.check(c.name, c.pre); rc < 0) {
+        if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
+        if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
+        return reply_and_close("ERR 500 cannot stat");
+    }
     if (c.sized && c.size > srv_.cfg.max_upload)
         return reply_and_close("ERR 413 upload larger than the server accepts");
     auto in = std::make_unique<Incoming>();
@@ -213,6 +221,7 @@ void FileConn::put(const Command& c) {
     in->left = c.size;
     in->has_digest = c.has_digest;
     in->digest = c.digest;
+    in->pre = c.pre;
     up_ = std::move(in);
     if (up_->sized && up_->left == 0) finish_upload();
 }
@@ -249,11 +258,12 @@ void FileConn::finish_upload() {
     Incoming& u = *up_;
     FileInfo info;
     bool created = false;
-    int rc = u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, false, info, created);
+    int rc = u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, u.pre, info, created);
     up_.reset();
-    if (rc == -EBADMSG) {
+    if (rc == -EBADMSG || rc == -ECANCELED) {
+        // The byte count was right: the session goes on.
         ++srv_.metrics.uploads_failed;
-        reply("ERR 422 digest mismatch");  // the byte count was right: the session goes on
+        reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
         return;
     }
     if (rc < 0) {
@@ -268,11 +278,12 @@ void FileConn::finish_upload() {
 }
 
 void FileConn::get(const Command& c) {
-    if (!valid_name(c.name)) return reply("ERR 400 invalid file name");
+    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
     Fd fd;
     FileInfo info;
     int rc = srv_.store.open_read(c.name, fd, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
     if (rc < 0) return reply("ERR 500 cannot read");
     if (c.offset > info.size) return reply("ERR 416 offset past the end");
     std::uint64_t length = info.size - c.offset;
@@ -283,10 +294,11 @@ void FileConn::get(const Command& c) {
 }
 
 void FileConn::stat(const Command& c) {
-    if (!valid_name(c.name)) return reply("ERR 400 invalid file name");
+    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
     FileInfo info;
     int rc = srv_.store.stat(c.name, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
     if (rc < 0) return reply("ERR 500 cannot stat");
     reply("OK " + u64(info.size) + " " + to_hex(info.sha256) + " " + std::to_string(info.mtime));
 }
@@ -304,7 +316,9 @@ bool FileConn::write_listing() {
     bool wrote = false;
     while (l.next < l.files.size() && out_room() > 512 && out_.size() < kOutputHighWater) {
         const FileInfo& f = l.files[l.next++];
-        std::string line = f.name + " " + u64(f.size) + " " + to_hex(f.sha256) + "\n";
+        // A file duet may not read has no digest: "-" in its place, as null in GET /files.
+        std::string line =
+            f.name + " " + u64(f.size) + " " + (f.readable ? to_hex(f.sha256) : "-") + "\n";
         queue(line);
         wrote = true;
     }
@@ -316,9 +330,11 @@ bool FileConn::write_listing() {
 }
 
 void FileConn::del(const Command& c) {
-    if (!valid_name(c.name)) return reply("ERR 400 invalid file name");
-    int rc = srv_.store.remove(c.name);
+    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    int rc = srv_.store.remove(c.name, c.pre);
     if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc == -ECANCELED) return reply("ERR 412 precondition failed");
     if (rc < 0) return reply("ERR 500 cannot delete");
     reply("OK");
 }

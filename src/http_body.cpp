@@ -14,7 +14,100 @@ bool is_ext_byte(unsigned char c) {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+// RFC 9110 §5.6.2 tchar.
+bool is_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
+    for (const char* p = "!#$%&'*+-.^_`|~"; *p; ++p)
+        if (c == static_cast<unsigned char>(*p)) return true;
+    return false;
+}
+
+bool is_ws(char c) {
+    return c == ' ' || c == '\t';
+}
+
 }  // namespace
+
+// One byte of a chunk extension (not CR, LF or a control byte: the caller checked).
+ChunkedDecoder::Status ChunkedDecoder::ext_byte(char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    switch (ext_) {
+        case Ext::PreSemi:
+            if (c == ';')
+                ext_ = Ext::PreName;
+            else if (!is_ws(c))
+                return fail("Whitespace after a chunk size.");
+            break;
+        case Ext::PreName:
+            if (is_tchar(u))
+                ext_ = Ext::Name;
+            else if (!is_ws(c))
+                return fail("A chunk extension has an empty or invalid name.");
+            break;
+        case Ext::Name:
+        case Ext::PostName:
+            if (ext_ == Ext::Name && is_tchar(u)) break;
+            if (c == '=')
+                ext_ = Ext::PreVal;
+            else if (c == ';')
+                ext_ = Ext::PreName;
+            else if (is_ws(c))
+                ext_ = Ext::PostName;
+            else
+                return fail("A chunk extension name has invalid characters.");
+            break;
+        case Ext::PreVal:
+            if (c == '"')
+                ext_ = Ext::Quoted;
+            else if (is_tchar(u))
+                ext_ = Ext::Token;
+            else if (!is_ws(c))
+                return fail("A chunk extension value is not a token or a quoted string.");
+            break;
+        case Ext::Token:
+            if (is_tchar(u)) break;
+            if (c == ';')
+                ext_ = Ext::PreName;
+            else if (is_ws(c))
+                ext_ = Ext::PostVal;
+            else
+                return fail("A chunk extension value is not a token or a quoted string.");
+            break;
+        case Ext::Quoted:
+            if (c == '\\')
+                ext_ = Ext::QuotedEsc;
+            else if (c == '"')
+                ext_ = Ext::PostVal;
+            break;
+        case Ext::QuotedEsc:
+            ext_ = Ext::Quoted;
+            break;
+        case Ext::PostVal:
+            if (c == ';')
+                ext_ = Ext::PreName;
+            else if (!is_ws(c))
+                return fail("A chunk extension has bytes after its value.");
+            break;
+    }
+    return Status::NeedMore;
+}
+
+// The CR that ends a chunk-size line with extensions: the extension must be complete.
+ChunkedDecoder::Status ChunkedDecoder::ext_end() {
+    switch (ext_) {
+        case Ext::PreSemi:
+            return fail("Whitespace after a chunk size.");
+        case Ext::PreName:
+            return fail("A chunk extension has an empty or invalid name.");
+        case Ext::PreVal:
+            return fail("A chunk extension has '=' but no value.");
+        case Ext::Quoted:
+        case Ext::QuotedEsc:
+            return fail("A chunk extension has an unbalanced quote.");
+        default:
+            return Status::NeedMore;
+    }
+}
 
 ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_view& data) {
     if (failed_) return Status::Error;
@@ -41,7 +134,7 @@ ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_
                     state_ = State::Ext;
                     line_bytes_ = 1;  // the extension's bytes count from this one
                     // BWS is allowed only before a ';' (RFC 9112 §7.1.1).
-                    semicolon_seen_ = c == ';';
+                    ext_ = c == ';' ? Ext::PreName : Ext::PreSemi;
                 } else {
                     return fail("A chunk size is not hexadecimal.");
                 }
@@ -49,18 +142,16 @@ ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_
                 break;
             case State::Ext:
                 if (c == '\r') {
-                    if (!semicolon_seen_) return fail("Whitespace after a chunk size.");
+                    if (ext_end() == Status::Error) return Status::Error;
                     state_ = State::SizeLf;
                 } else if (c == '\n') {
                     return fail("Chunk framing needs CRLF, not a bare LF.");
                 } else if (!is_ext_byte(static_cast<unsigned char>(c))) {
                     return fail("A chunk extension has control characters.");
                 } else {
-                    if (c == ';') semicolon_seen_ = true;
-                    if (!semicolon_seen_ && c != ' ' && c != '\t')
-                        return fail("Whitespace after a chunk size.");
                     if (++line_bytes_ > kMaxChunkExtension)
                         return fail("A chunk extension is too long.");
+                    if (ext_byte(c) == Status::Error) return Status::Error;
                 }
                 in.remove_prefix(1);
                 break;
@@ -118,12 +209,14 @@ ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_
                 } else if (c == ':') {
                     trailer_has_colon_ = true;
                 }
+                if (c != '\r') trailers_ += c;
                 in.remove_prefix(1);
                 break;
             case State::TrailerLf:
                 if (c != '\n') return fail("Chunk framing has a bare CR.");
                 // Every byte of the trailer lines counts toward the bound, their CRLFs too.
                 if (++line_bytes_ > kMaxTrailers) return fail("The trailer section is too long.");
+                trailers_ += '\n';
                 state_ = State::TrailerStart;
                 in.remove_prefix(1);
                 break;

@@ -36,6 +36,24 @@ void HttpConn::on_eof() {
     close_after_output();
 }
 
+HttpConn::~HttpConn() {
+    // Closed mid-upload by a reset, a read error or a forced stop: as on the file port, the
+    // temporary goes with the Upload and the metrics count it as failed.
+    if (body_ && body_->upload.active()) ++srv_.metrics.uploads_failed;
+}
+
+void HttpConn::on_idle_timeout() {
+    // A body that stopped arriving is answered before the close, like the file port's ERR 408.
+    if (body_ && !closing()) {
+        if (body_->upload.active()) ++srv_.metrics.uploads_failed;
+        body_.reset();
+        respond_fatal(408, "The request body stalled; nothing was stored.");
+        pump_now();
+        return;
+    }
+    close_now();
+}
+
 void HttpConn::on_header_timeout() {
     ++srv_.metrics.timeouts;
     if (output_pending() || body_) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "duet/base64.hpp"
+#include "duet/http_conditional.hpp"
 #include "duet/http_conn.hpp"
 #include "duet/http_fields.hpp"
 #include "duet/server.hpp"
@@ -23,7 +24,8 @@ std::string file_json(const FileInfo& f, bool with_mtime) {
     std::string s = "{\"name\":\"" + f.name + "\",\"size\":";
     std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(f.size));
     s += num;
-    s += ",\"sha256\":\"" + to_hex(f.sha256) + "\"";
+    // A file duet may not read has no digest it could vouch for: null, not a made-up one.
+    s += f.readable ? ",\"sha256\":\"" + to_hex(f.sha256) + "\"" : std::string(",\"sha256\":null");
     if (with_mtime) {
         std::snprintf(num, sizeof num, ",\"mtime\":%lld", static_cast<long long>(f.mtime));
         s += num;
@@ -56,28 +58,126 @@ void HttpConn::route_files_list(const Request&) {
     send_long_typed(200, "application/json", std::move(body));
 }
 
+namespace {
+
+// The value of every `name` line, combined as RFC 9110 §5.3 says ("a, b"); `storage` holds the
+// combination when there is more than one line. false when the field is absent.
+bool field_value(const Request& req, std::string_view name, std::string& storage,
+                 std::string_view& out) {
+    int n = 0;
+    for (std::size_t i = 0; i < req.header_count; ++i) {
+        if (!iequals(req.headers[i].name, name)) continue;
+        if (n == 1) storage.assign(out);
+        if (n >= 1) {
+            storage += ", ";
+            storage.append(req.headers[i].value);
+        }
+        out = req.headers[i].value;
+        ++n;
+    }
+    if (n > 1) out = storage;
+    return n > 0;
+}
+
+bool disk_full(int rc) {
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+}
+
+constexpr std::string_view kPreconditionFailed = "A precondition of the request does not hold.";
+constexpr std::string_view kUnreadable = "The file exists but the server may not read it.";
+
+bool has_conditions(const Request& req) {
+    for (const char* f : {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})
+        if (req.find(f)) return true;
+    return false;
+}
+
+}  // namespace
+
 void HttpConn::route_file(const Request& req, std::string_view raw_name) {
     std::string name;
-    if (!percent_decode(raw_name, name) || !valid_name(name)) {
+    std::size_t bad_at = 0;
+    std::string why;
+    if (!percent_decode(raw_name, name, &bad_at))
+        why = "invalid file name: bad percent escape at byte " + std::to_string(bad_at);
+    else
+        why = name_error(name);
+    if (!why.empty()) {
         if (req.method == "PUT" && req.body != BodyKind::None) ex_.keep_alive = false;
-        respond_error(400, "invalid file name");
+        respond_error(400, why);
         return;
     }
     if (req.method == "PUT") {
         put_file(req, name);
     } else if (req.method == "DELETE") {
-        delete_file(name);
+        delete_file(req, name);
     } else {
         get_file(req, name);
     }
+}
+
+// RFC 9110 §13.2: evaluates the preconditions against the current file. Returns true when it has
+// answered (304 or 412, or an error reading the file); otherwise `pre` is what must still hold
+// when the change is published. `info`/`rc` are the current state (Store::stat).
+bool HttpConn::preconditions(const Request& req, CondMethod m, const FileInfo& info, int rc,
+                             Precondition& pre, std::string_view extra_fields) {
+    CondHeaders h;
+    std::string s1, s2, s3, s4;
+    h.has_if_match = field_value(req, "if-match", s1, h.if_match);
+    h.has_if_none_match = field_value(req, "if-none-match", s2, h.if_none_match);
+    h.has_if_modified_since = field_value(req, "if-modified-since", s3, h.if_modified_since);
+    h.has_if_unmodified_since = field_value(req, "if-unmodified-since", s4, h.if_unmodified_since);
+    if (!h.any()) return false;
+    std::string etag;
+    CondState st;
+    st.exists = rc == 0;
+    if (st.exists) {
+        etag = quoted_etag(info.sha256);
+        st.etag = etag;
+        st.mtime = info.mtime;
+    }
+    switch (evaluate_conditions(m, h, st)) {
+        case CondOutcome::NotModified: {
+            ResponseHead head(304, srv_.date_header());
+            head.raw(extra_fields);
+            send(head, {});
+            return true;
+        }
+        case CondOutcome::PreconditionFailed:
+            if (req.body != BodyKind::None) ex_.keep_alive = false;
+            respond_error(412, kPreconditionFailed);
+            return true;
+        case CondOutcome::Proceed:
+            break;
+    }
+    // What was true now must still be true at publish: the tightest statement of the state
+    // the conditions were evaluated on, except that "*" only asks for existence.
+    using K = Precondition::Kind;
+    if (h.has_if_match && h.if_match.find('*') != std::string_view::npos && st.exists) {
+        pre.kind = K::MustExist;
+    } else if (h.has_if_none_match && !h.has_if_match &&
+               h.if_none_match.find('*') != std::string_view::npos) {
+        pre.kind = K::MustNotExist;
+    } else if (st.exists) {
+        pre.kind = K::MustMatch;
+        pre.etag = info.sha256;
+    } else {
+        pre.kind = K::MustNotExist;
+    }
+    return false;
 }
 
 void HttpConn::get_file(const Request& req, const std::string& name) {
     Fd fd;
     FileInfo info;
     int rc = srv_.store.open_read(name, fd, info);
+    // RFC 9110 §13.2.1: preconditions are ignored when the answer would not be 2xx/412 anyway.
     if (rc == -ENOENT) {
         respond_error(404, "No file has this name.");
+        return;
+    }
+    if (rc == -EACCES) {
+        respond_error(403, kUnreadable);
         return;
     }
     if (rc < 0) {
@@ -88,12 +188,9 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
     std::string fields = "ETag: " + etag + "\r\nLast-Modified: " + http_date(info.mtime) +
                          "\r\nAccept-Ranges: bytes\r\nRepr-Digest: " + repr_digest(info.sha256) +
                          "\r\n";
-    if (const Header* inm = req.find("if-none-match"); inm && etag_list_matches(inm->value, etag)) {
-        ResponseHead head(304, srv_.date_header());
-        head.raw(fields);
-        send(head, {});
-        return;
-    }
+    Precondition pre;
+    CondMethod m = req.method == "HEAD" ? CondMethod::Head : CondMethod::Get;
+    if (preconditions(req, m, info, 0, pre, fields)) return;
     std::uint64_t start = 0, length = info.size;
     int status = 200;
     const Header* range = req.find("range");
@@ -129,10 +226,21 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
     send_file(head, std::move(fd), start, length);
 }
 
-void HttpConn::delete_file(const std::string& name) {
-    int rc = srv_.store.remove(name);
+void HttpConn::delete_file(const Request& req, const std::string& name) {
+    Precondition pre;
+    int rc = 0;
+    if (has_conditions(req)) {
+        FileInfo info;
+        rc = srv_.store.stat(name, info);
+        if (rc == 0 && preconditions(req, CondMethod::Delete, info, rc, pre)) return;
+    }
+    if (rc == 0 || rc == -ENOENT) rc = srv_.store.remove(name, pre);
     if (rc == -ENOENT) {
         respond_error(404, "No file has this name.");
+    } else if (rc == -EACCES) {
+        respond_error(403, kUnreadable);
+    } else if (rc == -ECANCELED) {
+        respond_error(412, kPreconditionFailed);
     } else if (rc < 0) {
         respond_error(500, "The file could not be deleted.");
     } else {
@@ -147,33 +255,42 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         if (req.body != BodyKind::None) ex_.keep_alive = false;
         respond_error(status, msg);
     };
-    Digest expected{};
-    bool has_expected = false;
-    for (const char* field : {"repr-digest", "content-digest"}) {
-        const Header* h = req.find(field);
-        if (!h || has_expected) continue;
-        DigestField d = parse_digest_field(h->value, expected);
-        if (d == DigestField::Malformed) return refuse(400, "The digest field is malformed.");
-        has_expected = d == DigestField::Found;
+    ExpectedDigest expected;
+    for (const char* f : {"repr-digest", "content-digest"}) {
+        std::string storage;
+        std::string_view value;
+        if (field_value(req, f, storage, value) && !expected.add(value))
+            return refuse(400, "The digest field is malformed.");
     }
-    const Header* inm = req.find("if-none-match");
-    bool no_replace = inm && inm->value == "*";
-    if (no_replace && srv_.store.exists(name))
-        return refuse(412, "A file with this name exists (If-None-Match: *).");
-    if (req.body == BodyKind::Length && req.content_length > srv_.cfg.max_upload)
-        return refuse(413, "The upload is larger than the server accepts.");
+    Precondition pre;
+    if (has_conditions(req)) {
+        FileInfo info;
+        int st = srv_.store.stat(name, info);
+        if (st == -EACCES) return refuse(403, kUnreadable);
+        if (preconditions(req, CondMethod::Put, info, st, pre)) return;
+    }
+    if (req.body == BodyKind::Length) {
+        if (req.content_length > srv_.cfg.max_upload)
+            return refuse(413, "The upload is larger than the server accepts.");
+        std::uint64_t total = 0, avail = 0;
+        if (srv_.store.space(total, avail) == 0) {
+            if (req.content_length > total)
+                return refuse(413, "The upload is larger than the store's file system.");
+            if (req.content_length > avail)
+                return refuse(507, "The disk has not enough free space; nothing was stored.");
+        }
+    }
     body_ = std::make_unique<Body>();
     int rc = srv_.store.begin_upload(body_->upload);
     if (rc < 0) {
         body_.reset();
-        bool full = rc == -ENOSPC || rc == -EDQUOT;
+        bool full = disk_full(rc);
         return refuse(full ? 507 : 500, full ? "The disk is full; nothing was stored."
                                              : "The upload could not be started.");
     }
     body_->name = name;
     body_->expected = expected;
-    body_->has_expected = has_expected;
-    body_->no_replace = no_replace;
+    body_->pre = pre;
     start_body(req, true);
     ex_.keep_alive = req.keep_alive && !drain_close_;
     if (req.body == BodyKind::None) {
@@ -190,17 +307,36 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
 
 void HttpConn::finish_upload() {
     Body& b = *body_;
+    if (b.kind == BodyKind::Chunked && !b.chunked.trailers().empty()) {
+        // Digests may come in the trailer section too; each must match like those in the head.
+        for (const char* f : {"repr-digest", "content-digest"}) {
+            std::string combined;
+            bool present = false;
+            if (!trailer_value(b.chunked.trailers(), f, combined, present) ||
+                (present && !b.expected.add(combined))) {
+                ++srv_.metrics.uploads_failed;
+                b.upload.abort();
+                respond_error(400, "A trailer field is malformed; nothing was stored.");
+                return;
+            }
+        }
+    }
     FileInfo info;
     bool created = false;
-    int rc = b.upload.commit(b.name, b.has_expected ? &b.expected : nullptr, b.no_replace, info,
-                             created);
+    // Two different digests cannot both match the body: a mismatch whatever the bytes were.
+    int rc = b.expected.conflict ? -EBADMSG
+                                 : b.upload.commit(b.name, b.expected.any ? &b.expected.d : nullptr,
+                                                   b.pre, info, created);
+    if (rc < 0) b.upload.abort();
     if (rc < 0) {
         ++srv_.metrics.uploads_failed;
         if (rc == -EBADMSG) {
             respond_error(400, "The body does not match its digest; nothing was stored.");
-        } else if (rc == -EEXIST) {
-            respond_error(412, "A file with this name exists (If-None-Match: *).");
-        } else if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG) {
+        } else if (rc == -ECANCELED) {
+            respond_error(412, kPreconditionFailed);
+        } else if (rc == -EACCES) {
+            respond_error(403, kUnreadable);
+        } else if (disk_full(rc)) {
             respond_error(507, "The disk is full; nothing was stored.");
         } else {
             respond_error(500, "The upload could not be stored.");

@@ -1,5 +1,7 @@
 #include "duet/http_parser.hpp"
 
+#include <cctype>
+#include <cstdint>
 #include <cstring>
 
 namespace duet {
@@ -130,6 +132,43 @@ bool all_digits(std::string_view s) {
     return true;
 }
 
+// RFC 3986 uri-host [":" port] (RFC 9112 §3.2): IP-literal, IPv4 or reg-name, then digits only.
+// Stricter than reg-name in one way the SPEC asks for: no ',' (a list of hosts). Empty is
+// allowed (RFC 9112 §3.2: the target may have no authority).
+bool valid_host(std::string_view h) {
+    std::size_t i = 0;
+    if (!h.empty() && h[0] == '[') {
+        std::size_t close = h.find(']');
+        if (close == std::string_view::npos || close == 1) return false;
+        for (char c : h.substr(1, close - 1)) {
+            bool ok = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+                      c == ':' || c == '.' || c == '-' || c == '_' || c == '~' || c == '%';
+            if (!ok) return false;
+        }
+        i = close + 1;
+    } else {
+        for (; i < h.size() && h[i] != ':'; ++i) {
+            unsigned char c = static_cast<unsigned char>(h[i]);
+            bool unreserved = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+                              c == '-' || c == '.' || c == '_' || c == '~';
+            bool sub_delim = std::strchr("!$&'()*+;=", c) != nullptr && c != 0;
+            if (c == '%') {
+                if (i + 2 >= h.size() || !std::isxdigit(static_cast<unsigned char>(h[i + 1])) ||
+                    !std::isxdigit(static_cast<unsigned char>(h[i + 2])))
+                    return false;
+                i += 2;
+                continue;
+            }
+            if (!unreserved && !sub_delim) return false;
+        }
+    }
+    if (i == h.size()) return true;
+    if (h[i] != ':') return false;
+    for (char c : h.substr(i + 1))
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
 // Reads one Transfer-Encoding field: each element must be exactly "chunked", and only once
 // overall. Returns false when the field names no coding at all.
 bool scan_codings(std::string_view rest, bool& has_te, bool& chunked_only) {
@@ -156,12 +195,18 @@ ParseResult interpret(Request& req) {
         const Header& h = req.headers[i];
         if (iequals(h.name, "host")) {
             if (++hosts > 1) return error(400, "The request has more than one Host header.");
+            if (!valid_host(h.value))
+                return error(400, "The Host header is not a valid host[:port].");
             req.host = h.value;
         } else if (iequals(h.name, "content-length")) {
-            if (!all_digits(h.value) || h.value.size() > 19)
-                return error(400, "Content-Length must be plain digits.");
+            if (!all_digits(h.value)) return error(400, "Content-Length must be plain digits.");
+            // Leading zeros are still a valid number; past 63 bits it is not one we can use.
+            std::string_view v = h.value;
+            while (v.size() > 1 && v.front() == '0') v.remove_prefix(1);
             std::uint64_t n = 0;
-            for (char c : h.value) n = n * 10 + std::uint64_t(c - '0');
+            for (char c : v) n = n * 10 + std::uint64_t(c - '0');
+            if (v.size() > 19 || n > std::uint64_t(INT64_MAX))
+                return error(400, "Content-Length does not fit in 63 bits.");
             if (has_length && n != req.content_length)
                 return error(400, "Content-Length is repeated with different values.");
             has_length = true;

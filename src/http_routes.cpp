@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "duet/http_conn.hpp"
+#include "duet/http_fields.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
@@ -78,7 +79,15 @@ void HttpConn::route(const Request& req) {
         respond_error(501, "This method is not implemented.");
         return;
     }
-    Route r = find_route(req.path);
+    // RFC 3986 §5.2.4: "/files/../healthz" is "/healthz"; names are checked after this.
+    std::string normalized;
+    std::string_view path = req.path;
+    if (path != "*" && has_dot_segment(path)) {
+        normalized = remove_dot_segments(path);
+        if (normalized.empty() || normalized[0] != '/') normalized.insert(0, 1, '/');
+        path = normalized;
+    }
+    Route r = find_route(path);
     if (r == Route::Unknown || (r == Route::Asterisk && req.method != "OPTIONS")) {
         respond_error(404, "There is nothing at this path.");
         return;
@@ -120,7 +129,7 @@ void HttpConn::route(const Request& req) {
             route_files_list(req);
             return;
         case Route::File:
-            route_file(req, req.path.substr(7));
+            route_file(req, path.substr(7));
             return;
         default:
             respond_error(404, "There is nothing at this path.");

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,6 +63,28 @@ bool probe_writable(int dirfd, const std::string& dir, std::string& err) {
 }
 
 }  // namespace
+
+std::string name_error(std::string_view name) {
+    if (name.empty()) return "invalid file name: is empty";
+    if (name.size() > 255)
+        return "invalid file name: is " + std::to_string(name.size()) + " bytes, the limit is 255";
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(name[i]);
+        if (is_name_byte(c)) continue;
+        // The message goes into JSON and log lines as is: show only harmless bytes literally.
+        char what[16];
+        if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '\'')
+            std::snprintf(what, sizeof what, "'%c'", c);
+        else if (c == ' ')
+            std::snprintf(what, sizeof what, "' '");
+        else
+            std::snprintf(what, sizeof what, "byte 0x%02X", c);
+        return std::string("invalid file name: ") + what + " at byte " + std::to_string(i + 1) +
+               " is not one of A-Z a-z 0-9 . _ -";
+    }
+    if (name[0] == '.') return "invalid file name: must not start with '.'";
+    return {};
+}
 
 bool valid_name(std::string_view name) {
     if (name.empty() || name.size() > 255 || name[0] == '.') return false;
@@ -171,8 +194,8 @@ int Upload::move_into_place(std::string_view name, bool no_replace) {
     return 0;
 }
 
-int Upload::commit(std::string_view name, const Digest* expected, bool no_replace, FileInfo& out,
-                   bool& created) {
+int Upload::commit(std::string_view name, const Digest* expected, const Precondition& pre,
+                   FileInfo& out, bool& created) {
     created = false;
     if (!fd_ || !store_) return -EBADF;
     auto fail = [this](int rc) {
@@ -195,9 +218,14 @@ int Upload::commit(std::string_view name, const Digest* expected, bool no_replac
         if (int rc = link_temp_name(); rc < 0) return fail(rc);
     }
     std::string target(name);
+    // Compare-and-swap: the precondition is checked here, right before the rename and in the
+    // same loop step, so no request of either port can change the name in between.
+    if (int rc = store.check(name, pre); rc < 0) return fail(rc);
     struct stat old;
     bool replacing = is_regular_at(store.dirfd(), target.c_str(), old);
-    if (int rc = move_into_place(name, no_replace); rc < 0) return fail(rc);
+    bool no_replace = pre.kind == Precondition::Kind::MustNotExist;
+    if (int rc = move_into_place(name, no_replace); rc < 0)
+        return fail(rc == -EEXIST && no_replace ? -ECANCELED : rc);
 
     // The rename is durable only once the directory is. If this fails the new file is already
     // in place (the old one cannot be brought back), so the error is reported after the books
@@ -280,7 +308,15 @@ int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
     // The entry may be swapped in between: O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK
     // keeps a FIFO from blocking, a socket gives ENXIO, and fstat checks the type again.
     int f = ::openat(dir_.get(), n.c_str(), kReadFlags);
-    if (f < 0) return errno == ELOOP || errno == ENXIO ? -ENOENT : -errno;
+    if (f < 0) {
+        int e = errno;
+        if (e == ELOOP || e == ENXIO) return -ENOENT;
+        if (e == EACCES || e == EPERM) {
+            st = pre;  // the caller may still report the size of an unreadable file
+            return -EACCES;
+        }
+        return -e;
+    }
     fd.reset(f);
     if (::fstat(f, &st) != 0) {
         int e = errno;
@@ -300,7 +336,16 @@ int Store::digest_of(std::string_view name, int fd, const struct stat& st, Diges
 
 int Store::describe(std::string_view name, Fd& fd, FileInfo& out) {
     struct stat st;
-    if (int rc = open_regular(name, fd, st); rc < 0) return rc;
+    if (int rc = open_regular(name, fd, st); rc < 0) {
+        if (rc == -EACCES) {  // `st` holds what fstatat saw: size and mtime, no digest
+            out.name = std::string(name);
+            out.size = static_cast<std::uint64_t>(st.st_size);
+            out.mtime = st.st_mtim.tv_sec;
+            out.sha256 = Digest{};
+            out.readable = false;
+        }
+        return rc;
+    }
     if (int rc = digest_of(name, fd.get(), st, out.sha256); rc < 0) {
         fd.reset();
         return rc;
@@ -323,13 +368,46 @@ int Store::open_read(std::string_view name, Fd& fd, FileInfo& out) {
     return 0;
 }
 
-int Store::remove(std::string_view name) {
+int Store::check(std::string_view name, const Precondition& pre) {
+    using K = Precondition::Kind;
+    if (pre.kind == K::None) return 0;
+    FileInfo cur;
+    int rc = stat(name, cur);
+    if (rc < 0 && rc != -ENOENT) return rc;
+    bool exists = rc == 0;
+    switch (pre.kind) {
+        case K::MustExist:
+            return exists ? 0 : -ECANCELED;
+        case K::MustNotExist:
+            return exists ? -ECANCELED : 0;
+        case K::MustMatch:
+            return exists && cur.sha256 == pre.etag ? 0 : -ECANCELED;
+        case K::None:
+            break;
+    }
+    return 0;
+}
+
+int Store::space(std::uint64_t& total, std::uint64_t& avail) const {
+    struct statvfs sv;
+    if (::fstatvfs(dir_.get(), &sv) != 0) return -errno;
+    total = std::uint64_t(sv.f_blocks) * sv.f_frsize;
+    avail = std::uint64_t(sv.f_bavail) * sv.f_frsize;
+    return 0;
+}
+
+int Store::remove(std::string_view name, const Precondition& pre) {
     if (!valid_name(name)) return -EINVAL;
     if (!dir_) return -EBADF;
     std::string n(name);
     struct stat st;
     if (::fstatat(dir_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
     if (!S_ISREG(st.st_mode)) return -ENOENT;
+    // A file duet may not read is not served, so it is not deleted either (403 on both ports).
+    if (::faccessat(dir_.get(), n.c_str(), R_OK, AT_EACCESS) != 0 && errno == EACCES)
+        return -EACCES;
+    // Compare-and-swap, as in Upload::commit: checked right before the unlink.
+    if (int rc = check(name, pre); rc < 0) return rc;
     // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
     if (::unlinkat(dir_.get(), n.c_str(), 0) != 0) return -errno;
     meta_.forget(name);
@@ -354,9 +432,11 @@ int Store::list(std::vector<FileInfo>& out) {
         FileInfo info;
         Fd fd;
         int r = describe(name, fd, info);
-        // Out of fds or memory would silently shorten the list; anything else (vanished, not a
-        // regular file, unreadable) just means the entry is not served, so not listed.
+        // Out of fds or memory would silently shorten the list; a file duet may not read is
+        // listed with its size and no digest; anything else (vanished, not a regular file)
+        // means the entry is not served, so not listed.
         if (r == -EMFILE || r == -ENFILE || r == -ENOMEM) fatal = r;
+        if (r == -EACCES) r = 0;
         if (r != 0) return;
         ++files;
         bytes += info.size;

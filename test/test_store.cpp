@@ -100,7 +100,9 @@ int put(Store& s, const std::string& name, const std::string& data, FileInfo& in
     if ((rc = up.write(data.data(), half)) < 0) return rc;
     if ((rc = up.write(data.data() + half, data.size() - half)) < 0) return rc;
     cr_assert_eq(up.size(), data.size());
-    return up.commit(name, expected, no_replace, info, created);
+    Precondition pre;
+    if (no_replace) pre.kind = Precondition::Kind::MustNotExist;
+    return up.commit(name, expected, pre, info, created);
 }
 
 int put(Store& s, const std::string& name, const std::string& data) {
@@ -237,7 +239,7 @@ Test(store, no_replace_keeps_old_content) {
     cr_assert_eq(put(s, "f", "old"), 0);
     FileInfo info;
     bool created = true;
-    cr_assert_eq(put(s, "f", "new", info, created, nullptr, true), -EEXIST);
+    cr_assert_eq(put(s, "f", "new", info, created, nullptr, true), -ECANCELED);
     cr_assert(!created);
     cr_assert(read_path(in_store("f")) == "old");
     FileInfo st;
@@ -258,7 +260,7 @@ Test(store, no_replace_with_named_temp_files) {
     cr_assert_eq(put(s, "f", "old"), 0);
     FileInfo info;
     bool created;
-    cr_assert_eq(put(s, "f", "new", info, created, nullptr, true), -EEXIST);
+    cr_assert_eq(put(s, "f", "new", info, created, nullptr, true), -ECANCELED);
     cr_assert(read_path(in_store("f")) == "old");
     cr_assert(entries() == std::set<std::string>{"f"});
 }
@@ -361,7 +363,7 @@ Test(store, large_upload_digest) {
     total += 4;
     FileInfo info;
     bool created;
-    cr_assert_eq(up.commit("big.bin", nullptr, false, info, created), 0);
+    cr_assert_eq(up.commit("big.bin", nullptr, Precondition{}, info, created), 0);
     cr_assert(!up.active());
     cr_assert_eq(info.size, total);
     cr_assert(info.sha256 == sha.finish());

@@ -37,6 +37,7 @@ class FileConn final : public Conn {
         bool sized = true;
         bool has_digest = false;
         Digest digest{};
+        Precondition pre;
     };
     struct Listing {  // LIST lines still to write
         std::vector<FileInfo> files;

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "duet/sha256.hpp"
+#include "duet/store.hpp"
 
 namespace duet {
 
@@ -30,25 +31,32 @@ struct Command {
     Digest digest{};
     std::uint64_t offset = 0;           // GET
     std::uint64_t length = UINT64_MAX;  // GET: to the end unless given
+    Precondition pre;                   // PUT/DEL: a trailing if=SHA256 or if=none
     const char* error = nullptr;        // "ERR ..." text when the arguments are wrong
     bool error_closes = false;          // the byte stream is out of step after this error
+    // The error is about the name: `name` holds it whole (spaces included) and name_error(name)
+    // says which rule it breaks.
+    bool bad_name = false;
 };
 
 enum class LineStatus : std::uint8_t { Line, Incomplete, TooLong };
 // Finds one line in `buf`: Line with `line` (without LF and a CR before it) and `consumed`.
 LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed);
 
-// Parses a non-empty line. Command names are case-insensitive; words are split on spaces.
+// Parses a non-empty line. Command names are case-insensitive; words are split on spaces. A name
+// cannot hold a space, so when a command has more words before its numbers than it takes, they
+// are read as one name with spaces in it ("PUT my file.txt 5": the name "my file.txt"), which is
+// then refused as an invalid name rather than as a bad SIZE.
 Command parse_command(std::string_view line);
 
 // The HELP text, one usage line per entry.
 inline constexpr const char* kHelpLines[] = {
-    "PUT NAME SIZE [SHA256]  then exactly SIZE bytes; answers OK SIZE SHA256",
+    "PUT NAME SIZE [SHA256] [if=SHA256|if=none]  then exactly SIZE bytes; answers OK SIZE SHA256",
     "PUT NAME                then bytes until you half-close; answers OK SIZE SHA256",
     "GET NAME [OFFSET [LENGTH]]  answers OK LENGTH SHA256, then the bytes",
     "STAT NAME               answers OK SIZE SHA256 MTIME",
     "LIST                    answers OK COUNT, then NAME SIZE SHA256 per file",
-    "DEL NAME                deletes the file",
+    "DEL NAME [if=SHA256|if=none]  deletes the file (if= : ERR 412 unless it holds)",
     "AUTH TOKEN              authenticates the session",
     "PING                    answers OK pong",
     "HELP                    this list",

@@ -4,6 +4,7 @@
 // views of the chunk data inside the input, so nothing is copied.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace duet {
@@ -22,6 +23,9 @@ class ChunkedDecoder {
     Status decode(std::string_view& in, std::string_view& data);
     const char* error() const { return error_; }
     void reset() { *this = ChunkedDecoder{}; }
+    // The trailer section once Done: its field lines, each ended by '\n' (CRLF turned into LF).
+    // Kept because fields such as Repr-Digest may come there (SPEC §2 Digests).
+    std::string_view trailers() const { return trailers_; }
 
   private:
     enum class State : std::uint8_t {
@@ -43,12 +47,28 @@ class ChunkedDecoder {
         failed_ = true;
         return Status::Error;
     }
+    // Where we are inside a chunk extension: `;name[=token|"quoted"]`, repeated (RFC 9112 §7.1.1).
+    enum class Ext : std::uint8_t {
+        PreSemi,
+        PreName,
+        Name,
+        PostName,
+        PreVal,
+        Token,
+        Quoted,
+        QuotedEsc,
+        PostVal
+    };
+    Status ext_byte(char c);
+    Status ext_end();
+
+    std::string trailers_;
     std::uint64_t remaining_ = 0;
     std::uint32_t line_bytes_ = 0;  // extension or trailer bytes seen so far
     std::uint8_t size_digits_ = 0;
     State state_ = State::Size;
     bool failed_ = false;
-    bool semicolon_seen_ = false;
+    Ext ext_ = Ext::PreSemi;
     bool trailer_has_colon_ = false;
     const char* error_ = "";
 };

@@ -8,6 +8,8 @@
 
 #include "duet/conn.hpp"
 #include "duet/http_body.hpp"
+#include "duet/http_conditional.hpp"
+#include "duet/http_fields.hpp"
 #include "duet/http_parser.hpp"
 #include "duet/http_response.hpp"
 #include "duet/store.hpp"
@@ -17,7 +19,9 @@ namespace duet {
 class HttpConn final : public Conn {
   public:
     HttpConn(Server& srv, int fd) : Conn(srv, fd, Port::Http) {}
+    ~HttpConn() override;
     void on_header_timeout() override;
+    void on_idle_timeout() override;
     void begin_drain(bool for_reload) override;
     void on_quiet() override;
     bool is_idle() const override;
@@ -35,9 +39,8 @@ class HttpConn final : public Conn {
         ChunkedDecoder chunked;
         Upload upload;  // inactive: the body is discarded
         std::string name;
-        Digest expected{};
-        bool has_expected = false;
-        bool no_replace = false;
+        ExpectedDigest expected;
+        Precondition pre;
     };
 
     // Per-request answer context, set before routing.
@@ -53,7 +56,9 @@ class HttpConn final : public Conn {
     void route_file(const Request& req, std::string_view raw_name);
     void get_file(const Request& req, const std::string& name);
     void put_file(const Request& req, const std::string& name);
-    void delete_file(const std::string& name);
+    void delete_file(const Request& req, const std::string& name);
+    bool preconditions(const Request& req, CondMethod m, const FileInfo& info, int rc,
+                       Precondition& pre, std::string_view extra_fields = {});
     bool authorized(const Request& req);
 
     // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts

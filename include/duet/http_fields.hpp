@@ -9,8 +9,29 @@
 
 namespace duet {
 
-// RFC 3986 percent-decoding. false on a malformed escape ("%", "%G1", "%2").
-bool percent_decode(std::string_view in, std::string& out);
+// RFC 3986 percent-decoding. false on a malformed escape ("%", "%G1", "%2"); `bad_at` then gets
+// the 1-based byte position of its '%'.
+bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at = nullptr);
+
+// RFC 3986 §5.2.4 remove_dot_segments on an absolute path: "/a/../b/./c" -> "/b/c".
+std::string remove_dot_segments(std::string_view path);
+// Whether the path has a "." or ".." segment at all (the common case has none: no copy).
+bool has_dot_segment(std::string_view path);
+
+// Repr-Digest / Content-Digest expectations gathered from every field of an upload: each
+// sha-256 member found must equal the body's digest. Two different ones can never both match.
+struct ExpectedDigest {
+    bool any = false;
+    bool conflict = false;
+    Digest d{};
+    // Parses one field (all its lines combined with ", "); false when malformed.
+    bool add(std::string_view combined_value);
+};
+
+// The combined value of every `name` line in a trailer section (lines "name: value\n"), like
+// RFC 9110 §5.3 combines repeated fields. false when a line is not a valid field line.
+bool trailer_value(std::string_view trailers, std::string_view name, std::string& combined,
+                   bool& present);
 
 enum class RangeResult { Ignore, Satisfiable, Unsatisfiable };
 // A single "bytes=" range against a representation of `size` bytes (RFC 9110 §14). Several

@@ -18,13 +18,25 @@
 namespace duet {
 
 // SPEC §2 "File names": 1–255 bytes of A-Z a-z 0-9 . _ -, not starting with '.'. Pure.
+// name_error says which rule failed ("invalid file name: ..."), or "" when the name is valid.
+std::string name_error(std::string_view name);
 bool valid_name(std::string_view name);
+
+// What must still hold at the moment a change is published (compare-and-swap): checked by the
+// store right before the rename or unlink, in the same loop step, so no other request of either
+// port can come in between. A failure is -ECANCELED and nothing changes.
+struct Precondition {
+    enum class Kind : std::uint8_t { None, MustMatch, MustExist, MustNotExist };
+    Kind kind = Kind::None;
+    Digest etag{};  // MustMatch: the file's current SHA-256
+};
 
 struct FileInfo {
     std::string name;
     std::uint64_t size = 0;
     Digest sha256{};
     std::int64_t mtime = 0;  // unix seconds
+    bool readable = true;    // false: listed with its size, but duet may not read it (no digest)
 };
 
 // One upload in progress: an unnamed temporary file in the store plus its running SHA-256.
@@ -42,9 +54,9 @@ class Upload {
     int write(const void* data, std::size_t len);
     // Publishes under `name`: fsync, record digest, rename over the name, fsync the directory.
     // -EBADMSG if `expected` is given and differs (nothing stored);
-    // -EEXIST if `no_replace` and the name exists (nothing stored).
-    int commit(std::string_view name, const Digest* expected, bool no_replace, FileInfo& out,
-               bool& created);
+    // -ECANCELED if `pre` does not hold right before the rename (nothing stored).
+    int commit(std::string_view name, const Digest* expected, const Precondition& pre,
+               FileInfo& out, bool& created);
     void abort();
 
   private:
@@ -73,7 +85,13 @@ class Store {
     // 0 or -errno. -ENOENT also for entries that are not regular files (symlinks, dirs, fifos).
     int stat(std::string_view name, FileInfo& out);
     int open_read(std::string_view name, Fd& fd, FileInfo& out);
-    int remove(std::string_view name);
+    // -EACCES when duet may not read the file (SPEC: unreadable is 403 everywhere, delete too);
+    // -ECANCELED when `pre` does not hold right before the unlink.
+    int remove(std::string_view name, const Precondition& pre = {});
+    // 0 when `pre` holds for `name` now, -ECANCELED when not, or another -errno.
+    int check(std::string_view name, const Precondition& pre);
+    // Size and free space of the store's file system, in bytes (statvfs).
+    int space(std::uint64_t& total, std::uint64_t& avail) const;
     // Regular files with valid names, sorted by name.
     int list(std::vector<FileInfo>& out);
     bool exists(std::string_view name);
