@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "duet/server.hpp"
 
@@ -64,6 +65,7 @@ void Conn::on_event(std::uint32_t events) {
 }
 
 void Conn::read_input() {
+    if (throttled_) return;
     for (int i = 0; i < kReadsPerEvent && !dead_ && wants_input(); ++i) {
         in_.acquire(srv_.pool);
         if (in_.room() == 0) in_.compact();
@@ -101,7 +103,7 @@ void Conn::pump() {
     // pipelined requests with one write, and resumes parsing once a long response has gone out.
     int round = 0;
     for (; round < kRoundsPerPump && !dead_; ++round) {
-        bool progressed = !closing_ && process();
+        bool progressed = !closing_ && !throttled_ && process();
         if (dead_) return;
         if (!output_pending()) {
             if (!progressed) break;
@@ -112,7 +114,7 @@ void Conn::pump() {
     if (dead_) return;
     // Out of rounds with work still buffered (e.g. many pipelined downloads): ask for EPOLLOUT,
     // which is ready at once, so the loop comes back here after serving everyone else.
-    if (round == kRoundsPerPump && !closing_ && !in_.empty()) want_out_ = true;
+    if (round == kRoundsPerPump && !closing_ && !throttled_ && !in_.empty()) want_out_ = true;
     if (closing_ && !output_pending()) finish_close();
 }
 
@@ -234,10 +236,60 @@ void Conn::on_idle_timeout() {
     close_now();
 }
 
+AuthAddr Conn::peer_key() const {
+    AuthAddr a;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return a;
+    if (ss.ss_family == AF_INET) {
+        a.bytes[10] = a.bytes[11] = 0xff;  // IPv4-mapped: one table for both families
+        std::memcpy(&a.bytes[12], &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        std::memcpy(a.bytes.data(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, 16);
+    }
+    return a;
+}
+
+bool Conn::auth_attempt_must_wait() {
+    if (throttle_cleared_) {
+        throttle_cleared_ = false;  // this attempt has had its wait
+        return false;
+    }
+    std::int64_t now = srv_.now_ms();
+    std::int64_t at = srv_.throttle.admit(peer_key(), now);
+    if (at <= now) return false;
+    ++srv_.metrics.auth_throttled;
+    throttled_ = true;
+    cancel_header_timer();
+    srv_.throttle_timers.insert_at(head_timer, at);
+    return true;
+}
+
+bool Conn::auth_result(bool ok) {
+    AuthAddr a = peer_key();
+    if (ok) {
+        srv_.throttle.success(a);
+        auth_failures_ = 0;
+        return false;
+    }
+    ++srv_.metrics.auth_failures;
+    srv_.throttle.failure(a, srv_.now_ms());
+    if (auth_failures_ < 255) ++auth_failures_;
+    return auth_failures_ >= AuthThrottle::kCloseAfter;
+}
+
+void Conn::on_throttle_release() {
+    if (dead_) return;
+    throttled_ = false;
+    throttle_cleared_ = true;
+    touch_progress();
+    pump_now();
+}
+
 void Conn::update_interest() {
     if (dead_) return;
     std::uint32_t want = 0;
-    if (lingering_ || wants_input()) want |= EPOLLIN;
+    if (lingering_ || (!throttled_ && wants_input())) want |= EPOLLIN;
     if (want_out_) want |= EPOLLOUT;
     if (want == interest_) return;
     interest_ = want;

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "duet/http_fields.hpp"
+#include "duet/log_escape.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
@@ -122,15 +123,24 @@ bool FileConn::process() {
         // The line's bytes are dropped before the command runs, so an upload's data starts at
         // in_.head(). Copy the line first: consume() may reuse the buffer.
         std::string text(line);
+        Command c;
+        bool blank = text.empty() || text.find_first_not_of(" \t") == std::string::npos;
+        if (!blank) {
+            c = parse_command(text);
+            // An AUTH from an address that guessed too often waits its turn, parked; its line
+            // stays in the buffer and is read again on release.
+            if (c.verb == Verb::Auth && !c.error && !srv_.cfg.token.empty() &&
+                auth_attempt_must_wait())
+                break;
+        }
         in_.consume(used);
         progressed = true;
-        if (text.empty() || text.find_first_not_of(" \t") == std::string::npos) continue;
-        Command c = parse_command(text);
+        if (blank) continue;
         ++srv_.metrics.file_commands;
         if (srv_.cfg.access_log) {
             if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
             // The token is a secret: logs show that an AUTH happened, never what it carried.
-            log_->line = c.verb == Verb::Auth ? std::string("AUTH ***") : text;
+            log_->line = c.verb == Verb::Auth ? std::string("AUTH ***") : log_escape(text);
         }
         run(c, text);
     }
@@ -174,13 +184,21 @@ void FileConn::run(const Command& c, std::string_view) {
             del(c);
             return;
         case Verb::Auth: {
-            std::string token = "Bearer " + std::string(c.name);
-            if (srv_.cfg.token.empty() || bearer_matches(token, srv_.cfg.token)) {
+            if (srv_.cfg.token.empty()) {
                 authed_ = true;
                 reply("OK");
-            } else {
-                reply("ERR 401 bad token");
+                return;
             }
+            std::string token = "Bearer " + std::string(c.name);
+            bool ok = bearer_matches(token, srv_.cfg.token);
+            bool too_many = auth_result(ok);
+            authed_ = authed_ || ok;  // a wrong AUTH does not undo an earlier good one
+            if (ok)
+                reply("OK");
+            else if (too_many)
+                reply_and_close("ERR 401 bad token; too many attempts");
+            else
+                reply("ERR 401 bad token");
             return;
         }
         case Verb::Ping:
@@ -355,7 +373,8 @@ void FileConn::reply_and_close(std::string_view line) {
 void FileConn::log_command(std::string_view result) {
     if (!srv_.cfg.access_log) return;
     if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
-    srv_.access_log(log_->peer + " files \"" + log_->line + "\" " + std::string(result));
+    // The answer may quote client bytes (a name): escaped like the command line.
+    srv_.access_log(log_->peer + " files \"" + log_->line + "\" " + log_escape(result));
 }
 
 }  // namespace duet

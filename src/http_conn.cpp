@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "duet/log_escape.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
@@ -114,6 +115,9 @@ bool HttpConn::process() {
             expect_unread_input();
             break;
         }
+        // A token attempt from an address that guessed too often waits its turn, parked; the
+        // head stays in the buffer and is parsed again on release.
+        if (needs_token(req) && req.find("authorization") && auth_attempt_must_wait()) break;
         handle(req);
         in_.consume(r.head_length);
         ++requests_;
@@ -139,9 +143,11 @@ void HttpConn::handle(const Request& req) {
     if (req.expect_continue && req.body != BodyKind::None) ex_.keep_alive = false;
     ex_.head_only = req.method == "HEAD";
     if (srv_.cfg.access_log) {
-        std::string line(req.method);
+        // Method and target are the client's bytes: escaped (SPEC §5).
+        std::string line;
+        append_log_escaped(line, req.method);
         line += ' ';
-        line.append(req.target);
+        append_log_escaped(line, req.target);
         line += req.minor ? " HTTP/1.1" : " HTTP/1.0";
         set_log_line(std::move(line));
     }

@@ -36,12 +36,6 @@ std::string file_json(const FileInfo& f, bool with_mtime) {
 
 }  // namespace
 
-bool HttpConn::authorized(const Request& req) {
-    if (srv_.cfg.token.empty()) return true;
-    const Header* h = req.find("authorization");
-    return h && bearer_matches(h->value, srv_.cfg.token);
-}
-
 void HttpConn::route_files_list(const Request&) {
     std::vector<FileInfo> files;
     int rc = srv_.store.list(files);

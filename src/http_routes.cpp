@@ -74,6 +74,15 @@ bool allow_lists(std::string_view allow, std::string_view method) {
     return false;
 }
 
+bool HttpConn::needs_token(const Request& req) const {
+    if (srv_.cfg.token.empty()) return false;
+    std::string_view path = req.path;
+    std::string normalized;
+    if (path != "*" && has_dot_segment(path)) path = normalized = remove_dot_segments(path);
+    Route r = find_route(path);
+    return r == Route::FilesList || r == Route::File;
+}
+
 void HttpConn::route(const Request& req) {
     if (!known_method(req.method)) {
         respond_error(501, "This method is not implemented.");
@@ -98,9 +107,15 @@ void HttpConn::route(const Request& req) {
         return;
     }
     bool files = r == Route::FilesList || r == Route::File;
-    if (files && !authorized(req)) {
-        respond_error(401, "A valid bearer token is required.", "WWW-Authenticate: Bearer\r\n");
-        return;
+    if (files && !srv_.cfg.token.empty()) {
+        const Header* h = req.find("authorization");
+        bool ok = h && bearer_matches(h->value, srv_.cfg.token);
+        // Only a request that offers a token is an attempt; too many wrong ones close.
+        if (h && auth_result(ok)) ex_.keep_alive = false;
+        if (!ok) {
+            respond_error(401, "A valid bearer token is required.", "WWW-Authenticate: Bearer\r\n");
+            return;
+        }
     }
     if (req.method == "OPTIONS") {
         respond(204, {}, {}, allow);

@@ -371,6 +371,10 @@ void Server::expire_timers() {
         TimerList::cancel(*n);
         Conn::from_head_timer(n)->close_now();
     }
+    for (TimerNode* n; (n = throttle_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        Conn::from_head_timer(n)->on_throttle_release();
+    }
     for (TimerNode* n; (n = idle_timers.expired(now_ms_));) {
         TimerList::cancel(*n);
         ++metrics.timeouts;
@@ -389,6 +393,7 @@ int Server::next_timeout_ms() const {
     consider(header_timers.next_deadline());
     consider(idle_timers.next_deadline());
     consider(linger_timers.next_deadline());
+    consider(throttle_timers.next_deadline());
     consider(life_.reload_due_ms());
     consider(accept_retry_at_);
     if (life_.check_running()) consider(now_ms_ + 10);  // poll the check child

@@ -282,6 +282,14 @@ Test(config, empty_environment_variable_is_unset) {
     cr_expect_eq(p.cfg.data, "./data");
 }
 
+Test(config, empty_duet_token_is_refused_not_no_auth) {
+    // SPEC §2 Token: an empty token from the environment is a bad option, like --token=.
+    expect_refused({}, "DUET_TOKEN", Env{{"DUET_TOKEN", ""}});
+    // A flag still beats it.
+    Parsed p = accepted({"--token", "t"}, Env{{"DUET_TOKEN", ""}});
+    cr_expect_eq(p.cfg.token, "t");
+}
+
 Test(config, later_flag_wins) {
     Parsed p = accepted({"--grace", "1", "--grace", "2"});
     cr_expect_eq(p.cfg.grace, 2.0);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "duet/auth_throttle.hpp"
 #include "duet/buffer.hpp"
 #include "duet/fd.hpp"
 #include "duet/loop.hpp"
@@ -54,6 +55,8 @@ class Conn : public Handler {
     static Conn* from_idle_timer(TimerNode* n) { return static_cast<Conn*>(n->owner); }
     // The interest mask the server registered at accept time.
     void set_interest(std::uint32_t mask) { interest_ = mask; }
+    // A parked token attempt may now be answered (the throttle's delay is over).
+    void on_throttle_release();
 
   protected:
     // Consumes buffered input and queues output. Returns true if it made progress.
@@ -81,8 +84,16 @@ class Conn : public Handler {
     bool closing() const { return closing_; }
     void touch_progress();
     std::string peer_address() const;  // for the access log
+    AuthAddr peer_key() const;         // for the guessing throttle
     void arm_header_timer();
     void cancel_header_timer();
+
+    // Token guessing (SPEC §2 Token), the same on both ports. Before checking a token: true when
+    // the attempt must wait; the connection is then parked (no reading, no processing) and the
+    // same input is processed again once the delay is over. The loop and everyone else go on.
+    bool auth_attempt_must_wait();
+    // After checking a token. true when the connection has failed too often and must close.
+    bool auth_result(bool ok);
 
     Server& srv_;
     Fd fd_;
@@ -114,6 +125,9 @@ class Conn : public Handler {
     bool lingering_ = false;
     bool want_out_ = false;
     bool linger_hint_ = false;
+    bool throttled_ = false;         // parked until the throttle releases it (head_timer)
+    bool throttle_cleared_ = false;  // the attempt being re-processed has waited its turn
+    std::uint8_t auth_failures_ = 0;
 };
 
 }  // namespace duet

@@ -59,7 +59,7 @@ class HttpConn final : public Conn {
     void delete_file(const Request& req, const std::string& name);
     bool preconditions(const Request& req, CondMethod m, const FileInfo& info, int rc,
                        Precondition& pre, std::string_view extra_fields = {});
-    bool authorized(const Request& req);
+    bool needs_token(const Request& req) const;
 
     // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts
     // it; `head` already holds the status line and the route's own fields.

@@ -15,6 +15,7 @@ struct Metrics {
     std::uint64_t file_sessions = 0, file_commands = 0;
     std::uint64_t timeouts = 0;
     std::uint64_t accept_pauses = 0;
+    std::uint64_t auth_failures = 0, auth_throttled = 0;
 
     void count_status(int status) {
         if (status >= 100 && status < 600) ++http_requests_by_status[status];

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "duet/auth_throttle.hpp"
 #include "duet/buffer.hpp"
 #include "duet/config.hpp"
 #include "duet/conn.hpp"
@@ -72,6 +73,8 @@ class Server {
     TimerList header_timers;
     TimerList idle_timers;
     TimerList linger_timers;
+    TimerList throttle_timers;  // connections parked by the guessing throttle, by release time
+    AuthThrottle throttle;
     std::uint64_t generation = 0;
     std::uint64_t reloads = 0;
     double started_at = 0;  // CLOCK_REALTIME seconds of the first start of this PID

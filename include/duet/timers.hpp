@@ -32,6 +32,18 @@ class TimerList {
         head_.prev->next = &n;
         head_.prev = &n;
     }
+    // Arms `n` for an arbitrary deadline, keeping the list sorted (for lists whose entries do not
+    // share one timeout). Walks from the tail: deadlines mostly arrive in order.
+    void insert_at(TimerNode& n, std::int64_t deadline) {
+        cancel(n);
+        n.deadline_ms = deadline;
+        TimerNode* after = head_.prev;
+        while (after != &head_ && after->deadline_ms > deadline) after = after->prev;
+        n.prev = after;
+        n.next = after->next;
+        after->next->prev = &n;
+        after->next = &n;
+    }
     static void cancel(TimerNode& n) {
         if (!n.linked()) return;
         n.prev->next = n.next;
