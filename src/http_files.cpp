@@ -189,7 +189,9 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
     int status = 200;
     const Header* range = req.find("range");
     const Header* if_range = req.find("if-range");
-    bool range_applies = range && (!if_range || if_range->value == etag);
+    // RFC 9110 §14.2: range handling is defined for GET only (HEAD answers as a 200 would).
+    // If-Range (§13.1.5) with our strong tag; a date or any other tag sends the whole file.
+    bool range_applies = range && req.method == "GET" && (!if_range || if_range->value == etag);
     if (range_applies) {
         switch (parse_range(range->value, info.size, start, length)) {
             case RangeResult::Ignore:

@@ -204,9 +204,9 @@ Test(file_proto, wrong_argument_counts_are_usage_errors) {
         {"GET", "ERR 400 usage: GET"},
         {"GET a 1 2 3", "ERR 400 usage: GET"},
         {"STAT", "ERR 400 usage: STAT"},
-        {"STAT a b", "ERR 400 usage: STAT"},
+        {"STAT a b", "ERR 400 invalid file name"},
         {"DEL", "ERR 400 usage: DEL"},
-        {"DEL a b", "ERR 400 usage: DEL"},
+        {"DEL a b", "ERR 400 invalid file name"},
         {"AUTH", "ERR 400 usage: AUTH"},
         {"AUTH a b", "ERR 400 usage: AUTH"},
         {"LIST x", "ERR 400"},
@@ -248,8 +248,70 @@ Test(file_proto, help_text_has_a_line_per_command) {
                     std::string_view(l).substr(0, v.name.size() + 1) == std::string(v.name) + " ";
         cr_expect(found, "no HELP line for %.*s", int(v.name.size()), v.name.data());
     }
+    cr_expect(std::strstr(duet::kHelpLines[0], "if=SHA256|if=none") != nullptr);
     for (const char* l : duet::kHelpLines) cr_expect(std::strchr(l, '\n') == nullptr, "%s", l);
     std::string last = std::string(std::end(duet::kHelpLines)[-2]) + std::end(duet::kHelpLines)[-1];
     cr_expect(last.find("QUIT") != std::string::npos && last.find("nc -N") != std::string::npos,
               "%s", last.c_str());
+}
+
+// ---- issue 9: preconditions and names with spaces ----
+
+Test(file_proto, put_and_del_take_if_preconditions) {
+    using K = duet::Precondition::Kind;
+    Command a = duet::parse_command("PUT a.txt 3 if=" + kHex);
+    cr_assert(a.error == nullptr, "%s", a.error);
+    cr_expect(a.sized && a.size == 3 && !a.has_digest);
+    cr_expect(a.pre.kind == K::MustMatch && a.pre.etag == duet::Sha256::of("abc"));
+    Command b = duet::parse_command("PUT a.txt 3 " + kHex + " IF=NONE");
+    cr_assert(b.error == nullptr, "%s", b.error);
+    cr_expect(b.has_digest && b.pre.kind == K::MustNotExist);
+    Command c = duet::parse_command("DEL a.txt if=none");
+    cr_assert(c.error == nullptr, "%s", c.error);
+    cr_expect(c.name == "a.txt" && c.pre.kind == K::MustNotExist);
+    Command d = duet::parse_command("DEL a.txt if=" + kHex);
+    cr_assert(d.error == nullptr);
+    cr_expect(d.pre.kind == K::MustMatch);
+    Command plain = duet::parse_command("PUT a.txt 3");
+    cr_expect(plain.pre.kind == K::None);
+}
+
+Test(file_proto, bad_if_values_are_refused) {
+    Command a = duet::parse_command("PUT a.txt 3 if=maybe");
+    cr_expect(error_is(a, "ERR 400 if="), "%s", a.error);
+    cr_expect(a.error_closes);
+    Command b = duet::parse_command("DEL a.txt if=abc");
+    cr_expect(error_is(b, "ERR 400 if="), "%s", b.error);
+    cr_expect_not(b.error_closes);
+}
+
+Test(file_proto, a_name_with_spaces_is_an_invalid_name_not_a_bad_size) {
+    struct {
+        const char* line;
+        const char* name;
+        bool closes;
+    } cases[] = {
+        {"PUT a b 5", "a b", true},
+        {"PUT my file.txt 5", "my file.txt", true},
+        {"PUT my  file.txt 5 if=none", "my  file.txt", true},
+        {"PUT a.txt -1", "a.txt -1", true},
+        {"GET my file.txt", "my file.txt", false},
+        {"GET my file.txt 10 20", "my file.txt", false},
+        {"STAT my file.txt", "my file.txt", false},
+        {"DEL my file.txt if=none", "my file.txt", false},
+    };
+    for (const auto& c : cases) {
+        Command cmd = duet::parse_command(c.line);
+        cr_expect(cmd.bad_name, "'%s' gave %s", c.line, cmd.error);
+        cr_expect(error_is(cmd, "ERR 400 invalid file name"), "'%s' gave %s", c.line, cmd.error);
+        cr_expect(cmd.name == c.name, "'%s': name '%.*s'", c.line, int(cmd.name.size()),
+                  cmd.name.data());
+        cr_expect_eq(cmd.error_closes, c.closes, "'%s'", c.line);
+    }
+    std::string why = duet::name_error(duet::parse_command("PUT my file.txt 5").name);
+    cr_expect(why == "invalid file name: ' ' at byte 3 is not one of A-Z a-z 0-9 . _ -", "%s",
+              why.c_str());
+    // A bad name on its own (one word) is found first too.
+    Command bad = duet::parse_command("PUT .hidden 5");
+    cr_expect(bad.bad_name && bad.error_closes);
 }

@@ -124,6 +124,8 @@ std::vector<ValidBody> valid_bodies() {
         {"extensions", "5;a=b;c\r\nhello\r\n0;last=\"yes\"\r\n\r\n", "hello"},
         {"whitespace before extension", "5 ;a=b\r\nhello\r\n0\t;x\r\n\r\n", "hello"},
         {"trailers", "2\r\nhi\r\n0\r\nX-Sum: 1\r\nX-Other:two words\r\n\r\n", "hi"},
+        {"extension grammar: BWS, tokens, quoted strings with escapes",
+         "2 ; a = b ;c= \"x;y\\\"z\" ; d\r\nhi\r\n0;e=\"\"\r\n\r\n", "hi"},
         {"binary data with crlf inside", std::string("4\r\n\r\n\0\n\r\n0\r\n\r\n", 14),
          std::string("\r\n\0\n", 4)},
     };
@@ -169,6 +171,17 @@ std::vector<BadBody> bad_bodies() {
         {"control byte in extension", "1;a\x01\r\nx\r\n0\r\n\r\n"},
         {"del in extension", "1;a\x7f\r\nx\r\n0\r\n\r\n"},
         {"control byte in trailer", "0\r\nX-A: \x1b\r\n\r\n"},
+        // Chunk-extension syntax (RFC 9112 §7.1.1, issue 9).
+        {"extension with empty name", "2;\r\nhi\r\n0\r\n\r\n"},
+        {"extension with empty name before another", "2;;a\r\nhi\r\n0\r\n\r\n"},
+        {"extension name starting with =", "2;=v\r\nhi\r\n0\r\n\r\n"},
+        {"extension with = and no value", "2;a=\r\nhi\r\n0\r\n\r\n"},
+        {"extension with unbalanced quote", "2;a=\"open\r\nhi\r\n0\r\n\r\n"},
+        {"extension quote ending in an escape", "2;a=\"x\\\"\r\nhi\r\n0\r\n\r\n"},
+        {"extension value not a token", "2;a=b@c\r\nhi\r\n0\r\n\r\n"},
+        {"extension name with a bad byte", "2;a@b\r\nhi\r\n0\r\n\r\n"},
+        {"extension bytes after a quoted value", "2;a=\"x\"y\r\nhi\r\n0\r\n\r\n"},
+        {"extension two names without ;", "2;a b\r\nhi\r\n0\r\n\r\n"},
     };
 }
 
@@ -277,4 +290,23 @@ Test(http_body, incomplete_body_needs_more) {
         Outcome o = feed({p});
         cr_expect(o.status == Status::NeedMore, "'%s' gave %s", p, name_of(o.status));
     }
+}
+
+Test(http_body, trailers_are_kept_for_the_caller) {
+    ChunkedDecoder dec;
+    std::string body = "2\r\nhi\r\n0\r\nRepr-Digest: sha-256=:AA==:\r\nX-B:  c\r\n\r\nNEXT";
+    std::string_view in = body;
+    std::string data;
+    Status st;
+    for (;;) {
+        std::string_view d;
+        st = dec.decode(in, d);
+        if (st != Status::Data) break;
+        data.append(d);
+    }
+    cr_assert(st == Status::Done, "%s", dec.error());
+    cr_expect(data == "hi");
+    cr_expect(in == "NEXT");
+    cr_expect(dec.trailers() == "Repr-Digest: sha-256=:AA==:\nX-B:  c\n", "'%.*s'",
+              int(dec.trailers().size()), dec.trailers().data());
 }

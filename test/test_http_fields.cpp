@@ -196,3 +196,98 @@ Test(http_fields, bearer_matches_only_the_exact_token) {
     cr_expect_not(duet::bearer_matches("Bearer ", token));
     cr_expect_not(duet::bearer_matches("", token));
 }
+
+// ---- issue 9: every digest field, RFC 8941 dictionaries, dot-segments, trailers ----
+
+Test(http_fields, digest_last_key_wins_and_unknown_algorithms_are_ignored) {
+    duet::Digest right = duet::Sha256::of("right"), wrong = duet::Sha256::of("wrong");
+    duet::Digest got{};
+    std::string v = "sha-256=:" + b64(right) + ":, sha-256=:" + b64(wrong) + ":";
+    cr_assert(duet::parse_digest_field(v, got) == DigestField::Found);
+    cr_expect(got == wrong, "RFC 8941 §3.2: the last sha-256 wins");
+    std::string u = "unknown-alg=:AAAA:;p=1, sha-512=(1 2), id=?1, n=-3.5, s=\"x\\\"y\", t=tok, "
+                    "sha-256=:" +
+                    b64(right) + ":;q";
+    cr_assert(duet::parse_digest_field(u, got) == DigestField::Found, "%s", u.c_str());
+    cr_expect(got == right);
+}
+
+Test(http_fields, digest_dictionary_syntax_errors_are_malformed) {
+    duet::Digest d = duet::Sha256::of("x");
+    std::string good = "sha-256=:" + b64(d) + ":";
+    std::string cases[] = {
+        good + ",",                      // trailing comma
+        good + " x",                     // junk after a member
+        "SHA-256=:" + b64(d) + ":",      // keys are lower case
+        "md5=\"open, " + good,           // unterminated string
+        "sha-512=:not base64!:, " + good,  // bad byte sequence
+        ", " + good,                     // empty member
+        "a=(1 2, " + good,               // unclosed inner list
+    };
+    for (const std::string& v : cases) {
+        duet::Digest out{};
+        cr_expect(duet::parse_digest_field(v, out) == DigestField::Malformed, "'%s'", v.c_str());
+    }
+}
+
+Test(http_fields, expected_digest_collects_every_field) {
+    duet::Digest a = duet::Sha256::of("a"), b = duet::Sha256::of("b");
+    duet::ExpectedDigest e;
+    cr_assert(e.add("sha-512=:AAAA:"));
+    cr_expect_not(e.any);
+    cr_assert(e.add("sha-256=:" + b64(a) + ":"));
+    cr_assert(e.add("sha-256=:" + b64(a) + ":"));
+    cr_expect(e.any && !e.conflict && e.d == a);
+    cr_assert(e.add("sha-256=:" + b64(b) + ":"));
+    cr_expect(e.conflict, "two different digests can never both match");
+    cr_expect_not(e.add("sha-256=:x"));
+}
+
+Test(http_fields, trailer_values_are_combined_per_name) {
+    std::string combined;
+    bool present = false;
+    cr_assert(duet::trailer_value("Repr-Digest: a=1\nX: y\nrepr-digest:b=2\n", "repr-digest",
+                                  combined, present));
+    cr_expect(present);
+    cr_expect(combined == "a=1, b=2", "%s", combined.c_str());
+    cr_assert(duet::trailer_value("X: y\n", "repr-digest", combined, present));
+    cr_expect_not(present);
+    cr_expect_not(duet::trailer_value("Bad Name: y\n", "repr-digest", combined, present));
+    cr_expect_not(duet::trailer_value(": y\n", "repr-digest", combined, present));
+}
+
+Test(http_fields, dot_segments_removed_as_rfc_3986_says) {
+    struct {
+        const char* in;
+        const char* out;
+    } cases[] = {
+        {"/files/../healthz", "/healthz"},
+        {"/a/../files/x", "/files/x"},
+        {"/files/./x", "/files/x"},
+        {"/a/b/c/./../../g", "/a/g"},
+        {"/mid/content=5/../6", "/mid/6"},
+        {"/..", "/"},
+        {"/../../x", "/x"},
+        {"/a/.", "/a/"},
+        {"/a/..", "/"},
+        {"/files/..x", "/files/..x"},
+        {"/files/.hidden", "/files/.hidden"},
+    };
+    for (const auto& c : cases) {
+        std::string got = duet::remove_dot_segments(c.in);
+        cr_expect(got == c.out, "%s -> %s, want %s", c.in, got.c_str(), c.out);
+    }
+    cr_expect(duet::has_dot_segment("/files/../x"));
+    cr_expect(duet::has_dot_segment("/files/."));
+    cr_expect_not(duet::has_dot_segment("/files/..x"));
+    cr_expect_not(duet::has_dot_segment("/files/a.txt"));
+}
+
+Test(http_fields, percent_decode_reports_where_an_escape_is_bad) {
+    std::string out;
+    std::size_t at = 0;
+    cr_expect_not(duet::percent_decode("ab%zz", out, &at));
+    cr_expect_eq(at, 3u);
+    cr_expect_not(duet::percent_decode("abc%2", out, &at));
+    cr_expect_eq(at, 4u);
+}

@@ -666,3 +666,64 @@ Test(store, check_really_creates_and_removes_a_probe_file) {
     cr_assert(Store::check(existing, err), "%s", err.c_str());
     cr_assert(entries(existing).empty(), "the check left its probe file behind");
 }
+
+// ---- issue 9: name errors, preconditions at publish, unreadable files ----
+
+Test(store, name_error_says_which_rule_failed) {
+    cr_expect(duet::name_error("a.txt").empty());
+    cr_expect(duet::name_error("") == "invalid file name: is empty");
+    cr_expect(duet::name_error(".x") == "invalid file name: must not start with '.'");
+    cr_expect(duet::name_error(std::string(256, 'a')) ==
+              "invalid file name: is 256 bytes, the limit is 255");
+    cr_expect(duet::name_error(std::string(255, 'a')).empty());
+    cr_expect(duet::name_error("my file") ==
+              "invalid file name: ' ' at byte 3 is not one of A-Z a-z 0-9 . _ -");
+    cr_expect(duet::name_error("a/b") ==
+              "invalid file name: '/' at byte 2 is not one of A-Z a-z 0-9 . _ -");
+    cr_expect(duet::name_error(std::string("a\0", 2)) ==
+              "invalid file name: byte 0x00 at byte 2 is not one of A-Z a-z 0-9 . _ -");
+    cr_expect(duet::name_error("a\"b") ==
+              "invalid file name: byte 0x22 at byte 2 is not one of A-Z a-z 0-9 . _ -");
+    // Same verdict as valid_name, which wraps it.
+    for (const char* n : {"a", "..", "a b", "A-Z_09.x", "\xff"})
+        cr_expect_eq(duet::valid_name(n), duet::name_error(n).empty(), "%s", n);
+}
+
+Test(store, precondition_is_checked_at_commit) {
+    Store s;
+    open_store(s);
+    cr_assert_eq(put(s, "f", "v1"), 0);
+    Digest v1 = Sha256::of("v1");
+    // Two uploads that both saw v1: the first to publish wins, the second is refused.
+    Upload a, b;
+    cr_assert_eq(s.begin_upload(a), 0);
+    cr_assert_eq(s.begin_upload(b), 0);
+    cr_assert_eq(a.write("A", 1), 0);
+    cr_assert_eq(b.write("B", 1), 0);
+    Precondition pre{Precondition::Kind::MustMatch, v1};
+    FileInfo info;
+    bool created;
+    cr_expect_eq(a.commit("f", nullptr, pre, info, created), 0);
+    cr_expect_eq(b.commit("f", nullptr, pre, info, created), -ECANCELED);
+    cr_expect(read_path(in_store("f")) == "A");
+    cr_expect(entries() == std::set<std::string>{"f"}, "the loser's temporary is gone");
+    // MustExist on a missing name, MustNotExist on an existing one.
+    Upload c;
+    cr_assert_eq(s.begin_upload(c), 0);
+    cr_expect_eq(c.commit("g", nullptr, Precondition{Precondition::Kind::MustExist, {}}, info,
+                          created),
+                 -ECANCELED);
+    cr_expect_eq(s.check("f", Precondition{Precondition::Kind::MustNotExist, {}}), -ECANCELED);
+    cr_expect_eq(s.check("g", Precondition{Precondition::Kind::MustNotExist, {}}), 0);
+}
+
+Test(store, remove_checks_its_precondition) {
+    Store s;
+    open_store(s);
+    cr_assert_eq(put(s, "f", "v1"), 0);
+    cr_expect_eq(s.remove("f", Precondition{Precondition::Kind::MustMatch, Sha256::of("v0")}),
+                 -ECANCELED);
+    cr_expect(entries() == std::set<std::string>{"f"});
+    cr_expect_eq(s.remove("f", Precondition{Precondition::Kind::MustMatch, Sha256::of("v1")}), 0);
+    cr_expect(entries().empty());
+}
