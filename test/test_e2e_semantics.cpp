@@ -74,7 +74,7 @@ std::string sha_hex(const std::string& data) {
 std::string stored(const std::string& name) {
     return t::read_file(g_srv.data_dir + "/" + name);
 }
-bool exists(const std::string& name) {
+bool on_disk(const std::string& name) {
     struct stat st;
     return ::stat((g_srv.data_dir + "/" + name).c_str(), &st) == 0;
 }
@@ -94,23 +94,6 @@ int files_conn() {
 std::string cmd(int fd, const std::string& line) {
     t::send_all(fd, line + "\n");
     return t::read_line(fd);
-}
-
-// A socket to `port` from the local address `from` (127.0.0.x): another client address.
-int connect_from(const char* from, int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    inet_pton(AF_INET, from, &src.sin_addr);
-    cr_assert_eq(bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src), 0);
-    sockaddr_in dst{};
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons(std::uint16_t(port));
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst), 0);
-    timeval tv{20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
 }
 
 bool json_error_has(const std::string& resp, const std::string& text) {
@@ -173,9 +156,8 @@ Test(e2e_semantics, precondition_table_every_header_method_state_and_match) {
                     if (exists) {
                         std::string r = http(put_req("t.txt", v1));
                         cr_assert(t::status_of(r) == 200 || t::status_of(r) == 201);
-                        last_modified =
-                            t::header_of(http(request("HEAD", "/files/t.txt"), true),
-                                         "last-modified");
+                        last_modified = t::header_of(http(request("HEAD", "/files/t.txt"), true),
+                                                     "last-modified");
                         cr_assert(!last_modified.empty());
                     } else {
                         http(request("DELETE", "/files/t.txt"));
@@ -205,7 +187,7 @@ Test(e2e_semantics, precondition_table_every_header_method_state_and_match) {
                         cr_expect(stored("t.txt") == v1, "%s %s changed the file", method_name(m),
                                   header);
                     if (want == 412 && !exists)
-                        cr_expect_not(exists("t.txt"), "%s %s created the file", method_name(m),
+                        cr_expect_not(on_disk("t.txt"), "%s %s created the file", method_name(m),
                                       header);
                     if (want == 304) cr_expect(t::header_of(resp, "etag") == v1_tag);
                     ++cases;
@@ -219,7 +201,7 @@ Test(e2e_semantics, precondition_table_every_header_method_state_and_match) {
 Test(e2e_semantics, star_forms_of_if_match_and_if_none_match) {
     boot();
     cr_expect_eq(status(put_req("s.txt", "x", "If-Match: *\r\n")), 412, "If-Match: * on missing");
-    cr_expect_not(exists("s.txt"));
+    cr_expect_not(on_disk("s.txt"));
     cr_expect_eq(status(put_req("s.txt", "x", "If-None-Match: *\r\n")), 201);
     cr_expect_eq(status(put_req("s.txt", "y", "If-None-Match: *\r\n")), 412);
     cr_expect_eq(status(put_req("s.txt", "z", "If-Match: *\r\n")), 200);
@@ -257,12 +239,12 @@ Test(e2e_semantics, concurrent_if_match_puts_on_http_exactly_one_wins_100_rounds
     for (int round = 0; round < 100; ++round) {
         std::string a = "A " + std::to_string(round), b = "B " + std::to_string(round) + "!";
         int fa = t::connect_port(g_srv.http_port), fb = t::connect_port(g_srv.http_port);
-        std::string ha = request("PUT", "/files/cas.txt",
-                                 "Content-Length: " + std::to_string(a.size()) +
-                                     "\r\nIf-Match: " + etag + "\r\n");
-        std::string hb = request("PUT", "/files/cas.txt",
-                                 "Content-Length: " + std::to_string(b.size()) +
-                                     "\r\nIf-Match: " + etag + "\r\n");
+        std::string ha = request(
+            "PUT", "/files/cas.txt",
+            "Content-Length: " + std::to_string(a.size()) + "\r\nIf-Match: " + etag + "\r\n");
+        std::string hb = request(
+            "PUT", "/files/cas.txt",
+            "Content-Length: " + std::to_string(b.size()) + "\r\nIf-Match: " + etag + "\r\n");
         // Both heads first, then both bodies: both pass the check at the head.
         t::send_all(fa, ha);
         t::send_all(fb, hb);
@@ -320,7 +302,7 @@ Test(e2e_semantics, file_port_preconditions) {
     std::string digest = ok.substr(ok.rfind(' ') + 1);
     // DEL with a wrong digest: 412, nothing changes, the session goes on.
     cr_expect_eq(cmd(fd, "DEL p.txt if=" + std::string(64, 'a')), "ERR 412 precondition failed");
-    cr_expect(exists("p.txt"));
+    cr_expect(on_disk("p.txt"));
     cr_expect_eq(cmd(fd, "DEL p.txt if=none"), "ERR 412 precondition failed");
     cr_expect_eq(cmd(fd, "PING"), "OK pong");
     // A sized PUT refused before its bytes: ERR 412 and close (the bytes would follow).
@@ -338,7 +320,7 @@ Test(e2e_semantics, file_port_preconditions) {
     t::send_all(fd, "PUT new.txt 1 if=none\nx");
     cr_expect(t::read_line(fd).rfind("OK 1 ", 0) == 0);
     cr_expect_eq(cmd(fd, "DEL p.txt if=" + l.substr(l.rfind(' ') + 1)), "OK");
-    cr_expect_not(exists("p.txt"));
+    cr_expect_not(on_disk("p.txt"));
     // HELP documents it.
     std::string help = cmd(fd, "HELP");
     std::string all;
@@ -359,10 +341,10 @@ Test(e2e_semantics, every_digest_field_must_match) {
         std::string fields;
         int status;
     } cases[] = {
-        {"right repr, wrong content", "Repr-Digest: " + right + "\r\nContent-Digest: " + wrong + "\r\n",
-         400},
-        {"wrong repr, right content", "Repr-Digest: " + wrong + "\r\nContent-Digest: " + right + "\r\n",
-         400},
+        {"right repr, wrong content",
+         "Repr-Digest: " + right + "\r\nContent-Digest: " + wrong + "\r\n", 400},
+        {"wrong repr, right content",
+         "Repr-Digest: " + wrong + "\r\nContent-Digest: " + right + "\r\n", 400},
         {"two repr lines, right then wrong (last wins)",
          "Repr-Digest: " + right + "\r\nRepr-Digest: " + wrong + "\r\n", 400},
         {"two repr lines, wrong then right (last wins)",
@@ -379,7 +361,7 @@ Test(e2e_semantics, every_digest_field_must_match) {
         std::string name = "d" + std::to_string(i++) + ".txt";
         std::string r = http(put_req(name, body, c.fields));
         cr_expect_eq(t::status_of(r), c.status, "%s: %s", c.what, r.c_str());
-        cr_expect_eq(exists(name), c.status == 201, "%s: stored?", c.what);
+        cr_expect_eq(on_disk(name), c.status == 201, "%s: stored?", c.what);
     }
 }
 
@@ -394,12 +376,12 @@ Test(e2e_semantics, digests_in_chunked_trailers_are_checked) {
                        "5\r\ntrail\r\n7\r\ner body\r\n0\r\n" + trailers + "\r\n");
     };
     cr_expect_eq(status(chunked("", "Repr-Digest: " + wrong + "\r\n")), 400);
-    cr_expect_not(exists("tr.txt"));
+    cr_expect_not(on_disk("tr.txt"));
     cr_expect_eq(status(chunked("", "Content-Digest: " + wrong + "\r\n")), 400);
-    cr_expect_eq(status(chunked("Repr-Digest: " + right + "\r\n", "Repr-Digest: " + wrong + "\r\n")),
-                 400);
+    cr_expect_eq(
+        status(chunked("Repr-Digest: " + right + "\r\n", "Repr-Digest: " + wrong + "\r\n")), 400);
     cr_expect_eq(status(chunked("", "Repr-Digest: sha-256=:broken\r\n")), 400);
-    cr_expect_not(exists("tr.txt"));
+    cr_expect_not(on_disk("tr.txt"));
     cr_expect_eq(status(chunked("", "Repr-Digest: " + right + "\r\nX-Other: 1\r\n")), 201);
     cr_expect(stored("tr.txt") == body);
 }
@@ -408,8 +390,9 @@ Test(e2e_semantics, want_repr_digest_is_answered_with_sha256) {
     boot();
     http(put_req("w.txt", "want"));
     for (const char* m : {"GET", "HEAD"}) {
-        std::string r = http(request(m, "/files/w.txt", "Want-Repr-Digest: sha-256=10, sha-512=3\r\n"),
-                             std::string(m) == "HEAD");
+        std::string r =
+            http(request(m, "/files/w.txt", "Want-Repr-Digest: sha-256=10, sha-512=3\r\n"),
+                 std::string(m) == "HEAD");
         cr_expect(t::header_of(r, "repr-digest") == "sha-256=:" + sha_b64("want") + ":", "%s",
                   r.c_str());
     }
@@ -459,7 +442,7 @@ Test(e2e_semantics, chunk_extension_syntax) {
     cr_expect_eq(status(chunked("2;")), 400, "empty name");
     cr_expect_eq(status(chunked("2;a=\"open")), 400, "unbalanced quote");
     cr_expect_eq(status(chunked("2;a=")), 400, "no value");
-    cr_expect_not(exists("c.txt"));
+    cr_expect_not(on_disk("c.txt"));
     cr_expect_eq(status(chunked("2;a=b;c=\"q;\\\"x\" ;d")), 201);
 }
 
@@ -509,8 +492,8 @@ Test(e2e_semantics, name_errors_say_which_rule_failed) {
     for (const auto& c : cases) {
         std::string r = http(request("GET", std::string("/files/") + c.raw));
         cr_expect_eq(t::status_of(r), 400);
-        cr_expect(t::body_of(r) == std::string("{\"error\":\"") + c.says + "\"}\n", "%s: %s",
-                  c.raw, t::body_of(r).c_str());
+        cr_expect(t::body_of(r) == std::string("{\"error\":\"") + c.says + "\"}\n", "%s: %s", c.raw,
+                  t::body_of(r).c_str());
     }
     std::string r = http(request("GET", "/files/" + std::string(256, 'n')));
     cr_expect(json_error_has(r, "is 256 bytes, the limit is 255"), "%s", r.c_str());
@@ -536,7 +519,7 @@ Test(e2e_semantics, stalled_http_upload_is_408_and_counted_failed) {
     cr_expect(t::peer_closed(fd));
     close(fd);
     cr_expect_eq(metric("duet_uploads_total{result=\"failed\"}"), before + 1);
-    cr_expect_not(exists("stall"));
+    cr_expect_not(on_disk("stall"));
 }
 
 Test(e2e_semantics, reset_http_upload_is_counted_failed) {
@@ -594,7 +577,7 @@ Test(e2e_semantics, unreadable_file_is_403_everywhere_and_listed_without_digest)
     cr_expect_eq(t::status_of(r), 403, "%s", r.c_str());
     cr_expect_eq(status(request("HEAD", "/files/secret"), true), 403);
     cr_expect_eq(status(request("DELETE", "/files/secret")), 403);
-    cr_expect(exists("secret"), "DELETE 403 removed nothing");
+    cr_expect(on_disk("secret"), "DELETE 403 removed nothing");
     std::string list = t::body_of(http(request("GET", "/files")));
     cr_expect(list.find("{\"name\":\"secret\",\"size\":9,\"sha256\":null,") != std::string::npos,
               "%s", list.c_str());
@@ -607,5 +590,5 @@ Test(e2e_semantics, unreadable_file_is_403_everywhere_and_listed_without_digest)
     cr_expect_eq(t::read_line(fd), "open 6 " + sha_hex("anyone"));
     cr_expect_eq(t::read_line(fd), "secret 9 -");
     close(fd);
-    cr_expect(exists("secret"));
+    cr_expect(on_disk("secret"));
 }

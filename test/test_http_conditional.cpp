@@ -81,8 +81,8 @@ Test(http_conditional, every_header_every_method_exists_and_missing) {
     for (const Case& c : cases) {
         CondState s{c.exists, kTag, kMtime};
         CondHeaders h = headers(c.header, c.value);
-        for (CondMethod m : {CondMethod::Get, CondMethod::Head, CondMethod::Put,
-                             CondMethod::Delete}) {
+        for (CondMethod m :
+             {CondMethod::Get, CondMethod::Head, CondMethod::Put, CondMethod::Delete}) {
             bool read = m == CondMethod::Get || m == CondMethod::Head;
             CondOutcome want = read ? c.get : c.put;
             CondOutcome got = duet::evaluate_conditions(m, h, s);
@@ -108,8 +108,7 @@ Test(http_conditional, order_of_evaluation) {
     CondHeaders b = headers("If-Match", "\"bbbb\"");
     b.has_if_none_match = true;
     b.if_none_match = "\"aaaa\"";
-    cr_expect(duet::evaluate_conditions(CondMethod::Get, b, s) ==
-              CondOutcome::PreconditionFailed);
+    cr_expect(duet::evaluate_conditions(CondMethod::Get, b, s) == CondOutcome::PreconditionFailed);
     // No headers: proceed.
     cr_expect(duet::evaluate_conditions(CondMethod::Put, CondHeaders{}, s) == CondOutcome::Proceed);
 }
@@ -126,8 +125,11 @@ Test(http_conditional, three_date_forms) {
     cr_expect_eq(t, 0);
     cr_assert(duet::parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT", t));
     cr_expect_eq(t, 1835481599);
-    const char* bad[] = {"", "yesterday", "Sun, 06 Nov 1994 08:49:37 UTC",
-                         "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT",
+    const char* bad[] = {"",
+                         "yesterday",
+                         "Sun, 06 Nov 1994 08:49:37 UTC",
+                         "Sun, 06 Foo 1994 08:49:37 GMT",
+                         "Sun, 06 Nov 1994 25:49:37 GMT",
                          "Sun, 6 Nov 1994 08:49:37 GMT"};
     for (const char* b : bad) cr_expect_not(duet::parse_http_date(b, t), "'%s'", b);
 }

@@ -205,9 +205,10 @@ Test(http_fields, digest_last_key_wins_and_unknown_algorithms_are_ignored) {
     std::string v = "sha-256=:" + b64(right) + ":, sha-256=:" + b64(wrong) + ":";
     cr_assert(duet::parse_digest_field(v, got) == DigestField::Found);
     cr_expect(got == wrong, "RFC 8941 §3.2: the last sha-256 wins");
-    std::string u = "unknown-alg=:AAAA:;p=1, sha-512=(1 2), id=?1, n=-3.5, s=\"x\\\"y\", t=tok, "
-                    "sha-256=:" +
-                    b64(right) + ":;q";
+    std::string u =
+        "unknown-alg=:AAAA:;p=1, sha-512=(1 2), id=?1, n=-3.5, s=\"x\\\"y\", t=tok, "
+        "sha-256=:" +
+        b64(right) + ":;q";
     cr_assert(duet::parse_digest_field(u, got) == DigestField::Found, "%s", u.c_str());
     cr_expect(got == right);
 }
@@ -216,13 +217,13 @@ Test(http_fields, digest_dictionary_syntax_errors_are_malformed) {
     duet::Digest d = duet::Sha256::of("x");
     std::string good = "sha-256=:" + b64(d) + ":";
     std::string cases[] = {
-        good + ",",                      // trailing comma
-        good + " x",                     // junk after a member
-        "SHA-256=:" + b64(d) + ":",      // keys are lower case
-        "md5=\"open, " + good,           // unterminated string
+        good + ",",                        // trailing comma
+        good + " x",                       // junk after a member
+        "SHA-256=:" + b64(d) + ":",        // keys are lower case
+        "md5=\"open, " + good,             // unterminated string
         "sha-512=:not base64!:, " + good,  // bad byte sequence
-        ", " + good,                     // empty member
-        "a=(1 2, " + good,               // unclosed inner list
+        ", " + good,                       // empty member
+        "a=(1 2, " + good,                 // unclosed inner list
     };
     for (const std::string& v : cases) {
         duet::Digest out{};

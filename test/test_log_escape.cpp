@@ -17,9 +17,9 @@ Test(log_escape, controls_quotes_and_backslashes_are_hex) {
 
 Test(log_escape, malformed_utf8_and_c1_controls_are_hex) {
     cr_expect(duet::log_escape("\xff") == "\\xFF");
-    cr_expect(duet::log_escape("\xc0\xaf") == "\\xC0\\xAF");             // overlong '/'
-    cr_expect(duet::log_escape("\xed\xa0\x80") == "\\xED\\xA0\\x80");    // surrogate
+    cr_expect(duet::log_escape("\xc0\xaf") == "\\xC0\\xAF");                    // overlong '/'
+    cr_expect(duet::log_escape("\xed\xa0\x80") == "\\xED\\xA0\\x80");           // surrogate
     cr_expect(duet::log_escape("\xf4\x90\x80\x80") == "\\xF4\\x90\\x80\\x80");  // > U+10FFFF
-    cr_expect(duet::log_escape("\xc2\x9b") == "\\xC2\\x9B");             // C1 CSI
-    cr_expect(duet::log_escape("\xe2\x82") == "\\xE2\\x82");             // cut short
+    cr_expect(duet::log_escape("\xc2\x9b") == "\\xC2\\x9B");                    // C1 CSI
+    cr_expect(duet::log_escape("\xe2\x82") == "\\xE2\\x82");                    // cut short
 }

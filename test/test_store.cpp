@@ -710,9 +710,9 @@ Test(store, precondition_is_checked_at_commit) {
     // MustExist on a missing name, MustNotExist on an existing one.
     Upload c;
     cr_assert_eq(s.begin_upload(c), 0);
-    cr_expect_eq(c.commit("g", nullptr, Precondition{Precondition::Kind::MustExist, {}}, info,
-                          created),
-                 -ECANCELED);
+    cr_expect_eq(
+        c.commit("g", nullptr, Precondition{Precondition::Kind::MustExist, {}}, info, created),
+        -ECANCELED);
     cr_expect_eq(s.check("f", Precondition{Precondition::Kind::MustNotExist, {}}), -ECANCELED);
     cr_expect_eq(s.check("g", Precondition{Precondition::Kind::MustNotExist, {}}), 0);
 }
