@@ -523,7 +523,9 @@ Test(e2e_files, invalid_names_are_400_and_keep_the_session_for_get_stat_del) {
     const std::string bad[] = {"..",   ".hidden", "a/b", std::string(256, 'n'), "../etc/passwd",
                                "a\\b", "na*me"};
     for (auto& name : bad) {
-        EXPECT_STR(cmd(fd, "GET " + name).c_str(), "ERR 400 invalid file name", "%s", name.c_str());
+        std::string got = cmd(fd, "GET " + name);
+        cr_assert(got.rfind("ERR 400 invalid file name: ", 0) == 0, "%s: %s", name.c_str(),
+                  got.c_str());
         cr_assert(cmd(fd, "STAT " + name).rfind("ERR 400", 0) == 0);
         cr_assert(cmd(fd, "DEL " + name).rfind("ERR 400", 0) == 0);
     }
@@ -544,7 +546,9 @@ Test(e2e_files, sized_put_with_an_invalid_name_answers_and_closes) {
     for (auto& name : bad) {
         int fd = files_conn();
         cr_assert(t::send_all(fd, "PUT " + name + " 5\nhello"));
-        EXPECT_STR(t::read_line(fd).c_str(), "ERR 400 invalid file name", "%s", name.c_str());
+        std::string got = t::read_line(fd);
+        cr_assert(got.rfind("ERR 400 invalid file name: ", 0) == 0, "%s: %s", name.c_str(),
+                  got.c_str());
         cr_assert(t::peer_closed(fd), "the stream is out of step after %s", name.c_str());
     }
     assert_store_empty();

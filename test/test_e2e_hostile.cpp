@@ -520,16 +520,23 @@ Test(hostile, escaping_names_are_refused_on_both_ports) {
     for (auto& n : http_names) {
         std::string target = "/files/" + n;
         if (n == "a b") target = "/files/a%20b";
+        // Raw dot-segments are removed before routing (RFC 3986 §5.2.4): "/files/.." is "/"
+        // and "/files/../outside.txt" is "/outside.txt"; neither reaches the store.
+        auto want = [&n](const std::string& m) {
+            if (n == "..") return m == "GET" || m == "HEAD" ? 200 : 405;
+            if (n == "../outside.txt") return 404;
+            return 400;
+        };
         for (const char* m : {"GET", "HEAD", "DELETE"}) {
             std::string r = t::http(g_srv.http_port,
                                     std::string(m) + " " + target + " HTTP/1.1\r\nHost: x\r\n\r\n",
                                     std::string(m) == "HEAD");
-            cr_expect_eq(t::status_of(r), 400, "%s %s: %s", m, target.c_str(), r.c_str());
+            cr_expect_eq(t::status_of(r), want(m), "%s %s: %s", m, target.c_str(), r.c_str());
         }
         std::string r =
             t::http(g_srv.http_port,
                     "PUT " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
-        cr_expect_eq(t::status_of(r), 400, "PUT %s: %s", target.c_str(), r.c_str());
+        cr_expect_eq(t::status_of(r), want("PUT"), "PUT %s: %s", target.c_str(), r.c_str());
     }
     cr_expect_eq(t::status_of(t::http(g_srv.http_port, "GET /files/" + std::string(255, 'a') +
                                                            " HTTP/1.1\r\nHost: x\r\n\r\n")),

@@ -87,7 +87,7 @@ Test(fuzz_regressions, seed_corpus_keeps_the_fuzz_properties) {
 // behaviour the router relies on: the path is "/" and the request is otherwise sound.
 Test(fuzz_regressions, absolute_form_without_path_gets_root_path) {
     const std::string in =
-        "GET http://localho=0 HTTP/1.1\r\nHost: localhost:80p0\r\n"
+        "GET http://localho=0 HTTP/1.1\r\nHost: localhost:80\r\n"
         "If-None-Match: \"abc\", W/\"def\"\r\n\r\n";
     run(fz_head::fuzz_http_head_one, in);
     static duet::Request req;
