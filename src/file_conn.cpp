@@ -230,6 +230,13 @@ void FileConn::put(const Command& c) {
     }
     if (c.sized && c.size > srv_.cfg.max_upload)
         return reply_and_close("ERR 413 upload larger than the server accepts");
+    // As HTTP does with Content-Length: a size that can never fit, or does not fit now, is
+    // refused before any byte is read.
+    std::uint64_t total = 0, avail = 0;
+    if (c.sized && srv_.store.space(total, avail) == 0) {
+        if (c.size > total) return reply_and_close("ERR 413 upload larger than the file system");
+        if (c.size > avail) return reply_and_close("ERR 507 not enough free space; nothing stored");
+    }
     auto in = std::make_unique<Incoming>();
     int rc = srv_.store.begin_upload(in->upload);
     if (rc < 0)

@@ -471,6 +471,13 @@ Test(e2e_semantics, capacity_of_a_16_mib_tmpfs_413_and_507_at_once) {
     r = at_once(request("PUT", "/files/twelve", "Content-Length: 12582912\r\n"));
     cr_expect_eq(t::status_of(r), 507, "12 MiB with about 8 free: %s", r.c_str());
     cr_expect(json_error_has(r, "space"));
+    // The file port answers the same, before any byte is read.
+    int fd = files_conn();
+    cr_expect_eq(cmd(fd, "PUT huge 33554432"), "ERR 413 upload larger than the file system");
+    close(fd);
+    fd = files_conn();
+    cr_expect_eq(cmd(fd, "PUT twelve 12582912"), "ERR 507 not enough free space; nothing stored");
+    close(fd);
     t::stop(g_srv);
     umount2(mnt.c_str(), MNT_DETACH);
     g_mount.clear();
