@@ -80,6 +80,12 @@ bool disk_full(int rc) {
 constexpr std::string_view kPreconditionFailed = "A precondition of the request does not hold.";
 constexpr std::string_view kUnreadable = "The file exists but the server may not read it.";
 
+bool is_star(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v == "*";
+}
+
 bool has_conditions(const Request& req) {
     for (const char* f : {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})
         if (req.find(f)) return true;
@@ -147,10 +153,15 @@ bool HttpConn::preconditions(const Request& req, CondMethod m, const FileInfo& i
     // What was true now must still be true at publish: the tightest statement of the state
     // the conditions were evaluated on, except that "*" only asks for existence.
     using K = Precondition::Kind;
-    if (h.has_if_match && h.if_match.find('*') != std::string_view::npos && st.exists) {
+    std::int64_t date = 0;
+    // If-Modified-Since (ignored outside GET/HEAD) and an unreadable date ask for nothing.
+    bool asked = h.has_if_match || h.has_if_none_match ||
+                 (h.has_if_unmodified_since && parse_http_date(h.if_unmodified_since, date));
+    if (!asked) {
+        pre.kind = K::None;
+    } else if (h.has_if_match && is_star(h.if_match) && st.exists) {
         pre.kind = K::MustExist;
-    } else if (h.has_if_none_match && !h.has_if_match &&
-               h.if_none_match.find('*') != std::string_view::npos) {
+    } else if (h.has_if_none_match && !h.has_if_match && is_star(h.if_none_match)) {
         pre.kind = K::MustNotExist;
     } else if (st.exists) {
         pre.kind = K::MustMatch;
