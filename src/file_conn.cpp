@@ -223,7 +223,7 @@ void FileConn::run(const Command& c, std::string_view) {
 void FileConn::put(const Command& c) {
     if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
     // Checked before any byte is read; the bytes that follow cannot be told from commands.
-    if (int rc = srv_.store.check(c.name, c.pre); rc < 0) {
+    if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
         if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
         return reply_and_close("ERR 500 cannot stat");

@@ -220,7 +220,7 @@ int Upload::commit(std::string_view name, const Digest* expected, const Precondi
     std::string target(name);
     // Compare-and-swap: the precondition is checked here, right before the rename and in the
     // same loop step, so no request of either port can change the name in between.
-    if (int rc = store.check(name, pre); rc < 0) return fail(rc);
+    if (int rc = store.check_precondition(name, pre); rc < 0) return fail(rc);
     struct stat old;
     bool replacing = is_regular_at(store.dirfd(), target.c_str(), old);
     bool no_replace = pre.kind == Precondition::Kind::MustNotExist;
@@ -368,7 +368,7 @@ int Store::open_read(std::string_view name, Fd& fd, FileInfo& out) {
     return 0;
 }
 
-int Store::check(std::string_view name, const Precondition& pre) {
+int Store::check_precondition(std::string_view name, const Precondition& pre) {
     using K = Precondition::Kind;
     if (pre.kind == K::None) return 0;
     FileInfo cur;
@@ -407,7 +407,7 @@ int Store::remove(std::string_view name, const Precondition& pre) {
     if (::faccessat(dir_.get(), n.c_str(), R_OK, AT_EACCESS) != 0 && errno == EACCES)
         return -EACCES;
     // Compare-and-swap, as in Upload::commit: checked right before the unlink.
-    if (int rc = check(name, pre); rc < 0) return rc;
+    if (int rc = check_precondition(name, pre); rc < 0) return rc;
     // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
     if (::unlinkat(dir_.get(), n.c_str(), 0) != 0) return -errno;
     meta_.forget(name);

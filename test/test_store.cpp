@@ -713,8 +713,9 @@ Test(store, precondition_is_checked_at_commit) {
     cr_expect_eq(
         c.commit("g", nullptr, Precondition{Precondition::Kind::MustExist, {}}, info, created),
         -ECANCELED);
-    cr_expect_eq(s.check("f", Precondition{Precondition::Kind::MustNotExist, {}}), -ECANCELED);
-    cr_expect_eq(s.check("g", Precondition{Precondition::Kind::MustNotExist, {}}), 0);
+    cr_expect_eq(s.check_precondition("f", Precondition{Precondition::Kind::MustNotExist, {}}),
+                 -ECANCELED);
+    cr_expect_eq(s.check_precondition("g", Precondition{Precondition::Kind::MustNotExist, {}}), 0);
 }
 
 Test(store, remove_checks_its_precondition) {

@@ -89,7 +89,7 @@ class Store {
     // -ECANCELED when `pre` does not hold right before the unlink.
     int remove(std::string_view name, const Precondition& pre = {});
     // 0 when `pre` holds for `name` now, -ECANCELED when not, or another -errno.
-    int check(std::string_view name, const Precondition& pre);
+    int check_precondition(std::string_view name, const Precondition& pre);
     // Size and free space of the store's file system, in bytes (statvfs).
     int space(std::uint64_t& total, std::uint64_t& avail) const;
     // Regular files with valid names, sorted by name.

@@ -26,7 +26,7 @@ FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
 # to need another source, the fuzz link fails naming the symbol: add that source here (or, if the
 # store comes to need the whole server, move name validation out of store.cpp rather than fuzz
 # the world).
-FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto store store_meta sha256 \
+FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto store store_meta sha256 log_escape \
                   sha256_shani base64
 FUZZ_LIB_SRCS := $(FUZZ_LIB_NAMES:%=src/%.cpp)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o)
