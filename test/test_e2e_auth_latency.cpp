@@ -1,3 +1,4 @@
+// (Named *latency*: test/run.sh runs it alone, so the p99 bounds are not skewed by other tests.)
 // Black-box tests of token guessing and log escaping (issue 9): a guesser on either port is slowed
 // to at most 10 guesses a second after 5 failures and cut after 10, while /healthz and an
 // authorised client on both ports keep their latency; a success resets the count; DUET_TOKEN=
