@@ -291,6 +291,11 @@ void FileConn::finish_upload() {
         reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
         return;
     }
+    if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
+        ++srv_.metrics.uploads_failed;
+        reply("ERR 403 not readable by the server");
+        return;
+    }
     if (rc < 0) {
         ++srv_.metrics.uploads_failed;
         reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
