@@ -596,6 +596,11 @@ Test(e2e_semantics, unreadable_file_is_403_everywhere_and_listed_without_digest)
     cr_expect_eq(cmd(fd, "LIST"), "OK 2");
     cr_expect_eq(t::read_line(fd), "open 6 " + sha_hex("anyone"));
     cr_expect_eq(t::read_line(fd), "secret 9 -");
+    // A precondition needs the digest duet cannot compute: 403 there too, nothing replaced.
+    cr_expect_eq(cmd(fd, "PUT secret 1 if=none"), "ERR 403 not readable by the server");
+    cr_expect(t::peer_closed(fd));
     close(fd);
+    cr_expect_eq(status(put_req("secret", "x", "If-Match: *\r\n")), 403);
     cr_expect(on_disk("secret"));
+    cr_expect_eq(t::read_file(g_srv.data_dir + "/secret"), "root only");
 }
