@@ -184,7 +184,8 @@ struct Parser {
                 return fail(name + ": '" + value + "' is not a positive number of seconds");
         } else if (name == "--partial-ttl") {
             if (!parse_seconds(value, cfg.partial_ttl) || cfg.partial_ttl < 1)
-                return fail("--partial-ttl: '" + value + "' is not a number of seconds (1 or more)");
+                return fail("--partial-ttl: '" + value +
+                            "' is not a number of seconds (1 or more)");
         } else if (name == "--cors") {
             if (!valid_cors_origin(value))
                 return fail("--cors: '" + value +
@@ -206,10 +207,10 @@ struct Parser {
 };
 
 bool takes_value(const std::string& name) {
-    static const char* const names[] = {
-        "--http",  "--files",      "--data",      "--token",          "--watch",
-        "--grace", "--max-upload", "--max-conns", "--header-timeout", "--idle-timeout",
-        "--partial-ttl", "--cors"};
+    static const char* const names[] = {"--http",         "--files",       "--data",
+                                        "--token",        "--watch",       "--grace",
+                                        "--max-upload",   "--max-conns",   "--header-timeout",
+                                        "--idle-timeout", "--partial-ttl", "--cors"};
     for (const char* n : names)
         if (name == n) return true;
     return false;

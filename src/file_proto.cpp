@@ -34,9 +34,10 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
 }
 
 // Every command the port knows. Read by verb_of, and by the README test through verb_table().
-constexpr VerbName kVerbs[] = {{"PUT", Verb::Put},   {"GET", Verb::Get},   {"STAT", Verb::Stat},
-                               {"LIST", Verb::List}, {"DEL", Verb::Del},   {"AUTH", Verb::Auth},
-                               {"PING", Verb::Ping}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit}};
+constexpr VerbName kVerbs[] = {
+    {"PUT", Verb::Put},   {"GET", Verb::Get},       {"STAT", Verb::Stat},      {"LIST", Verb::List},
+    {"DEL", Verb::Del},   {"AUTH", Verb::Auth},     {"PING", Verb::Ping},      {"HELP", Verb::Help},
+    {"QUIT", Verb::Quit}, {"RESUME", Verb::Resume}, {"PARTIAL", Verb::Partial}};
 
 Verb verb_of(std::string_view w) {
     for (auto& v : kVerbs)
@@ -91,6 +92,22 @@ Command parse_command(std::string_view line) {
             }
             return c;
         }
+        case Verb::Resume:
+            // Like a sized PUT, its bytes follow: a refusal leaves the stream out of step.
+            if (n < 3 || n > 4) return usage(c, "ERR 400 usage: RESUME NAME SIZE [SHA256]", true);
+            c.name = w[1];
+            c.sized = true;
+            if (!to_u64(w[2], c.size)) return usage(c, "ERR 400 SIZE must be a number", true);
+            if (n == 4) {
+                if (!parse_hex_digest(w[3], c.digest))
+                    return usage(c, "ERR 400 SHA256 must be 64 hex digits", true);
+                c.has_digest = true;
+            }
+            return c;
+        case Verb::Partial:
+            if (n > 2) return usage(c, "ERR 400 usage: PARTIAL [NAME]");
+            if (n == 2) c.name = w[1];
+            return c;
         case Verb::Get:
             if (n < 2 || n > 4) return usage(c, "ERR 400 usage: GET NAME [OFFSET [LENGTH]]");
             c.name = w[1];

@@ -30,8 +30,8 @@ int sync_data(int fd) {
 // sees the old whole file or the new whole file. Write temp, fsync, rename, fsync dir.
 int replace_file(int dirfd, const std::string& name, const std::string& content) {
     std::string tmp = name + ".tmp";
-    int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                      0600);
+    int fd =
+        ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return -errno;
     Fd f(fd);
     const char* p = content.data();
@@ -283,13 +283,11 @@ bool PartialStore::open(Store& store, Metrics& metrics, std::int64_t ttl_seconds
     metrics_ = &metrics;
     ttl_ = ttl_seconds;
     parts_.clear();
-    int sd = store.dirfd();
-    if (::mkdirat(sd, kDir, 0700) != 0 && errno != EEXIST) {
-        err = std::string("cannot create ") + kDir + ": " + std::strerror(errno);
-        return false;
-    }
-    int fd = ::openat(sd, kDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    dir_.reset();
+    // The directory is made by the first partial (a store that never had one stays as it was).
+    int fd = ::openat(store.dirfd(), kDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
+        if (errno == ENOENT) return true;
         err = std::string("cannot open ") + kDir + ": " + std::strerror(errno);
         return false;
     }
@@ -313,6 +311,18 @@ bool PartialStore::open(Store& store, Metrics& metrics, std::int64_t ttl_seconds
     sync_dir(fd);
     account();
     return true;
+}
+
+int PartialStore::ensure_dir() {
+    if (dir_) return 0;
+    if (!store_) return -EBADF;
+    int sd = store_->dirfd();
+    if (::mkdirat(sd, kDir, 0700) != 0 && errno != EEXIST) return -errno;
+    int fd = ::openat(sd, kDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -errno;
+    dir_.reset(fd);
+    sync_dir(sd);
+    return 0;
 }
 
 bool PartialStore::load_one(const std::string& id, std::int64_t now) {
@@ -340,6 +350,7 @@ bool PartialStore::load_one(const std::string& id, std::int64_t now) {
 }
 
 void PartialStore::drop(const std::string& id) {
+    if (!dir_) return;
     ::unlinkat(dir_.get(), path(id, ".state").c_str(), 0);
     ::unlinkat(dir_.get(), path(id, ".data").c_str(), 0);
     sync_dir(dir_.get());
@@ -363,11 +374,7 @@ int PartialStore::write_state(const Partial& p) {
 }
 
 PartialRef PartialStore::create(const PartialSpec& spec, int& rc) {
-    rc = 0;
-    if (!dir_) {
-        rc = -EBADF;
-        return nullptr;
-    }
+    if ((rc = ensure_dir()) < 0) return nullptr;
     auto p = std::make_shared<Partial>();
     p->id = new_id();
     if (p->id.empty()) {
@@ -393,9 +400,8 @@ PartialRef PartialStore::create(const PartialSpec& spec, int& rc) {
 }
 
 PartialRef PartialStore::adopt(Upload& up, const PartialSpec& spec, int& rc) {
-    rc = 0;
-    if (!dir_ || !up.fd_) {
-        rc = -EBADF;
+    rc = up.fd_ ? ensure_dir() : -EBADF;
+    if (rc < 0) {
         up.abort();
         return nullptr;
     }
@@ -456,7 +462,7 @@ std::vector<PartialRef> PartialStore::list(std::string_view name) const {
 
 int PartialStore::begin_append(const PartialRef& p, PartialAppend& ap) {
     ap.end();
-    if (!p || p->gone) return -ECANCELED;
+    if (!p || p->gone || !dir_) return -ECANCELED;
     if (p->busy) return -EBUSY;
     int fd = ::openat(dir_.get(), path(p->id, ".data").c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return -errno;

@@ -38,10 +38,10 @@ struct PartialSpec {
 struct Partial {
     std::string id;  // 32 hex digits: 128 bits from getrandom
     PartialSpec spec;
-    std::uint64_t offset = 0;  // durable bytes: the only offset a client is told
-    Sha256 sha;                // hash state after `offset` bytes
+    std::uint64_t offset = 0;               // durable bytes: the only offset a client is told
+    Sha256 sha;                             // hash state after `offset` bytes
     std::int64_t created = 0, touched = 0;  // unix seconds
-    bool busy = false;  // an append is in progress (one at a time)
+    bool busy = false;                      // an append is in progress (one at a time)
     bool gone = false;  // cancelled, expired, published or deactivated: every use fails
 };
 
@@ -84,9 +84,9 @@ class PartialAppend {
     PartialStore* store_ = nullptr;
     PartialRef p_;
     Fd fd_;
-    Sha256 sha_;          // whole-upload hash at offset_
-    Sha256 start_sha_;    // at start_, for rollback
-    Sha256 append_sha_;   // of this append's bytes only (tus checksum)
+    Sha256 sha_;         // whole-upload hash at offset_
+    Sha256 start_sha_;   // at start_, for rollback
+    Sha256 append_sha_;  // of this append's bytes only (tus checksum)
     std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0;
     bool hold_ = false;
 };
@@ -134,6 +134,7 @@ class PartialStore {
 
   private:
     friend class PartialAppend;
+    int ensure_dir();
     int write_state(const Partial& p);
     void drop(const std::string& id);
     std::string path(const std::string& id, const char* ext) const;
