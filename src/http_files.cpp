@@ -63,7 +63,17 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
         respond_error(400, "invalid file name");
         return;
     }
-    if (req.method == "PUT") {
+    if (req.method == "PUT" || req.method == "POST") {
+        // IETF resumable upload creation (Upload-Complete); without a supported interop version
+        // it is an ordinary upload. POST means nothing else here.
+        bool resumable = req.find("upload-complete") != nullptr;
+        if (resumable && create_resumable(req, name)) return;
+        if (req.method == "POST" && !resumable) {
+            if (req.body != BodyKind::None) ex_.keep_alive = false;
+            respond_error(405, "POST here needs Upload-Complete (a resumable upload).",
+                          "Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n");
+            return;
+        }
         put_file(req, name);
     } else if (req.method == "DELETE") {
         delete_file(name);

@@ -264,6 +264,7 @@ int PartialAppend::end() {
     // Bytes that could not be made durable are not part of the partial: the next append
     // starts at the durable offset (and truncates there).
     p_->busy = false;
+    p_->active = nullptr;
     p_.reset();
     fd_.reset();
     store_ = nullptr;
@@ -475,6 +476,7 @@ int PartialStore::begin_append(const PartialRef& p, PartialAppend& ap) {
     }
     if (p->offset > 0) ++metrics_->partials_resumed;
     p->busy = true;
+    p->active = &ap;
     ap.store_ = this;
     ap.p_ = p;
     ap.fd_.reset(fd);

@@ -10,6 +10,7 @@
 #include "duet/http_body.hpp"
 #include "duet/http_parser.hpp"
 #include "duet/http_response.hpp"
+#include "duet/http_uploads.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
@@ -38,6 +39,7 @@ class HttpConn final : public Conn {
         Digest expected{};
         bool has_expected = false;
         bool no_replace = false;
+        std::unique_ptr<ResumableBody> resumable;  // appends to a partial upload instead
     };
 
     // Per-request answer context, set before routing.
@@ -45,6 +47,7 @@ class HttpConn final : public Conn {
         bool head_only = false;
         bool keep_alive = true;
         std::uint8_t minor = 1;
+        std::uint8_t cors = 0;  // 1 + index of the --cors entry the Origin matched; 0: none
     };
 
     void handle(const Request& req);
@@ -55,6 +58,24 @@ class HttpConn final : public Conn {
     void put_file(const Request& req, const std::string& name);
     void delete_file(const std::string& name);
     bool authorized(const Request& req);
+    // Resumable uploads and CORS (http_uploads.cpp, http_cors.cpp).
+    void route_uploads(const Request& req, std::string_view id);
+    bool create_resumable(const Request& req, const std::string& name);
+    void tus_create(const Request& req);
+    void upload_status(const Request& req, const PartialRef& p);
+    void upload_append(const Request& req, const PartialRef& p);
+    void upload_options(const Request& req);
+    void list_uploads();
+    bool start_resumable(const Request& req, const PartialRef& p,
+                         std::unique_ptr<ResumableBody> rb);
+    bool feed_resumable(std::string_view chunk);
+    void finish_resumable();
+    void publish_partial(ResumableBody& rb, const PartialRef& p);
+    std::string upload_limit_field(const Partial* p) const;
+    void send_interim(std::string_view fields);
+    bool cors_match(const Request& req);
+    bool cors_preflight(const Request& req);
+    void cors_fields(ResponseHead& head) const;
 
     // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts
     // it; `head` already holds the status line and the route's own fields.

@@ -42,6 +42,7 @@ struct Partial {
     Sha256 sha;                             // hash state after `offset` bytes
     std::int64_t created = 0, touched = 0;  // unix seconds
     bool busy = false;                      // an append is in progress (one at a time)
+    class PartialAppend* active = nullptr;  // that append, so HEAD can make it durable first
     bool gone = false;  // cancelled, expired, published or deactivated: every use fails
 };
 
@@ -72,6 +73,7 @@ class PartialAppend {
     int checkpoint();
     // All or nothing (tus Upload-Checksum): no checkpoint until commit_held().
     void hold() { hold_ = true; }
+    void release_hold() { hold_ = false; }
     // The bytes of this append hash to `digest` (sha256 of start()..offset())?
     bool append_digest_is(const Digest& digest);
     void rollback();  // back to start(): data truncated, hash state restored
