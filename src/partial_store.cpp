@@ -443,7 +443,7 @@ PartialRef PartialStore::find(std::string_view id) const {
 PartialRef PartialStore::find_named(std::string_view name, std::uint64_t length) const {
     PartialRef best;
     for (auto& [id, p] : parts_) {
-        if (p->spec.name != name || p->spec.length != length || p->busy) continue;
+        if (p->spec.name != name || p->spec.length != length) continue;
         if (!best || p->touched > best->touched) best = p;
     }
     return best;

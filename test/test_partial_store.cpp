@@ -67,7 +67,8 @@ PartialSpec spec_for(const std::string& name, std::uint64_t length) {
 std::size_t entries_in(const std::string& dir) {
     std::size_t n = 0;
     std::error_code ec;
-    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); ++it) ++n;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); ++it)
+        ++n;
     return n;
 }
 
@@ -236,8 +237,8 @@ Test(partial_store, expiry_and_crash_leftovers) {
     }
     // Leftovers: a temporary state file, data without state, a state whose data is gone.
     std::string dir = g_dir + "/.duet-partial/";
-    for (const char* n : {"0123456789abcdef0123456789abcdef.state.tmp",
-                          "fedcba9876543210fedcba9876543210.data"}) {
+    for (const char* n :
+         {"0123456789abcdef0123456789abcdef.state.tmp", "fedcba9876543210fedcba9876543210.data"}) {
         int fd = ::open((dir + n).c_str(), O_WRONLY | O_CREAT, 0600);
         ::close(fd);
     }

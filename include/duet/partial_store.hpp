@@ -109,7 +109,8 @@ class PartialStore {
     // partial at the bytes it holds. `up` is consumed.
     PartialRef adopt(Upload& up, const PartialSpec& spec, int& rc);
     PartialRef find(std::string_view id) const;
-    // The newest partial for NAME with this length that is not busy (file-port RESUME).
+    // The newest partial for NAME with this length (file-port RESUME; a busy one is refused
+    // there, never silently started afresh).
     PartialRef find_named(std::string_view name, std::uint64_t length) const;
     // All partials (or NAME's), sorted by name then creation.
     std::vector<PartialRef> list(std::string_view name = {}) const;
