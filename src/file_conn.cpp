@@ -70,6 +70,7 @@ void FileConn::on_idle_timeout() {
         } else {
             ++srv_.metrics.uploads_failed;
             std::string got = keep_partial();
+            up_.reset();
             reply_and_close("ERR 408 upload stalled; " + got + ", partial kept");
         }
         pump_now();
@@ -88,6 +89,7 @@ void FileConn::on_eof() {
     if (up_) {  // a sized upload cut short: nothing published, its bytes kept as a partial
         ++srv_.metrics.uploads_failed;
         std::string got = keep_partial();
+        up_.reset();
         reply("ERR 400 short upload: " + got + ", partial kept");
         close_after_output();
         return;
