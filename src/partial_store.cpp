@@ -534,10 +534,16 @@ void PartialStore::sweep(std::int64_t now, std::size_t budget) {
     auto it = parts_.upper_bound(sweep_cursor_);
     if (it == parts_.end()) it = parts_.begin();
     std::vector<std::string> expired;
+    // Each expiry costs unlinks and a directory fsync: a few per step, the rest next time.
+    constexpr std::size_t kExpiriesPerStep = 16;
     for (std::size_t seen = 0; it != parts_.end() && seen < budget; ++it, ++seen) {
         sweep_cursor_ = it->first;
         const Partial& p = *it->second;
         if (!p.busy && now - p.touched >= ttl_) expired.push_back(p.id);
+        if (expired.size() == kExpiriesPerStep) {
+            ++it;
+            break;
+        }
     }
     if (it == parts_.end()) sweep_cursor_.clear();
     for (const std::string& id : expired) {
