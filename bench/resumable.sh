@@ -42,10 +42,10 @@ case_ietf() {
 }
 case_resumed() {
     local loc
-    loc=$($LOAD curl -fsS -D - -o /dev/null -X POST --data-binary @"$BENCH_TMP/head.bin" \
+    loc=$($LOAD curl -fsS -D - -o /dev/null -X POST -T "$BENCH_TMP/head.bin" \
         -H 'Upload-Complete: ?0' "${IETF[@]}" -H "Upload-Length: $SIZE" "$BASE/files/res.bin" |
         tr -d '\r' | sed -n 's/^Location: //p' | tail -1)
-    $LOAD curl -fsS -o /dev/null -X PATCH --data-binary @"$BENCH_TMP/tail.bin" \
+    $LOAD curl -fsS -o /dev/null -X PATCH -T "$BENCH_TMP/tail.bin" \
         -H "Upload-Offset: $HALF" -H 'Upload-Complete: ?1' \
         -H 'Content-Type: application/partial-upload' "$BASE$loc"
 }
@@ -54,7 +54,7 @@ case_tus() {
     loc=$($LOAD curl -fsS -D - -o /dev/null -X POST "${TUS[@]}" -H "Upload-Length: $SIZE" \
         -H "Upload-Metadata: filename $(printf tus.bin | base64)" "$BASE/uploads" |
         tr -d '\r' | sed -n 's/^Location: //p')
-    $LOAD curl -fsS -o /dev/null -X PATCH --data-binary @"$SRC" "${TUS[@]}" -H 'Upload-Offset: 0' \
+    $LOAD curl -fsS -o /dev/null -X PATCH -T "$SRC" "${TUS[@]}" -H 'Upload-Offset: 0' \
         -H 'Content-Type: application/offset+octet-stream' "$BASE$loc"
 }
 case_nc_resume() {

@@ -89,15 +89,17 @@ class PartialAppend {
     Sha256 sha_;         // whole-upload hash at offset_
     Sha256 start_sha_;   // at start_, for rollback
     Sha256 append_sha_;  // of this append's bytes only (tus checksum)
-    std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0;
+    std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0, written_back_ = 0;
     bool hold_ = false;
 };
 
 class PartialStore {
   public:
     static constexpr const char* kDir = ".duet-partial";
-    // Bytes between automatic checkpoints (fdatasync + state rewrite) of an append.
-    static constexpr std::uint64_t kCheckpointBytes = 8u << 20;
+    // Bytes between automatic checkpoints (fdatasync + state rewrite) of an append, and between
+    // writeback kicks that keep each checkpoint's wait short.
+    static constexpr std::uint64_t kCheckpointBytes = 16u << 20;
+    static constexpr std::uint64_t kWritebackBytes = 4u << 20;
 
     // Opens (creates) ".duet-partial" in the store, loads every partial, drops the expired,
     // broken and already-published ones. false with a reason on failure.
