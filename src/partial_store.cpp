@@ -235,6 +235,7 @@ int PartialAppend::write(const void* data, std::size_t len) {
 
 int PartialAppend::checkpoint() {
     if (!p_ || p_->gone) return p_ ? -ECANCELED : -EBADF;
+    if (hold_) return 0;  // all or nothing: nothing of this append is durable before its end
     if (offset_ == p_->offset) return 0;
     if (int rc = sync_data(fd_.get()); rc < 0) return rc;
     Partial next = *p_;

@@ -174,6 +174,8 @@ Test(partial_store, a_held_append_rolls_back) {
     cr_assert_eq(f.parts.begin_append(p, b), 0);
     b.hold();
     cr_assert_eq(b.write("WRONG", 5), 0);
+    cr_assert_eq(b.checkpoint(), 0);  // what a HEAD asks of a running append
+    cr_expect_eq(p->offset, 5u, "a held append became durable before its end");
     cr_expect(!b.append_digest_is(Sha256::of("world")));
     b.end();
     cr_expect_eq(p->offset, 5u, "a held append was kept");
