@@ -30,6 +30,8 @@ const char* usage_text() {
            "  --header-timeout S    time allowed to send a whole request head or command line "
            "(default 10)\n"
            "  --idle-timeout S      time a connection may make no progress (default 60)\n"
+           "  --partial-ttl S       how long an untouched partial upload is kept (default 86400)\n"
+           "  --cors ORIGIN         allow browser pages from ORIGIN (repeatable; '*' for any)\n"
            "  --access-log          one line per HTTP request and per file command on stdout\n"
            "  --check               validate the options and the store, print \"ok\", exit\n"
            "  --version, --help\n"
@@ -92,6 +94,18 @@ bool parse_address(const std::string& text, Address& out) {
     if (!parse_u64(port, p) || p > 65535) return false;
     out.host = host;
     out.port = static_cast<std::uint16_t>(p);
+    return true;
+}
+
+bool valid_cors_origin(const std::string& o) {
+    if (o == "*") return true;
+    std::size_t scheme = o.find("://");
+    if (scheme == std::string::npos || scheme == 0 || o.size() == scheme + 3) return false;
+    for (std::size_t i = 0; i < o.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(o[i]);
+        if (c <= 0x20 || c >= 0x7f) return false;
+        if (i >= scheme + 3 && (c == '/' || c == '?' || c == '#' || c == '@')) return false;
+    }
     return true;
 }
 
@@ -168,6 +182,15 @@ struct Parser {
             double& d = name == "--header-timeout" ? cfg.header_timeout : cfg.idle_timeout;
             if (!parse_seconds(value, d) || d <= 0)
                 return fail(name + ": '" + value + "' is not a positive number of seconds");
+        } else if (name == "--partial-ttl") {
+            if (!parse_seconds(value, cfg.partial_ttl) || cfg.partial_ttl < 1)
+                return fail("--partial-ttl: '" + value +
+                            "' is not a number of seconds (1 or more)");
+        } else if (name == "--cors") {
+            if (!valid_cors_origin(value))
+                return fail("--cors: '" + value +
+                            "' is not '*' or an origin like https://example.com[:port]");
+            cfg.cors.push_back(value);
         } else if (name == "--max-upload") {
             if (!parse_u64(value, cfg.max_upload))
                 return fail("--max-upload: '" + value + "' is not a number of bytes");
@@ -184,9 +207,10 @@ struct Parser {
 };
 
 bool takes_value(const std::string& name) {
-    static const char* const names[] = {
-        "--http",  "--files",      "--data",      "--token",          "--watch",
-        "--grace", "--max-upload", "--max-conns", "--header-timeout", "--idle-timeout"};
+    static const char* const names[] = {"--http",         "--files",       "--data",
+                                        "--token",        "--watch",       "--grace",
+                                        "--max-upload",   "--max-conns",   "--header-timeout",
+                                        "--idle-timeout", "--partial-ttl", "--cors"};
     for (const char* n : names)
         if (name == n) return true;
     return false;

@@ -23,8 +23,12 @@ std::string u64(std::uint64_t v) {
 
 FileConn::~FileConn() {
     // Closed mid-upload by a path that did not finish it (a reset, a read error, a forced stop):
-    // the temporary goes with the Upload, and the metrics count it as failed.
-    if (up_) ++srv_.metrics.uploads_failed;
+    // a sized upload's bytes stay as a partial upload (SPEC §3), and the metrics count it as
+    // failed.
+    if (up_) {
+        ++srv_.metrics.uploads_failed;
+        if (up_->sized) keep_partial();
+    }
 }
 
 bool FileConn::wants_input() const {
@@ -62,7 +66,14 @@ void FileConn::on_header_timeout() {
 
 void FileConn::on_idle_timeout() {
     if (up_) {
-        fail_upload("ERR 408 upload stalled; nothing stored");
+        if (!up_->sized) {
+            fail_upload("ERR 408 upload stalled; nothing stored");
+        } else {
+            ++srv_.metrics.uploads_failed;
+            std::string got = keep_partial();
+            up_.reset();
+            reply_and_close("ERR 408 upload stalled; " + got + ", partial kept");
+        }
         pump_now();
         return;
     }
@@ -76,10 +87,12 @@ void FileConn::on_eof() {
         close_after_output();
         return;
     }
-    if (up_) {  // a sized upload cut short stores nothing
+    if (up_) {  // a sized upload cut short: nothing published, its bytes kept as a partial
         ++srv_.metrics.uploads_failed;
+        std::string got = keep_partial();
         up_.reset();
-        close_now();
+        reply("ERR 400 short upload: " + got + ", partial kept");
+        close_after_output();
         return;
     }
 }
@@ -161,7 +174,7 @@ void FileConn::run(const Command& c, std::string_view) {
                      c.verb == Verb::Auth || c.verb == Verb::Unknown;
     if (!open_verb && !srv_.cfg.token.empty() && !authed_) {
         // A sized or unsized PUT would be followed by bytes we cannot read as commands.
-        if (c.verb == Verb::Put)
+        if (c.verb == Verb::Put || c.verb == Verb::Resume)
             reply_and_close("ERR 401 authentication required");
         else
             reply("ERR 401 authentication required");
@@ -173,6 +186,12 @@ void FileConn::run(const Command& c, std::string_view) {
             return;
         case Verb::Get:
             get(c);
+            return;
+        case Verb::Resume:
+            resume(c);
+            return;
+        case Verb::Partial:
+            partial_list(c);
             return;
         case Verb::Stat:
             stat(c);
@@ -244,6 +263,7 @@ void FileConn::put(const Command& c) {
     in->name = std::string(c.name);
     in->sized = c.sized;
     in->left = c.size;
+    in->total = c.size;
     in->has_digest = c.has_digest;
     in->digest = c.digest;
     in->pre = c.pre;
@@ -260,9 +280,18 @@ bool FileConn::feed_upload() {
         fail_upload("ERR 413 upload larger than the server accepts");
         return false;
     }
-    int rc = u.upload.write(in_.head(), n);
+    int rc = write_incoming(in_.head(), n);
     in_.consume(n);
     if (rc < 0) {
+        if (u.append.active()) {
+            ++srv_.metrics.uploads_failed;
+            std::string got = keep_partial();
+            up_.reset();
+            reply_and_close(rc == -ECANCELED ? "ERR 410 the partial upload was cancelled"
+                            : disk_full(rc)  ? "ERR 507 disk full; " + got + ", partial kept"
+                                             : "ERR 500 write failed; " + got + ", partial kept");
+            return false;
+        }
         fail_upload(disk_full(rc) ? "ERR 507 disk full; nothing stored" : "ERR 500 write failed");
         return false;
     }
@@ -280,6 +309,7 @@ void FileConn::fail_upload(const char* answer) {
 }
 
 void FileConn::finish_upload() {
+    if (up_->append.active()) return finish_resume();
     Incoming& u = *up_;
     FileInfo info;
     bool created = false;

@@ -72,9 +72,10 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
 }
 
 // Every command the port knows. Read by verb_of, and by the README test through verb_table().
-constexpr VerbName kVerbs[] = {{"PUT", Verb::Put},   {"GET", Verb::Get},   {"STAT", Verb::Stat},
-                               {"LIST", Verb::List}, {"DEL", Verb::Del},   {"AUTH", Verb::Auth},
-                               {"PING", Verb::Ping}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit}};
+constexpr VerbName kVerbs[] = {
+    {"PUT", Verb::Put},   {"GET", Verb::Get},       {"STAT", Verb::Stat},      {"LIST", Verb::List},
+    {"DEL", Verb::Del},   {"AUTH", Verb::Auth},     {"PING", Verb::Ping},      {"HELP", Verb::Help},
+    {"QUIT", Verb::Quit}, {"RESUME", Verb::Resume}, {"PARTIAL", Verb::Partial}};
 
 Verb verb_of(std::string_view w) {
     for (auto& v : kVerbs)
@@ -114,7 +115,7 @@ Command parse_command(std::string_view line) {
     c.verb = verb_of(w[0]);
     if (n > kMaxWords) {
         // The bytes that follow a PUT cannot be told apart from commands: answer and close.
-        return usage(c, "ERR 400 too many words", c.verb == Verb::Put);
+        return usage(c, "ERR 400 too many words", c.verb == Verb::Put || c.verb == Verb::Resume);
     }
     auto bad_name = [&c](bool closes) {
         c.bad_name = true;
@@ -148,6 +149,37 @@ Command parse_command(std::string_view line) {
             }
             return c;
         }
+        case Verb::Resume: {
+            // Like a sized PUT, its bytes follow: a refusal leaves the stream out of step. The
+            // name and if= are read by the same rules as PUT.
+            if (n >= 3 && is_if_word(w[n - 1])) {
+                if (!parse_if(w[n - 1], c.pre))
+                    return usage(c, "ERR 400 if= takes a SHA256 (64 hex digits) or none", true);
+                --n;
+            }
+            if (n < 3)
+                return usage(c, "ERR 400 usage: RESUME NAME SIZE [SHA256] [if=SHA256|if=none]",
+                             true);
+            std::size_t k = take_name(w, n, c.name, all_digits);
+            if (!valid_name(c.name)) return bad_name(true);
+            if (k == n || n - k > 2)
+                return usage(c, "ERR 400 usage: RESUME NAME SIZE [SHA256] [if=SHA256|if=none]",
+                             true);
+            c.sized = true;
+            if (!to_u64(w[k], c.size)) return usage(c, "ERR 400 SIZE must be a number", true);
+            if (k + 1 < n) {
+                if (!parse_hex_digest(w[k + 1], c.digest))
+                    return usage(c, "ERR 400 SHA256 must be 64 hex digits", true);
+                c.has_digest = true;
+            }
+            return c;
+        }
+        case Verb::Partial:
+            if (n >= 2) {
+                take_name(w, n, c.name, [](std::string_view) { return false; });
+                if (!valid_name(c.name)) return bad_name(false);
+            }
+            return c;
         case Verb::Get: {
             if (n < 2) return usage(c, "ERR 400 usage: GET NAME [OFFSET [LENGTH]]");
             std::size_t k = take_name(w, n, c.name, all_digits);

@@ -195,6 +195,10 @@ bool HttpConn::feed_body() {
             }
             done = st == ChunkedDecoder::Status::Done;
         }
+        if (b.resumable) {
+            if (!chunk.empty() && !feed_resumable(chunk)) return false;
+            continue;
+        }
         if (!chunk.empty() && b.upload.active()) {
             if (b.upload.size() + chunk.size() > srv_.cfg.max_upload) {
                 ++srv_.metrics.uploads_failed;
@@ -220,6 +224,8 @@ bool HttpConn::feed_body() {
     if (!done) return false;
     if (b.upload.active()) {
         finish_upload();
+    } else if (b.resumable) {
+        finish_resumable();
     }
     body_.reset();
     return true;
@@ -253,6 +259,7 @@ void HttpConn::send_file(ResponseHead& head, Fd file, std::uint64_t offset, std:
 void HttpConn::end_head(ResponseHead& head, std::uint64_t length) {
     int s = head.status();
     if (s >= 200 && s != 204 && s != 304) head.content_length(length);
+    if (ex_.cors) cors_fields(head);
     if (!ex_.keep_alive || drain_close_) {
         head.raw("Connection: close\r\n");
         close_after_output();

@@ -77,14 +77,13 @@ bool disk_full(int rc) {
     return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
 }
 
-constexpr std::string_view kPreconditionFailed = "A precondition of the request does not hold.";
-constexpr std::string_view kUnreadable = "The file exists but the server may not read it.";
-
 bool is_star(std::string_view v) {
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
     return v == "*";
 }
+
+}  // namespace
 
 bool has_conditions(const Request& req) {
     for (const char* f : {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})
@@ -92,7 +91,26 @@ bool has_conditions(const Request& req) {
     return false;
 }
 
-}  // namespace
+bool head_digests(const Request& req, bool content, ExpectedDigest& out) {
+    for (const char* f : {"repr-digest", "content-digest"}) {
+        if (!content && f[0] == 'c') continue;
+        std::string storage;
+        std::string_view value;
+        if (field_value(req, f, storage, value) && !out.add(value)) return false;
+    }
+    return true;
+}
+
+bool trailer_digests(std::string_view trailers, bool content, ExpectedDigest& out) {
+    for (const char* f : {"repr-digest", "content-digest"}) {
+        if (!content && f[0] == 'c') continue;
+        std::string combined;
+        bool present = false;
+        if (!trailer_value(trailers, f, combined, present) || (present && !out.add(combined)))
+            return false;
+    }
+    return true;
+}
 
 void HttpConn::route_file(const Request& req, std::string_view raw_name) {
     std::string name;
@@ -107,7 +125,17 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
         respond_error(400, why);
         return;
     }
-    if (req.method == "PUT") {
+    if (req.method == "PUT" || req.method == "POST") {
+        // IETF resumable upload creation (Upload-Complete); without a supported interop version
+        // it is an ordinary upload. POST means nothing else here.
+        bool resumable = req.find("upload-complete") != nullptr;
+        if (resumable && create_resumable(req, name)) return;
+        if (req.method == "POST" && !resumable) {
+            if (req.body != BodyKind::None) ex_.keep_alive = false;
+            respond_error(405, "POST here needs Upload-Complete (a resumable upload).",
+                          "Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n");
+            return;
+        }
         put_file(req, name);
     } else if (req.method == "DELETE") {
         delete_file(req, name);
@@ -263,12 +291,7 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         respond_error(status, msg);
     };
     ExpectedDigest expected;
-    for (const char* f : {"repr-digest", "content-digest"}) {
-        std::string storage;
-        std::string_view value;
-        if (field_value(req, f, storage, value) && !expected.add(value))
-            return refuse(400, "The digest field is malformed.");
-    }
+    if (!head_digests(req, true, expected)) return refuse(400, "The digest field is malformed.");
     Precondition pre;
     if (has_conditions(req)) {
         FileInfo info;
@@ -316,16 +339,11 @@ void HttpConn::finish_upload() {
     Body& b = *body_;
     if (b.kind == BodyKind::Chunked && !b.chunked.trailers().empty()) {
         // Digests may come in the trailer section too; each must match like those in the head.
-        for (const char* f : {"repr-digest", "content-digest"}) {
-            std::string combined;
-            bool present = false;
-            if (!trailer_value(b.chunked.trailers(), f, combined, present) ||
-                (present && !b.expected.add(combined))) {
-                ++srv_.metrics.uploads_failed;
-                b.upload.abort();
-                respond_error(400, "A trailer field is malformed; nothing was stored.");
-                return;
-            }
+        if (!trailer_digests(b.chunked.trailers(), true, b.expected)) {
+            ++srv_.metrics.uploads_failed;
+            b.upload.abort();
+            respond_error(400, "A trailer field is malformed; nothing was stored.");
+            return;
         }
     }
     FileInfo info;

@@ -9,6 +9,8 @@ const char* reason_phrase(int status) {
     switch (status) {
         case 100:
             return "Continue";
+        case 104:
+            return "Upload Resumption Supported";
         case 200:
             return "OK";
         case 201:
@@ -31,6 +33,10 @@ const char* reason_phrase(int status) {
             return "Method Not Allowed";
         case 408:
             return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 410:
+            return "Gone";
         case 412:
             return "Precondition Failed";
         case 413:
@@ -39,8 +45,12 @@ const char* reason_phrase(int status) {
             return "URI Too Long";
         case 416:
             return "Range Not Satisfiable";
+        case 415:
+            return "Unsupported Media Type";
         case 431:
             return "Request Header Fields Too Large";
+        case 460:  // tus 1.0.0 checksum extension
+            return "Checksum Mismatch";
         case 500:
             return "Internal Server Error";
         case 501:

@@ -13,16 +13,19 @@ namespace duet {
 namespace {
 
 // In the order of kRoutes.
-enum class Route { Root, Health, Metrics, FilesList, File, Asterisk, Unknown };
+enum class Route { Root, Health, Metrics, FilesList, File, Uploads, Upload, Asterisk, Unknown };
 
 constexpr RouteSpec kRoutes[] = {
     {"/", false, "Allow: GET, HEAD, OPTIONS\r\n"},
     {"/healthz", false, "Allow: GET, HEAD, OPTIONS\r\n"},
     {"/metrics", false, "Allow: GET, OPTIONS\r\n"},
     {"/files", false, "Allow: GET, HEAD, OPTIONS\r\n"},
-    {"/files/", true, "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n"},
+    // POST only as a resumable upload creation (Upload-Complete; route_file checks).
+    {"/files/", true, "Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n"},
+    {"/uploads", false, "Allow: GET, HEAD, POST, OPTIONS\r\n"},
+    {"/uploads/", true, "Allow: GET, HEAD, PATCH, DELETE, OPTIONS\r\n", "ID"},
     // OPTIONS * asks about the server as a whole: every method some route takes.
-    {"*", false, "Allow: GET, HEAD, PUT, DELETE, OPTIONS\r\n"},
+    {"*", false, "Allow: GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS\r\n"},
 };
 static_assert(std::size(kRoutes) == std::size_t(Route::Unknown));
 
@@ -80,7 +83,7 @@ bool HttpConn::needs_token(const Request& req) const {
     std::string normalized;
     if (path != "*" && has_dot_segment(path)) path = normalized = remove_dot_segments(path);
     Route r = find_route(path);
-    return r == Route::FilesList || r == Route::File;
+    return r == Route::FilesList || r == Route::File || r == Route::Uploads || r == Route::Upload;
 }
 
 void HttpConn::route(const Request& req) {
@@ -88,6 +91,8 @@ void HttpConn::route(const Request& req) {
         respond_error(501, "This method is not implemented.");
         return;
     }
+    // A CORS preflight is answered on any route, before the token (SPEC §2 CORS).
+    if (!srv_.cfg.cors.empty() && cors_match(req) && cors_preflight(req)) return;
     // RFC 3986 §5.2.4: "/files/../healthz" is "/healthz"; names are checked after this.
     std::string normalized;
     std::string_view path = req.path;
@@ -106,7 +111,8 @@ void HttpConn::route(const Request& req) {
         respond_error(405, "This method is not allowed here.", allow);
         return;
     }
-    bool files = r == Route::FilesList || r == Route::File;
+    bool files =
+        r == Route::FilesList || r == Route::File || r == Route::Uploads || r == Route::Upload;
     if (files && !srv_.cfg.token.empty()) {
         const Header* h = req.find("authorization");
         bool ok = h && bearer_matches(h->value, srv_.cfg.token);
@@ -118,6 +124,11 @@ void HttpConn::route(const Request& req) {
         }
     }
     if (req.method == "OPTIONS") {
+        if (r == Route::Uploads || r == Route::Upload) return upload_options(req);
+        if (r == Route::File) {  // the draft: OPTIONS on a target announces the upload limits
+            respond(204, {}, {}, std::string(allow) + upload_limit_field(nullptr));
+            return;
+        }
         respond(204, {}, {}, allow);
         return;
     }
@@ -145,6 +156,12 @@ void HttpConn::route(const Request& req) {
             return;
         case Route::File:
             route_file(req, path.substr(7));
+            return;
+        case Route::Uploads:
+            route_uploads(req, {});
+            return;
+        case Route::Upload:
+            route_uploads(req, path.substr(9));
             return;
         default:
             respond_error(404, "There is nothing at this path.");

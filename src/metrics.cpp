@@ -71,6 +71,12 @@ std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
         {"duet_generation", "Reload generation of the running image.", "gauge", ctx.generation},
         {"duet_stored_files", "Regular files in the store.", "gauge", ctx.files_stored},
         {"duet_stored_bytes", "Bytes in the store's files.", "gauge", ctx.bytes_stored},
+        {"duet_partial_uploads", "Partial (resumable) uploads kept.", "gauge", m.partials_open},
+        {"duet_partial_upload_bytes", "Bytes held by partial uploads.", "gauge", m.partial_bytes},
+        {"duet_partial_uploads_resumed_total", "Appends that continued a partial upload.",
+         "counter", m.partials_resumed},
+        {"duet_partial_uploads_expired_total", "Partial uploads removed after --partial-ttl.",
+         "counter", m.partials_expired},
         {"duet_draining", "1 while shutting down or reloading.", "gauge", ctx.draining ? 1u : 0u},
     };
     for (const Single& x : singles) {

@@ -75,6 +75,10 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;
     }
+    if (!partials.open(store, metrics, std::int64_t(config_.partial_ttl), err)) {
+        log("store %s: %s", config_.data.c_str(), err.c_str());
+        return 2;
+    }
     if (int rc = loop.init(); rc < 0) {
         log("epoll: %s", std::strerror(-rc));
         return 1;
@@ -379,6 +383,13 @@ void Server::expire_timers() {
         TimerList::cancel(*n);
         ++metrics.timeouts;
         Conn::from_idle_timer(n)->on_idle_timeout();
+    }
+    if (now_ms_ >= partial_sweep_at_) {
+        // A bounded look at the partial uploads each second: expiry never costs a long step.
+        partial_sweep_at_ = now_ms_ + 1000;
+        timespec ts;
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+        partials.sweep(ts.tv_sec, 256);
     }
     if (accept_paused_ && accept_retry_at_ >= 0 && now_ms_ >= accept_retry_at_ && !draining_ &&
         !reload_pending_)

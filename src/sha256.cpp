@@ -175,6 +175,60 @@ Digest Sha256::finish() {
     return out;
 }
 
+namespace {
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+void put_hex(std::string& out, std::uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) out += kHexDigits[(v >> (4 * i)) & 15];
+}
+
+bool get_hex(std::string_view& in, int digits, std::uint64_t& v) {
+    if (in.size() < std::size_t(digits)) return false;
+    v = 0;
+    for (int i = 0; i < digits; ++i) {
+        char c = in[std::size_t(i)];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return false;
+        v = v << 4 | std::uint64_t(d);
+    }
+    in.remove_prefix(std::size_t(digits));
+    return true;
+}
+}  // namespace
+
+// Layout: 8 state words (8 hex digits each), the byte count (16), then the buffered tail bytes
+// (2 each). The tail length follows from the byte count, so nothing is stored twice.
+std::string Sha256::save() const {
+    std::string out;
+    out.reserve(64 + 16 + 2 * used_);
+    for (std::uint32_t w : h_) put_hex(out, w, 8);
+    put_hex(out, total_, 16);
+    for (std::size_t i = 0; i < used_; ++i) put_hex(out, block_[i], 2);
+    return out;
+}
+
+bool Sha256::load(std::string_view text) {
+    std::uint32_t h[8];
+    std::uint64_t v = 0, total = 0;
+    for (auto& w : h) {
+        if (!get_hex(text, 8, v)) return false;
+        w = std::uint32_t(v);
+    }
+    if (!get_hex(text, 16, total)) return false;
+    std::size_t used = std::size_t(total % 64);
+    if (text.size() != 2 * used) return false;
+    std::uint8_t block[64];
+    for (std::size_t i = 0; i < used; ++i) {
+        if (!get_hex(text, 2, v)) return false;
+        block[i] = std::uint8_t(v);
+    }
+    std::memcpy(h_, h, sizeof h_);
+    total_ = total;
+    used_ = used;
+    std::memcpy(block_, block, used);
+    return true;
+}
+
 Digest Sha256::of(std::string_view data) {
     Sha256 s;
     s.update(data.data(), data.size());

@@ -12,6 +12,8 @@ curl               | command -v curl                                    | black-
 libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a| the libFuzzer and sanitizer runtimes for clang-14
 libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every test binary is a Criterion binary
 netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
+nodejs             | command -v node                                    | runs tus-js-client against duet (test_e2e_resumable_clients)
+npm                | command -v npm                                     | installs tus-js-client 4.x into build/npm for those tests
 openssl            | command -v openssl                                 | tests check Repr-Digest against openssl dgst, not against the SHA-256 duet computes
 systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
 '
@@ -27,8 +29,21 @@ missing_list() {
     done
 }
 
+# tus-js-client 4.x (npm) under build/ (ignored by git), where test_e2e_resumable_clients looks.
+install_tus_client() {
+    [ -f build/npm/node_modules/tus-js-client/package.json ] && return 0
+    echo "test/deps.sh: npm install tus-js-client@4 (into build/npm, for the resumable-upload client tests)"
+    mkdir -p build/npm && (cd build/npm && npm install --no-audit --no-fund tus-js-client@4) || {
+        echo "test/deps.sh: npm install tus-js-client@4 failed (npm's messages are above)" >&2
+        return 1
+    }
+}
+
 list=$(missing_list)
-[ -z "$list" ] && exit 0
+if [ -z "$list" ]; then
+    install_tus_client
+    exit $?
+fi
 missing=$(printf '%s\n' "$list" | cut -d'|' -f1 | tr '\n' ' ')
 echo "test/deps.sh: make test needs these packages, which are missing:"
 printf '%s\n' "$list" | while IFS='|' read -r pkg why; do printf '  %-20s %s\n' "$pkg" "$why"; done
@@ -61,3 +76,4 @@ if [ -n "$still" ]; then
     exit 1
 fi
 echo "test/deps.sh: installed $missing"
+install_tus_client

@@ -316,3 +316,20 @@ Test(config, parse_address_directly) {
         cr_expect_eq(keep.host, "kept", "'%s' changed the address", b);
     }
 }
+
+Test(config, partial_ttl) {
+    cr_expect_eq(accepted({}).cfg.partial_ttl, 86400.0);
+    cr_expect_eq(accepted({"--partial-ttl", "60"}).cfg.partial_ttl, 60.0);
+    for (const char* b : {"", "0", "0.5", "-1", "1h", "x"})
+        expect_refused({"--partial-ttl", b}, "--partial-ttl");
+}
+
+Test(config, cors_is_repeatable_and_checked) {
+    auto p = accepted({"--cors", "https://a.example", "--cors=*", "--cors", "http://b:8080"});
+    cr_assert_eq(p.cfg.cors.size(), 3u);
+    cr_expect_eq(p.cfg.cors[1], "*");
+    cr_expect(accepted({}).cfg.cors.empty());
+    for (const char* b : {"", "a.example", "https://", "https://a.example/path", "https://a b",
+                          "https://u@a.example"})
+        expect_refused({"--cors", b}, "--cors");
+}

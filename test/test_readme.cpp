@@ -299,7 +299,8 @@ Test(readme, no_link_leaves_the_repository) {
 Test(readme, every_route_and_method_is_in_the_reference) {
     auto rows = table_rows(readme());
     for (const duet::RouteSpec& r : duet::route_table()) {
-        std::string doc = "`" + std::string(r.path) + (r.prefix ? "NAME" : "") + "`";
+        std::string doc =
+            "`" + std::string(r.path) + (r.prefix ? std::string(r.placeholder) : "") + "`";
         std::string_view allow = r.allow;
         allow.remove_prefix(allow.find(' ') + 1);
         while (!allow.empty() && (allow.back() == '\n' || allow.back() == '\r'))

@@ -27,6 +27,8 @@ struct Config {
     unsigned max_conns = 10000;
     double header_timeout = 10;
     double idle_timeout = 60;
+    double partial_ttl = 86400;     // seconds an untouched partial upload is kept
+    std::vector<std::string> cors;  // allowed Origin values ("*": any); empty: no CORS
     bool access_log = false;
     bool check = false;
 };
@@ -46,6 +48,8 @@ bool parse_u64(const std::string& text, std::uint64_t& out);
 bool addresses_clash(const Address& a, const Address& b);
 // "HOST:PORT", with brackets around an IPv6 HOST.
 std::string format_address(const Address& a);
+// "*" or "scheme://host[:port]" (no path, no spaces).
+bool valid_cors_origin(const std::string& origin);
 
 const char* usage_text();
 

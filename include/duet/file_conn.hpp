@@ -7,6 +7,7 @@
 
 #include "duet/conn.hpp"
 #include "duet/file_proto.hpp"
+#include "duet/partial_store.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
@@ -38,6 +39,9 @@ class FileConn final : public Conn {
         bool has_digest = false;
         Digest digest{};
         Precondition pre;
+        // RESUME (file_resume.cpp): the bytes go to a partial upload instead of `upload`.
+        PartialAppend append;
+        std::uint64_t total = 0;  // the whole upload's SIZE
     };
     struct Listing {  // LIST lines still to write
         std::vector<FileInfo> files;
@@ -57,6 +61,15 @@ class FileConn final : public Conn {
     void reply(std::string_view line);  // queues line + "\n"
     void reply_and_close(std::string_view line);
     void log_command(std::string_view result);
+    // Resumable uploads (file_resume.cpp).
+    void resume(const Command& c);
+    void partial_list(const Command& c);
+    int write_incoming(const char* p, std::size_t n);
+    void finish_resume();
+    // A sized upload stops short (half-close, stall, reset): its bytes stay as a partial.
+    // Returns "got N of SIZE bytes".
+    std::string keep_partial();
+    std::string session_token() const;
 
     std::unique_ptr<Incoming> up_;
     std::unique_ptr<Listing> listing_;

@@ -13,7 +13,20 @@ namespace duet {
 
 inline constexpr std::size_t kMaxCommandLine = 4096;  // with its LF
 
-enum class Verb : std::uint8_t { Put, Get, Stat, List, Del, Auth, Ping, Help, Quit, Unknown };
+enum class Verb : std::uint8_t {
+    Put,
+    Get,
+    Stat,
+    List,
+    Del,
+    Auth,
+    Ping,
+    Help,
+    Quit,
+    Resume,
+    Partial,
+    Unknown
+};
 
 struct VerbName {
     std::string_view name;  // as the user types it (any case)
@@ -24,14 +37,14 @@ std::span<const VerbName> verb_table();
 
 struct Command {
     Verb verb = Verb::Unknown;
-    std::string_view name;   // PUT/GET/STAT/DEL; the token for AUTH
-    bool sized = false;      // PUT NAME SIZE
-    std::uint64_t size = 0;  // PUT
+    std::string_view name;   // PUT/GET/STAT/DEL/RESUME/PARTIAL; the token for AUTH
+    bool sized = false;      // PUT NAME SIZE (always for RESUME)
+    std::uint64_t size = 0;  // PUT, RESUME
     bool has_digest = false;
     Digest digest{};
     std::uint64_t offset = 0;           // GET
     std::uint64_t length = UINT64_MAX;  // GET: to the end unless given
-    Precondition pre;                   // PUT/DEL: a trailing if=SHA256 or if=none
+    Precondition pre;                   // PUT/RESUME/DEL: a trailing if=SHA256 or if=none
     const char* error = nullptr;        // "ERR ..." text when the arguments are wrong
     bool error_closes = false;          // the byte stream is out of step after this error
     // The error is about the name: `name` holds it whole (spaces included) and name_error(name)
@@ -57,6 +70,9 @@ inline constexpr const char* kHelpLines[] = {
     "STAT NAME               answers OK SIZE SHA256 MTIME",
     "LIST                    answers OK COUNT, then NAME SIZE SHA256 per file",
     "DEL NAME [if=SHA256|if=none]  deletes the file (if= : ERR 412 unless it holds)",
+    "RESUME NAME SIZE [SHA256] [if=SHA256|if=none]  answers OK OFFSET, then takes bytes "
+    "OFFSET..SIZE-1; OK SIZE SHA256",
+    "PARTIAL [NAME]          answers OK COUNT, then NAME OFFSET SIZE ID EXPIRES per partial upload",
     "AUTH TOKEN              authenticates the session",
     "PING                    answers OK pong",
     "HELP                    this list",

@@ -12,9 +12,22 @@
 #include "duet/http_fields.hpp"
 #include "duet/http_parser.hpp"
 #include "duet/http_response.hpp"
+#include "duet/http_uploads.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
+
+// Shared by the plain and the resumable uploads (http_files.cpp).
+inline constexpr std::string_view kPreconditionFailed =
+    "A precondition of the request does not hold.";
+inline constexpr std::string_view kUnreadable = "The file exists but the server may not read it.";
+// Any of the RFC 9110 §13.1 preconditions a PUT or DELETE looks at.
+bool has_conditions(const Request& req);
+// Every Repr-Digest line of the head (and, with `content`, every Content-Digest line: for an
+// upload whose content is the whole file they describe the same bytes). false when malformed.
+bool head_digests(const Request& req, bool content, ExpectedDigest& out);
+// The same over a chunked trailer section.
+bool trailer_digests(std::string_view trailers, bool content, ExpectedDigest& out);
 
 class HttpConn final : public Conn {
   public:
@@ -41,6 +54,7 @@ class HttpConn final : public Conn {
         std::string name;
         ExpectedDigest expected;
         Precondition pre;
+        std::unique_ptr<ResumableBody> resumable;  // appends to a partial upload instead
     };
 
     // Per-request answer context, set before routing.
@@ -48,6 +62,7 @@ class HttpConn final : public Conn {
         bool head_only = false;
         bool keep_alive = true;
         std::uint8_t minor = 1;
+        std::uint8_t cors = 0;  // 1 + index of the --cors entry the Origin matched; 0: none
     };
 
     void handle(const Request& req);
@@ -60,6 +75,27 @@ class HttpConn final : public Conn {
     bool preconditions(const Request& req, CondMethod m, const FileInfo& info, int rc,
                        Precondition& pre, std::string_view extra_fields = {});
     bool needs_token(const Request& req) const;
+    // Resumable uploads and CORS (http_uploads.cpp, http_cors.cpp).
+    void route_uploads(const Request& req, std::string_view id);
+    bool create_resumable(const Request& req, const std::string& name);
+    void tus_create(const Request& req);
+    void upload_status(const Request& req, const PartialRef& p);
+    void upload_append(const Request& req, const PartialRef& p);
+    void upload_options(const Request& req);
+    void list_uploads();
+    bool start_resumable(const Request& req, const PartialRef& p,
+                         std::unique_ptr<ResumableBody> rb);
+    bool feed_resumable(std::string_view chunk);
+    void finish_resumable();
+    void publish_partial(ResumableBody& rb, const PartialRef& p);
+    // Folds a request's digests into what the partial expects: 0, 1 when they disagree with it
+    // (or each other), or -errno when it could not be recorded.
+    int expect_digest(const PartialRef& p, const ExpectedDigest& e);
+    std::string upload_limit_field(const Partial* p) const;
+    void send_interim(std::string_view fields);
+    bool cors_match(const Request& req);
+    bool cors_preflight(const Request& req);
+    void cors_fields(ResponseHead& head) const;
 
     // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts
     // it; `head` already holds the status line and the route's own fields.

@@ -10,6 +10,7 @@ struct RouteSpec {
     std::string_view path;   // "/files/" with prefix: every "/files/NAME"
     bool prefix;             // path is a prefix rather than the whole path
     std::string_view allow;  // the whole "Allow: ..." field line sent with 405 and OPTIONS
+    std::string_view placeholder = "NAME";  // what the README writes after a prefix path
 };
 
 std::span<const RouteSpec> route_table();

@@ -16,6 +16,9 @@ struct Metrics {
     std::uint64_t timeouts = 0;
     std::uint64_t accept_pauses = 0;
     std::uint64_t auth_failures = 0, auth_throttled = 0;
+    // Resumable uploads (partial_store.cpp): gauges kept current by the store, and counters.
+    std::uint64_t partials_open = 0, partial_bytes = 0;
+    std::uint64_t partials_resumed = 0, partials_expired = 0;
 
     void count_status(int status) {
         if (status >= 100 && status < 600) ++http_requests_by_status[status];

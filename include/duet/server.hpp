@@ -17,6 +17,7 @@
 #include "duet/listeners.hpp"
 #include "duet/loop.hpp"
 #include "duet/metrics.hpp"
+#include "duet/partial_store.hpp"
 #include "duet/store.hpp"
 #include "duet/timers.hpp"
 
@@ -68,6 +69,7 @@ class Server {
     const Config& cfg;  // refers to config_
     Loop loop;
     Store store;
+    PartialStore partials;
     BufferPool pool;
     Metrics metrics;
     TimerList header_timers;
@@ -109,6 +111,7 @@ class Server {
     std::int64_t date_second_ = -1;
     std::string date_header_;
     std::string root_body_;
+    std::int64_t partial_sweep_at_ = 0;  // next bounded sweep of expired partial uploads
     std::int64_t accept_retry_at_ = -1;  // after EMFILE: when to try accepting again
     bool accept_paused_ = false;
     Intent intent_ = Intent::None;

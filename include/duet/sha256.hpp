@@ -20,6 +20,12 @@ class Sha256 {
 
     static Digest of(std::string_view data);
 
+    // The running state as text (hex), so an interrupted upload can be resumed later without
+    // rehashing what was already received. load() accepts only what save() wrote.
+    std::string save() const;
+    bool load(std::string_view text);
+    std::uint64_t bytes() const { return total_; }
+
   private:
     std::uint32_t h_[8];
     std::uint64_t total_ = 0;  // bytes hashed so far

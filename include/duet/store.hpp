@@ -61,6 +61,7 @@ class Upload {
 
   private:
     friend class Store;
+    friend class PartialStore;  // a partial upload becomes an Upload to publish, and back
     int link_temp_name();
     int move_into_place(std::string_view name, bool no_replace);
     void reset_state();

@@ -18,7 +18,7 @@ FUZZ_SECONDS  ?= 300
 FUZZ_SAN      := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
 FUZZ_FLAGS    := -std=c++20 -Iinclude -g -O1 -Wall -Wextra $(FUZZ_SAN)
-FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape
+FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape fuzz_upload_fields
 FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
 # Only what the targets call (the parsers, name validation and what it links to: the store and
 # SHA-256), not the whole server: each of these compiles for seconds under the fuzz sanitizers,
@@ -27,7 +27,7 @@ FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
 # store comes to need the whole server, move name validation out of store.cpp rather than fuzz
 # the world).
 FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto store store_meta sha256 log_escape \
-                  sha256_shani base64
+                  sha256_shani base64 upload_fields
 FUZZ_LIB_SRCS := $(FUZZ_LIB_NAMES:%=src/%.cpp)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o)
 # Longest input per target: a little past each limit the parser enforces (8 KiB request line,
@@ -36,9 +36,10 @@ FUZZ_MAX_LEN_fuzz_http_head := 12000
 FUZZ_MAX_LEN_fuzz_chunked   := 10000
 FUZZ_MAX_LEN_fuzz_file_cmd  := 9000
 FUZZ_MAX_LEN_fuzz_log_escape := 5000
+FUZZ_MAX_LEN_fuzz_upload_fields := 512
 
 build/fuzz/obj/sha256_shani.o: FUZZ_EXTRA := -msha -msse4.1
-# Built once and shared by the three targets: keep them although they are intermediate.
+# Built once and shared by the targets: keep them although they are intermediate.
 .SECONDARY: $(FUZZ_LIB_OBJS)
 
 .PHONY: fuzz fuzz-smoke fuzz-build $(FUZZ_TARGETS:%=fuzz-run-%)

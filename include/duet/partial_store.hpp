@@ -1,0 +1,158 @@
+#pragma once
+// Partial uploads (SPEC §2 "Resumable uploads", §3 RESUME/PARTIAL): one store of unfinished
+// uploads behind three front doors (IETF draft, tus 1.0.0, the file port). Each partial lives in
+// the store's ".duet-partial" directory as ID.data (the bytes received) and ID.state (name,
+// length, offset, token, digests, precondition, times and the SHA-256 state at the offset).
+// The offset in ID.state is only ever advanced after the bytes before it are on disk, and a
+// client is only ever told an offset from ID.state: what is announced survives kill -9.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "duet/fd.hpp"
+#include "duet/metrics.hpp"
+#include "duet/sha256.hpp"
+#include "duet/store.hpp"
+
+namespace duet {
+
+inline constexpr std::uint64_t kUnknownLength = UINT64_MAX;
+
+struct PartialSpec {
+    std::string name;                       // the target file name (valid_name)
+    std::uint64_t length = kUnknownLength;  // the whole upload's size, if known
+    std::string token_hash;                 // hex SHA-256 of the creating bearer token, or empty
+    bool has_expected = false;              // a digest the whole upload must have
+    Digest expected{};
+    // What must hold of the target name (HTTP If-Match / If-None-Match / If-Unmodified-Since,
+    // file-port if=SHA256 / if=none): checked again by Upload::commit at the moment of publish.
+    Precondition pre;
+};
+
+struct Partial {
+    std::string id;  // 32 hex digits: 128 bits from getrandom
+    PartialSpec spec;
+    std::uint64_t offset = 0;               // durable bytes: the only offset a client is told
+    Sha256 sha;                             // hash state after `offset` bytes
+    std::int64_t created = 0, touched = 0;  // unix seconds
+    bool busy = false;                      // an append is in progress (one at a time)
+    class PartialAppend* active = nullptr;  // that append, so HEAD can make it durable first
+    bool gone = false;  // cancelled, expired, published or deactivated: every use fails
+};
+
+using PartialRef = std::shared_ptr<Partial>;
+
+class PartialStore;
+
+// One append in progress on one partial: bytes go to ID.data and into the hash; checkpoint()
+// makes them durable and advances the announced offset. Destroying it (a cut connection)
+// checkpoints what arrived, unless it holds an all-or-nothing append (tus checksum), which is
+// rolled back instead.
+class PartialAppend {
+  public:
+    PartialAppend() = default;
+    PartialAppend(const PartialAppend&) = delete;
+    PartialAppend& operator=(const PartialAppend&) = delete;
+    ~PartialAppend() { end(); }
+
+    bool active() const { return p_ != nullptr; }
+    Partial& partial() const { return *p_; }
+    const PartialRef& ref() const { return p_; }
+    std::uint64_t offset() const { return offset_; }  // received, durable or not
+    std::uint64_t start() const { return start_; }    // where this append began
+    // Appends; 0 or -errno (-ENOSPC, -EDQUOT, -EFBIG: disk full; -ECANCELED: the partial was
+    // cancelled meanwhile). Checkpoints on its own every few MiB unless held.
+    int write(const void* data, std::size_t len);
+    // Bytes durable, state rewritten: the partial's offset becomes offset(). 0 or -errno.
+    int checkpoint();
+    // All or nothing (tus Upload-Checksum): no checkpoint until commit_held().
+    void hold() { hold_ = true; }
+    void release_hold() { hold_ = false; }
+    // The bytes of this append hash to `digest` (sha256 of start()..offset())?
+    bool append_digest_is(const Digest& digest);
+    void rollback();  // back to start(): data truncated, hash state restored
+    // Ends the append: checkpoint (or rollback when held), release the partial. Returns the
+    // checkpoint's result.
+    int end();
+
+  private:
+    friend class PartialStore;
+    PartialStore* store_ = nullptr;
+    PartialRef p_;
+    Fd fd_;
+    Sha256 sha_;         // whole-upload hash at offset_
+    Sha256 start_sha_;   // at start_, for rollback
+    Sha256 append_sha_;  // of this append's bytes only (tus checksum)
+    std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0, written_back_ = 0;
+    bool hold_ = false;
+};
+
+class PartialStore {
+  public:
+    static constexpr const char* kDir = ".duet-partial";
+    // Bytes between automatic checkpoints (fdatasync + state rewrite) of an append, and between
+    // writeback kicks that keep each checkpoint's wait short.
+    static constexpr std::uint64_t kCheckpointBytes = 16u << 20;
+    static constexpr std::uint64_t kWritebackBytes = 4u << 20;
+
+    // Opens (creates) ".duet-partial" in the store, loads every partial, drops the expired,
+    // broken and already-published ones. false with a reason on failure.
+    bool open(Store& store, Metrics& metrics, std::int64_t ttl_seconds, std::string& err);
+
+    // A new partial at offset 0. nullptr and rc = -errno on failure.
+    PartialRef create(const PartialSpec& spec, int& rc);
+    // From a file-port PUT cut short: the upload's temporary file and hash state become a
+    // partial at the bytes it holds. `up` is consumed.
+    PartialRef adopt(Upload& up, const PartialSpec& spec, int& rc);
+    PartialRef find(std::string_view id) const;
+    // The newest partial for NAME with this length (file-port RESUME; a busy one is refused
+    // there, never silently started afresh).
+    PartialRef find_named(std::string_view name, std::uint64_t length) const;
+    // All partials (or NAME's), sorted by name then creation.
+    std::vector<PartialRef> list(std::string_view name = {}) const;
+
+    // -EBUSY while another append runs. -ECANCELED if gone.
+    int begin_append(const PartialRef& p, PartialAppend& ap);
+    // Records a length learned late (IETF Upload-Complete / Upload-Length). 0 or -errno.
+    int set_length(Partial& p, std::uint64_t length);
+    // Records what a later request adds to the spec (a digest, a precondition), durably before
+    // it counts. 0 or -errno (the old spec stands).
+    int set_spec(Partial& p, const PartialSpec& spec);
+    // offset == length: the same atomic publish as PUT. 0 and the file's info, or
+    // -EBADMSG (digest mismatch), -ESTALE (the precondition no longer holds): the partial is
+    // dropped; -EACCES (the precondition needs the digest of a file duet may not read) and other
+    // -errno (disk full): the partial is kept.
+    int publish(const PartialRef& p, FileInfo& out, bool& created);
+    // Cancels: the files go, any append in progress fails on its next write.
+    void remove(const PartialRef& p);
+    // Expires partials untouched for the TTL, looking at no more than `budget` of them.
+    void sweep(std::int64_t now, std::size_t budget);
+
+    std::int64_t expires(const Partial& p) const { return p.touched + ttl_; }
+    std::int64_t ttl() const { return ttl_; }
+    // May a client presenting this bearer token (empty: none) touch the partial?
+    static bool token_allows(const Partial& p, std::string_view token);
+    static std::string hash_token(std::string_view token);
+    std::size_t count() const { return parts_.size(); }
+
+  private:
+    friend class PartialAppend;
+    int ensure_dir();
+    int write_state(const Partial& p);
+    void drop(const std::string& id);
+    std::string path(const std::string& id, const char* ext) const;
+    bool load_one(const std::string& id, std::int64_t now);
+    void account();  // refresh the gauges in metrics
+
+    Store* store_ = nullptr;
+    Metrics* metrics_ = nullptr;
+    Fd dir_;
+    std::int64_t ttl_ = 86400;
+    std::map<std::string, PartialRef, std::less<>> parts_;
+    std::string sweep_cursor_;
+};
+
+}  // namespace duet

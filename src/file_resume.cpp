@@ -1,0 +1,175 @@
+// Resumable uploads on the file port (SPEC §3 RESUME, PARTIAL): the session side of the shared
+// partial-upload store. A sized PUT cut short leaves a partial; RESUME says where the server
+// stands and takes the rest; PARTIAL lists what can be resumed.
+#include <cerrno>
+#include <cstring>
+
+#include "duet/file_conn.hpp"
+#include "duet/log_escape.hpp"
+#include "duet/server.hpp"
+
+namespace duet {
+namespace {
+std::string u64(std::uint64_t v) {
+    return std::to_string(v);
+}
+}  // namespace
+
+// The token this session proved with AUTH (none without --token): partials made under a token
+// need it again.
+std::string FileConn::session_token() const {
+    return authed_ ? srv_.cfg.token : std::string();
+}
+
+int FileConn::write_incoming(const char* p, std::size_t n) {
+    Incoming& u = *up_;
+    if (u.append.active()) return u.append.write(p, n);
+    return u.upload.write(p, n);
+}
+
+std::string FileConn::keep_partial() {
+    Incoming& u = *up_;
+    std::uint64_t got = 0;
+    if (u.append.active()) {
+        // What arrived is made durable; on failure the partial stays at its last durable offset.
+        PartialRef p = u.append.ref();
+        u.append.end();
+        got = p->offset;
+    } else if (u.upload.active() && u.upload.size() > 0) {
+        got = u.upload.size();
+        PartialSpec spec;
+        spec.name = u.name;
+        spec.length = u.total;
+        spec.token_hash =
+            srv_.cfg.token.empty() ? std::string() : PartialStore::hash_token(session_token());
+        spec.has_expected = u.has_digest;
+        spec.expected = u.digest;
+        spec.pre = u.pre;  // if= is re-checked when the partial is published
+        int rc = 0;
+        if (!srv_.partials.adopt(u.upload, spec, rc)) {
+            // The name was validated, but every client byte in a log line goes through the
+            // escaping formatter (SPEC §5).
+            srv_.log("cannot keep the partial upload of %s: %s", log_escape(u.name).c_str(),
+                     std::strerror(-rc));
+            got = 0;
+        }
+    }
+    return "got " + u64(got) + " of " + u64(u.total) + " bytes";
+}
+
+void FileConn::resume(const Command& c) {
+    if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
+    if (c.size > srv_.cfg.max_upload)
+        return reply_and_close("ERR 413 upload larger than the server accepts");
+    // An if= is checked now, like PUT's, before any byte is read; it then replaces what the
+    // partial must find at publish, where it is checked again.
+    if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
+        if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
+        if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
+        return reply_and_close("ERR 500 cannot stat");
+    }
+    std::string token = session_token();
+    PartialRef p = srv_.partials.find_named(c.name, c.size);
+    if (p && !PartialStore::token_allows(*p, token)) p = nullptr;
+    int rc = 0;
+    if (!p) {
+        // Nothing to resume: an ordinary sized upload from 0, itself resumable.
+        PartialSpec spec;
+        spec.name = std::string(c.name);
+        spec.length = c.size;
+        spec.token_hash = token.empty() ? std::string() : PartialStore::hash_token(token);
+        spec.has_expected = c.has_digest;
+        spec.expected = c.digest;
+        spec.pre = c.pre;
+        p = srv_.partials.create(spec, rc);
+        if (!p)
+            return reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full"
+                                                                  : "ERR 500 cannot store");
+    } else if (c.has_digest || c.pre.kind != Precondition::Kind::None) {
+        // Checked at publish; recorded with the partial, so a RESUME cut again keeps them.
+        PartialSpec spec = p->spec;
+        if (c.has_digest) {
+            spec.has_expected = true;
+            spec.expected = c.digest;
+        }
+        if (c.pre.kind != Precondition::Kind::None) spec.pre = c.pre;
+        if (p->busy)
+            return reply_and_close("ERR 409 another upload to this partial is in progress");
+        if (srv_.partials.set_spec(*p, spec) < 0)
+            return reply_and_close("ERR 500 cannot record the partial upload");
+    }
+    auto in = std::make_unique<Incoming>();
+    rc = srv_.partials.begin_append(p, in->append);
+    if (rc == -EBUSY)
+        return reply_and_close("ERR 409 another upload to this partial is in progress");
+    if (rc < 0) return reply_and_close("ERR 500 cannot open the partial upload");
+    in->name = std::string(c.name);
+    in->sized = true;
+    in->total = c.size;
+    in->left = c.size - p->offset;
+    in->has_digest = p->spec.has_expected;
+    in->digest = p->spec.expected;
+    in->pre = p->spec.pre;
+    up_ = std::move(in);
+    reply("OK " + u64(p->offset));
+    if (up_->left == 0) finish_resume();
+}
+
+void FileConn::finish_resume() {
+    Incoming& u = *up_;
+    PartialRef p = u.append.ref();
+    int rc = u.append.end();
+    if (rc < 0) {
+        ++srv_.metrics.uploads_failed;
+        up_.reset();
+        reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full; partial kept"
+                                                       : "ERR 500 cannot store; partial kept");
+        return;
+    }
+    FileInfo info;
+    bool created = false;
+    rc = srv_.partials.publish(p, info, created);
+    up_.reset();
+    if (rc == -EBADMSG) {
+        ++srv_.metrics.uploads_failed;
+        reply("ERR 422 digest mismatch");  // the bytes were all there: the session goes on
+        return;
+    }
+    if (rc == -ESTALE) {
+        ++srv_.metrics.uploads_failed;
+        reply("ERR 412 precondition failed");
+        return;
+    }
+    if (rc == -EACCES) {  // the precondition needs the digest of a file duet may not read
+        ++srv_.metrics.uploads_failed;
+        reply("ERR 403 not readable by the server; partial kept");
+        return;
+    }
+    if (rc < 0) {
+        ++srv_.metrics.uploads_failed;
+        reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full; partial kept"
+                                                       : "ERR 500 cannot store");
+        return;
+    }
+    ++srv_.metrics.uploads_ok;
+    srv_.metrics.upload_bytes += info.size;
+    reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
+}
+
+void FileConn::partial_list(const Command& c) {
+    if (!c.name.empty() && !valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    std::string token = session_token();
+    std::string lines;
+    std::size_t count = 0;
+    for (const PartialRef& p : srv_.partials.list(c.name)) {
+        if (!PartialStore::token_allows(*p, token)) continue;
+        ++count;
+        lines += p->spec.name + " " + u64(p->offset) + " " +
+                 (p->spec.length == kUnknownLength ? std::string("-") : u64(p->spec.length)) + " " +
+                 p->id + " " + std::to_string(srv_.partials.expires(*p)) + "\n";
+    }
+    reply("OK " + u64(count));
+    queue_extra(std::move(lines));
+}
+
+}  // namespace duet

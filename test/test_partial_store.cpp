@@ -1,0 +1,316 @@
+// The partial-upload store: durable offsets and hash state across a reopen (a restart), publish
+// through the store's atomic commit, one append at a time, expiry, leftovers after a crash.
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "duet/partial_store.hpp"
+
+using namespace duet;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string g_dir;
+
+void make_dir() {
+    char d[] = "/tmp/duet-partial-XXXXXX";
+    cr_assert(::mkdtemp(d));
+    g_dir = d;
+}
+
+void remove_dir() {
+    std::error_code ec;
+    fs::remove_all(g_dir, ec);
+}
+
+std::string slurp(const std::string& path) {
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "<missing>";
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, std::size_t(n));
+    ::close(fd);
+    return out;
+}
+
+std::string bytes(std::size_t n, char seed) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = char(seed + i * 31 % 251);
+    return s;
+}
+
+struct Fixture {
+    Store store;
+    Metrics metrics;
+    PartialStore parts;
+    void open(std::int64_t ttl = 86400) {
+        std::string err;
+        cr_assert(store.open(g_dir, err), "%s", err.c_str());
+        cr_assert(parts.open(store, metrics, ttl, err), "%s", err.c_str());
+    }
+};
+
+PartialSpec spec_for(const std::string& name, std::uint64_t length) {
+    PartialSpec s;
+    s.name = name;
+    s.length = length;
+    return s;
+}
+
+std::size_t entries_in(const std::string& dir) {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); ++it)
+        ++n;
+    return n;
+}
+
+}  // namespace
+
+TestSuite(partial_store, .init = make_dir, .fini = remove_dir);
+
+Test(partial_store, offset_and_hash_state_survive_a_reopen_and_publish_is_whole) {
+    const std::string data = bytes(3 << 20, 7);
+    std::string id;
+    {
+        Fixture f;
+        f.open();
+        int rc = 0;
+        PartialRef p = f.parts.create(spec_for("big.bin", data.size()), rc);
+        cr_assert(p, "create: %s", std::strerror(-rc));
+        id = p->id;
+        cr_expect_eq(id.size(), 32u);
+        PartialAppend ap;
+        cr_assert_eq(f.parts.begin_append(p, ap), 0);
+        cr_assert_eq(ap.write(data.data(), 1234567), 0);
+        cr_expect_eq(p->offset, 0u, "an offset is announced before its checkpoint");
+        cr_assert_eq(ap.checkpoint(), 0);
+        cr_expect_eq(p->offset, 1234567u);
+        cr_expect(!fs::exists(g_dir + "/big.bin"), "visible under its name before completion");
+    }  // the "server" goes away
+    Fixture f;
+    f.open();
+    PartialRef p = f.parts.find(id);
+    cr_assert(p, "the partial did not survive the reopen");
+    cr_expect_eq(p->offset, 1234567u);
+    cr_expect_eq(p->spec.name, "big.bin");
+    cr_expect_eq(p->spec.length, data.size());
+    PartialAppend ap;
+    cr_assert_eq(f.parts.begin_append(p, ap), 0);
+    cr_expect_eq(f.metrics.partials_resumed, 1u);
+    cr_assert_eq(ap.write(data.data() + 1234567, data.size() - 1234567), 0);
+    cr_assert_eq(ap.end(), 0);
+    FileInfo info;
+    bool created = false;
+    cr_assert_eq(f.parts.publish(p, info, created), 0);
+    cr_expect(created);
+    cr_expect(info.sha256 == Sha256::of(data), "the resumed hash state gave a wrong digest");
+    cr_expect(slurp(g_dir + "/big.bin") == data);
+    cr_expect_eq(entries_in(g_dir + "/.duet-partial"), 0u, "the partial's files stayed");
+    cr_expect(!f.parts.find(id));
+}
+
+Test(partial_store, bytes_past_the_durable_offset_are_dropped_on_resume) {
+    const std::string data = bytes(100000, 3);
+    Fixture f;
+    f.open();
+    int rc = 0;
+    PartialRef p = f.parts.create(spec_for("x.bin", data.size()), rc);
+    cr_assert(p);
+    {
+        PartialAppend ap;
+        cr_assert_eq(f.parts.begin_append(p, ap), 0);
+        cr_assert_eq(ap.write(data.data(), 40000), 0);
+    }  // ends: checkpoint at 40000
+    // A crash after more bytes were written but before their checkpoint: garbage past it.
+    int fd = ::open((g_dir + "/.duet-partial/" + p->id + ".data").c_str(), O_WRONLY | O_APPEND);
+    cr_assert(fd >= 0);
+    cr_assert_eq(::write(fd, "GARBAGE", 7), 7);
+    ::close(fd);
+    Fixture g;
+    g.open();
+    PartialRef q = g.parts.find(p->id);
+    cr_assert(q);
+    cr_expect_eq(q->offset, 40000u);
+    PartialAppend ap;
+    cr_assert_eq(g.parts.begin_append(q, ap), 0);
+    cr_assert_eq(ap.write(data.data() + 40000, data.size() - 40000), 0);
+    cr_assert_eq(ap.end(), 0);
+    FileInfo info;
+    bool created = false;
+    cr_assert_eq(g.parts.publish(q, info, created), 0);
+    cr_expect(slurp(g_dir + "/x.bin") == data);
+}
+
+Test(partial_store, one_append_at_a_time) {
+    Fixture f;
+    f.open();
+    int rc = 0;
+    PartialRef p = f.parts.create(spec_for("y.bin", 10), rc);
+    PartialAppend a, b;
+    cr_assert_eq(f.parts.begin_append(p, a), 0);
+    cr_expect_eq(f.parts.begin_append(p, b), -EBUSY);
+    a.end();
+    cr_expect_eq(f.parts.begin_append(p, b), 0);
+}
+
+Test(partial_store, a_held_append_rolls_back) {
+    Fixture f;
+    f.open();
+    int rc = 0;
+    PartialRef p = f.parts.create(spec_for("z.bin", 10), rc);
+    PartialAppend a;
+    cr_assert_eq(f.parts.begin_append(p, a), 0);
+    cr_assert_eq(a.write("hello", 5), 0);
+    a.end();
+    PartialAppend b;
+    cr_assert_eq(f.parts.begin_append(p, b), 0);
+    b.hold();
+    cr_assert_eq(b.write("WRONG", 5), 0);
+    cr_assert_eq(b.checkpoint(), 0);  // what a HEAD asks of a running append
+    cr_expect_eq(p->offset, 5u, "a held append became durable before its end");
+    cr_expect(!b.append_digest_is(Sha256::of("world")));
+    b.end();
+    cr_expect_eq(p->offset, 5u, "a held append was kept");
+    PartialAppend c;
+    cr_assert_eq(f.parts.begin_append(p, c), 0);
+    c.hold();
+    cr_assert_eq(c.write("world", 5), 0);
+    cr_expect(c.append_digest_is(Sha256::of("world")));
+    c.release_hold();
+    cr_assert_eq(c.end(), 0);
+    FileInfo info;
+    bool created = false;
+    cr_assert_eq(f.parts.publish(p, info, created), 0);
+    cr_expect_eq(slurp(g_dir + "/z.bin"), "helloworld");
+}
+
+Test(partial_store, precondition_and_digest_are_checked_at_publish) {
+    Fixture f;
+    f.open();
+    int rc = 0;
+    PartialSpec s = spec_for("taken.bin", 3);
+    s.pre.kind = Precondition::Kind::MustNotExist;
+    PartialRef p = f.parts.create(s, rc);
+    PartialAppend a;
+    cr_assert_eq(f.parts.begin_append(p, a), 0);
+    cr_assert_eq(a.write("abc", 3), 0);
+    a.end();
+    int fd = ::open((g_dir + "/taken.bin").c_str(), O_WRONLY | O_CREAT, 0644);  // someone else
+    ::close(fd);
+    FileInfo info;
+    bool created = false;
+    cr_expect_eq(f.parts.publish(p, info, created), -ESTALE);
+    cr_expect_eq(slurp(g_dir + "/taken.bin"), "", "the other writer's file was replaced");
+    cr_expect(!f.parts.find(p->id), "a failed publish kept the partial");
+
+    PartialSpec d = spec_for("digest.bin", 3);
+    d.has_expected = true;
+    d.expected = Sha256::of("xyz");
+    PartialRef q = f.parts.create(d, rc);
+    PartialAppend b;
+    cr_assert_eq(f.parts.begin_append(q, b), 0);
+    cr_assert_eq(b.write("abc", 3), 0);
+    b.end();
+    cr_expect_eq(f.parts.publish(q, info, created), -EBADMSG);
+    cr_expect(!fs::exists(g_dir + "/digest.bin"));
+}
+
+// Issue 9's compare-and-swap, carried by a partial: the precondition survives a restart and is
+// checked by the same commit as a PUT's.
+Test(partial_store, if_match_survives_a_reopen_and_is_checked_at_publish) {
+    {
+        int fd = ::open((g_dir + "/cas.bin").c_str(), O_WRONLY | O_CREAT, 0644);
+        cr_assert_eq(::write(fd, "old", 3), 3);
+        ::close(fd);
+    }
+    std::string id_ok, id_lost;
+    {
+        Fixture f;
+        f.open();
+        int rc = 0;
+        PartialSpec s = spec_for("cas.bin", 3);
+        s.pre.kind = Precondition::Kind::MustMatch;
+        s.pre.etag = Sha256::of("old");
+        PartialRef p = f.parts.create(s, rc);
+        cr_assert(p);
+        id_ok = p->id;
+        s.pre.etag = Sha256::of("something else");
+        PartialRef q = f.parts.create(s, rc);
+        cr_assert(q);
+        id_lost = q->id;
+    }
+    Fixture f;
+    f.open();
+    PartialRef p = f.parts.find(id_ok), q = f.parts.find(id_lost);
+    cr_assert(p && q, "partials lost across a reopen");
+    cr_expect(p->spec.pre.kind == Precondition::Kind::MustMatch);
+    cr_expect(p->spec.pre.etag == Sha256::of("old"), "the precondition's ETag was not kept");
+    for (const PartialRef& r : {q, p}) {
+        PartialAppend a;
+        cr_assert_eq(f.parts.begin_append(r, a), 0);
+        cr_assert_eq(a.write("new", 3), 0);
+        cr_assert_eq(a.end(), 0);
+    }
+    FileInfo info;
+    bool created = false;
+    cr_expect_eq(f.parts.publish(q, info, created), -ESTALE, "a wrong If-Match published");
+    cr_expect_eq(slurp(g_dir + "/cas.bin"), "old");
+    cr_expect_eq(f.parts.publish(p, info, created), 0);
+    cr_expect_eq(slurp(g_dir + "/cas.bin"), "new");
+    cr_expect(!created);
+}
+
+Test(partial_store, expiry_and_crash_leftovers) {
+    {
+        Fixture f;
+        f.open(60);
+        int rc = 0;
+        PartialRef p = f.parts.create(spec_for("old.bin", 10), rc);
+        cr_assert(p);
+        f.parts.sweep(p->touched + 59, 100);
+        cr_expect(f.parts.find(p->id), "expired too early");
+        f.parts.sweep(p->touched + 60, 100);
+        cr_expect(!f.parts.find(p->id), "not expired after the TTL");
+        cr_expect_eq(f.metrics.partials_expired, 1u);
+        cr_expect_eq(f.metrics.partials_open, 0u);
+    }
+    // Leftovers: a temporary state file, data without state, a state whose data is gone.
+    std::string dir = g_dir + "/.duet-partial/";
+    for (const char* n :
+         {"0123456789abcdef0123456789abcdef.state.tmp", "fedcba9876543210fedcba9876543210.data"}) {
+        int fd = ::open((dir + n).c_str(), O_WRONLY | O_CREAT, 0600);
+        ::close(fd);
+    }
+    {
+        Fixture f;
+        f.open();
+        int rc = 0;
+        PartialRef p = f.parts.create(spec_for("lost.bin", 10), rc);
+        cr_assert(p);
+        ::unlink((dir + p->id + ".data").c_str());
+    }
+    Fixture f;
+    f.open();
+    cr_expect_eq(f.parts.count(), 0u);
+    cr_expect_eq(entries_in(dir), 0u, "leftovers were not removed");
+}
+
+Test(partial_store, token_is_needed_again) {
+    PartialSpec s = spec_for("t.bin", 1);
+    s.token_hash = PartialStore::hash_token("secret");
+    Partial p;
+    p.spec = s;
+    cr_expect(PartialStore::token_allows(p, "secret"));
+    cr_expect(!PartialStore::token_allows(p, "other"));
+    cr_expect(!PartialStore::token_allows(p, ""));
+    Partial open;
+    cr_expect(PartialStore::token_allows(open, ""));
+}
