@@ -70,8 +70,7 @@ inline constexpr const char* kHelpLines[] = {
     "STAT NAME               answers OK SIZE SHA256 MTIME",
     "LIST                    answers OK COUNT, then NAME SIZE SHA256 per file",
     "DEL NAME [if=SHA256|if=none]  deletes the file (if= : ERR 412 unless it holds)",
-    "RESUME NAME SIZE [SHA256] [if=SHA256|if=none]  answers OK OFFSET, then takes bytes "
-    "OFFSET..SIZE-1; OK SIZE SHA256",
+    "RESUME NAME SIZE [SHA256] [if=SHA256|if=none]  OK OFFSET, then bytes OFFSET..; OK SIZE SHA256",
     "PARTIAL [NAME]          answers OK COUNT, then NAME OFFSET SIZE ID EXPIRES per partial upload",
     "AUTH TOKEN              authenticates the session",
     "PING                    answers OK pong",
