@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "duet/config.hpp"
+#include "duet/handover.hpp"
 #include "duet/lifecycle.hpp"
 #include "duet/listeners.hpp"
 #include "duet/server.hpp"
@@ -83,6 +84,9 @@ int main(int argc, char** argv) {
             return 2;
         }
         std::puts("ok");
+        // For the reload that runs this check: which hand-over formats this image reads. On
+        // stderr, so stdout stays exactly "ok".
+        std::fprintf(stderr, "duet: %s\n", handover_check_line().c_str());
         return 0;
     }
     // Listening sockets come first, so that freshly bound ones land on fds 3 and 4.
@@ -100,6 +104,14 @@ int main(int argc, char** argv) {
             return 3;
         }
     }
+    // The hand-over a reload left for this image: every connection as a record (handover.hpp).
+    int handover_fd = -1;
+    if (const char* v = getenv("DUET_HANDOVER_FD")) {
+        char* end = nullptr;
+        long n = std::strtol(v, &end, 10);
+        if (end != v && *end == 0 && n >= 0 && n < INT_MAX) handover_fd = int(n);
+        unsetenv("DUET_HANDOVER_FD");
+    }
     std::vector<std::string> args(argv, argv + argc);
     Server server(cfg, args, resolve_executable(argv[0]));
     timespec now;
@@ -107,6 +119,7 @@ int main(int argc, char** argv) {
     server.generation = std::uint64_t(env_number("DUET_GENERATION", 0));
     server.reloads = std::uint64_t(env_number("DUET_RELOADS", 0));
     server.started_at = env_number("DUET_STARTED", double(now.tv_sec) + now.tv_nsec / 1e9);
-    if (int rc = server.start(std::move(sockets), std::move(handed)); rc != 0) return rc;
+    if (int rc = server.start(std::move(sockets), std::move(handed), handover_fd); rc != 0)
+        return rc;
     return server.run();
 }

@@ -65,12 +65,14 @@ void Server::access_log(const std::string& line) {
     std::fflush(stdout);
 }
 
-int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
+int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns, int handover_fd) {
     now_ms_ = monotonic_ms();
     tick();
     root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
                  "\",\"generation\":" + std::to_string(generation) + "}\n";
     std::string err;
+    // Named temporaries of uploads carried over a reload are still being written: keep them.
+    if (handover_fd >= 0) store.keep_temps_at_open();
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;
@@ -88,6 +90,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
     }
     for (const HandedConn& h : handed_conns)
         add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
+    if (handover_fd >= 0) resume_handed(handover_fd);
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;
@@ -140,11 +143,23 @@ void Server::add_conn(int fd, Port port, char handed) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c = new HttpConn(*this, fd);
-        ++metrics.open_http;
     } else {
         auto* f = new FileConn(*this, fd);
         if (handed == 'a') f->set_authed();
         c = f;
+    }
+    // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
+    // there the clock starts with the first byte of a line. A keep-alive connection handed over
+    // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
+    // (an unsolicited 408 would be read as the answer to the client's next request).
+    if (port == Port::Http && !handed) header_timers.touch(c->head_timer, now_ms_);
+    link_conn(c, fd);  // last: a failed registration closes it, cancelling both timers
+}
+
+void Server::link_conn(Conn* c, int fd) {
+    if (c->port() == Port::Http) {
+        ++metrics.open_http;
+    } else {
         ++metrics.open_files;
         ++metrics.file_sessions;
     }
@@ -154,13 +169,8 @@ void Server::add_conn(int fd, Port port, char handed) {
     if (conns_) conns_->prev = c;
     conns_ = c;
     idle_timers.touch(c->idle_timer, now_ms_);
-    // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
-    // there the clock starts with the first byte of a line. A keep-alive connection handed over
-    // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
-    // (an unsolicited 408 would be read as the answer to the client's next request).
-    if (port == Port::Http && !handed) header_timers.touch(c->head_timer, now_ms_);
-    if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
     c->set_interest(EPOLLIN);
+    if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
 }
 
 void Server::conn_closed(Conn* c) {
@@ -277,6 +287,14 @@ void Server::on_check_done(bool ok, const std::string& output) {
             static_cast<unsigned long long>(generation), output.c_str());
         return;
     }
+    std::string reads;
+    if (check_reads_format(output, kHandoverFormat, reads)) {
+        if (hand_over_all()) return;  // execs; back here only if the hand-over could not start
+    } else {
+        log("reload: the new image reads hand-over format(s) %s, not %u: draining in-flight work "
+            "first (up to --grace %.3g s); idle connections are handed over",
+            reads.c_str(), unsigned(kHandoverFormat), config_.grace);
+    }
     begin_drain(true);
 }
 
@@ -350,8 +368,8 @@ void Server::finish_reload() {
     handover_.clear();
     std::fflush(stdout);
     std::fflush(stderr);
-    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, generation + 1,
-           reloads + 1, started_at);
+    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, -1,
+           generation + 1, reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
     std::_Exit(1);
 }

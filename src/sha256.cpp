@@ -175,6 +175,30 @@ Digest Sha256::finish() {
     return out;
 }
 
+std::string Sha256::save() const {
+    std::uint8_t buf[kSavedMin + 64];
+    for (int i = 0; i < 8; ++i) store_be32(buf + 4 * i, h_[i]);
+    store_be32(buf + 32, static_cast<std::uint32_t>(total_ >> 32));
+    store_be32(buf + 36, static_cast<std::uint32_t>(total_));
+    buf[40] = static_cast<std::uint8_t>(used_);
+    std::memcpy(buf + kSavedMin, block_, used_);
+    return std::string(reinterpret_cast<const char*>(buf), kSavedMin + used_);
+}
+
+bool Sha256::restore(std::string_view saved) {
+    if (saved.size() < kSavedMin) return false;
+    auto p = reinterpret_cast<const std::uint8_t*>(saved.data());
+    std::size_t used = p[40];
+    std::uint64_t total = std::uint64_t(load_be32(p + 32)) << 32 | load_be32(p + 36);
+    // A partial block is always the tail of what was hashed: used == total mod 64.
+    if (used >= 64 || saved.size() != kSavedMin + used || total % 64 != used) return false;
+    for (int i = 0; i < 8; ++i) h_[i] = load_be32(p + 4 * i);
+    total_ = total;
+    used_ = used;
+    std::memcpy(block_, p + kSavedMin, used);
+    return true;
+}
+
 Digest Sha256::of(std::string_view data) {
     Sha256 s;
     s.update(data.data(), data.size());

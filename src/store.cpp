@@ -286,7 +286,7 @@ void Store::sweep_and_count() {
     int dir = dir_.get();
     store_detail::for_each_entry(dir, [&](const char* name) {
         if (is_temp_name(name)) {
-            ::unlinkat(dir, name, 0);
+            if (!keep_temps_) ::unlinkat(dir, name, 0);
             return;
         }
         struct stat st;

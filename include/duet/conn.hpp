@@ -10,6 +10,7 @@
 #include "duet/auth_throttle.hpp"
 #include "duet/buffer.hpp"
 #include "duet/fd.hpp"
+#include "duet/handover.hpp"
 #include "duet/loop.hpp"
 #include "duet/timers.hpp"
 
@@ -45,6 +46,17 @@ class Conn : public Handler {
     // How the next image should take this connection back: see HandedConn.
     virtual char handover_kind() const { return port_ == Port::Http ? 'h' : 'f'; }
 
+    // Reload hand-over of a connection in whatever state it is (conn_handover.cpp): the shared
+    // state (socket, unread input, unsent output, a file being sent, close and linger flags, the
+    // header deadline), then the protocol's own fields (encode_state). The fds go into the
+    // record's table; the object is dead afterwards and closes nothing that was given away.
+    HandoverRecord hand_over(HandoverFds& fds);
+    // Next image: the shared half of resuming. `head_left_ms` gets the header deadline still to
+    // run, or -1. false with r.error() on a record that does not hold together.
+    bool resume_shared(RecordReader& r, std::int64_t& head_left_ms);
+    // After the server has registered a resumed connection: linger again, or pick the work up.
+    void after_resume();
+
     // Server-owned links: all connections in one intrusive list, plus the two timers.
     Conn* prev = nullptr;
     Conn* next = nullptr;
@@ -59,6 +71,11 @@ class Conn : public Handler {
     void on_throttle_release();
 
   protected:
+    // The protocol's half of a hand-over record, and its kind and version.
+    virtual void encode_state(RecordWriter& w) = 0;
+    virtual char record_kind() const = 0;
+    virtual std::uint16_t record_version() const = 0;
+
     // Consumes buffered input and queues output. Returns true if it made progress.
     virtual bool process() = 0;
     // The peer half-closed (read returned 0).

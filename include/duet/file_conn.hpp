@@ -24,12 +24,23 @@ class FileConn final : public Conn {
     // A session carried over a reload keeps its AUTH.
     void set_authed() { authed_ = true; }
 
+    // Reload hand-over (file_handover.cpp): the whole session state, in whatever state it is.
+    // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
+    // read.
+    static constexpr std::uint16_t kRecordVersion = 1;
+    static Conn* resume(Server& srv, std::uint16_t version, RecordReader& r,
+                        std::int64_t& head_left_ms);
+
   protected:
+    void encode_state(RecordWriter& w) override;
+    char record_kind() const override { return kRecordFiles; }
+    std::uint16_t record_version() const override { return kRecordVersion; }
     bool process() override;
     void on_eof() override;
     bool wants_input() const override;
 
   private:
+    bool resume_state(RecordReader& r);
     struct Incoming {  // an upload in progress
         Upload upload;
         std::string name;

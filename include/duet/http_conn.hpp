@@ -26,12 +26,23 @@ class HttpConn final : public Conn {
     void on_quiet() override;
     bool is_idle() const override;
 
+    // Reload hand-over (http_handover.cpp): the whole session state, in whatever state it is.
+    // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
+    // read.
+    static constexpr std::uint16_t kRecordVersion = 1;
+    static Conn* resume(Server& srv, std::uint16_t version, RecordReader& r,
+                        std::int64_t& head_left_ms);
+
   protected:
+    void encode_state(RecordWriter& w) override;
+    char record_kind() const override { return kRecordHttp; }
+    std::uint16_t record_version() const override { return kRecordVersion; }
     bool process() override;
     void on_eof() override;
     bool wants_input() const override;
 
   private:
+    bool resume_state(RecordReader& r);
     // A request body being read: stored by an upload, or read and dropped.
     struct Body {
         BodyKind kind = BodyKind::None;

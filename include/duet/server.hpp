@@ -43,7 +43,8 @@ class Server {
   public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
-    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns);
+    // `handover_fd` is the hand-over memfd a reload passed (DUET_HANDOVER_FD), or -1.
+    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns, int handover_fd = -1);
     // Runs until stopped. Returns the process exit code (or execs on reload).
     int run();
 
@@ -92,6 +93,13 @@ class Server {
     void pause_accepting();
     void resume_accepting();
     void finish_reload();
+    // Reload without waiting (server_reload.cpp): every connection goes to the new image as a
+    // record, whatever it is doing. false when it could not start (then the caller drains).
+    bool hand_over_all();
+    // Next image: takes every record back; one that cannot be read costs its connection only.
+    void resume_handed(int handover_fd);
+    // Links a connection (accepted, or carried over a reload) into the list, loop and timers.
+    void link_conn(Conn* c, int fd);
     void reap_dead();
     void print_ready();
 

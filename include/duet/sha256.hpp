@@ -20,6 +20,13 @@ class Sha256 {
 
     static Digest of(std::string_view data);
 
+    // The running state as bytes, to carry a hash across a reload (the portable and SHA-NI paths
+    // share it): h[0..7] big-endian, bytes hashed (u64 big-endian), then the partial block with
+    // a one-byte length. restore() checks that the parts agree; false leaves the object as is.
+    static constexpr std::size_t kSavedMin = 32 + 8 + 1;
+    std::string save() const;
+    bool restore(std::string_view saved);
+
   private:
     std::uint32_t h_[8];
     std::uint64_t total_ = 0;  // bytes hashed so far

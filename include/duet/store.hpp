@@ -17,6 +17,10 @@
 
 namespace duet {
 
+class RecordWriter;
+class RecordReader;
+class Store;
+
 // SPEC §2 "File names": 1–255 bytes of A-Z a-z 0-9 . _ -, not starting with '.'. Pure.
 // name_error says which rule failed ("invalid file name: ..."), or "" when the name is valid.
 std::string name_error(std::string_view name);
@@ -59,6 +63,13 @@ class Upload {
                FileInfo& out, bool& created);
     void abort();
 
+    // Reload hand-over (upload_handover.cpp): the temporary file goes into the record's fd table
+    // with the bytes written and the hash state; this object is then inactive and nothing is
+    // unlinked. resume() takes it back in the next image; false (with r.error()) when the
+    // record does not describe a temporary file of this store.
+    void hand_over(RecordWriter& w);
+    bool resume(Store& store, RecordReader& r);
+
   private:
     friend class Store;
     int link_temp_name();
@@ -97,6 +108,8 @@ class Store {
     bool exists(std::string_view name);
 
     int begin_upload(Upload& up);
+    // A reload that hands uploads over must not sweep their named temporaries away.
+    void keep_temps_at_open() { keep_temps_ = true; }
 
     std::uint64_t file_count() const { return files_; }
     std::uint64_t byte_count() const { return bytes_; }
@@ -118,6 +131,7 @@ class Store {
     unsigned tmp_seq_ = 0;
     DigestMeta meta_;
     bool force_named_tmp_ = false;  // act as if O_TMPFILE were unsupported (tests)
+    bool keep_temps_ = false;
 };
 
 }  // namespace duet
