@@ -164,7 +164,15 @@ bool Lifecycle::start_check(const std::string& exe, const std::vector<std::strin
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargv.data(), environ);
+    // Asks the new image to also report which hand-over formats it reads (handover.hpp); a plain
+    // --check prints only "ok".
+    std::vector<char*> cenv;
+    for (char** e = environ; *e; ++e)
+        if (!std::string_view(*e).starts_with("DUET_REPORT_HANDOVER=")) cenv.push_back(*e);
+    char report[] = "DUET_REPORT_HANDOVER=1";
+    cenv.push_back(report);
+    cenv.push_back(nullptr);
+    int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {

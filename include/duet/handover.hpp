@@ -26,8 +26,8 @@ inline constexpr std::uint32_t kHandoverFormatsRead[] = {1};
 inline constexpr char kRecordHttp = 'h';
 inline constexpr char kRecordFiles = 'f';
 
-// What `--check` adds on stderr after its "ok" on stdout: "handover=1" (the formats this image
-// reads). The test hook DUET_TEST_HANDOVER_VERSIONS replaces the list, to make a reload fall
+// The line `--check` prints after its "ok" when a reload runs it (DUET_REPORT_HANDOVER=1 in its
+// environment): "handover=1", the formats this image reads; a plain --check prints only "ok". The test hook DUET_TEST_HANDOVER_VERSIONS replaces the list, to make a reload fall
 // back to a drain.
 std::string handover_check_line();
 // Whether a --check output names `format` in its "handover=" list. `seen` gets the list ("none"
