@@ -112,9 +112,10 @@ void Conn::pump() {
         if (!flush() || !progressed) break;
     }
     if (dead_) return;
-    // Out of rounds with work still buffered (e.g. many pipelined downloads): ask for EPOLLOUT,
-    // which is ready at once, so the loop comes back here after serving everyone else.
-    if (round == kRoundsPerPump && !closing_ && !throttled_ && !in_.empty()) want_out_ = true;
+    // Out of rounds with work left (many pipelined downloads, or a LIST of megabytes with no
+    // input at all): ask for EPOLLOUT, which is ready at once, so the loop comes back here after
+    // serving everyone else. Without it a long LIST stalled after 64 rounds of 32 KiB.
+    if (round == kRoundsPerPump && !closing_ && !throttled_) want_out_ = true;
     if (closing_ && !output_pending()) finish_close();
 }
 

@@ -5,7 +5,10 @@
 // then the fall-back drain when the new image reads another hand-over format, one corrupted
 // record costing one connection, reloads that never wait for --grace, and flat fds and memory
 // after many reloads.
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,7 +40,11 @@ const std::string kAuth = "Authorization: Bearer tok\r\n";
 constexpr int kReloads = 20;
 constexpr std::size_t kDownload = 4u << 20;
 constexpr std::size_t kUpload = 1u << 20;
-constexpr int kListFiles = 1500;
+// A LIST or a download pauses only once the server's socket buffer is full. Linux sizes that
+// from the MSS (64 KiB on loopback: megabytes), so the slow readers here connect with a small
+// MSS and receive buffer; long names make a LIST of few files span many buffers.
+constexpr int kListFiles = 1000;
+constexpr std::size_t kNamePad = 240;
 
 std::vector<pid_t> g_pids;
 std::vector<std::string> g_dirs;
@@ -99,9 +106,23 @@ std::string hex(const std::string& data) {
     return duet::to_hex(duet::Sha256::of(data));
 }
 
+// A slow reader: small segments and a small receive window, set before connecting.
 int connect_small(int port, int rcvbuf) {
-    int fd = t::connect_port(port);
-    if (fd >= 0 && rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int mss = 1000;
+    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    timeval tv{20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return fd;
 }
 
@@ -115,6 +136,34 @@ std::string read_head(int fd) {
     }
     return out;
 }
+
+// Buffered line reads (a LIST of megabytes, read one byte per call, would take seconds).
+class LineReader {
+  public:
+    explicit LineReader(int fd) : fd_(fd) {}
+    std::string line(int timeout_ms = 20000) {
+        std::int64_t deadline = t::now_ms() + timeout_ms;
+        for (;;) {
+            std::size_t lf = buf_.find('\n', at_);
+            if (lf != std::string::npos) {
+                std::string l = buf_.substr(at_, lf - at_);
+                at_ = lf + 1;
+                return l;
+            }
+            buf_.erase(0, at_);
+            at_ = 0;
+            char tmp[65536];
+            ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+            if (n <= 0 || t::now_ms() > deadline) return "";
+            buf_.append(tmp, std::size_t(n));
+        }
+    }
+
+  private:
+    int fd_;
+    std::string buf_;
+    std::size_t at_ = 0;
+};
 
 // The reload schedule every client follows: a transfer moves its (step+1)/(kReloads+2) share,
 // reports the step done, and waits for the next reload before moving on, so every reload finds
@@ -178,9 +227,11 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
     cr_assert(t::write_file(data + "/big", big));
     for (int i = 0; i < kListFiles; ++i) {
         char name[32];
-        std::snprintf(name, sizeof name, "/f%04d", i);
-        cr_assert(t::write_file(data + name, std::string(name)));
+        std::snprintf(name, sizeof name, "/f%05d", i);
+        cr_assert(t::write_file(data + name + std::string(kNamePad, 'x'), name));
     }
+    cr_assert(t::write_file(data + "/s1", "short1"));
+    cr_assert(t::write_file(data + "/s2", "short2"));
     // A private copy of the binary, replaced under --reload for half of the reloads.
     std::string bin = base + "/bin";
     cr_assert_eq(mkdir(bin.c_str(), 0755), 0);
@@ -326,7 +377,7 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
             t::send_all(fd, "AUTH tok\nST");
             if (t::read_line(fd) != "OK") return (void)fail(name + ": auth");
             finish_steps(s, done);
-            t::send_all(fd, "AT f0001\nSTAT f0002\n");
+            t::send_all(fd, "AT s1\nSTAT s2\n");
             std::string a = t::read_line(fd), b = t::read_line(fd);
             if (!a.starts_with("OK 6 ") || !b.starts_with("OK 6 "))
                 fail(name + ": AUTH or the line was lost: " + a + " / " + b);
@@ -350,17 +401,18 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
     for (int i = 0; i < 4; ++i)
         clients.push_back([&, i](Schedule& s, std::atomic<int>& done) {
             std::string name = "list " + std::to_string(i);
-            int fd = connect_small(fp, 4096);
+            int fd = connect_small(fp, 8192);
             t::send_all(fd, "AUTH tok\nLIST\n");
-            if (t::read_line(fd) != "OK") return (void)fail(name + ": auth");
-            std::string count = t::read_line(fd, 30000);
+            LineReader in(fd);
+            if (in.line() != "OK") return (void)fail(name + ": auth");
+            std::string count = in.line();
             std::size_t n = std::size_t(std::atoll(count.c_str() + 3));
             if (!count.starts_with("OK ") || n < std::size_t(kListFiles))
                 return (void)fail(name + ": " + count);
             std::vector<std::string> lines;
             stepped(s, done, n, [&](std::size_t from, std::size_t to) {
                 for (std::size_t k = from; k < to; ++k) {
-                    std::string l = t::read_line(fd, 20000);
+                    std::string l = in.line();
                     if (l.empty()) return fail(name + ": line " + std::to_string(k) + " lost");
                     lines.push_back(l.substr(0, l.find(' ')));
                 }
@@ -370,7 +422,7 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
                 std::adjacent_find(lines.begin(), lines.end()) != lines.end())
                 fail(name + ": lines out of order or repeated");
             t::send_all(fd, "PING\n");
-            std::string pong = t::read_line(fd);
+            std::string pong = in.line();
             if (pong != "OK pong") fail(name + ": after the listing: " + pong);
             close(fd);
         });
@@ -583,9 +635,10 @@ Test(reload, fds_and_memory_stay_flat_over_200_reloads_with_work_in_flight) {
     long rss_at_20 = 0;
     for (int g = 1; g <= 200; ++g) {
         reload_by_signal(d, g);
-        got += t::read_n(dl, 16 << 10);
-        std::size_t at = content.size() * std::size_t(g - 1) / 200;
-        std::size_t to = content.size() * std::size_t(g) / 200;
+        got += t::read_n(dl, 8 << 10);
+        // The upload's last bytes go after the loop: it stays open (its fd counted) until then.
+        std::size_t at = content.size() * std::size_t(g - 1) / 201;
+        std::size_t to = content.size() * std::size_t(g) / 201;
         cr_assert(t::send_all(up, content.substr(at, to - at)));
         if (g == 20) {
             fds_at_20 = fd_count(d.pid);
@@ -598,6 +651,7 @@ Test(reload, fds_and_memory_stay_flat_over_200_reloads_with_work_in_flight) {
                  fds_at_20, rss_at_20, fds_end, rss_end);
     cr_assert_eq(fds_end, fds_at_20, "fds grew over 180 reloads");
     cr_assert_lt(rss_end, rss_at_20 + 512, "RSS grew over 180 reloads");
+    cr_assert(t::send_all(up, content.substr(content.size() * 200 / 201)));
     std::string r = t::read_response(up, false, 10000);
     cr_assert_eq(t::status_of(r), 201, "%s", r.c_str());
     cr_assert(t::body_of(r).find(hex(content)) != std::string::npos, "%s", r.c_str());
