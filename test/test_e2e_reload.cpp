@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "duet/base64.hpp"
 #include "duet/sha256.hpp"
 #include "helper.hpp"
 
@@ -313,9 +314,16 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
             } else {
                 wire = content;
             }
+            // Uploads 0 and 1 carry their digest, upload 5 a wrong one: checked after the reloads.
+            std::string digest;
+            if (i == 0 || i == 1 || i == 5) {
+                duet::Digest dg = duet::Sha256::of(i == 5 ? content + "x" : content);
+                digest =
+                    "Repr-Digest: sha-256=:" + duet::base64_encode(dg.data(), dg.size()) + ":\r\n";
+            }
             int fd = t::connect_port(hp);
             std::string head =
-                "PUT /files/hu" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\n" + kAuth +
+                "PUT /files/hu" + std::to_string(i) + " HTTP/1.1\r\nHost: t\r\n" + kAuth + digest +
                 (chunked ? "Transfer-Encoding: chunked\r\n"
                          : "Content-Length: " + std::to_string(wire.size()) + "\r\n") +
                 (expect ? "Expect: 100-continue\r\n" : "") + "\r\n";
@@ -327,7 +335,9 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
             });
             if (!ok) return;
             std::string r = t::read_response(fd, false, 20000);
-            if (t::status_of(r) != 201 || t::body_of(r).find(hex(content)) == std::string::npos)
+            if (i == 5 ? t::status_of(r) != 400
+                       : t::status_of(r) != 201 ||
+                             t::body_of(r).find(hex(content)) == std::string::npos)
                 fail(name + ": answer " + r);
             close(fd);
         });
@@ -515,6 +525,25 @@ Test(reload, never_waits_for_grace_with_a_download_in_flight) {
     cr_assert_lt(took, 8000, "the reload took %lld ms", static_cast<long long>(took));
     got += t::read_n(fd, big.size() - got.size(), 20000);
     cr_assert(got == big, "download differs after the reload (%zu bytes)", got.size());
+    close(fd);
+    cr_assert_eq(t::stop(d), 0);
+}
+
+Test(reload, a_half_head_keeps_its_header_deadline_across_a_reload) {
+    t::Duet d;
+    launch(d, {"--header-timeout", "4"});
+    std::int64_t t0 = t::now_ms();
+    int fd = t::connect_port(d.http_port);
+    cr_assert(t::send_all(fd, "GET /healthz HTTP/1.1\r\nHo"));
+    // Half-way through the 4 s, reload: the deadline crosses as "2 s left", not a fresh 4 s.
+    cr_assert_not(t::peer_closed(fd, 2000));
+    reload_by_signal(d, 1);
+    std::string r = t::read_all(fd, 10000);
+    std::int64_t took = t::now_ms() - t0;
+    cr_assert_eq(t::status_of(r), 408, "%s", r.c_str());
+    cr_assert_lt(took, 5500, "408 after %lld ms: the header deadline restarted at the reload",
+                 static_cast<long long>(took));
+    cr_assert_geq(took, 3900);
     close(fd);
     cr_assert_eq(t::stop(d), 0);
 }

@@ -18,7 +18,7 @@ FUZZ_SECONDS  ?= 300
 FUZZ_SAN      := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
 FUZZ_FLAGS    := -std=c++20 -Iinclude -g -O1 -Wall -Wextra $(FUZZ_SAN)
-FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape
+FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape fuzz_handover
 FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
 # Only what the targets call (the parsers, name validation and what it links to: the store and
 # SHA-256), not the whole server: each of these compiles for seconds under the fuzz sanitizers,
@@ -36,6 +36,7 @@ FUZZ_MAX_LEN_fuzz_http_head := 12000
 FUZZ_MAX_LEN_fuzz_chunked   := 10000
 FUZZ_MAX_LEN_fuzz_file_cmd  := 9000
 FUZZ_MAX_LEN_fuzz_log_escape := 5000
+FUZZ_MAX_LEN_fuzz_handover  := 4096
 
 build/fuzz/obj/sha256_shani.o: FUZZ_EXTRA := -msha -msse4.1
 # Built once and shared by the three targets: keep them although they are intermediate.
