@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_set>
 
 namespace duet {
 namespace {
@@ -125,48 +127,40 @@ bool parse_handover(std::string_view blob, std::vector<int>& fds,
                     std::vector<HandoverIn::Record>& records, std::string& error) {
     fds.clear();
     records.clear();
-    if (blob.size() < kHeader || std::memcmp(blob.data(), kMagic, sizeof kMagic) != 0) {
-        error = "not a hand-over container";
+    auto bad = [&](std::string why) {  // nothing half-read is left for the caller
+        fds.clear();
+        records.clear();
+        error = std::move(why);
         return false;
-    }
+    };
+    if (blob.size() < kHeader || std::memcmp(blob.data(), kMagic, sizeof kMagic) != 0)
+        return bad("not a hand-over container");
     std::uint64_t format = get_le(blob.data() + 8, 4);
     std::uint64_t fd_count = get_le(blob.data() + 12, 4);
     std::uint64_t record_count = get_le(blob.data() + 16, 4);
     bool known = false;
     for (std::uint32_t f : kHandoverFormatsRead) known = known || f == format;
-    if (!known) {
-        error = "hand-over format " + std::to_string(format) + " is not one this image reads";
-        return false;
-    }
+    if (!known)
+        return bad("hand-over format " + std::to_string(format) + " is not one this image reads");
     std::size_t at = kHeader;
-    if (fd_count > (blob.size() - at) / 4) {
-        error = "the fd table runs past the container";
-        return false;
-    }
+    if (fd_count > (blob.size() - at) / 4) return bad("the fd table runs past the container");
     for (std::uint64_t i = 0; i < fd_count; ++i, at += 4)
         fds.push_back(static_cast<std::int32_t>(get_le(blob.data() + at, 4)));
     for (std::uint64_t i = 0; i < record_count; ++i) {
-        if (blob.size() - at < kRecordHead) {
-            error = "record " + std::to_string(i + 1) + " runs past the container";
-            return false;
-        }
+        if (blob.size() - at < kRecordHead)
+            return bad("record " + std::to_string(i + 1) + " runs past the container");
         HandoverIn::Record r;
         r.kind = blob[at];
         r.version = static_cast<std::uint16_t>(get_le(blob.data() + at + 2, 2));
         std::uint64_t len = get_le(blob.data() + at + 4, 4);
         at += kRecordHead;
-        if (len > blob.size() - at) {
-            error = "record " + std::to_string(i + 1) + " runs past the container";
-            return false;
-        }
+        if (len > blob.size() - at)
+            return bad("record " + std::to_string(i + 1) + " runs past the container");
         r.body = blob.substr(at, std::size_t(len));
         at += std::size_t(len);
         records.push_back(r);
     }
-    if (at != blob.size()) {
-        error = "bytes after the last record";
-        return false;
-    }
+    if (at != blob.size()) return bad("bytes after the last record");
     return true;
 }
 
@@ -192,15 +186,28 @@ bool read_handover(int memfd, HandoverIn& in, std::string& error) {
         got += std::size_t(n);
     }
     std::vector<int> numbers;
-    bool ok = parse_handover(in.blob, numbers, in.records, error);
+    bool ok = parse_handover(std::string_view(in.blob.data(), in.blob.size()), numbers, in.records,
+                             error);
+    if (!ok) {
+        // The records cannot be trusted, but an intact fd table still names what was passed:
+        // closed below rather than left open (and inheritable) for the life of the process.
+        bool ours = in.blob.size() >= kHeader &&
+                    std::memcmp(in.blob.data(), kMagic, sizeof kMagic) == 0 &&
+                    get_le(in.blob.data() + 8, 4) == kHandoverFormat;
+        std::uint64_t count = ours ? get_le(in.blob.data() + 12, 4) : 0;
+        if (count <= (in.blob.size() - std::min(in.blob.size(), kHeader)) / 4)
+            for (std::uint64_t i = 0; i < count; ++i)
+                numbers.push_back(
+                    static_cast<std::int32_t>(get_le(in.blob.data() + kHeader + 4 * i, 4)));
+    }
+    std::unordered_set<int> seen;
     for (std::size_t i = 0; i < numbers.size(); ++i) {
         // Every passed fd is ours from now on, so none leaks into the --check child. A number
         // that cannot be a passed connection fd (stdio, the listeners, the memfd, a repeat, not
         // open) stays an empty slot and fails only the record that claims it.
         int n = numbers[i];
-        bool usable = n >= 5 && n != memfd;
-        for (std::size_t j = 0; usable && j < i; ++j) usable = numbers[j] != n;
-        usable = usable && fcntl(n, F_SETFD, FD_CLOEXEC) == 0;
+        bool usable =
+            n >= 5 && n != memfd && seen.insert(n).second && fcntl(n, F_SETFD, FD_CLOEXEC) == 0;
         in.fds.add(Fd(usable ? n : -1));
     }
     if (!ok) {

@@ -88,6 +88,20 @@ int main(int argc, char** argv) {
         if (getenv("DUET_REPORT_HANDOVER")) std::puts(handover_check_line().c_str());
         return 0;
     }
+    // The hand-over a reload left for this image (every connection as a record, handover.hpp) is
+    // read before this image opens any fd of its own: its fd table can then only name passed fds.
+    HandoverIn handover;
+    if (const char* v = getenv("DUET_HANDOVER_FD")) {
+        char* end = nullptr;
+        long n = std::strtol(v, &end, 10);
+        handover.present = true;
+        if (end == v || *end != 0 || n < 0 || n >= INT_MAX)
+            handover.error = "DUET_HANDOVER_FD is not a number";
+        else if (!read_handover(int(n), handover, handover.error) && handover.error.empty())
+            handover.error = "unreadable";
+        handover.present = true;
+        unsetenv("DUET_HANDOVER_FD");
+    }
     // Listening sockets come first, so that freshly bound ones land on fds 3 and 4.
     ListenSockets sockets;
     std::vector<HandedConn> handed;
@@ -103,14 +117,6 @@ int main(int argc, char** argv) {
             return 3;
         }
     }
-    // The hand-over a reload left for this image: every connection as a record (handover.hpp).
-    int handover_fd = -1;
-    if (const char* v = getenv("DUET_HANDOVER_FD")) {
-        char* end = nullptr;
-        long n = std::strtol(v, &end, 10);
-        if (end != v && *end == 0 && n >= 0 && n < INT_MAX) handover_fd = int(n);
-        unsetenv("DUET_HANDOVER_FD");
-    }
     std::vector<std::string> args(argv, argv + argc);
     Server server(cfg, args, resolve_executable(argv[0]));
     timespec now;
@@ -118,7 +124,7 @@ int main(int argc, char** argv) {
     server.generation = std::uint64_t(env_number("DUET_GENERATION", 0));
     server.reloads = std::uint64_t(env_number("DUET_RELOADS", 0));
     server.started_at = env_number("DUET_STARTED", double(now.tv_sec) + now.tv_nsec / 1e9);
-    if (int rc = server.start(std::move(sockets), std::move(handed), handover_fd); rc != 0)
+    if (int rc = server.start(std::move(sockets), std::move(handed), std::move(handover)); rc != 0)
         return rc;
     return server.run();
 }

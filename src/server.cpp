@@ -65,14 +65,15 @@ void Server::access_log(const std::string& line) {
     std::fflush(stdout);
 }
 
-int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns, int handover_fd) {
+int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
+                  HandoverIn handover) {
     now_ms_ = monotonic_ms();
     tick();
     root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
                  "\",\"generation\":" + std::to_string(generation) + "}\n";
     std::string err;
     // Named temporaries of uploads carried over a reload are still being written: keep them.
-    if (handover_fd >= 0) store.keep_temps_at_open();
+    if (handover.present) store.keep_temps_at_open();
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;
@@ -90,7 +91,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns, i
     }
     for (const HandedConn& h : handed_conns)
         add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
-    if (handover_fd >= 0) resume_handed(handover_fd);
+    if (handover.present) resume_handed(handover);
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;

@@ -55,12 +55,10 @@ bool Server::hand_over_all() {
     std::_Exit(1);
 }
 
-void Server::resume_handed(int handover_fd) {
-    HandoverIn in;
-    std::string err;
-    if (!read_handover(handover_fd, in, err)) {
+void Server::resume_handed(HandoverIn& in) {
+    if (!in.error.empty()) {
         log("reload: the hand-over cannot be read (%s): every connection it held is closed",
-            err.c_str());
+            in.error.c_str());
         return;
     }
     struct Resumed {

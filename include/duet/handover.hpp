@@ -27,8 +27,8 @@ inline constexpr char kRecordHttp = 'h';
 inline constexpr char kRecordFiles = 'f';
 
 // The line `--check` prints after its "ok" when a reload runs it (DUET_REPORT_HANDOVER=1 in its
-// environment): "handover=1", the formats this image reads; a plain --check prints only "ok". The test hook DUET_TEST_HANDOVER_VERSIONS replaces the list, to make a reload fall
-// back to a drain.
+// environment): "handover=1", the formats this image reads; a plain --check prints only "ok". The
+// test hook DUET_TEST_HANDOVER_VERSIONS replaces the list, to make a reload fall back to a drain.
 std::string handover_check_line();
 // Whether a --check output names `format` in its "handover=" list. `seen` gets the list ("none"
 // when the check printed none: an image from before hand-over records).
@@ -57,7 +57,9 @@ Fd open_handover_memfd();
 int write_handover(HandoverOut& out, Fd memfd);
 
 struct HandoverIn {
-    std::string blob;  // the container bytes; records view into it
+    bool present = false;    // a reload passed one (DUET_HANDOVER_FD)
+    std::string error;       // why it could not be read, when present
+    std::vector<char> blob;  // the container bytes; records view into it (stable across moves)
     HandoverFds fds;
     struct Record {
         char kind;
@@ -68,8 +70,9 @@ struct HandoverIn {
 };
 
 // Reads and checks the container from `memfd` (which it closes). Marks every passed fd
-// close-on-exec again. false with a one-line reason on anything malformed; then no record is
-// used, and every fd in the table is closed.
+// close-on-exec again. Called first thing in main, before this image opens any fd of its own, so
+// that a damaged table can only name fds that were passed. false with a one-line reason on anything
+// malformed; then no record is used, and every fd in the table is closed.
 bool read_handover(int memfd, HandoverIn& in, std::string& error);
 
 // Parses a container already in memory (read_handover and the unit tests). Does not touch fds.

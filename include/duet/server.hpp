@@ -13,6 +13,7 @@
 #include "duet/config.hpp"
 #include "duet/conn.hpp"
 #include "duet/fd.hpp"
+#include "duet/handover.hpp"
 #include "duet/lifecycle.hpp"
 #include "duet/listeners.hpp"
 #include "duet/loop.hpp"
@@ -43,8 +44,9 @@ class Server {
   public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
-    // `handover_fd` is the hand-over memfd a reload passed (DUET_HANDOVER_FD), or -1.
-    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns, int handover_fd = -1);
+    // `handover` holds the connections a reload passed as records (read in main), if any.
+    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
+              HandoverIn handover = {});
     // Runs until stopped. Returns the process exit code (or execs on reload).
     int run();
 
@@ -97,7 +99,7 @@ class Server {
     // record, whatever it is doing. false when it could not start (then the caller drains).
     bool hand_over_all();
     // Next image: takes every record back; one that cannot be read costs its connection only.
-    void resume_handed(int handover_fd);
+    void resume_handed(HandoverIn& in);
     // Links a connection (accepted, or carried over a reload) into the list, loop and timers.
     void link_conn(Conn* c, int fd);
     void reap_dead();
