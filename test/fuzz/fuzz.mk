@@ -27,7 +27,7 @@ FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
 # store comes to need the whole server, move name validation out of store.cpp rather than fuzz
 # the world).
 FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto store store_meta sha256 log_escape \
-                  sha256_shani base64
+                  sha256_shani base64 handover handover_record
 FUZZ_LIB_SRCS := $(FUZZ_LIB_NAMES:%=src/%.cpp)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o)
 # Longest input per target: a little past each limit the parser enforces (8 KiB request line,
