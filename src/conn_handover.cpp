@@ -24,6 +24,9 @@ enum : std::uint16_t {
     kLingerHint = 9,
     kLingering = 10,
     kHeadLeftMs = 11,
+    kThrottledMs = 12,      // parked by the guessing throttle: time left until released
+    kThrottleCleared = 13,  // the attempt being re-processed has had its wait
+    kAuthFailures = 14,
 };
 
 bool is_connected_stream(int fd) {
@@ -39,9 +42,12 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
     RecordWriter w(fds);
     srv_.loop.remove(fd_.get());
     if (head_timer.linked() && !lingering_) {
+        // head_timer is the header deadline, or the throttle's release time while parked.
         std::int64_t left = head_timer.deadline_ms - srv_.now_ms();
-        w.u64(kHeadLeftMs, std::uint64_t(left > 0 ? left : 0));
+        w.u64(throttled_ ? kThrottledMs : kHeadLeftMs, std::uint64_t(left > 0 ? left : 0));
     }
+    w.flag(kThrottleCleared, throttle_cleared_);
+    w.u64(kAuthFailures, auth_failures_);
     cancel_header_timer();
     TimerList::cancel(idle_timer);
     w.fd(kSocket, std::move(fd_));
@@ -90,6 +96,13 @@ bool Conn::resume_shared(RecordReader& r, std::int64_t& head_left_ms) {
     lingering_ = r.flag(kLingering);
     std::uint64_t left_ms;
     head_left_ms = r.u64(kHeadLeftMs, left_ms) ? std::int64_t(left_ms & 0xffffffffu) : -1;
+    if (r.u64(kThrottledMs, left_ms)) {  // the server arms it on the throttle list
+        throttled_ = true;
+        head_left_ms = std::int64_t(left_ms & 0xffffffffu);
+    }
+    throttle_cleared_ = r.flag(kThrottleCleared);
+    std::uint64_t failures = r.u64_or(kAuthFailures, 0);
+    auth_failures_ = static_cast<std::uint8_t>(failures > 255 ? 255 : failures);
     return true;
 }
 

@@ -21,10 +21,17 @@ enum : std::uint16_t {
     kDrain = 38,
 };
 // Inside the incoming-upload record.
-enum : std::uint16_t { kUpload = 1, kName = 2, kLeft = 3, kSized = 4, kDigest = 5 };
+enum : std::uint16_t {
+    kUpload = 1,
+    kName = 2,
+    kLeft = 3,
+    kSized = 4,
+    kDigest = 5,
+    kPrecondition = 6,  // if=: encode_precondition
+};
 // Inside the listing record: one entry per line still owed, in order.
 enum : std::uint16_t { kEntry = 1 };
-constexpr std::size_t kEntryFixed = 8 + 8 + 32;  // size, mtime, digest; then the name
+constexpr std::size_t kEntryFixed = 8 + 8 + 32 + 1;  // size, mtime, digest, readable; the name
 
 void put_u64(std::string& out, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -55,6 +62,7 @@ void FileConn::encode_state(RecordWriter& w) {
         if (up_->has_digest)
             sub.bytes(kDigest, std::string_view(reinterpret_cast<const char*>(up_->digest.data()),
                                                 up_->digest.size()));
+        sub.bytes(kPrecondition, encode_precondition(up_->pre));
         w.record(kIncoming, sub);
         up_.reset();  // handed over, not failed
     }
@@ -66,6 +74,7 @@ void FileConn::encode_state(RecordWriter& w) {
             put_u64(e, f.size);
             put_u64(e, std::uint64_t(f.mtime));
             e.append(reinterpret_cast<const char*>(f.sha256.data()), f.sha256.size());
+            e += f.readable ? '\1' : '\0';
             e += f.name;
             sub.bytes(kEntry, e);
         }
@@ -109,6 +118,8 @@ bool FileConn::resume_state(RecordReader& r) {
             std::memcpy(in->digest.data(), d.data(), d.size());
             in->has_digest = true;
         }
+        if (!decode_precondition(sub.bytes(kPrecondition), in->pre))
+            return r.fail("upload: bad precondition");
         up_ = std::move(in);
     }
     if (r.has(kListing)) {
@@ -121,6 +132,7 @@ bool FileConn::resume_state(RecordReader& r) {
             f.size = get_u64(e.data());
             f.mtime = std::int64_t(get_u64(e.data() + 8));
             std::memcpy(f.sha256.data(), e.data() + 16, f.sha256.size());
+            f.readable = e[48] != 0;
             f.name = std::string(e.substr(kEntryFixed));
             if (!valid_name(f.name)) return r.fail("listing: bad name");
             l->files.push_back(std::move(f));

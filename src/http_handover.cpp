@@ -25,8 +25,9 @@ enum : std::uint16_t {
     kChunked = 3,
     kUpload = 4,
     kName = 5,
-    kExpected = 6,
-    kNoReplace = 7,
+    kExpected = 6,        // ExpectedDigest: the digest, when one was given
+    kDigestConflict = 7,  // ExpectedDigest: two fields disagreed
+    kPrecondition = 8,    // Precondition: kind, then the ETag digest for MustMatch
 };
 }  // namespace
 
@@ -48,11 +49,12 @@ void HttpConn::encode_state(RecordWriter& w) {
             b.upload.hand_over(up);
             sub.record(kUpload, up);
             sub.bytes(kName, b.name);
-            if (b.has_expected)
+            if (b.expected.any)
                 sub.bytes(kExpected,
-                          std::string_view(reinterpret_cast<const char*>(b.expected.data()),
-                                           b.expected.size()));
-            sub.flag(kNoReplace, b.no_replace);
+                          std::string_view(reinterpret_cast<const char*>(b.expected.d.data()),
+                                           b.expected.d.size()));
+            sub.flag(kDigestConflict, b.expected.conflict);
+            sub.bytes(kPrecondition, encode_precondition(b.pre));
         }
         w.record(kBody, sub);
         body_.reset();
@@ -98,11 +100,13 @@ bool HttpConn::resume_state(RecordReader& r) {
         if (!valid_name(b->name)) return r.fail("upload: bad file name");
         if (sub.has(kExpected)) {
             std::string_view d = sub.bytes(kExpected);
-            if (d.size() != b->expected.size()) return r.fail("upload: bad expected digest");
-            std::copy(d.begin(), d.end(), b->expected.begin());
-            b->has_expected = true;
+            if (d.size() != b->expected.d.size()) return r.fail("upload: bad expected digest");
+            std::copy(d.begin(), d.end(), b->expected.d.begin());
+            b->expected.any = true;
         }
-        b->no_replace = sub.flag(kNoReplace);
+        b->expected.conflict = sub.flag(kDigestConflict);
+        if (!decode_precondition(sub.bytes(kPrecondition), b->pre))
+            return r.fail("upload: bad precondition");
     }
     body_ = std::move(b);
     return true;

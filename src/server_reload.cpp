@@ -100,7 +100,10 @@ void Server::resume_handed(HandoverIn& in) {
     for (const Resumed& r : resumed) {
         link_conn(r.conn, r.conn->fd());
         if (r.conn->dead()) continue;
-        if (r.head_left_ms >= 0)
+        if (r.conn->throttled())
+            throttle_timers.insert_at(r.conn->head_timer,
+                                      now_ms_ + std::max<std::int64_t>(0, r.head_left_ms));
+        else if (r.head_left_ms >= 0)
             header_timers.insert_at(r.conn->head_timer, now_ms_ + std::min(r.head_left_ms, limit));
     }
     for (const Resumed& r : resumed)

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstring>
+
 #include "duet/handover_record.hpp"
 #include "duet/store.hpp"
 
@@ -10,6 +12,29 @@ namespace {
 // Field tags of an upload record. Add a field: one line in hand_over, one in resume.
 enum : std::uint16_t { kFile = 1, kSize = 2, kSynced = 3, kTempName = 4, kSha = 5 };
 }  // namespace
+
+std::string encode_precondition(const Precondition& p) {
+    std::string out(1, static_cast<char>(p.kind));
+    if (p.kind == Precondition::Kind::MustMatch)
+        out.append(reinterpret_cast<const char*>(p.etag.data()), p.etag.size());
+    return out;
+}
+
+bool decode_precondition(std::string_view bytes, Precondition& out) {
+    Precondition p;
+    if (bytes.empty()) {  // a record from before preconditions: none
+        out = p;
+        return true;
+    }
+    auto kind = static_cast<std::uint8_t>(bytes[0]);
+    if (kind > std::uint8_t(Precondition::Kind::MustNotExist)) return false;
+    p.kind = static_cast<Precondition::Kind>(kind);
+    bool match = p.kind == Precondition::Kind::MustMatch;
+    if (bytes.size() != (match ? 1 + p.etag.size() : 1)) return false;
+    if (match) std::memcpy(p.etag.data(), bytes.data() + 1, p.etag.size());
+    out = p;
+    return true;
+}
 
 void Upload::hand_over(RecordWriter& w) {
     w.u64(kSize, size_);

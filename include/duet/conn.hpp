@@ -54,6 +54,8 @@ class Conn : public Handler {
     // Next image: the shared half of resuming. `head_left_ms` gets the header deadline still to
     // run, or -1. false with r.error() on a record that does not hold together.
     bool resume_shared(RecordReader& r, std::int64_t& head_left_ms);
+    // Parked by the guessing throttle (its head_timer is then on the throttle list).
+    bool throttled() const { return throttled_; }
     // After the server has registered a resumed connection: linger again, or pick the work up.
     void after_resume();
 

@@ -35,6 +35,11 @@ struct Precondition {
     Digest etag{};  // MustMatch: the file's current SHA-256
 };
 
+// A precondition as bytes for the reload hand-over (upload_handover.cpp): kind, then for
+// MustMatch the 32-byte ETag digest. decode_precondition: false for anything else.
+std::string encode_precondition(const Precondition& p);
+bool decode_precondition(std::string_view bytes, Precondition& out);
+
 struct FileInfo {
     std::string name;
     std::uint64_t size = 0;
