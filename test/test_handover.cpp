@@ -13,7 +13,6 @@
 #include "duet/handover_record.hpp"
 #include "duet/http_body.hpp"
 #include "duet/sha256.hpp"
-#include "duet/timers.hpp"
 
 using namespace duet;
 
@@ -313,23 +312,4 @@ Test(chunked_state, restore_refuses_impossible_state) {
     bad = s;
     bad[12] = 16;  // more size digits than the decoder allows
     cr_assert_not(d.restore(bad));
-}
-
-Test(timers, arm_at_keeps_the_list_in_deadline_order) {
-    TimerList list(1000);
-    TimerNode a, b, c, d;
-    list.touch(a, 0);      // 1000
-    list.arm_at(b, 300);   // before a
-    list.arm_at(c, 600);   // between b and a
-    list.arm_at(d, 2000);  // last
-    cr_assert_eq(list.next_deadline(), 300);
-    cr_assert_eq(list.expired(300), &b);
-    TimerList::cancel(b);
-    cr_assert_eq(list.expired(700), &c);
-    TimerList::cancel(c);
-    cr_assert_null(list.expired(999));
-    cr_assert_eq(list.expired(1000), &a);
-    TimerList::cancel(a);
-    cr_assert_eq(list.expired(2000), &d);
-    TimerList::cancel(d);
 }
