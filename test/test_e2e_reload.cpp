@@ -548,6 +548,24 @@ Test(reload, a_half_head_keeps_its_header_deadline_across_a_reload) {
     cr_assert_eq(t::stop(d), 0);
 }
 
+Test(reload, a_session_parked_by_the_guessing_throttle_crosses_with_its_pipelined_lines) {
+    t::Duet d;
+    launch(d, {"--token", "right"});
+    int fd = t::connect_port(d.files_port);
+    // Eight bad tokens in one write: five are answered at once, the sixth waits 200 ms, the
+    // seventh 400 ms more... so the session is parked, with lines still unread, at the reload.
+    std::string wrong;
+    for (int i = 0; i < 8; ++i) wrong += "AUTH wrong\n";
+    cr_assert(t::send_all(fd, wrong + "AUTH right\nPING\n"));
+    for (int i = 0; i < 5; ++i) cr_assert_eq(t::read_line(fd), "ERR 401 bad token", "answer %d", i);
+    reload_by_signal(d, 1);
+    for (int i = 5; i < 8; ++i) cr_assert_eq(t::read_line(fd), "ERR 401 bad token", "answer %d", i);
+    cr_assert_eq(t::read_line(fd), "OK");
+    cr_assert_eq(t::read_line(fd), "OK pong");
+    close(fd);
+    cr_assert_eq(t::stop(d), 0);
+}
+
 Test(reload, new_image_reading_another_format_gets_a_drain_and_a_log_line) {
     std::string data = tmpdir() + "/data";
     cr_assert_eq(mkdir(data.c_str(), 0755), 0);
