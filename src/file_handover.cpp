@@ -33,9 +33,6 @@ enum : std::uint16_t {
 enum : std::uint16_t { kEntry = 1 };
 constexpr std::size_t kEntryFixed = 8 + 8 + 32 + 1;  // size, mtime, digest, readable; the name
 
-void put_u64(std::string& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
 std::uint64_t get_u64(const char* p) {
     std::uint64_t v = 0;
     for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
@@ -66,21 +63,7 @@ void FileConn::encode_state(RecordWriter& w) {
         w.record(kIncoming, sub);
         up_.reset();  // handed over, not failed
     }
-    if (listing_) {
-        RecordWriter sub = w.child();
-        for (std::size_t i = listing_->next; i < listing_->files.size(); ++i) {
-            const FileInfo& f = listing_->files[i];
-            std::string e;
-            put_u64(e, f.size);
-            put_u64(e, std::uint64_t(f.mtime));
-            e.append(reinterpret_cast<const char*>(f.sha256.data()), f.sha256.size());
-            e += f.readable ? '\1' : '\0';
-            e += f.name;
-            sub.bytes(kEntry, e);
-        }
-        w.record(kListing, sub);
-        listing_.reset();
-    }
+    // A LIST being sent is output like any other (Conn's long body): nothing of its own here.
 }
 
 Conn* FileConn::resume(Server& srv, std::uint16_t version, RecordReader& r,
@@ -123,21 +106,20 @@ bool FileConn::resume_state(RecordReader& r) {
         up_ = std::move(in);
     }
     if (r.has(kListing)) {
+        // From an image that kept LIST entries apart: they become the lines still to send.
         RecordReader sub = r.child();
         if (!r.record(kListing, sub)) return r.fail("listing: " + sub.error());
-        auto l = std::make_unique<Listing>();
+        std::string lines;
         for (std::string_view e : sub.all(kEntry)) {
             if (e.size() <= kEntryFixed) return r.fail("listing: short entry");
-            FileInfo f;
-            f.size = get_u64(e.data());
-            f.mtime = std::int64_t(get_u64(e.data() + 8));
-            std::memcpy(f.sha256.data(), e.data() + 16, f.sha256.size());
-            f.readable = e[48] != 0;
-            f.name = std::string(e.substr(kEntryFixed));
-            if (!valid_name(f.name)) return r.fail("listing: bad name");
-            l->files.push_back(std::move(f));
+            Digest d;
+            std::memcpy(d.data(), e.data() + 16, d.size());
+            std::string name(e.substr(kEntryFixed));
+            if (!valid_name(name)) return r.fail("listing: bad name");
+            lines += name + " " + std::to_string(get_u64(e.data())) + " " +
+                     (e[48] != 0 ? to_hex(d) : std::string("-")) + "\n";
         }
-        if (!l->files.empty()) listing_ = std::move(l);
+        queue_extra(std::move(lines));
     }
     return true;
 }

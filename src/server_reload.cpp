@@ -40,6 +40,10 @@ bool Server::hand_over_all() {
     }
     reap_dead();
     int fd = write_handover(out, std::move(memfd));
+    // Buffered log lines go out as far as the reader takes them without blocking; the next
+    // image starts from fds 1 and 2 as inherited.
+    out_log_.detach();
+    err_log_.detach();
     if (fd < 0) {
         log("reload: writing the hand-over failed (%s): %zu connection(s) cut", std::strerror(-fd),
             http + files);

@@ -7,6 +7,7 @@
 
 #include "duet/conn.hpp"
 #include "duet/file_proto.hpp"
+#include "duet/server.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
@@ -19,6 +20,7 @@ class FileConn final : public Conn {
     void on_idle_timeout() override;
     void begin_drain(bool for_reload) override;
     bool is_idle() const override;
+    bool publishing() const override { return up_ && up_->stage != 0; }
     void on_quiet() override;
     char handover_kind() const override { return authed_ ? 'a' : 'f'; }
     // A session carried over a reload keeps its AUTH.
@@ -49,10 +51,11 @@ class FileConn final : public Conn {
         bool has_digest = false;
         Digest digest{};
         Precondition pre;
-    };
-    struct Listing {  // LIST lines still to write
-        std::vector<FileInfo> files;
-        std::size_t next = 0;
+        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 2 directory.
+        std::uint8_t stage = 0;
+        bool close_after = false;  // PUT NAME ended by a half-close: close after the answer
+        std::shared_ptr<DiskWait> wait;
+        FileInfo info;
     };
 
     void run(const Command& c, std::string_view line);
@@ -63,14 +66,14 @@ class FileConn final : public Conn {
     void del(const Command& c);
     bool feed_upload();
     void finish_upload();
+    bool advance_publish();
     void fail_upload(const char* answer);
-    bool write_listing();
+    bool wait_or_trouble(int rc);
     void reply(std::string_view line);  // queues line + "\n"
     void reply_and_close(std::string_view line);
     void log_command(std::string_view result);
 
     std::unique_ptr<Incoming> up_;
-    std::unique_ptr<Listing> listing_;
     // Only with --access-log, so an idle session stays small. The peer is taken at the first
     // command: by the time a later answer is logged the peer may have reset.
     struct AccessLog {

@@ -12,6 +12,7 @@
 #include "duet/http_fields.hpp"
 #include "duet/http_parser.hpp"
 #include "duet/http_response.hpp"
+#include "duet/server.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
@@ -25,6 +26,7 @@ class HttpConn final : public Conn {
     void begin_drain(bool for_reload) override;
     void on_quiet() override;
     bool is_idle() const override;
+    bool publishing() const override { return body_ && body_->stage != 0; }
 
     // Reload hand-over (http_handover.cpp): the whole session state, in whatever state it is.
     // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
@@ -52,6 +54,13 @@ class HttpConn final : public Conn {
         std::string name;
         ExpectedDigest expected;
         Precondition pre;
+        // Publishing (SPEC §5: the fsyncs run on helpers): 1 syncing the data, 2 syncing the
+        // directory after the rename. The body stays until the answer is queued.
+        std::uint8_t stage = 0;
+        bool peer_gone = false;  // the client half-closed meanwhile: close after the answer
+        std::shared_ptr<DiskWait> wait;
+        FileInfo info;
+        bool created = false;
     };
 
     // Per-request answer context, set before routing.
@@ -71,6 +80,7 @@ class HttpConn final : public Conn {
     bool preconditions(const Request& req, CondMethod m, const FileInfo& info, int rc,
                        Precondition& pre, std::string_view extra_fields = {});
     bool needs_token(const Request& req) const;
+    bool store_trouble(int rc);
 
     // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts
     // it; `head` already holds the status line and the route's own fields.
@@ -86,7 +96,9 @@ class HttpConn final : public Conn {
 
     bool parse_due(std::size_t size) const;
     bool feed_body();
-    void finish_upload();
+    bool finish_upload();
+    bool advance_publish();
+    void upload_failed(int rc);
     void start_body(const Request& req, bool store);
     void log_access(int status, std::uint64_t bytes);
     void set_log_line(std::string line);
