@@ -79,6 +79,13 @@ struct StoreIndex::HashWork {
 
     void run() {
         if (!fd) {
+            // The status first: a file that cannot be opened (EACCES) still fails for the
+            // version the index holds, instead of looking changed.
+            if (::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                rc = -errno;
+                finished = true;
+                return;
+            }
             fd.reset(::openat(dir->get(), name.c_str(), kReadFlags));
             if (!fd || ::fstat(fd.get(), &st) != 0) {
                 rc = errno == ELOOP || errno == ENXIO ? -ENOENT : -errno;
