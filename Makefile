@@ -31,7 +31,9 @@ TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.c
 # Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
 build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
 # Code off the request path is optimised for size: it keeps the binary and its resident pages small.
-COLD     := config listeners lifecycle main metrics store store_meta file_conn http_files terminate
+COLD     := config listeners lifecycle main metrics store store_meta file_conn http_files terminate \
+            handover handover_record conn_handover http_handover file_handover upload_handover \
+            server_reload
 $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
 
 .PHONY: all run test check-deps unit clean

@@ -2,14 +2,23 @@
 # Lifecycle: stop latency (SIGINT to exit, idle and with 1,000 idle keep-alive connections), reload
 # latency (cp -f over a --reload copy of the binary to the next generation's ready line, minus the
 # 150 ms debounce), and RELOADS SIGHUP reloads (one a second) under wrk -t1 -c64 on GET /, counting
-# wrk socket errors and non-2xx responses. duet on SERVER_CPU, clients on LOAD_CPU.
-# Usage: bench/lifecycle.sh       (env: RUNS=10 CONNS=1000 RELOADS=20)
+# wrk socket errors and non-2xx responses. Then reloads with every kind of connection in flight
+# (bench/reload_busy.c: BUSY_RELOADS reloads beside IDLE_RELOADS idle ones, fresh /healthz during
+# them, every transfer checked), and LONG_RELOADS more under the same load for fd and RSS.
+# duet on SERVER_CPU, clients on LOAD_CPU.
+# Usage: bench/lifecycle.sh       (env: RUNS=10 CONNS=1000 RELOADS=20 BUSY_RELOADS=20
+#                                  LONG_RELOADS=1000; reload_busy.c's own: DOWNLOADS=50 UPLOADS=10
+#                                  HALF=20 IDLE=20 LISTS=10 RATE=5000000 UPLOAD_BYTES=67108864)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-10}
 CONNS=${CONNS:-1000}
 RELOADS=${RELOADS:-20}
+BUSY_RELOADS=${BUSY_RELOADS:-20}
+LONG_RELOADS=${LONG_RELOADS:-1000}
+BIG_MIB=${BIG_MIB:-64}
+LIST_FILES=${LIST_FILES:-2000}
 WRK_SECONDS=$((RELOADS + 0))
 
 need wrk wrk
@@ -18,6 +27,7 @@ need cc gcc
 need taskset util-linux
 build_duet
 build_helper lifecycle
+build_helper reload_busy
 raise_nofile
 LC="$BENCH_BUILD/lifecycle"
 ARGS=(--http 127.0.0.1:0 --files 127.0.0.1:0 --data "$BENCH_TMP/data")
@@ -60,6 +70,24 @@ sock_errors=$(($(get connect) + $(get read) + $(get write) + $(get timeout)))
 gen_final=$(curl -fsS "http://127.0.0.1:$DUET_HTTP_PORT/" | sed 's/.*"generation":\([0-9]*\).*/\1/')
 stop_pid "$DUET_PID" INT
 
+# 4. reloads with everything in flight (issue 12), then many more for fd and RSS
+BUSY_DATA="$BENCH_TMP/busy"
+mkdir -p "$BUSY_DATA"
+head -c $((BIG_MIB << 20)) /dev/urandom >"$BUSY_DATA/big"
+pad=$(printf 'x%.0s' $(seq 1 240))
+for i in $(seq -w 1 "$LIST_FILES"); do : >"$BUSY_DATA/l$i$pad"; done
+RB="$BENCH_BUILD/reload_busy"
+BUSY_ARGS=(--http 127.0.0.1:0 --files 127.0.0.1:0 --data "$BUSY_DATA")
+LIST_NAMES=$LIST_FILES
+export LIST_FILES=$((LIST_FILES + 1))  # what a LIST counts: the names and big
+taskset -c "$LOAD_CPU" "$RB" "$BUSY_RELOADS" "$BUSY_DATA" "$DUET" "${BUSY_ARGS[@]}" >"$BENCH_TMP/busy.out" ||
+    { cat "$BENCH_TMP/busy.out" >&2; echo "reload_busy failed" >&2; }
+rm -f "$BUSY_DATA"/up* "$BUSY_DATA"/fup*
+IDLE_RELOADS=0 GAP_MS=${LONG_GAP_MS:-5} taskset -c "$LOAD_CPU" "$RB" "$LONG_RELOADS" "$BUSY_DATA" \
+    "$DUET" "${BUSY_ARGS[@]}" >"$BENCH_TMP/long.out" ||
+    { cat "$BENCH_TMP/long.out" >&2; echo "reload_busy (long) failed" >&2; }
+field() { awk -v k="$2" -v f="$3" '$1 == k { for (i = 2; i < NF; i++) if ($i == f) print $(i + 1) }' "$1"; }
+
 st() { printf '%8.3f %8.3f %8.3f' "$(median <"$1")" "$(sort -g "$1" | head -1)" "$(sort -g "$1" | tail -1)"; }
 echo
 echo "== bench/lifecycle.sh (load average: $(cut -d' ' -f1-3 /proc/loadavg)) =="
@@ -79,9 +107,29 @@ printf '%-58s %s  (connect %s, read %s, write %s, timeout %s)  target 0\n' "wrk 
 printf '%-58s %s  target 0\n' "non-2xx responses" "$(get non2xx)"
 printf '%-58s %s / %s ms\n' "wrk p50 / p99 latency over the run" "$(awk -v v="$(get p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')" "$(awk -v v="$(get p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
 echo
+printf '%-58s %8s %8s %8s  %s\n' "reload, SIGHUP to new ready line (ms)" median min max target
+printf '%-58s %8s %8s %8s\n' "  idle ($(field "$BENCH_TMP/busy.out" reload_idle_ms count) runs)" \
+    "$(field "$BENCH_TMP/busy.out" reload_idle_ms median)" "$(field "$BENCH_TMP/busy.out" reload_idle_ms min)" \
+    "$(field "$BENCH_TMP/busy.out" reload_idle_ms max)"
+printf '%-58s %8s %8s %8s  < 20 / < 50 ms\n' "  $(field "$BENCH_TMP/busy.out" connections count) connections in flight ($(field "$BENCH_TMP/busy.out" reload_busy_ms count) runs)" \
+    "$(field "$BENCH_TMP/busy.out" reload_busy_ms median)" "$(field "$BENCH_TMP/busy.out" reload_busy_ms min)" \
+    "$(field "$BENCH_TMP/busy.out" reload_busy_ms max)"
+printf '%-58s %s ms max, %s mean, %s errors  max < 50 ms\n' "  fresh /healthz during those reloads" \
+    "$(field "$BENCH_TMP/busy.out" healthz_fresh_ms max)" "$(field "$BENCH_TMP/busy.out" healthz_fresh_ms mean)" \
+    "$(field "$BENCH_TMP/busy.out" healthz_fresh_ms errors)"
+printf '%-58s %s  target 0\n' "  transfers failed or unfinished" "$(field "$BENCH_TMP/busy.out" connections errors)"
+printf '%-58s fds %s -> %s, RSS %s -> %s KiB; reload median %s ms, max %s; %s errors\n' \
+    "$LONG_RELOADS reloads under the same load (after 10 -> end)" \
+    "$(field "$BENCH_TMP/long.out" server fds_after_10)" "$(field "$BENCH_TMP/long.out" server fds_end)" \
+    "$(field "$BENCH_TMP/long.out" server rss_kib_after_10)" "$(field "$BENCH_TMP/long.out" server rss_kib_end)" \
+    "$(field "$BENCH_TMP/long.out" reload_busy_ms median)" "$(field "$BENCH_TMP/long.out" reload_busy_ms max)" \
+    "$(field "$BENCH_TMP/long.out" connections errors)"
+echo
 echo "commands:"
 echo "  taskset -c $LOAD_CPU $LC stop 0 $RUNS $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # bench/lifecycle.c; duet pinned to CPU $SERVER_CPU"
 echo "  taskset -c $LOAD_CPU $LC stop $CONNS $RUNS $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR"
 echo "  taskset -c $LOAD_CPU $LC reload $RUNS $DUET TMP/duet --reload --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # cp -f $DUET TMP/duet every ~0.3 s"
 echo "  taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR; kill -HUP PID once a second, $RELOADS times, during:"
 echo "  ${WRK_CMD/$DUET_HTTP_PORT/PORT}"
+echo "  taskset -c $LOAD_CPU $RB $BUSY_RELOADS DIR $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # DIR: big ($BIG_MIB MiB) + $LIST_NAMES long-named files"
+echo "  IDLE_RELOADS=0 GAP_MS=5 taskset -c $LOAD_CPU $RB $LONG_RELOADS DIR $DUET ...   # fd and RSS over many reloads"

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,7 +16,21 @@ namespace duet {
 namespace {
 constexpr int kReadsPerEvent = 8;                     // fairness: then back to the loop
 constexpr std::uint64_t kSendfilePerEvent = 2 << 20;  // bytes of a file per event
-constexpr int kRoundsPerPump = 64;                    // process/flush rounds per event
+constexpr std::size_t kExtraPerEvent = 256 << 10;     // bytes of a long body per event
+
+// Whether the file's bytes at `off` and `off + len - 1` are in the page cache: preadv2 with
+// RWF_NOWAIT answers EAGAIN instead of reading from the disk. Anything else (an old kernel or a
+// file system without it) counts as resident, i.e. plain sendfile as before.
+bool resident(int fd, off_t off, std::uint64_t len) {
+    char b;
+    for (off_t at : {off, off + off_t(len) - 1}) {
+        iovec v{&b, 1};
+        ssize_t n = ::preadv2(fd, &v, 1, at, RWF_NOWAIT);
+        if (n < 0 && errno == EAGAIN) return false;
+    }
+    return true;
+}
+constexpr int kRoundsPerPump = 64;  // process/flush rounds per event
 }  // namespace
 
 Conn::Conn(Server& srv, int fd, Port port) : srv_(srv), fd_(fd), port_(port) {
@@ -66,7 +81,9 @@ void Conn::on_event(std::uint32_t events) {
 
 void Conn::read_input() {
     if (throttled_) return;
-    for (int i = 0; i < kReadsPerEvent && !dead_ && wants_input(); ++i) {
+    // A parked connection reads nothing more: its request waits, and level-triggered EPOLLIN on
+    // a full buffer would spin the loop.
+    for (int i = 0; i < kReadsPerEvent && !dead_ && !parked_ && wants_input(); ++i) {
         in_.acquire(srv_.pool);
         if (in_.room() == 0) in_.compact();
         if (in_.room() == 0) break;  // the protocol must consume before we read again
@@ -112,9 +129,10 @@ void Conn::pump() {
         if (!flush() || !progressed) break;
     }
     if (dead_) return;
-    // Out of rounds with work still buffered (e.g. many pipelined downloads): ask for EPOLLOUT,
-    // which is ready at once, so the loop comes back here after serving everyone else.
-    if (round == kRoundsPerPump && !closing_ && !throttled_ && !in_.empty()) want_out_ = true;
+    // Out of rounds with work left (many pipelined downloads, or a LIST of megabytes with no
+    // input at all): ask for EPOLLOUT, which is ready at once, so the loop comes back here after
+    // serving everyone else. Without it a long LIST stalled after 64 rounds of 32 KiB.
+    if (round == kRoundsPerPump && !closing_ && !throttled_) want_out_ = true;
     if (closing_ && !output_pending()) finish_close();
 }
 
@@ -131,11 +149,21 @@ void Conn::write_blocked_or_failed() {
 }
 
 bool Conn::flush() {
+    std::size_t extra_turn = kExtraPerEvent;
     while (!out_.empty() || extra_) {
         iovec iov[2];
         int n_iov = 0;
         if (!out_.empty()) iov[n_iov++] = {const_cast<char*>(out_.head()), out_.size()};
-        if (extra_) iov[n_iov++] = {extra_->data() + extra_sent_, extra_->size() - extra_sent_};
+        if (extra_) {
+            // Long bodies go in turns, within the step's budget shared by all connections.
+            std::size_t left = extra_->size() - extra_sent_;
+            std::size_t allow = std::min({left, extra_turn, srv_.output_budget()});
+            if (allow == 0 && n_iov == 0) {
+                wait_writable();
+                return false;
+            }
+            if (allow > 0) iov[n_iov++] = {const_cast<char*>(extra_->data()) + extra_sent_, allow};
+        }
         ssize_t n = n_iov == 1 ? ::send(fd_.get(), iov[0].iov_base, iov[0].iov_len, 0)
                                : ::writev(fd_.get(), iov, n_iov);
         if (n < 0) {
@@ -149,8 +177,10 @@ bool Conn::flush() {
         std::size_t from_out = left < out_.size() ? left : out_.size();
         out_.consume(from_out);
         left -= from_out;
+        srv_.spend_output(left);
+        extra_turn -= std::min(extra_turn, left);
         if (extra_ && left) {
-            extra_sent_ += left;
+            extra_sent_ += static_cast<std::uint32_t>(left);
             if (extra_sent_ == extra_->size()) {
                 extra_.reset();
                 extra_sent_ = 0;
@@ -164,6 +194,25 @@ bool Conn::flush() {
             return false;
         }
         std::size_t want = file_left_ < budget ? std::size_t(file_left_) : std::size_t(budget);
+        want = std::min(want, srv_.output_budget());
+        if (want == 0) {
+            wait_writable();  // the step's budget is spent: on with the next step
+            return false;
+        }
+        if (std::uint64_t(file_off_) + want > resident_until_) {
+            // SPEC §5: a cold page would make sendfile wait for the disk on the loop. A helper
+            // reads the window into the page cache meanwhile; the connection parks until then.
+            if (disk_wait_ || !resident(file_.get(), file_off_, want)) {
+                if (!disk_wait_) {
+                    disk_wait_ = true;
+                    srv_.read_ahead(this, file_.get(), file_off_, kSendfilePerEvent);
+                }
+                want_out_ = false;
+                srv_.park(this);
+                return false;
+            }
+            resident_until_ = std::uint64_t(file_off_) + want;
+        }
         ssize_t n = ::sendfile(fd_.get(), file_.get(), &file_off_, want);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -176,6 +225,7 @@ bool Conn::flush() {
         }
         file_left_ -= static_cast<std::uint64_t>(n);
         budget -= static_cast<std::uint64_t>(n);
+        srv_.spend_output(std::size_t(n));
         srv_.metrics.bytes_out += static_cast<std::uint64_t>(n);
         srv_.metrics.download_bytes += static_cast<std::uint64_t>(n);
         touch_progress();
@@ -195,12 +245,19 @@ bool Conn::queue(const char* p, std::size_t n) {
 void Conn::queue_extra(std::string body) {
     if (body.empty()) return;
     if (out_room() >= body.size() && queue(body)) return;
-    extra_ = std::make_unique<std::string>(std::move(body));
+    extra_ = std::make_shared<const std::string>(std::move(body));
     extra_sent_ = 0;
+}
+
+void Conn::queue_shared(std::shared_ptr<const std::string> body, std::size_t offset) {
+    if (!body || offset >= body->size()) return;
+    extra_ = std::move(body);
+    extra_sent_ = static_cast<std::uint32_t>(offset);
 }
 
 void Conn::queue_file(Fd file, off_t offset, std::uint64_t length) {
     if (length == 0) return;
+    resident_until_ = 0;
     file_ = std::move(file);
     file_off_ = offset;
     file_left_ = length;
@@ -289,7 +346,7 @@ void Conn::on_throttle_release() {
 void Conn::update_interest() {
     if (dead_) return;
     std::uint32_t want = 0;
-    if (lingering_ || (!throttled_ && wants_input())) want |= EPOLLIN;
+    if (lingering_ || (!throttled_ && !parked_ && wants_input())) want |= EPOLLIN;
     if (want_out_) want |= EPOLLOUT;
     if (want == interest_) return;
     interest_ = want;

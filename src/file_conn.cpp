@@ -16,6 +16,17 @@ bool disk_full(int rc) {
     return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
 }
 
+bool out_of_resources(int rc) {
+    return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM;
+}
+
+// The answer to a store error that is not about the file itself, or null.
+const char* trouble_answer(int rc) {
+    if (rc == kStoreGone) return "ERR 503 store unavailable";
+    if (out_of_resources(rc)) return "ERR 503 busy, retry";
+    return nullptr;
+}
+
 std::string u64(std::uint64_t v) {
     return std::to_string(v);
 }
@@ -33,12 +44,12 @@ FileConn::~FileConn() {
 
 bool FileConn::wants_input() const {
     if (closing()) return false;
-    if (up_) return true;
-    return !listing_ && !output_blocked() && out_.size() < kOutputHighWater;
+    if (up_) return !peer_closed_ && up_->stage == 0;
+    return !output_blocked() && out_.size() < kOutputHighWater;
 }
 
 bool FileConn::is_idle() const {
-    return !up_ && !listing_ && in_.empty() && !output_pending();
+    return !up_ && in_.empty() && !output_pending() && !parked();
 }
 
 void FileConn::begin_drain(bool for_reload) {
@@ -82,9 +93,10 @@ void FileConn::on_idle_timeout() {
 
 void FileConn::on_eof() {
     peer_closed_ = true;
+    if (up_ && up_->stage != 0) return;  // complete and being published
     if (up_ && !up_->sized) {
+        up_->close_after = true;
         finish_upload();  // PUT NAME: the half-close ends the bytes
-        close_after_output();
         return;
     }
     if (up_) {  // a sized upload cut short: nothing published, its bytes kept as a partial
@@ -99,14 +111,14 @@ void FileConn::on_eof() {
 
 bool FileConn::process() {
     bool progressed = false;
-    while (!dead() && !closing()) {
-        if (up_) {
-            if (!feed_upload()) break;
+    while (!dead() && !closing() && !parked()) {
+        if (up_ && up_->stage != 0) {
+            if (!advance_publish()) break;
             progressed = true;
             continue;
         }
-        if (listing_) {
-            if (!write_listing()) break;
+        if (up_) {
+            if (!feed_upload()) break;
             progressed = true;
             continue;
         }
@@ -133,29 +145,33 @@ bool FileConn::process() {
             break;
         }
         cancel_header_timer();
-        // The line's bytes are dropped before the command runs, so an upload's data starts at
-        // in_.head(). Copy the line first: consume() may reuse the buffer.
+        // Copy the line first: consume() may reuse the buffer.
         std::string text(line);
         Command c;
-        bool blank = text.empty() || text.find_first_not_of(" \t") == std::string::npos;
-        if (!blank) {
-            c = parse_command(text);
-            // An AUTH from an address that guessed too often waits its turn, parked; its line
-            // stays in the buffer and is read again on release.
-            if (c.verb == Verb::Auth && !c.error && !srv_.cfg.token.empty() &&
-                auth_attempt_must_wait())
-                break;
+        bool blank = text.empty() || text.find_first_not_of(" 	") == std::string::npos;
+        if (blank) {
+            in_.consume(used);
+            progressed = true;
+            continue;
         }
-        in_.consume(used);
-        progressed = true;
-        if (blank) continue;
-        ++srv_.metrics.file_commands;
+        c = parse_command(text);
+        // An AUTH from an address that guessed too often waits its turn, parked; its line
+        // stays in the buffer and is read again on release.
+        if (c.verb == Verb::Auth && !c.error && !srv_.cfg.token.empty() && auth_attempt_must_wait())
+            break;
         if (srv_.cfg.access_log) {
             if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
             // The token is a secret: logs show that an AUTH happened, never what it carried.
             log_->line = c.verb == Verb::Auth ? std::string("AUTH ***") : log_escape(text);
         }
         run(c, text);
+        // A command waiting for the index (a digest, a listing) keeps its line, and runs again
+        // from the start when woken. Otherwise the line is dropped now, so that an upload's
+        // bytes start at in_.head() (put() itself reads none of them).
+        if (parked()) break;
+        in_.consume(used);
+        ++srv_.metrics.file_commands;
+        progressed = true;
     }
     return progressed;
 }
@@ -245,6 +261,8 @@ void FileConn::put(const Command& c) {
     if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
         if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
+        if (rc == -EINPROGRESS && !srv_.stopping()) return srv_.park(this);  // digest on its way
+        if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close("ERR 500 cannot stat");
     }
     if (c.sized && c.size > srv_.cfg.max_upload)
@@ -258,8 +276,10 @@ void FileConn::put(const Command& c) {
     }
     auto in = std::make_unique<Incoming>();
     int rc = srv_.store.begin_upload(in->upload);
-    if (rc < 0)
+    if (rc < 0) {
+        if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
+    }
     in->name = std::string(c.name);
     in->sized = c.sized;
     in->left = c.size;
@@ -308,33 +328,63 @@ void FileConn::fail_upload(const char* answer) {
     reply_and_close(answer);
 }
 
+// Publish without waiting for the disk on the loop: the data's fsync on a helper, then the
+// checks and the rename in one loop step, then the directory's fsync on a helper, then the
+// answer (the same steps as HTTP, see HttpConn::finish_upload).
 void FileConn::finish_upload() {
     if (up_->append.active()) return finish_resume();
     Incoming& u = *up_;
-    FileInfo info;
-    bool created = false;
-    int rc = u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, u.pre, info, created);
+    u.stage = 1;
+    u.wait = srv_.fsync_later(u.upload.fd());
+}
+
+bool FileConn::advance_publish() {
+    Incoming& u = *up_;
+    if (!u.wait->done) {
+        srv_.park(this);
+        return false;
+    }
+    int rc = u.wait->rc;
+    if (u.stage == 1 && rc == 0) {
+        // A compare-and-swap needs the current digest: wait for it before the one-step publish.
+        if (srv_.digest_pending(u.name, u.pre)) {
+            srv_.park(this);
+            return false;
+        }
+        u.upload.set_synced();
+        u.upload.defer_dir_sync();
+        bool created = false;
+        rc = u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, u.pre, u.info, created);
+        if (rc == 0) {
+            u.stage = 2;
+            u.wait = srv_.fsync_later(srv_.store.dirfd());
+            return advance_publish();
+        }
+    }
+    FileInfo info = u.info;
+    bool close_after = u.close_after;
     up_.reset();
     if (rc == -EBADMSG || rc == -ECANCELED) {
         // The byte count was right: the session goes on.
         ++srv_.metrics.uploads_failed;
         reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
-        return;
-    }
-    if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
+    } else if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
         ++srv_.metrics.uploads_failed;
         reply("ERR 403 not readable by the server");
-        return;
-    }
-    if (rc < 0) {
+    } else if (rc < 0) {
         ++srv_.metrics.uploads_failed;
-        reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
-                                      : "ERR 500 cannot store");
-        return;
+        if (const char* t = trouble_answer(rc))
+            reply_and_close(t);
+        else
+            reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
+                                          : "ERR 500 cannot store");
+    } else {
+        ++srv_.metrics.uploads_ok;
+        srv_.metrics.upload_bytes += info.size;
+        reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
     }
-    ++srv_.metrics.uploads_ok;
-    srv_.metrics.upload_bytes += info.size;
-    reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
+    if (close_after) close_after_output();
+    return true;
 }
 
 void FileConn::get(const Command& c) {
@@ -344,6 +394,7 @@ void FileConn::get(const Command& c) {
     int rc = srv_.store.open_read(c.name, fd, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc < 0 && wait_or_trouble(rc)) return;
     if (rc < 0) return reply("ERR 500 cannot read");
     if (c.offset > info.size) return reply("ERR 416 offset past the end");
     std::uint64_t length = info.size - c.offset;
@@ -359,34 +410,41 @@ void FileConn::stat(const Command& c) {
     int rc = srv_.store.stat(c.name, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc < 0 && wait_or_trouble(rc)) return;
     if (rc < 0) return reply("ERR 500 cannot stat");
     reply("OK " + u64(info.size) + " " + to_hex(info.sha256) + " " + std::to_string(info.mtime));
 }
 
-void FileConn::list() {
-    auto l = std::make_unique<Listing>();
-    if (srv_.store.list(l->files) < 0) return reply("ERR 500 cannot list");
-    reply("OK " + u64(l->files.size()));
-    if (!l->files.empty()) listing_ = std::move(l);
-}
-
-// Writes LIST lines while the output has room; the rest follows as the client reads.
-bool FileConn::write_listing() {
-    Listing& l = *listing_;
-    bool wrote = false;
-    while (l.next < l.files.size() && out_room() > 512 && out_.size() < kOutputHighWater) {
-        const FileInfo& f = l.files[l.next++];
-        // A file duet may not read has no digest: "-" in its place, as null in GET /files.
-        std::string line =
-            f.name + " " + u64(f.size) + " " + (f.readable ? to_hex(f.sha256) : "-") + "\n";
-        queue(line);
-        wrote = true;
-    }
-    if (l.next == l.files.size()) {
-        listing_.reset();
+// Parks on -EINPROGRESS (a digest or listing being computed) or answers a store error that is
+// not about the file; false if `rc` is none of them.
+bool FileConn::wait_or_trouble(int rc) {
+    if (rc == -EINPROGRESS) {
+        if (srv_.stopping())
+            reply("ERR 503 shutting down");
+        else
+            srv_.park(this);
         return true;
     }
-    return wrote;
+    if (const char* t = trouble_answer(rc)) {
+        if (out_of_resources(rc)) ++srv_.metrics.busy_503;
+        reply(t);
+        return true;
+    }
+    return false;
+}
+
+// Served from the index: the lines are one shared text per version of the store, sent as the
+// client reads (store_index.hpp).
+void FileConn::list() {
+    if (!srv_.store.usable()) return reply("ERR 503 store unavailable");
+    std::uint64_t count = 0;
+    std::shared_ptr<const std::string> lines = srv_.index.text_listing(count);
+    if (!lines) {
+        wait_or_trouble(-EINPROGRESS);
+        return;
+    }
+    reply("OK " + u64(count));
+    queue_shared(std::move(lines));
 }
 
 void FileConn::del(const Command& c) {
@@ -395,6 +453,7 @@ void FileConn::del(const Command& c) {
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -EACCES) return reply("ERR 403 not readable by the server");
     if (rc == -ECANCELED) return reply("ERR 412 precondition failed");
+    if (rc < 0 && wait_or_trouble(rc)) return;
     if (rc < 0) return reply("ERR 500 cannot delete");
     reply("OK");
 }

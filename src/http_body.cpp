@@ -231,4 +231,39 @@ ChunkedDecoder::Status ChunkedDecoder::decode(std::string_view& in, std::string_
     return Status::NeedMore;
 }
 
+std::string ChunkedDecoder::save() const {
+    std::string out;
+    for (int i = 0; i < 8; ++i) out += static_cast<char>((remaining_ >> (8 * i)) & 0xff);
+    for (int i = 0; i < 4; ++i) out += static_cast<char>((line_bytes_ >> (8 * i)) & 0xff);
+    out += static_cast<char>(size_digits_);
+    out += static_cast<char>(state_);
+    out += static_cast<char>(ext_);
+    out += static_cast<char>(trailer_has_colon_ ? 1 : 0);
+    out += trailers_;  // the trailer lines kept so far, last
+    return out;
+}
+
+bool ChunkedDecoder::restore(std::string_view s) {
+    constexpr std::size_t kFixed = 16;
+    if (s.size() < kFixed || s.size() - kFixed > kMaxTrailers) return false;
+    auto byte = [&](std::size_t i) { return std::uint64_t(static_cast<unsigned char>(s[i])); };
+    std::uint64_t remaining = 0, line = 0;
+    for (int i = 0; i < 8; ++i) remaining |= byte(std::size_t(i)) << (8 * i);
+    for (int i = 0; i < 4; ++i) line |= byte(std::size_t(8 + i)) << (8 * i);
+    std::uint64_t digits = byte(12), state = byte(13), ext = byte(14), flags = byte(15);
+    if (digits > 15 || remaining >> 60 != 0 || state > std::uint64_t(State::LastLf) ||
+        ext > std::uint64_t(Ext::PostVal) || line > kMaxChunkExtension + kMaxTrailers || flags > 1)
+        return false;
+    ChunkedDecoder d;
+    d.remaining_ = remaining;
+    d.line_bytes_ = static_cast<std::uint32_t>(line);
+    d.size_digits_ = static_cast<std::uint8_t>(digits);
+    d.state_ = static_cast<State>(state);
+    d.ext_ = static_cast<Ext>(ext);
+    d.trailer_has_colon_ = flags & 1;
+    d.trailers_ = std::string(s.substr(kFixed));
+    *this = std::move(d);
+    return true;
+}
+
 }  // namespace duet

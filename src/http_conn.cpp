@@ -16,16 +16,20 @@ constexpr std::size_t kOutputHighWater = 32 * 1024;
 
 bool HttpConn::wants_input() const {
     if (closing()) return false;
-    if (body_) return true;  // uploads keep reading while earlier output drains
+    if (body_) return !body_->peer_gone;  // uploads keep reading while earlier output drains
     return out_.size() < kOutputHighWater && !output_blocked();
 }
 
 bool HttpConn::is_idle() const {
-    return !body_ && in_.empty() && !output_pending();
+    return !body_ && in_.empty() && !output_pending() && !parked();
 }
 
 void HttpConn::on_eof() {
     // The client is done sending. A body cut short stores nothing; anything queued still goes out.
+    if (body_ && body_->stage != 0) {
+        body_->peer_gone = true;  // complete and being published: answered, then closed
+        return;
+    }
     if (body_) {
         if (body_->upload.active()) ++srv_.metrics.uploads_failed;
         body_.reset();
@@ -83,7 +87,12 @@ void HttpConn::on_quiet() {
 
 bool HttpConn::process() {
     bool progressed = false;
-    while (!dead() && !closing()) {
+    while (!dead() && !closing() && !parked()) {
+        if (body_ && body_->stage != 0) {
+            if (!advance_publish()) break;
+            progressed = true;
+            continue;
+        }
         if (body_) {
             if (!feed_body()) break;
             progressed = true;
@@ -119,6 +128,7 @@ bool HttpConn::process() {
         // head stays in the buffer and is parsed again on release.
         if (needs_token(req) && req.find("authorization") && auth_attempt_must_wait()) break;
         handle(req);
+        if (parked()) break;  // the request stays in in_ and is handled again when woken
         in_.consume(r.head_length);
         ++requests_;
         progressed = true;
@@ -152,6 +162,7 @@ void HttpConn::handle(const Request& req) {
         set_log_line(std::move(line));
     }
     route(req);
+    if (parked()) return;
     // A body nobody asked for is still read, so the next request starts where it should; after an
     // answer that closes, it is only drained while we linger.
     if (!body_ && req.body != BodyKind::None) {
@@ -223,9 +234,14 @@ bool HttpConn::feed_body() {
     if (b.kind == BodyKind::Length && b.left == 0) done = true;
     if (!done) return false;
     if (b.upload.active()) {
-        finish_upload();
-    } else if (b.resumable) {
-        finish_resumable();
+        if (finish_upload()) return true;  // the body stays while it is published
+        body_.reset();
+        return true;
+    }
+    if (b.resumable) {
+        if (finish_resumable()) return true;  // a completed upload stays while it is published
+        body_.reset();
+        return true;
     }
     body_.reset();
     return true;

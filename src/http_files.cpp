@@ -36,20 +36,46 @@ std::string file_json(const FileInfo& f, bool with_mtime) {
 
 }  // namespace
 
+// Answers a store error that is not about the file itself; false if `rc` is none of them.
+bool HttpConn::store_trouble(int rc) {
+    if (rc == kStoreGone) {
+        respond_error(503, "The store is unavailable: " + srv_.store.gone_reason() + ".");
+        return true;
+    }
+    if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+        ++srv_.metrics.busy_503;
+        respond_error(503, "The server is out of resources; retry.", "Retry-After: 1\r\n");
+        return true;
+    }
+    if (rc == -EINPROGRESS) {
+        // The digest (or listing) is being computed: wait for it, unless we are stopping.
+        if (srv_.stopping()) {
+            respond_error(503, "The server is shutting down.", "Retry-After: 1\r\n");
+        } else {
+            srv_.park(this);
+        }
+        return true;
+    }
+    return false;
+}
+
 void HttpConn::route_files_list(const Request&) {
-    std::vector<FileInfo> files;
-    int rc = srv_.store.list(files);
-    if (rc < 0) {
-        respond_error(500, "The store could not be listed.");
+    if (!srv_.store.usable()) {
+        store_trouble(kStoreGone);
         return;
     }
-    std::string body = "[";
-    for (std::size_t i = 0; i < files.size(); ++i) {
-        if (i) body += ',';
-        body += file_json(files[i], true);
+    // Served from the index: one shared body per version of the store (store_index.hpp).
+    std::shared_ptr<const std::string> body = srv_.index.json_listing();
+    if (!body) {
+        store_trouble(-EINPROGRESS);
+        return;
     }
-    body += "]\n";
-    send_long_typed(200, "application/json", std::move(body));
+    ResponseHead head(200, srv_.date_header());
+    head.header("Content-Type", "application/json");
+    end_head(head, body->size());
+    queue(head.finish());
+    log_access(200, body->size());
+    if (!ex_.head_only) queue_shared(std::move(body));
 }
 
 namespace {
@@ -214,7 +240,7 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
         return;
     }
     if (rc < 0) {
-        respond_error(500, "The file could not be read.");
+        if (!store_trouble(rc)) respond_error(500, "The file could not be read.");
         return;
     }
     std::string etag = quoted_etag(info.sha256);
@@ -277,7 +303,7 @@ void HttpConn::delete_file(const Request& req, const std::string& name) {
     } else if (rc == -ECANCELED) {
         respond_error(412, kPreconditionFailed);
     } else if (rc < 0) {
-        respond_error(500, "The file could not be deleted.");
+        if (!store_trouble(rc)) respond_error(500, "The file could not be deleted.");
     } else {
         respond(204, {}, {});
     }
@@ -297,6 +323,8 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         FileInfo info;
         int st = srv_.store.stat(name, info);
         if (st == -EACCES) return refuse(403, kUnreadable);
+        // The current file's digest is being computed, or the store is gone: wait or say so.
+        if (st != 0 && st != -ENOENT && store_trouble(st)) return;
         if (preconditions(req, CondMethod::Put, info, st, pre)) return;
     }
     if (req.body == BodyKind::Length) {
@@ -314,6 +342,11 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     int rc = srv_.store.begin_upload(body_->upload);
     if (rc < 0) {
         body_.reset();
+        if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+            if (req.body != BodyKind::None) ex_.keep_alive = false;
+            store_trouble(rc);
+            return;
+        }
         bool full = disk_full(rc);
         return refuse(full ? 507 : 500, full ? "The disk is full; nothing was stored."
                                              : "The upload could not be started.");
@@ -324,8 +357,7 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     start_body(req, true);
     ex_.keep_alive = req.keep_alive && !drain_close_;
     if (req.body == BodyKind::None) {
-        finish_upload();
-        body_.reset();
+        if (!finish_upload()) body_.reset();  // else published by process(), like any body
         return;
     }
     if (req.expect_continue && req.minor == 1) {
@@ -335,7 +367,12 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     }
 }
 
-void HttpConn::finish_upload() {
+// Publish in three steps, none of which waits for the disk on the loop: the data's fsync on a
+// helper; then, on the loop in one step, the checks and the rename (so a compare-and-swap stays
+// atomic with respect to every other request); then the directory's fsync on a helper; then
+// the answer. The connection parks while a helper works. false when the upload was refused
+// before that (already answered; the caller drops the body).
+bool HttpConn::finish_upload() {
     Body& b = *body_;
     if (b.kind == BodyKind::Chunked && !b.chunked.trailers().empty()) {
         // Digests may come in the trailer section too; each must match like those in the head.
@@ -343,38 +380,83 @@ void HttpConn::finish_upload() {
             ++srv_.metrics.uploads_failed;
             b.upload.abort();
             respond_error(400, "A trailer field is malformed; nothing was stored.");
-            return;
+            return false;
         }
     }
-    FileInfo info;
-    bool created = false;
-    // Two different digests cannot both match the body: a mismatch whatever the bytes were.
-    int rc = b.expected.conflict ? -EBADMSG
-                                 : b.upload.commit(b.name, b.expected.any ? &b.expected.d : nullptr,
-                                                   b.pre, info, created);
-    if (rc < 0) b.upload.abort();
-    if (rc < 0) {
-        ++srv_.metrics.uploads_failed;
-        if (rc == -EBADMSG) {
-            respond_error(400, "The body does not match its digest; nothing was stored.");
-        } else if (rc == -ECANCELED) {
-            respond_error(412, kPreconditionFailed);
-        } else if (rc == -EACCES) {
-            respond_error(403, kUnreadable);
-        } else if (disk_full(rc)) {
-            respond_error(507, "The disk is full; nothing was stored.");
+    if (b.expected.conflict) {
+        // Two different digests cannot both match the body: a mismatch whatever the bytes were.
+        b.upload.abort();
+        upload_failed(-EBADMSG);
+        return false;
+    }
+    b.stage = 1;
+    b.wait = srv_.fsync_later(b.upload.fd());
+    return true;
+}
+
+bool HttpConn::advance_publish() {
+    Body& b = *body_;
+    if (b.resumable) return advance_partial_publish();
+    if (!b.wait->done) {
+        srv_.park(this);
+        return false;
+    }
+    if (b.stage == 1) {
+        if (b.wait->rc < 0) {
+            b.upload.abort();
+            upload_failed(b.wait->rc);
         } else {
-            respond_error(500, "The upload could not be stored.");
+            // A compare-and-swap needs the current file's digest: if it is being computed, wait
+            // for it here, so that the check and the rename below still run in one step.
+            if (srv_.digest_pending(b.name, b.pre)) {
+                srv_.park(this);
+                return false;
+            }
+            b.upload.set_synced();
+            b.upload.defer_dir_sync();
+            int rc = b.upload.commit(b.name, b.expected.any ? &b.expected.d : nullptr, b.pre,
+                                     b.info, b.created);
+            if (rc == 0) {
+                b.stage = 2;
+                b.wait = srv_.fsync_later(srv_.store.dirfd());
+                return advance_publish();
+            }
+            b.upload.abort();
+            upload_failed(rc);
         }
-        return;
+    } else if (b.wait->rc < 0) {
+        // The new file is in place, but its name may not survive a crash: say so.
+        upload_failed(b.wait->rc);
+    } else {
+        ++srv_.metrics.uploads_ok;
+        srv_.metrics.upload_bytes += b.info.size;
+        ResponseHead head(b.created ? 201 : 200, srv_.date_header());
+        head.header("Content-Type", "application/json");
+        if (b.created) head.header("Location", "/files/" + b.info.name);
+        head.header("ETag", quoted_etag(b.info.sha256));
+        send(head, file_json(b.info, false) + "\n");
     }
-    ++srv_.metrics.uploads_ok;
-    srv_.metrics.upload_bytes += info.size;
-    ResponseHead head(created ? 201 : 200, srv_.date_header());
-    head.header("Content-Type", "application/json");
-    if (created) head.header("Location", "/files/" + info.name);
-    head.header("ETag", quoted_etag(info.sha256));
-    send(head, file_json(info, false) + "\n");
+    bool gone = b.peer_gone;
+    body_.reset();
+    if (gone) close_after_output();
+    return true;
+}
+
+void HttpConn::upload_failed(int rc) {
+    ++srv_.metrics.uploads_failed;
+    if (rc == -EBADMSG) {
+        respond_error(400, "The body does not match its digest; nothing was stored.");
+    } else if (rc == -ECANCELED) {
+        respond_error(412, kPreconditionFailed);
+    } else if (rc == -EACCES) {
+        respond_error(403, kUnreadable);
+    } else if (disk_full(rc)) {
+        respond_error(507, "The disk is full; nothing was stored.");
+    } else if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+        store_trouble(rc);
+    } else {
+        respond_error(500, "The upload could not be stored.");
+    }
 }
 
 }  // namespace duet

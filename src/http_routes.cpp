@@ -139,6 +139,8 @@ void HttpConn::route(const Request& req) {
         case Route::Health:
             if (srv_.draining())
                 respond(503, "text/plain", "draining\n");
+            else if (!srv_.store.usable())
+                respond(503, "text/plain", "store unavailable: " + srv_.store.gone_reason() + "\n");
             else
                 respond(200, "text/plain", "ok\n");
             return;
@@ -146,8 +148,11 @@ void HttpConn::route(const Request& req) {
             timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             double now = double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-            MetricsContext ctx{now - srv_.started_at,   srv_.generation,         srv_.reloads,
-                               srv_.store.file_count(), srv_.store.byte_count(), srv_.draining()};
+            MetricsContext ctx{now - srv_.started_at, srv_.generation,    srv_.reloads,
+                               srv_.index.files(),    srv_.index.bytes(), srv_.draining()};
+            ctx.log_lines_dropped = srv_.log_lines_dropped();
+            ctx.store_ok = !srv_.store.gone();
+            ctx.index_pending = srv_.index.pending();
             send_long_typed(200, "text/plain; version=0.0.4", render_metrics(srv_.metrics, ctx));
             return;
         }

@@ -435,8 +435,7 @@ bool HttpConn::start_resumable(const Request& req, const PartialRef& p,
     start_body(req, false);
     ex_.keep_alive = req.keep_alive && !drain_close_;
     if (req.body == BodyKind::None) {
-        finish_resumable();
-        body_.reset();
+        if (!finish_resumable()) body_.reset();  // else published by process(), like any body
         return true;
     }
     if (req.expect_continue && req.minor == 1) {
@@ -478,7 +477,9 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     return true;
 }
 
-void HttpConn::finish_resumable() {
+// true when the upload is complete and is being published: the body stays, process() drives
+// advance_publish(); false when answered already.
+bool HttpConn::finish_resumable() {
     ResumableBody& rb = *body_->resumable;
     PartialRef p = rb.append.ref();
     std::string echo = interop_field(rb.interop);
@@ -487,14 +488,14 @@ void HttpConn::finish_resumable() {
             rb.append.end();  // held: rolled back to where this append began
             respond_error(460, "The checksum does not match; the bytes were not kept.",
                           "Tus-Resumable: 1.0.0\r\nUpload-Offset: " + num(p->offset) + "\r\n");
-            return;
+            return false;
         }
         rb.append.release_hold();
     }
     int rc = rb.append.end();
     if (p->gone) {
         respond_error(410, "The upload was cancelled.");
-        return;
+        return false;
     }
     if (rc < 0) {
         bool full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
@@ -502,7 +503,7 @@ void HttpConn::finish_resumable() {
                       full ? "The disk is full; the upload is kept at its last durable offset."
                            : "The upload could not be made durable.",
                       "Upload-Offset: " + num(p->offset) + "\r\n");
-        return;
+        return false;
     }
     if (body_->kind == BodyKind::Chunked && !body_->chunked.trailers().empty()) {
         // Digests in the trailer section count like those in the head (SPEC §2 Digests).
@@ -511,14 +512,14 @@ void HttpConn::finish_resumable() {
         if (!trailer_digests(body_->chunked.trailers(), whole, expected)) {
             respond_error(400, "A trailer field is malformed; the upload is kept.",
                           "Upload-Offset: " + num(p->offset) + "\r\n");
-            return;
+            return false;
         }
         if (int e = expect_digest(p, expected); e != 0) {
             respond_error(e > 0 ? 400 : 500,
                           e > 0 ? "The digest differs from the one the upload expects."
                                 : "The digest could not be recorded.",
                           "Upload-Offset: " + num(p->offset) + "\r\n");
-            return;
+            return false;
         }
     }
     if (rb.door == UploadDoor::Ietf && rb.complete) {
@@ -528,11 +529,17 @@ void HttpConn::finish_resumable() {
                 400, "application/problem+json",
                 problem_body("inconsistent-upload-length", "inconsistent length values for upload"),
                 echo + "Upload-Complete: ?0\r\nUpload-Offset: " + num(p->offset) + "\r\n");
-            return;
+            return false;
         }
-        return publish_partial(rb, p);
+        rb.publishing = p;
+        body_->stage = 1;
+        return true;
     }
-    if (rb.door == UploadDoor::Tus && p->offset == p->spec.length) return publish_partial(rb, p);
+    if (rb.door == UploadDoor::Tus && p->offset == p->spec.length) {
+        rb.publishing = p;
+        body_->stage = 1;
+        return true;
+    }
     std::string fields = state_fields(*p, srv_.partials.expires(*p));
     if (rb.door == UploadDoor::Ietf)
         fields += "Upload-Complete: ?0\r\n" + echo + upload_limit_field(p.get());
@@ -542,17 +549,54 @@ void HttpConn::finish_resumable() {
     } else {
         respond(204, {}, {}, fields);
     }
+    return false;
 }
 
-void HttpConn::publish_partial(ResumableBody& rb, const PartialRef& p) {
-    std::uint64_t offset = p->offset;
-    std::string id = p->id;
-    std::string echo = interop_field(rb.interop);
-    std::string done = rb.door == UploadDoor::Ietf ? "Upload-Complete: ?1\r\n" + echo
-                                                   : std::string("Tus-Resumable: 1.0.0\r\n");
-    FileInfo info;
-    bool created = false;
-    int rc = srv_.partials.publish(p, info, created);
+// Publishing a completed partial follows PUT's steps (SPEC §5, see finish_upload): its bytes are
+// durable already (each append ends with an fdatasync); the precondition check and the rename run
+// on the loop in one step, after any digest a compare-and-swap needs is known; the directory's
+// fsync runs on a helper; then the answer. Stage 1: check and rename; stage 2: directory fsync.
+bool HttpConn::advance_partial_publish() {
+    Body& b = *body_;
+    ResumableBody& rb = *b.resumable;
+    PartialRef p = rb.publishing;
+    if (b.stage == 1) {
+        if (!p->gone && srv_.digest_pending(p->spec.name, p->spec.pre)) {
+            srv_.park(this);
+            return false;
+        }
+        if (publish_partial(rb, p)) {
+            b.stage = 2;
+            b.wait = srv_.fsync_later(srv_.store.dirfd());
+            return advance_partial_publish();
+        }
+    } else if (!b.wait->done) {
+        srv_.park(this);
+        return false;
+    } else if (b.wait->rc < 0) {
+        // The file is in place, but its name may not survive a crash: say so.
+        ++srv_.metrics.uploads_failed;
+        respond_error(500, "The upload could not be made durable.", done_fields(rb));
+    } else {
+        published_answer(rb, p);
+    }
+    bool gone = b.peer_gone;
+    body_.reset();
+    if (gone) close_after_output();
+    return true;
+}
+
+std::string HttpConn::done_fields(const ResumableBody& rb) const {
+    return rb.door == UploadDoor::Ietf ? "Upload-Complete: ?1\r\n" + interop_field(rb.interop)
+                                       : std::string("Tus-Resumable: 1.0.0\r\n");
+}
+
+// The check and the rename; true when the file is in place (its directory not yet synced).
+// Otherwise answered.
+bool HttpConn::publish_partial(ResumableBody& rb, const PartialRef& p) {
+    std::string done = done_fields(rb);
+    Body& b = *body_;
+    int rc = srv_.partials.publish(p, b.info, b.created, true);
     if (rc < 0) {
         ++srv_.metrics.uploads_failed;
         if (rc == -EBADMSG)
@@ -560,25 +604,35 @@ void HttpConn::publish_partial(ResumableBody& rb, const PartialRef& p) {
         else if (rc == -ESTALE)
             respond_error(412, "A precondition of the upload no longer holds; nothing was stored.",
                           done);
+        else if (rc == -ECANCELED)
+            respond_error(410, "The upload was cancelled.");
         else if (rc == -EACCES)
             respond_error(403,
                           "The file exists but the server may not read it; the upload is kept.",
                           "Upload-Complete: ?0\r\n");
         else if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG)
             respond_error(507, "The disk is full; the upload is kept.", "Upload-Complete: ?0\r\n");
+        else if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+            store_trouble(rc);
         else
             respond_error(500, "The upload could not be stored; it is kept.",
                           "Upload-Complete: ?0\r\n");
-        return;
+        return false;
     }
+    return true;
+}
+
+void HttpConn::published_answer(const ResumableBody& rb, const PartialRef& p) {
+    const Body& b = *body_;
+    const FileInfo& info = b.info;
     ++srv_.metrics.uploads_ok;
     srv_.metrics.upload_bytes += info.size;
-    std::string fields =
-        done + "Upload-Offset: " + num(offset) + "\r\nETag: \"" + to_hex(info.sha256) + "\"\r\n";
+    std::string fields = done_fields(rb) + "Upload-Offset: " + num(p->offset) + "\r\nETag: \"" +
+                         to_hex(info.sha256) + "\"\r\n";
     if (rb.door == UploadDoor::Tus) {
         // tus: the append answer; a creation that carried the whole upload still says where.
         if (rb.creation) {
-            fields += "Location: /uploads/" + id + "\r\n";
+            fields += "Location: /uploads/" + p->id + "\r\n";
             respond(201, {}, {}, fields);
         } else {
             respond(204, {}, {}, fields);
@@ -586,8 +640,8 @@ void HttpConn::publish_partial(ResumableBody& rb, const PartialRef& p) {
         return;
     }
     // IETF: what the creation request (a PUT of the file) would have answered.
-    if (created) fields += "Location: /files/" + info.name + "\r\n";
-    respond(created ? 201 : 200, "application/json", file_info_json(info), fields);
+    if (b.created) fields += "Location: /files/" + info.name + "\r\n";
+    respond(b.created ? 201 : 200, "application/json", file_info_json(info), fields);
 }
 
 }  // namespace duet

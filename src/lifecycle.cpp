@@ -164,7 +164,15 @@ bool Lifecycle::start_check(const std::string& exe, const std::vector<std::strin
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargv.data(), environ);
+    // Asks the new image to also report which hand-over formats it reads (handover.hpp); a plain
+    // --check prints only "ok".
+    std::vector<char*> cenv;
+    for (char** e = environ; *e; ++e)
+        if (!std::string_view(*e).starts_with("DUET_REPORT_HANDOVER=")) cenv.push_back(*e);
+    char report[] = "DUET_REPORT_HANDOVER=1";
+    cenv.push_back(report);
+    cenv.push_back(nullptr);
+    int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
@@ -216,8 +224,8 @@ void Lifecycle::finish_check(int status) {
 }
 
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,
-            const std::vector<HandedConn>& conns, std::uint64_t generation, std::uint64_t reloads,
-            double started_at) {
+            const std::vector<HandedConn>& conns, int handover_fd, std::uint64_t generation,
+            std::uint64_t reloads, double started_at) {
     // Move the listeners to 3 and 4. First lift everything we pass above the low numbers, so that
     // the dup2 calls cannot overwrite one of them.
     int h = fcntl(http_fd, F_DUPFD, 64), f = fcntl(files_fd, F_DUPFD, 64);
@@ -238,7 +246,9 @@ void reexec(const std::string& exe, const std::vector<std::string>& argv, int ht
         std::string_view v(*e);
         bool ours = v.starts_with("LISTEN_") || v.starts_with("DUET_GENERATION=") ||
                     v.starts_with("DUET_RELOADS=") || v.starts_with("DUET_STARTED=") ||
-                    v.starts_with("DUET_CONN_FDS=");
+                    v.starts_with("DUET_CONN_FDS=") || v.starts_with("DUET_HANDOVER_FD=") ||
+                    // The test hook corrupts one hand-over, not every one after it.
+                    v.starts_with("DUET_TEST_CORRUPT_HANDOVER=");
         if (!ours) env.emplace_back(v);
     }
     env.push_back("LISTEN_FDS=2");
@@ -250,6 +260,7 @@ void reexec(const std::string& exe, const std::vector<std::string>& argv, int ht
     std::snprintf(started, sizeof started, "DUET_STARTED=%.6f", started_at);
     env.push_back(started);
     if (!conn_list.empty()) env.push_back("DUET_CONN_FDS=" + conn_list);
+    if (handover_fd >= 0) env.push_back("DUET_HANDOVER_FD=" + std::to_string(handover_fd));
     std::vector<char*> cenv, cargv;
     for (auto& e : env) cenv.push_back(e.data());
     cenv.push_back(nullptr);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "duet/config.hpp"
+#include "duet/handover.hpp"
 #include "duet/lifecycle.hpp"
 #include "duet/listeners.hpp"
 #include "duet/server.hpp"
@@ -83,7 +84,23 @@ int main(int argc, char** argv) {
             return 2;
         }
         std::puts("ok");
+        // A reload's check also asks which hand-over formats this image reads.
+        if (getenv("DUET_REPORT_HANDOVER")) std::puts(handover_check_line().c_str());
         return 0;
+    }
+    // The hand-over a reload left for this image (every connection as a record, handover.hpp) is
+    // read before this image opens any fd of its own: its fd table can then only name passed fds.
+    HandoverIn handover;
+    if (const char* v = getenv("DUET_HANDOVER_FD")) {
+        char* end = nullptr;
+        long n = std::strtol(v, &end, 10);
+        handover.present = true;
+        if (end == v || *end != 0 || n < 0 || n >= INT_MAX)
+            handover.error = "DUET_HANDOVER_FD is not a number";
+        else if (!read_handover(int(n), handover, handover.error) && handover.error.empty())
+            handover.error = "unreadable";
+        handover.present = true;
+        unsetenv("DUET_HANDOVER_FD");
     }
     // Listening sockets come first, so that freshly bound ones land on fds 3 and 4.
     ListenSockets sockets;
@@ -107,6 +124,7 @@ int main(int argc, char** argv) {
     server.generation = std::uint64_t(env_number("DUET_GENERATION", 0));
     server.reloads = std::uint64_t(env_number("DUET_RELOADS", 0));
     server.started_at = env_number("DUET_STARTED", double(now.tv_sec) + now.tv_nsec / 1e9);
-    if (int rc = server.start(std::move(sockets), std::move(handed)); rc != 0) return rc;
+    if (int rc = server.start(std::move(sockets), std::move(handed), std::move(handover)); rc != 0)
+        return rc;
     return server.run();
 }

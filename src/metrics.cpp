@@ -78,6 +78,15 @@ std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
         {"duet_partial_uploads_expired_total", "Partial uploads removed after --partial-ttl.",
          "counter", m.partials_expired},
         {"duet_draining", "1 while shutting down or reloading.", "gauge", ctx.draining ? 1u : 0u},
+        {"duet_log_lines_dropped_total",
+         "Log lines dropped because stdout or stderr was not read fast enough.", "counter",
+         ctx.log_lines_dropped},
+        {"duet_store_available", "1 while the store directory is there, 0 after it went away.",
+         "gauge", ctx.store_ok ? 1u : 0u},
+        {"duet_store_digests_pending", "Files whose SHA-256 is being computed.", "gauge",
+         ctx.index_pending},
+        {"duet_busy_responses_total", "503 answers for lack of file descriptors or memory.",
+         "counter", m.busy_503},
     };
     for (const Single& x : singles) {
         line(out, x.name, x.help, x.type);
@@ -87,6 +96,27 @@ std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
     value(out, "duet_uploads_total", "{result=\"stored\"}", m.uploads_ok);
     value(out, "duet_uploads_total", "{result=\"failed\"}", m.uploads_failed);
     char buf[96];
+    line(out, "duet_loop_stall_seconds",
+         "Loop steps: time from an epoll_wait return to the next epoll_wait call.", "histogram");
+    std::uint64_t cumulative = 0;
+    for (int b = 0; b <= Metrics::kStallBuckets; ++b) {
+        cumulative += m.stall_buckets[b];
+        if (b < Metrics::kStallBuckets)
+            std::snprintf(buf, sizeof buf, "duet_loop_stall_seconds_bucket{le=\"%g\"} %llu\n",
+                          Metrics::kStallBounds[b], static_cast<unsigned long long>(cumulative));
+        else
+            std::snprintf(buf, sizeof buf, "duet_loop_stall_seconds_bucket{le=\"+Inf\"} %llu\n",
+                          static_cast<unsigned long long>(cumulative));
+        out += buf;
+    }
+    std::snprintf(buf, sizeof buf, "duet_loop_stall_seconds_sum %.6f\n", m.stall_sum);
+    out += buf;
+    std::snprintf(buf, sizeof buf, "duet_loop_stall_seconds_count %llu\n",
+                  static_cast<unsigned long long>(m.stall_count));
+    out += buf;
+    line(out, "duet_loop_stall_max_seconds", "Longest loop step since start.", "gauge");
+    std::snprintf(buf, sizeof buf, "duet_loop_stall_max_seconds %.6f\n", m.stall_max);
+    out += buf;
     std::snprintf(buf, sizeof buf, "duet_uptime_seconds %.3f\n", ctx.uptime_seconds);
     line(out, "duet_uptime_seconds", "Seconds since this process first started.", "gauge");
     out += buf;

@@ -115,7 +115,7 @@ std::string serialize(const Partial& p) {
                                                   : "match:" + to_hex(s.pre.etag));
     kv("created", std::to_string(p.created));
     kv("touched", std::to_string(p.touched));
-    kv("sha", p.sha.save());
+    kv("sha", sha_state_text(p.sha));
     return out;
 }
 
@@ -175,7 +175,7 @@ bool parse_state(std::string_view text, Partial& p) {
             if (!to_u64(v, n)) return false;
             (k == "created" ? p.created : p.touched) = std::int64_t(n);
         } else if (k == "sha") {
-            if (!p.sha.load(v)) return false;
+            if (!sha_state_from_text(v, p.sha)) return false;
         } else {
             continue;  // a later version's field: ignore
         }
@@ -522,7 +522,8 @@ int PartialStore::set_spec(Partial& p, const PartialSpec& spec) {
     return 0;
 }
 
-int PartialStore::publish(const PartialRef& ref, FileInfo& out, bool& created) {
+int PartialStore::publish(const PartialRef& ref, FileInfo& out, bool& created,
+                          bool defer_dir_sync) {
     Partial& p = *ref;
     if (p.gone) return -ECANCELED;
     if (p.offset != p.spec.length) return -EINVAL;
@@ -536,6 +537,8 @@ int PartialStore::publish(const PartialRef& ref, FileInfo& out, bool& created) {
     up.sha_ = p.sha;
     up.size_ = p.offset;
     up.synced_ = p.offset;
+    up.data_synced_ = true;               // every append ended with an fdatasync
+    up.defer_dir_sync_ = defer_dir_sync;  // the caller syncs the directory (on a helper)
     // The precondition is re-checked by commit right before the rename (compare-and-swap, as
     // for PUT); commit's -ECANCELED for it is told apart from a cancelled partial as -ESTALE.
     int rc = up.commit(p.spec.name, p.spec.has_expected ? &p.spec.expected : nullptr, p.spec.pre,

@@ -1,5 +1,6 @@
 #include "duet/server.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -11,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <memory>
+#include <vector>
 
 #include "duet/file_conn.hpp"
 #include "duet/http_conn.hpp"
@@ -21,6 +24,15 @@ namespace {
 
 constexpr int kAcceptsPerEvent = 64;
 constexpr std::int64_t kAcceptRetryMs = 100;  // after EMFILE/ENFILE
+constexpr std::int64_t kSliceNs = 1000000;    // one slice of long loop work (SPEC §5: about 1 ms)
+constexpr int kHelperThreads = 2;
+constexpr int kReadAheadWindows = 4;  // cold downloads: windows asked for beyond the one read
+
+std::int64_t monotonic_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 std::int64_t monotonic_ms() {
     timespec ts;
@@ -56,21 +68,23 @@ void Server::log(const char* fmt, ...) {
     va_start(ap, fmt);
     std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    std::fprintf(stderr, "duet: %s\n", buf);
+    err_log_.line(std::string("duet: ") + buf);
 }
 
 void Server::access_log(const std::string& line) {
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
+    out_log_.line(line);
 }
 
-int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
+int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
+                  HandoverIn handover) {
     now_ms_ = monotonic_ms();
     tick();
     root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
                  "\",\"generation\":" + std::to_string(generation) + "}\n";
     std::string err;
+    // Named temporaries of uploads carried over a reload are still being written: keep them.
+    if (handover.present) store.keep_temps_at_open();
+    store.set_index(&index);  // counting and sweeping happen in the index build, off the loop
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;
@@ -83,6 +97,13 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
         log("epoll: %s", std::strerror(-rc));
         return 1;
     }
+    out_log_.attach(loop);
+    err_log_.attach(loop);
+    if (int rc = helpers.start(loop, kHelperThreads); rc < 0) {
+        log("helper threads: %s", std::strerror(-rc));
+        return 1;
+    }
+    index.start(!handover.present);  // temporaries of handed-over uploads stay
     http_listener_.fd = std::move(sockets.http);
     files_listener_.fd = std::move(sockets.files);
     resume_accepting();
@@ -92,17 +113,17 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns) {
     }
     for (const HandedConn& h : handed_conns)
         add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
+    if (handover.present) resume_handed(handover);
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;
 }
 
 void Server::print_ready() {
-    std::fprintf(stderr, "duet: ready http=%s files=%s data=%s pid=%d generation=%llu\n",
-                 local_address(http_listener_.fd.get()).c_str(),
-                 local_address(files_listener_.fd.get()).c_str(), config_.data.c_str(),
-                 int(getpid()), static_cast<unsigned long long>(generation));
-    std::fflush(stderr);
+    log("ready http=%s files=%s data=%s pid=%d generation=%llu",
+        local_address(http_listener_.fd.get()).c_str(),
+        local_address(files_listener_.fd.get()).c_str(), config_.data.c_str(), int(getpid()),
+        static_cast<unsigned long long>(generation));
 }
 
 void Server::tick() {
@@ -144,11 +165,23 @@ void Server::add_conn(int fd, Port port, char handed) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c = new HttpConn(*this, fd);
-        ++metrics.open_http;
     } else {
         auto* f = new FileConn(*this, fd);
         if (handed == 'a') f->set_authed();
         c = f;
+    }
+    // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
+    // there the clock starts with the first byte of a line. A keep-alive connection handed over
+    // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
+    // (an unsolicited 408 would be read as the answer to the client's next request).
+    if (port == Port::Http && !handed) header_timers.touch(c->head_timer, now_ms_);
+    link_conn(c, fd);  // last: a failed registration closes it, cancelling both timers
+}
+
+void Server::link_conn(Conn* c, int fd) {
+    if (c->port() == Port::Http) {
+        ++metrics.open_http;
+    } else {
         ++metrics.open_files;
         ++metrics.file_sessions;
     }
@@ -158,13 +191,8 @@ void Server::add_conn(int fd, Port port, char handed) {
     if (conns_) conns_->prev = c;
     conns_ = c;
     idle_timers.touch(c->idle_timer, now_ms_);
-    // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
-    // there the clock starts with the first byte of a line. A keep-alive connection handed over
-    // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
-    // (an unsolicited 408 would be read as the answer to the client's next request).
-    if (port == Port::Http && !handed) header_timers.touch(c->head_timer, now_ms_);
-    if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
     c->set_interest(EPOLLIN);
+    if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
 }
 
 void Server::conn_closed(Conn* c) {
@@ -178,8 +206,84 @@ void Server::conn_closed(Conn* c) {
     else
         --metrics.open_files;
     dead_.push_back(c);
+    reading_ahead_.erase(c);
+    if (c->parked()) {
+        for (auto& p : parked_)
+            if (p == c) p = nullptr;
+        c->set_parked(false);
+    }
     if (accept_paused_ && accept_retry_at_ < 0 && !draining_ && !reload_pending_)
         resume_accepting();
+}
+
+bool Server::any_publishing() const {
+    for (Conn* c = conns_; c; c = c->next)
+        if (c->publishing()) return true;
+    return false;
+}
+
+void Server::park(Conn* c) {
+    if (c->parked()) return;
+    c->set_parked(true);
+    parked_.push_back(c);
+}
+
+void Server::read_ahead(Conn* c, int fd, off_t off, std::size_t len) {
+    reading_ahead_.insert(c);
+    auto file = std::make_shared<Fd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [file, off, len] {
+        if (!*file) return;
+        // Blocking reads are fine here: this is what helpers are for. The next windows are only
+        // asked for, so the disk keeps a queue of reads while this one is sent.
+        ::posix_fadvise(file->get(), off + off_t(len), off_t(len) * kReadAheadWindows,
+                        POSIX_FADV_WILLNEED);
+        thread_local std::vector<char> buf(256 * 1024);
+        for (std::size_t done = 0; done < len;) {
+            ssize_t n = ::pread(file->get(), buf.data(), std::min(buf.size(), len - done),
+                                off + off_t(done));
+            if (n <= 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            done += std::size_t(n);
+        }
+    };
+    job->done = [this, c] {
+        if (reading_ahead_.erase(c)) c->disk_ready();
+        wake_parked();
+    };
+    helpers.submit(std::move(job), true);
+}
+
+std::shared_ptr<DiskWait> Server::fsync_later(int fd) {
+    auto wait = std::make_shared<DiskWait>();
+    auto file = std::make_shared<Fd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!*file) {
+        wait->done = true;
+        wait->rc = -errno;
+        return wait;
+    }
+    auto rc = std::make_shared<int>(0);
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [file, rc] { *rc = ::fsync(file->get()) == 0 ? 0 : -errno; };
+    job->done = [this, wait, rc] {
+        wait->done = true;
+        wait->rc = *rc;
+        wake_parked();
+    };
+    helpers.submit(std::move(job));
+    return wait;
+}
+
+void Server::wake_now() {
+    wake_due_ = false;
+    if (parked_.empty()) return;
+    std::vector<Conn*> woken;
+    woken.swap(parked_);
+    for (Conn* c : woken) {
+        if (!c) continue;
+        c->set_parked(false);
+        if (!c->dead()) c->resume();
+    }
 }
 
 void Server::reap_dead() {
@@ -281,6 +385,20 @@ void Server::on_check_done(bool ok, const std::string& output) {
             static_cast<unsigned long long>(generation), output.c_str());
         return;
     }
+    std::string reads;
+    if (check_reads_format(output, kHandoverFormat, reads)) {
+        // An upload between its fsyncs (on a helper) and its answer crosses no exec: the
+        // reload waits the few milliseconds until none is (see run()).
+        if (any_publishing()) {
+            handover_waits_ = true;
+            return;
+        }
+        if (hand_over_all()) return;  // execs; back here only if the hand-over could not start
+    } else {
+        log("reload: the new image reads hand-over format(s) %s, not %u: draining in-flight work "
+            "first (up to --grace %.3g s); idle connections are handed over",
+            reads.c_str(), unsigned(kHandoverFormat), config_.grace);
+    }
     begin_drain(true);
 }
 
@@ -314,6 +432,8 @@ void Server::begin_drain(bool for_reload) {
     }
     closed_idle_ = before - open_conns_;
     drained_busy_ = open_conns_;
+    // On stop, requests waiting for a digest or listing are answered 503 now (see stopping()).
+    if (!for_reload) wake_now();
 }
 
 void Server::check_drain_done() {
@@ -352,10 +472,12 @@ void Server::check_drain_done() {
 void Server::finish_reload() {
     std::vector<HandedConn> conn_fds = std::move(handover_);
     handover_.clear();
-    std::fflush(stdout);
-    std::fflush(stderr);
-    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, generation + 1,
-           reloads + 1, started_at);
+    // The next image takes fds 1 and 2 as they were inherited (blocking), with what we could
+    // still write of our buffered lines.
+    out_log_.detach();
+    err_log_.detach();
+    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, -1,
+           generation + 1, reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
     std::_Exit(1);
 }
@@ -409,24 +531,41 @@ int Server::next_timeout_ms() const {
     consider(accept_retry_at_);
     if (life_.check_running()) consider(now_ms_ + 10);  // poll the check child
     if (draining_) consider(drain_deadline_);
+    if (wake_due_ || index.has_work()) consider(now_ms_);  // more slices: poll, do not wait
     std::int64_t wait = next - now_ms_;
     return wait < 0 ? 0 : int(wait);
 }
 
+void Server::record_step(std::int64_t ns) {
+    metrics.record_stall(double(ns) / 1e9);
+}
+
 int Server::run() {
+    std::int64_t woke_ns = -1;
     while (exit_code_ < 0) {
         expire_timers();
         act_on_intents();
         check_drain_done();
         reap_dead();
         if (exit_code_ >= 0) break;
+        if (woke_ns >= 0) record_step(monotonic_ns() - woke_ns);
         int rc = loop.wait(next_timeout_ms());
         if (rc < 0) {
             log("epoll_wait: %s", std::strerror(-rc));
             return 1;
         }
+        woke_ns = monotonic_ns();
+        out_budget_ = kOutputPerStep;
         tick();  // one clock read per iteration, taken after the wait
         loop.dispatch();
+        if (wake_due_) wake_now();
+        // Long loop work (listing renders) goes one slice per iteration, between events.
+        if (index.has_work()) index.run_slice(kSliceNs);
+        if (wake_due_) wake_now();
+        if (handover_waits_ && !any_publishing()) {
+            handover_waits_ = false;
+            if (!draining_ && !hand_over_all()) begin_drain(true);
+        }
         check_drain_done();
         reap_dead();
     }

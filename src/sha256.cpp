@@ -175,57 +175,27 @@ Digest Sha256::finish() {
     return out;
 }
 
-namespace {
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-void put_hex(std::string& out, std::uint64_t v, int digits) {
-    for (int i = digits - 1; i >= 0; --i) out += kHexDigits[(v >> (4 * i)) & 15];
-}
-
-bool get_hex(std::string_view& in, int digits, std::uint64_t& v) {
-    if (in.size() < std::size_t(digits)) return false;
-    v = 0;
-    for (int i = 0; i < digits; ++i) {
-        char c = in[std::size_t(i)];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return false;
-        v = v << 4 | std::uint64_t(d);
-    }
-    in.remove_prefix(std::size_t(digits));
-    return true;
-}
-}  // namespace
-
-// Layout: 8 state words (8 hex digits each), the byte count (16), then the buffered tail bytes
-// (2 each). The tail length follows from the byte count, so nothing is stored twice.
 std::string Sha256::save() const {
-    std::string out;
-    out.reserve(64 + 16 + 2 * used_);
-    for (std::uint32_t w : h_) put_hex(out, w, 8);
-    put_hex(out, total_, 16);
-    for (std::size_t i = 0; i < used_; ++i) put_hex(out, block_[i], 2);
-    return out;
+    std::uint8_t buf[kSavedMin + 64];
+    for (int i = 0; i < 8; ++i) store_be32(buf + 4 * i, h_[i]);
+    store_be32(buf + 32, static_cast<std::uint32_t>(total_ >> 32));
+    store_be32(buf + 36, static_cast<std::uint32_t>(total_));
+    buf[40] = static_cast<std::uint8_t>(used_);
+    std::memcpy(buf + kSavedMin, block_, used_);
+    return std::string(reinterpret_cast<const char*>(buf), kSavedMin + used_);
 }
 
-bool Sha256::load(std::string_view text) {
-    std::uint32_t h[8];
-    std::uint64_t v = 0, total = 0;
-    for (auto& w : h) {
-        if (!get_hex(text, 8, v)) return false;
-        w = std::uint32_t(v);
-    }
-    if (!get_hex(text, 16, total)) return false;
-    std::size_t used = std::size_t(total % 64);
-    if (text.size() != 2 * used) return false;
-    std::uint8_t block[64];
-    for (std::size_t i = 0; i < used; ++i) {
-        if (!get_hex(text, 2, v)) return false;
-        block[i] = std::uint8_t(v);
-    }
-    std::memcpy(h_, h, sizeof h_);
+bool Sha256::restore(std::string_view saved) {
+    if (saved.size() < kSavedMin) return false;
+    auto p = reinterpret_cast<const std::uint8_t*>(saved.data());
+    std::size_t used = p[40];
+    std::uint64_t total = std::uint64_t(load_be32(p + 32)) << 32 | load_be32(p + 36);
+    // A partial block is always the tail of what was hashed: used == total mod 64.
+    if (used >= 64 || saved.size() != kSavedMin + used || total % 64 != used) return false;
+    for (int i = 0; i < 8; ++i) h_[i] = load_be32(p + 4 * i);
     total_ = total;
     used_ = used;
-    std::memcpy(block_, block, used);
+    std::memcpy(block_, p + kSavedMin, used);
     return true;
 }
 

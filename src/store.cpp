@@ -14,6 +14,8 @@
 #include <cstring>
 #include <utility>
 
+#include "duet/store_index.hpp"
+
 namespace duet {
 
 namespace {
@@ -100,7 +102,9 @@ Upload::Upload(Upload&& o) noexcept
       sha_(o.sha_),
       size_(std::exchange(o.size_, 0)),
       synced_(std::exchange(o.synced_, 0)),
-      tmp_name_(std::exchange(o.tmp_name_, std::string())) {}
+      tmp_name_(std::exchange(o.tmp_name_, std::string())),
+      data_synced_(std::exchange(o.data_synced_, false)),
+      defer_dir_sync_(std::exchange(o.defer_dir_sync_, false)) {}
 
 Upload& Upload::operator=(Upload&& o) noexcept {
     if (this != &o) {
@@ -111,6 +115,8 @@ Upload& Upload::operator=(Upload&& o) noexcept {
         size_ = std::exchange(o.size_, 0);
         synced_ = std::exchange(o.synced_, 0);
         tmp_name_ = std::exchange(o.tmp_name_, std::string());
+        data_synced_ = std::exchange(o.data_synced_, false);
+        defer_dir_sync_ = std::exchange(o.defer_dir_sync_, false);
     }
     return *this;
 }
@@ -125,6 +131,7 @@ void Upload::reset_state() {
     sha_.reset();
     size_ = synced_ = 0;
     tmp_name_.clear();
+    data_synced_ = defer_dir_sync_ = false;
 }
 
 void Upload::abort() {
@@ -213,7 +220,9 @@ int Upload::commit(std::string_view name, const Digest* expected, const Precondi
     if (recorded < 0) return fail(recorded);
     // Data and digest record reach the disk before any name does: after a crash the name shows
     // the old file or the whole new one, never a prefix.
-    if (::fsync(fd_.get()) != 0) return fail(-errno);
+    if (!data_synced_ && ::fsync(fd_.get()) != 0) return fail(-errno);
+    // Never publish into a directory that is no longer the store (renamed or removed meanwhile).
+    if (!store.usable()) return fail(kStoreGone);
     if (tmp_name_.empty()) {
         if (int rc = link_temp_name(); rc < 0) return fail(rc);
     }
@@ -230,8 +239,9 @@ int Upload::commit(std::string_view name, const Digest* expected, const Precondi
     // The rename is durable only once the directory is. If this fails the new file is already
     // in place (the old one cannot be brought back), so the error is reported after the books
     // are updated.
-    int synced = ::fsync(store.dirfd()) == 0 ? 0 : -errno;
+    int synced = defer_dir_sync_ || ::fsync(store.dirfd()) == 0 ? 0 : -errno;
     store.meta_.published(name, st, digest, recorded == 0);
+    if (store.index_) store.index_->published(name, st, digest);
     if (replacing) {
         store.bytes_ -=
             std::min<std::uint64_t>(store.bytes_, static_cast<std::uint64_t>(old.st_size));
@@ -251,19 +261,49 @@ int Upload::commit(std::string_view name, const Digest* expected, const Precondi
 // ---- Store ----
 
 bool Store::open(const std::string& dir, std::string& err) {
-    dir_.reset();
-    files_ = bytes_ = 0;
+    path_ = dir;
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
         return fail(err, "cannot create store directory", dir, errno);
+    return reopen(err);
+}
+
+bool Store::reopen(std::string& err) {
+    const std::string& dir = path_;
+    files_ = bytes_ = 0;
     Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) return fail(err, "cannot open store directory", dir, errno);
     if (::faccessat(fd.get(), ".", R_OK | W_OK | X_OK, AT_EACCESS) != 0)
         return fail(err, "cannot use store directory", dir, errno);
     if (!probe_writable(fd.get(), dir, err)) return false;
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return fail(err, "cannot open store directory", dir, errno);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
     dir_ = std::move(fd);
-    sweep_and_count();
+    gone_reason_.clear();
+    if (!index_) sweep_and_count();
     meta_.attach(dir_.get());
     return true;
+}
+
+bool Store::usable() {
+    if (gone()) return false;
+    if (!dir_) return false;
+    struct stat st;
+    if (::fstat(dir_.get(), &st) != 0 || st.st_nlink == 0) {
+        mark_gone("the store directory " + path_ + " was removed");
+        return false;
+    }
+    if (::stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+        mark_gone("the store directory " + path_ + " was moved or replaced");
+        return false;
+    }
+    return true;
+}
+
+void Store::mark_gone(std::string reason) {
+    if (gone()) return;
+    gone_reason_ = std::move(reason);
 }
 
 // What open() does, with a probe file, and undone: a directory made for the check is removed again.
@@ -286,7 +326,7 @@ void Store::sweep_and_count() {
     int dir = dir_.get();
     store_detail::for_each_entry(dir, [&](const char* name) {
         if (is_temp_name(name)) {
-            ::unlinkat(dir, name, 0);
+            if (!keep_temps_) ::unlinkat(dir, name, 0);
             return;
         }
         struct stat st;
@@ -299,6 +339,7 @@ void Store::sweep_and_count() {
 
 int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
     if (!valid_name(name)) return -EINVAL;
+    if (gone()) return kStoreGone;
     if (!dir_) return -EBADF;
     std::string n(name);
     // Look before opening: opening a device node or FIFO can block or have side effects.
@@ -331,7 +372,14 @@ int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
 }
 
 int Store::digest_of(std::string_view name, int fd, const struct stat& st, Digest& out) {
-    return meta_.digest(name, fd, st, out);
+    if (!index_) return meta_.digest(name, fd, st, out);
+    int rc = index_->digest_for(name, st, out);
+    if (rc != -EINPROGRESS) return rc;
+    // Not in the index yet (its build has not reached this name): the record may still do.
+    rc = meta_.digest(name, fd, st, out, false);
+    if (rc == 0) index_->published(name, st, out);
+    if (rc == -EINPROGRESS) index_->need(name, st);
+    return rc;
 }
 
 int Store::describe(std::string_view name, Fd& fd, FileInfo& out) {
@@ -398,7 +446,7 @@ int Store::space(std::uint64_t& total, std::uint64_t& avail) const {
 
 int Store::remove(std::string_view name, const Precondition& pre) {
     if (!valid_name(name)) return -EINVAL;
-    if (!dir_) return -EBADF;
+    if (!usable()) return kStoreGone;
     std::string n(name);
     struct stat st;
     if (::fstatat(dir_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
@@ -411,9 +459,15 @@ int Store::remove(std::string_view name, const Precondition& pre) {
     // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
     if (::unlinkat(dir_.get(), n.c_str(), 0) != 0) return -errno;
     meta_.forget(name);
+    if (index_) index_->removed(name);
     if (files_ > 0) --files_;
     bytes_ -= std::min<std::uint64_t>(bytes_, static_cast<std::uint64_t>(st.st_size));
-    ::fsync(dir_.get());  // make the delete stick; it has happened either way
+    // Make the delete stick; it has happened either way. With an index (the server) the fsync
+    // runs on a helper thread, never on the loop.
+    if (index_)
+        index_->sync_dir_later();
+    else
+        ::fsync(dir_.get());
     return 0;
 }
 
@@ -424,7 +478,7 @@ bool Store::exists(std::string_view name) {
 
 int Store::list(std::vector<FileInfo>& out) {
     out.clear();
-    if (!dir_) return -EBADF;
+    if (!usable()) return kStoreGone;
     int fatal = 0;
     std::uint64_t files = 0, bytes = 0;
     int rc = store_detail::for_each_entry(dir_.get(), [&](const char* name) {
@@ -482,7 +536,7 @@ int Store::open_temp_file(Fd& fd, std::string& tmp_name) {
 
 int Store::begin_upload(Upload& up) {
     up.abort();
-    if (!dir_) return -EBADF;
+    if (!usable()) return kStoreGone;
     Fd fd;
     std::string tmp;
     if (int rc = open_temp_file(fd, tmp); rc < 0) return rc;

@@ -138,7 +138,40 @@ void DigestMeta::attach(int store_dirfd) {
     if (sidecar_dir(false) >= 0) tidy_sidecar_dir();
 }
 
-int DigestMeta::digest(std::string_view name, int fd, const struct stat& st, Digest& out) {
+bool DigestMeta::xattr_record(int fd, const struct stat& st, Digest& out) {
+    std::uint8_t buf[kRecordSize + 1];
+    ssize_t n = ::fgetxattr(fd, kXattr, buf, sizeof buf);
+    Record r;
+    if (n < 0 || !decode(buf, static_cast<std::size_t>(n), r) || !matches(r, st, false))
+        return false;
+    out = r.sha256;
+    return true;
+}
+
+bool DigestMeta::write_xattr_record(int fd, const struct stat& st, const Digest& d) {
+    std::uint8_t buf[kRecordSize];
+    encode(record_for(st, d), buf);
+    return ::fsetxattr(fd, kXattr, buf, sizeof buf, 0) == 0;
+}
+
+bool DigestMeta::sidecar_record(int side_dirfd, const char* name, const struct stat& st,
+                                Digest& out) {
+    if (side_dirfd < 0) return false;
+    Fd fd(::openat(side_dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd) return false;
+    std::uint8_t buf[kRecordSize + 1];
+    ssize_t n;
+    do n = ::read(fd.get(), buf, sizeof buf);
+    while (n < 0 && errno == EINTR);
+    Record r;
+    if (n <= 0 || !decode(buf, static_cast<std::size_t>(n), r) || !matches(r, st, true))
+        return false;
+    out = r.sha256;
+    return true;
+}
+
+int DigestMeta::digest(std::string_view name, int fd, const struct stat& st, Digest& out,
+                       bool may_hash) {
     Record r;
     if (read_xattr(fd, r) && matches(r, st, false)) {
         out = r.sha256;
@@ -148,6 +181,7 @@ int DigestMeta::digest(std::string_view name, int fd, const struct stat& st, Dig
         out = r.sha256;
         return 0;
     }
+    if (!may_hash) return -EINPROGRESS;
     bool stable = false;
     int rc = hash_file(fd, st, out, stable);
     if (rc < 0) return rc;

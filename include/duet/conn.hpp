@@ -10,6 +10,7 @@
 #include "duet/auth_throttle.hpp"
 #include "duet/buffer.hpp"
 #include "duet/fd.hpp"
+#include "duet/handover.hpp"
 #include "duet/loop.hpp"
 #include "duet/timers.hpp"
 
@@ -45,6 +46,19 @@ class Conn : public Handler {
     // How the next image should take this connection back: see HandedConn.
     virtual char handover_kind() const { return port_ == Port::Http ? 'h' : 'f'; }
 
+    // Reload hand-over of a connection in whatever state it is (conn_handover.cpp): the shared
+    // state (socket, unread input, unsent output, a file being sent, close and linger flags, the
+    // header deadline), then the protocol's own fields (encode_state). The fds go into the
+    // record's table; the object is dead afterwards and closes nothing that was given away.
+    HandoverRecord hand_over(HandoverFds& fds);
+    // Next image: the shared half of resuming. `head_left_ms` gets the header deadline still to
+    // run, or -1. false with r.error() on a record that does not hold together.
+    bool resume_shared(RecordReader& r, std::int64_t& head_left_ms);
+    // Parked by the guessing throttle (its head_timer is then on the throttle list).
+    bool throttled() const { return throttled_; }
+    // After the server has registered a resumed connection: linger again, or pick the work up.
+    void after_resume();
+
     // Server-owned links: all connections in one intrusive list, plus the two timers.
     Conn* prev = nullptr;
     Conn* next = nullptr;
@@ -58,7 +72,23 @@ class Conn : public Handler {
     // A parked token attempt may now be answered (the throttle's delay is over).
     void on_throttle_release();
 
+    // Parked: the request at the head of the input waits for the store index (a digest being
+    // computed, a listing being rendered). Its bytes stay unconsumed; when the server wakes the
+    // connection, the request is simply handled again from the start.
+    bool parked() const { return parked_; }
+    // An upload between its fsyncs and its rename (helpers at work): a reload waits for it.
+    virtual bool publishing() const { return false; }
+    void set_parked(bool on) { parked_ = on; }
+    void resume() { pump_now(); }
+    // A read-ahead asked for by this connection finished (Server::read_ahead).
+    void disk_ready() { disk_wait_ = false; }
+
   protected:
+    // The protocol's half of a hand-over record, and its kind and version.
+    virtual void encode_state(RecordWriter& w) = 0;
+    virtual char record_kind() const = 0;
+    virtual std::uint16_t record_version() const = 0;
+
     // Consumes buffered input and queues output. Returns true if it made progress.
     virtual bool process() = 0;
     // The peer half-closed (read returned 0).
@@ -75,6 +105,8 @@ class Conn : public Handler {
     bool queue(const char* p, std::size_t n);
     bool queue(std::string_view s) { return queue(s.data(), s.size()); }
     void queue_extra(std::string body);
+    // A long body shared by many connections (a listing): sent from the one copy.
+    void queue_shared(std::shared_ptr<const std::string> body, std::size_t offset = 0);
     void queue_file(Fd file, off_t offset, std::uint64_t length);
     std::size_t out_room() const { return out_.data ? kBufferSize - out_.size() : kBufferSize; }
     // After the queued output: close (with a lingering read so the peer sees the answer).
@@ -113,11 +145,14 @@ class Conn : public Handler {
     void update_interest();
     void start_lingering();
 
-    std::unique_ptr<std::string> extra_;
-    std::size_t extra_sent_ = 0;
+    std::shared_ptr<const std::string> extra_;
     Fd file_;
+    std::uint32_t extra_sent_ = 0;  // next to file_: no padding (long bodies stay < 4 GiB)
     off_t file_off_ = 0;
     std::uint64_t file_left_ = 0;
+    // Cold downloads: bytes up to here were seen in the page cache, so sendfile cannot wait for
+    // the disk before it; beyond, a helper reads ahead while the connection is parked.
+    std::uint64_t resident_until_ = 0;
     std::uint32_t interest_ = 0;
     Port port_;
     bool dead_ = false;
@@ -128,6 +163,8 @@ class Conn : public Handler {
     bool throttled_ = false;         // parked until the throttle releases it (head_timer)
     bool throttle_cleared_ = false;  // the attempt being re-processed has waited its turn
     std::uint8_t auth_failures_ = 0;
+    bool parked_ = false;
+    bool disk_wait_ = false;  // a read-ahead for this connection is in flight
 };
 
 }  // namespace duet

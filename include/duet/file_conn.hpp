@@ -8,6 +8,7 @@
 #include "duet/conn.hpp"
 #include "duet/file_proto.hpp"
 #include "duet/partial_store.hpp"
+#include "duet/server.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
@@ -20,17 +21,29 @@ class FileConn final : public Conn {
     void on_idle_timeout() override;
     void begin_drain(bool for_reload) override;
     bool is_idle() const override;
+    bool publishing() const override { return up_ && up_->stage != 0; }
     void on_quiet() override;
     char handover_kind() const override { return authed_ ? 'a' : 'f'; }
     // A session carried over a reload keeps its AUTH.
     void set_authed() { authed_ = true; }
 
+    // Reload hand-over (file_handover.cpp): the whole session state, in whatever state it is.
+    // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
+    // read.
+    static constexpr std::uint16_t kRecordVersion = 1;
+    static Conn* resume(Server& srv, std::uint16_t version, RecordReader& r,
+                        std::int64_t& head_left_ms);
+
   protected:
+    void encode_state(RecordWriter& w) override;
+    char record_kind() const override { return kRecordFiles; }
+    std::uint16_t record_version() const override { return kRecordVersion; }
     bool process() override;
     void on_eof() override;
     bool wants_input() const override;
 
   private:
+    bool resume_state(RecordReader& r);
     struct Incoming {  // an upload in progress
         Upload upload;
         std::string name;
@@ -42,10 +55,11 @@ class FileConn final : public Conn {
         // RESUME (file_resume.cpp): the bytes go to a partial upload instead of `upload`.
         PartialAppend append;
         std::uint64_t total = 0;  // the whole upload's SIZE
-    };
-    struct Listing {  // LIST lines still to write
-        std::vector<FileInfo> files;
-        std::size_t next = 0;
+        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 2 directory.
+        std::uint8_t stage = 0;
+        bool close_after = false;  // PUT NAME ended by a half-close: close after the answer
+        std::shared_ptr<DiskWait> wait;
+        FileInfo info;
     };
 
     void run(const Command& c, std::string_view line);
@@ -56,8 +70,9 @@ class FileConn final : public Conn {
     void del(const Command& c);
     bool feed_upload();
     void finish_upload();
+    bool advance_publish();
     void fail_upload(const char* answer);
-    bool write_listing();
+    bool wait_or_trouble(int rc);
     void reply(std::string_view line);  // queues line + "\n"
     void reply_and_close(std::string_view line);
     void log_command(std::string_view result);
@@ -72,7 +87,6 @@ class FileConn final : public Conn {
     std::string session_token() const;
 
     std::unique_ptr<Incoming> up_;
-    std::unique_ptr<Listing> listing_;
     // Only with --access-log, so an idle session stays small. The peer is taken at the first
     // command: by the time a later answer is logged the peer may have reset.
     struct AccessLog {

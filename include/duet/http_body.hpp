@@ -26,6 +26,10 @@ class ChunkedDecoder {
     // The trailer section once Done: its field lines, each ended by '\n' (CRLF turned into LF).
     // Kept because fields such as Repr-Digest may come there (SPEC §2 Digests).
     std::string_view trailers() const { return trailers_; }
+    // The decoder's position as bytes, to carry a body across a reload; restore() checks every
+    // part and returns false (the decoder unchanged) for anything it could not have produced.
+    std::string save() const;
+    bool restore(std::string_view saved);
 
   private:
     enum class State : std::uint8_t {

@@ -13,6 +13,7 @@
 #include "duet/http_parser.hpp"
 #include "duet/http_response.hpp"
 #include "duet/http_uploads.hpp"
+#include "duet/server.hpp"
 #include "duet/store.hpp"
 
 namespace duet {
@@ -38,13 +39,25 @@ class HttpConn final : public Conn {
     void begin_drain(bool for_reload) override;
     void on_quiet() override;
     bool is_idle() const override;
+    bool publishing() const override { return body_ && body_->stage != 0; }
+
+    // Reload hand-over (http_handover.cpp): the whole session state, in whatever state it is.
+    // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
+    // read.
+    static constexpr std::uint16_t kRecordVersion = 1;
+    static Conn* resume(Server& srv, std::uint16_t version, RecordReader& r,
+                        std::int64_t& head_left_ms);
 
   protected:
+    void encode_state(RecordWriter& w) override;
+    char record_kind() const override { return kRecordHttp; }
+    std::uint16_t record_version() const override { return kRecordVersion; }
     bool process() override;
     void on_eof() override;
     bool wants_input() const override;
 
   private:
+    bool resume_state(RecordReader& r);
     // A request body being read: stored by an upload, or read and dropped.
     struct Body {
         BodyKind kind = BodyKind::None;
@@ -55,6 +68,13 @@ class HttpConn final : public Conn {
         ExpectedDigest expected;
         Precondition pre;
         std::unique_ptr<ResumableBody> resumable;  // appends to a partial upload instead
+        // Publishing (SPEC §5: the fsyncs run on helpers): 1 syncing the data, 2 syncing the
+        // directory after the rename. The body stays until the answer is queued.
+        std::uint8_t stage = 0;
+        bool peer_gone = false;  // the client half-closed meanwhile: close after the answer
+        std::shared_ptr<DiskWait> wait;
+        FileInfo info;
+        bool created = false;
     };
 
     // Per-request answer context, set before routing.
@@ -86,8 +106,11 @@ class HttpConn final : public Conn {
     bool start_resumable(const Request& req, const PartialRef& p,
                          std::unique_ptr<ResumableBody> rb);
     bool feed_resumable(std::string_view chunk);
-    void finish_resumable();
-    void publish_partial(ResumableBody& rb, const PartialRef& p);
+    bool finish_resumable();
+    bool advance_partial_publish();
+    bool publish_partial(ResumableBody& rb, const PartialRef& p);
+    void published_answer(const ResumableBody& rb, const PartialRef& p);
+    std::string done_fields(const ResumableBody& rb) const;
     // Folds a request's digests into what the partial expects: 0, 1 when they disagree with it
     // (or each other), or -errno when it could not be recorded.
     int expect_digest(const PartialRef& p, const ExpectedDigest& e);
@@ -96,6 +119,7 @@ class HttpConn final : public Conn {
     bool cors_match(const Request& req);
     bool cors_preflight(const Request& req);
     void cors_fields(ResponseHead& head) const;
+    bool store_trouble(int rc);
 
     // Response helpers. Each queues one whole response (head, then body unless HEAD) and counts
     // it; `head` already holds the status line and the route's own fields.
@@ -111,7 +135,9 @@ class HttpConn final : public Conn {
 
     bool parse_due(std::size_t size) const;
     bool feed_body();
-    void finish_upload();
+    bool finish_upload();
+    bool advance_publish();
+    void upload_failed(int rc);
     void start_body(const Request& req, bool store);
     void log_access(int status, std::uint64_t bytes);
     void set_log_line(std::string line);

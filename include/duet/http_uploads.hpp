@@ -18,6 +18,7 @@ struct ResumableBody {
     bool has_checksum = false;  // tus Upload-Checksum: this append is all or nothing
     Digest checksum{};
     std::uint64_t announced = 0;  // the offset the last 104 reported
+    PartialRef publishing;        // complete, its append ended: being published
 };
 
 }  // namespace duet

@@ -77,9 +77,11 @@ class Lifecycle {
 };
 
 // Replaces this process image with `exe`, passing the listening sockets as fds 3 and 4 (systemd
-// convention) and idle connections by number. Returns only on failure, with errno set.
+// convention), and either the hand-over memfd (DUET_HANDOVER_FD, every connection as a record)
+// or, after a fall-back drain, idle connections by number (DUET_CONN_FDS). Returns only on
+// failure, with errno set.
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,
-            const std::vector<HandedConn>& conns, std::uint64_t generation, std::uint64_t reloads,
-            double started_at);
+            const std::vector<HandedConn>& conns, int handover_fd, std::uint64_t generation,
+            std::uint64_t reloads, double started_at);
 
 }  // namespace duet

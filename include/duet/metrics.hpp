@@ -19,6 +19,23 @@ struct Metrics {
     // Resumable uploads (partial_store.cpp): gauges kept current by the store, and counters.
     std::uint64_t partials_open = 0, partial_bytes = 0;
     std::uint64_t partials_resumed = 0, partials_expired = 0;
+    std::uint64_t busy_503 = 0;  // out of descriptors or memory: 503 Retry-After
+    // Loop steps: the time from one epoll_wait return to the next epoll_wait call, i.e. how long
+    // anyone ready to be served could have waited for the loop (duet_loop_stall_seconds).
+    static constexpr int kStallBuckets = 11;
+    static constexpr double kStallBounds[kStallBuckets] = {
+        0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5};
+    std::uint64_t stall_buckets[kStallBuckets + 1] = {};  // last: +Inf
+    std::uint64_t stall_count = 0;
+    double stall_sum = 0, stall_max = 0;
+    void record_stall(double seconds) {
+        int b = 0;
+        while (b < kStallBuckets && seconds > kStallBounds[b]) ++b;
+        ++stall_buckets[b];
+        ++stall_count;
+        stall_sum += seconds;
+        if (seconds > stall_max) stall_max = seconds;
+    }
 
     void count_status(int status) {
         if (status >= 100 && status < 600) ++http_requests_by_status[status];
@@ -31,6 +48,9 @@ struct MetricsContext {
     std::uint64_t reloads;
     std::uint64_t files_stored, bytes_stored;
     bool draining;
+    std::uint64_t log_lines_dropped = 0;
+    bool store_ok = true;
+    std::uint64_t index_pending = 0;  // files whose digest is being computed
 };
 
 // Prometheus text exposition format 0.0.4.

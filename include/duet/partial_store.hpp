@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "duet/fd.hpp"
+#include "duet/handover_record.hpp"
 #include "duet/metrics.hpp"
 #include "duet/sha256.hpp"
 #include "duet/store.hpp"
+#include "duet/upload_fields.hpp"
 
 namespace duet {
 
@@ -77,6 +79,9 @@ class PartialAppend {
     // Ends the append: checkpoint (or rollback when held), release the partial. Returns the
     // checkpoint's result.
     int end();
+    // Reload (partial_handover.cpp): the append goes to the next image as it stands, neither
+    // checkpointed nor rolled back; PartialStore::resume_append takes it back.
+    void hand_over(RecordWriter& w);
 
   private:
     friend class PartialStore;
@@ -116,6 +121,9 @@ class PartialStore {
 
     // -EBUSY while another append runs. -ECANCELED if gone.
     int begin_append(const PartialRef& p, PartialAppend& ap);
+    // An append handed over by the previous image (PartialAppend::hand_over). false with
+    // r.error() when the record does not match the partial this image loaded.
+    bool resume_append(RecordReader& r, PartialAppend& ap);
     // Records a length learned late (IETF Upload-Complete / Upload-Length). 0 or -errno.
     int set_length(Partial& p, std::uint64_t length);
     // Records what a later request adds to the spec (a digest, a precondition), durably before
@@ -125,7 +133,8 @@ class PartialStore {
     // -EBADMSG (digest mismatch), -ESTALE (the precondition no longer holds): the partial is
     // dropped; -EACCES (the precondition needs the digest of a file duet may not read) and other
     // -errno (disk full): the partial is kept.
-    int publish(const PartialRef& p, FileInfo& out, bool& created);
+    // With defer_dir_sync the store directory is left for the caller to fsync (on a helper).
+    int publish(const PartialRef& p, FileInfo& out, bool& created, bool defer_dir_sync = false);
     // Cancels: the files go, any append in progress fails on its next write.
     void remove(const PartialRef& p);
     // Expires partials untouched for the TTL, looking at no more than `budget` of them.

@@ -5,7 +5,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "duet/auth_throttle.hpp"
@@ -13,17 +15,27 @@
 #include "duet/config.hpp"
 #include "duet/conn.hpp"
 #include "duet/fd.hpp"
+#include "duet/handover.hpp"
+#include "duet/helpers.hpp"
 #include "duet/lifecycle.hpp"
 #include "duet/listeners.hpp"
+#include "duet/log_sink.hpp"
 #include "duet/loop.hpp"
 #include "duet/metrics.hpp"
 #include "duet/partial_store.hpp"
 #include "duet/store.hpp"
+#include "duet/store_index.hpp"
 #include "duet/timers.hpp"
 
 namespace duet {
 
 class Server;
+
+// A disk wait run by a helper for a connection: done and its result, set on the loop.
+struct DiskWait {
+    bool done = false;
+    int rc = 0;
+};
 
 class Listener : public Handler {
   public:
@@ -44,7 +56,9 @@ class Server {
   public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
-    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns);
+    // `handover` holds the connections a reload passed as records (read in main), if any.
+    int start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
+              HandoverIn handover = {});
     // Runs until stopped. Returns the process exit code (or execs on reload).
     int run();
 
@@ -63,6 +77,32 @@ class Server {
     const std::string& root_body() const { return root_body_; }
     bool draining() const { return draining_ || reload_pending_; }
     bool draining_conns() const { return draining_; }
+    // A stop (not a reload) is under way: requests parked on the index are answered 503.
+    bool stopping() const { return draining_ && !reloading_; }
+
+    // Connections parked on the store index (Conn::parked). wake_parked() asks for all of them to
+    // be run again after the current event; each parks again if what it waits for is not there.
+    void park(Conn* c);
+    void wake_parked() { wake_due_ = true; }
+    // Cold downloads: a helper reads [off, off+len) of `fd` into the page cache (and asks the
+    // kernel for the next window), then the connection is told (if still open) and woken.
+    void read_ahead(Conn* c, int fd, off_t off, std::size_t len);
+    // fsync(fd) on a helper (through a duplicate, so the caller may close fd meanwhile); the
+    // result lands in the returned DiskWait and parked connections are woken.
+    std::shared_ptr<DiskWait> fsync_later(int fd);
+    // A precondition on `name` needs its current digest and that is being computed (hashing
+    // has been asked for, first in line).
+    bool digest_pending(std::string_view name, const Precondition& pre) {
+        if (pre.kind != Precondition::Kind::MustMatch) return false;
+        FileInfo cur;
+        return store.stat(name, cur) == -EINPROGRESS;
+    }
+
+    // Bytes of long bodies and files all connections together may write in one loop step, so a
+    // step's copying stays bounded however many clients read at once; refilled every step.
+    static constexpr std::size_t kOutputPerStep = 4u << 20;
+    std::size_t output_budget() const { return out_budget_; }
+    void spend_output(std::size_t n) { out_budget_ = n < out_budget_ ? out_budget_ - n : 0; }
     // Keeps an idle connection's socket for the next image (reload).
     void hand_over(Conn* c);
 
@@ -70,6 +110,8 @@ class Server {
     Loop loop;
     Store store;
     PartialStore partials;
+    StoreIndex index{*this};
+    Helpers helpers;  // after `index`: destroyed (joined) first
     BufferPool pool;
     Metrics metrics;
     TimerList header_timers;
@@ -83,6 +125,9 @@ class Server {
 
     void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
     void access_log(const std::string& line);
+    std::uint64_t log_lines_dropped() const {
+        return out_log_.dropped_total() + err_log_.dropped_total();
+    }
 
   private:
     void tick();
@@ -94,17 +139,34 @@ class Server {
     void pause_accepting();
     void resume_accepting();
     void finish_reload();
+    // Reload without waiting (server_reload.cpp): every connection goes to the new image as a
+    // record, whatever it is doing. false when it could not start (then the caller drains).
+    bool hand_over_all();
+    // Next image: takes every record back; one that cannot be read costs its connection only.
+    void resume_handed(HandoverIn& in);
+    // Links a connection (accepted, or carried over a reload) into the list, loop and timers.
+    void link_conn(Conn* c, int fd);
     void reap_dead();
     void print_ready();
+    void wake_now();
+    bool any_publishing() const;
+    void record_step(std::int64_t ns);
 
     Config config_;
     std::vector<std::string> argv_;
     std::string exe_;
+    LogSink out_log_{1};  // access log
+    LogSink err_log_{2};  // everything else
     Listener http_listener_;
     Listener files_listener_;
     Lifecycle life_;
     Conn* conns_ = nullptr;
     std::vector<Conn*> dead_;
+    std::vector<Conn*> parked_;
+    std::unordered_set<Conn*> reading_ahead_;  // closed ones are removed: a late answer finds none
+    bool wake_due_ = false;
+    bool handover_waits_ = false;  // a reload waits for uploads between fsync and answer
+    std::size_t out_budget_ = kOutputPerStep;
     std::vector<HandedConn> handover_;
     std::size_t open_conns_ = 0;
     std::int64_t now_ms_ = 0;

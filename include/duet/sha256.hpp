@@ -20,11 +20,13 @@ class Sha256 {
 
     static Digest of(std::string_view data);
 
-    // The running state as text (hex), so an interrupted upload can be resumed later without
-    // rehashing what was already received. load() accepts only what save() wrote.
+    // The running state as bytes, to carry a hash across a reload (the portable and SHA-NI paths
+    // share it): h[0..7] big-endian, bytes hashed (u64 big-endian), then the partial block with
+    // a one-byte length. restore() checks that the parts agree; false leaves the object as is.
+    static constexpr std::size_t kSavedMin = 32 + 8 + 1;
     std::string save() const;
-    bool load(std::string_view text);
-    std::uint64_t bytes() const { return total_; }
+    bool restore(std::string_view saved);
+    std::uint64_t bytes() const { return total_; }  // hashed so far
 
   private:
     std::uint32_t h_[8];

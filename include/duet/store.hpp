@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +17,14 @@
 #include "duet/store_meta.hpp"
 
 namespace duet {
+
+class RecordWriter;
+class RecordReader;
+class Store;
+class StoreIndex;
+
+// The store directory is gone (removed, renamed, unmounted): SPEC §5, answered with 503.
+inline constexpr int kStoreGone = -ESTALE;
 
 // SPEC §2 "File names": 1–255 bytes of A-Z a-z 0-9 . _ -, not starting with '.'. Pure.
 // name_error says which rule failed ("invalid file name: ..."), or "" when the name is valid.
@@ -30,6 +39,11 @@ struct Precondition {
     Kind kind = Kind::None;
     Digest etag{};  // MustMatch: the file's current SHA-256
 };
+
+// A precondition as bytes for the reload hand-over (upload_handover.cpp): kind, then for
+// MustMatch the 32-byte ETag digest. decode_precondition: false for anything else.
+std::string encode_precondition(const Precondition& p);
+bool decode_precondition(std::string_view bytes, Precondition& out);
 
 struct FileInfo {
     std::string name;
@@ -59,6 +73,19 @@ class Upload {
                FileInfo& out, bool& created);
     void abort();
 
+    // Reload hand-over (upload_handover.cpp): the temporary file goes into the record's fd table
+    // with the bytes written and the hash state; this object is then inactive and nothing is
+    // unlinked. resume() takes it back in the next image; false (with r.error()) when the
+    // record does not describe a temporary file of this store.
+    void hand_over(RecordWriter& w);
+    bool resume(Store& store, RecordReader& r);
+    // Publish with the disk waits off the loop (SPEC §5): a helper fsyncs fd() first, then
+    // set_synced() makes commit() skip that fsync; with defer_dir_sync() commit() leaves the
+    // directory's fsync to the caller (a helper again), to be done before the answer.
+    int fd() const { return fd_.get(); }
+    void set_synced() { data_synced_ = true; }
+    void defer_dir_sync() { defer_dir_sync_ = true; }
+
   private:
     friend class Store;
     friend class PartialStore;  // a partial upload becomes an Upload to publish, and back
@@ -72,6 +99,8 @@ class Upload {
     std::uint64_t size_ = 0;
     std::uint64_t synced_ = 0;  // bytes already pushed to writeback
     std::string tmp_name_;      // the file's temporary name in the store, if it has one
+    bool data_synced_ = false;
+    bool defer_dir_sync_ = false;
 };
 
 class Store {
@@ -98,10 +127,28 @@ class Store {
     bool exists(std::string_view name);
 
     int begin_upload(Upload& up);
+    // A reload that hands uploads over must not sweep their named temporaries away.
+    void keep_temps_at_open() { keep_temps_ = true; }
 
     std::uint64_t file_count() const { return files_; }
     std::uint64_t byte_count() const { return bytes_; }
     int dirfd() const { return dir_.get(); }
+    const std::string& path() const { return path_; }
+
+    // With an index (the server), open() leaves sweeping and counting to the index's build on
+    // the helper threads, and digests missing from the records are computed there instead of
+    // inline (describe() then says -EINPROGRESS). Unit tests use the store without one.
+    void set_index(StoreIndex* index) { index_ = index; }
+    DigestMeta& meta() { return meta_; }
+
+    // SPEC §5 "The store can go away". usable() checks the link count of the open directory and
+    // that the path still names it; a failed check, or mark_gone() from the index's watch, makes
+    // every write, listing and lookup kStoreGone until reopen() finds a directory at the path.
+    bool usable();
+    bool gone() const { return !gone_reason_.empty(); }
+    const std::string& gone_reason() const { return gone_reason_; }
+    void mark_gone(std::string reason);
+    bool reopen(std::string& err);
 
   private:
     friend class Upload;
@@ -115,10 +162,16 @@ class Store {
     void sweep_and_count();
 
     Fd dir_;
+    std::string path_;
+    std::string gone_reason_;
+    StoreIndex* index_ = nullptr;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
     std::uint64_t files_ = 0, bytes_ = 0;
     unsigned tmp_seq_ = 0;
     DigestMeta meta_;
     bool force_named_tmp_ = false;  // act as if O_TMPFILE were unsupported (tests)
+    bool keep_temps_ = false;
 };
 
 }  // namespace duet

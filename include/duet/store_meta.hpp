@@ -75,7 +75,22 @@ class DigestMeta {
 
     // Digest of the regular file open as `fd` (status `st`) under `name`: from its record when it
     // still matches, else read from the bytes and recorded. 0 or -errno (read errors only).
-    int digest(std::string_view name, int fd, const struct stat& st, Digest& out);
+    // With `may_hash` false, a file without a matching record is -EINPROGRESS instead: the
+    // store index hashes it on a helper thread (store_index.cpp).
+    int digest(std::string_view name, int fd, const struct stat& st, Digest& out,
+               bool may_hash = true);
+
+    // For helper threads, which share no state with this object: the digest in the xattr
+    // record of `fd` if it matches `st`, and writing such a record. Thread-safe.
+    static bool xattr_record(int fd, const struct stat& st, Digest& out);
+    static bool write_xattr_record(int fd, const struct stat& st, const Digest& d);
+    // The sidecar record of `name` in the sidecar directory open as `side_dirfd`, if it matches.
+    static bool sidecar_record(int side_dirfd, const char* name, const struct stat& st,
+                               Digest& out);
+    // After a helper hashed a file whose xattr could not take the record: keep it in a sidecar.
+    void remember_by_name(std::string_view name, const struct stat& st, const Digest& d) {
+        if (!xattr_ok_) write_sidecar(name, record_for(st, d));
+    }
 
     // Upload commit, on the temp file before its fsync, so the record is durable with the data:
     // 0 recorded in the xattr; 1 xattrs unavailable, call published() once the name exists;

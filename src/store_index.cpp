@@ -1,0 +1,635 @@
+// The in-memory store index. See store_index.hpp.
+#include "duet/store_index.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "duet/server.hpp"
+#include "duet/store.hpp"
+#include "duet/store_meta.hpp"
+
+namespace duet {
+namespace {
+
+constexpr std::size_t kScanBatch = 512;               // directory entries per helper job
+constexpr std::size_t kHashChunk = 256 * 1024;        // bytes per read while hashing
+constexpr std::uint64_t kHashSlice = 64u << 20;       // bytes per helper job; then urgent ones go
+constexpr std::uint64_t kDropCacheAbove = 64u << 20;  // hashing a big file must not evict others
+constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+constexpr std::uint32_t kStoreMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+                                     IN_ATTRIB | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF |
+                                     IN_ONLYDIR;
+constexpr std::uint32_t kParentMask =
+    IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
+
+std::int64_t mtime_ns(const struct stat& st) {
+    return std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+std::int64_t clock_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+bool same_file(const StoreIndex::Entry& e, const struct stat& st) {
+    return e.size == std::uint64_t(st.st_size) && e.mtime_ns == mtime_ns(st);
+}
+
+bool indexable(std::string_view name) {
+    return valid_name(name);  // dot-names (temporaries, sidecar records) are duet's own
+}
+
+void split_path(const std::string& path, std::string& parent, std::string& base) {
+    std::string d = path;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    std::size_t slash = d.rfind('/');
+    parent = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
+    base = slash == std::string::npos ? d : d.substr(slash + 1);
+}
+
+}  // namespace
+
+// A helper's hash of one file, a slice per job: its record when that still matches, else its
+// bytes. Touches only its own fields and the file system.
+struct StoreIndex::HashWork {
+    std::shared_ptr<Fd> dir;
+    std::string name;
+    const std::atomic<bool>* stop = nullptr;
+    unsigned gen = 0;
+    Fd fd;
+    Sha256 sha;
+    std::uint64_t off = 0;
+    struct stat st {};
+    Digest digest{};
+    int rc = 0;
+    bool finished = false;
+    bool stable = false;
+    bool in_xattr = false;
+
+    void run() {
+        if (!fd) {
+            // The status first: a file that cannot be opened (EACCES) still fails for the
+            // version the index holds, instead of looking changed.
+            if (::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                rc = -errno;
+                finished = true;
+                return;
+            }
+            fd.reset(::openat(dir->get(), name.c_str(), kReadFlags));
+            if (!fd || ::fstat(fd.get(), &st) != 0) {
+                rc = errno == ELOOP || errno == ENXIO ? -ENOENT : -errno;
+                finished = true;
+                return;
+            }
+            if (!S_ISREG(st.st_mode)) {
+                rc = -ENOENT;
+                finished = true;
+                return;
+            }
+            if (DigestMeta::xattr_record(fd.get(), st, digest)) {
+                stable = in_xattr = finished = true;
+                return;
+            }
+            ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+        }
+        thread_local std::vector<unsigned char> buf(kHashChunk);
+        bool big = std::uint64_t(st.st_size) > kDropCacheAbove;
+        std::uint64_t until = off + kHashSlice;
+        while (off < until) {
+            if (stop->load(std::memory_order_relaxed)) {
+                rc = -ECANCELED;
+                finished = true;
+                return;
+            }
+            ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), off_t(off));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                rc = -errno;
+                finished = true;
+                return;
+            }
+            if (n == 0) break;
+            sha.update(buf.data(), std::size_t(n));
+            off += std::uint64_t(n);
+            if (big && off % (16u << 20) < std::uint64_t(n))
+                ::posix_fadvise(fd.get(), 0, off_t(off), POSIX_FADV_DONTNEED);
+        }
+        if (off >= until) return;  // more slices to go
+        finished = true;
+        digest = sha.finish();
+        struct stat after;
+        stable = off == std::uint64_t(st.st_size) && ::fstat(fd.get(), &after) == 0 &&
+                 after.st_size == st.st_size && mtime_ns(after) == mtime_ns(st);
+        if (stable) in_xattr = DigestMeta::write_xattr_record(fd.get(), st, digest);
+    }
+};
+
+// One build: a directory stream read by helpers a batch at a time.
+struct StoreIndex::ScanState {
+    struct Item {
+        std::string name;
+        Entry entry;
+        bool has_digest;
+    };
+    Fd dir, side;
+    DIR* stream = nullptr;
+    unsigned gen = 0;
+    bool sweep = false;
+    bool done = false;
+    int error = 0;
+    std::vector<Item> batch;
+    ~ScanState() {
+        if (stream) ::closedir(stream);
+    }
+
+    void run() {
+        batch.clear();
+        if (!stream) {
+            int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) stream = ::fdopendir(fd);
+            if (!stream) {
+                if (fd >= 0) ::close(fd);
+                error = -errno;
+                done = true;
+                return;
+            }
+            side.reset(::openat(dir.get(), DigestMeta::kSidecarDir,
+                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        }
+        while (batch.size() < kScanBatch) {
+            errno = 0;
+            dirent* ent = ::readdir(stream);
+            if (!ent) {
+                error = -errno;
+                done = true;
+                return;
+            }
+            const char* n = ent->d_name;
+            if (sweep && store_detail::is_temp_name(n)) {
+                ::unlinkat(dir.get(), n, 0);  // left by a crash: SPEC §4
+                continue;
+            }
+            if (!indexable(n)) continue;
+            struct stat st;
+            if (::fstatat(dir.get(), n, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+                continue;
+            Item it{n, Entry{}, false};
+            it.entry.size = std::uint64_t(st.st_size);
+            it.entry.mtime_ns = mtime_ns(st);
+            Fd fd(::openat(dir.get(), n, kReadFlags));
+            if (fd && DigestMeta::xattr_record(fd.get(), st, it.entry.sha256))
+                it.has_digest = true;
+            else if (DigestMeta::sidecar_record(side.get(), n, st, it.entry.sha256))
+                it.has_digest = true;
+            batch.push_back(std::move(it));
+        }
+    }
+};
+
+// A listing being rendered on the loop, a slice at a time.
+struct StoreIndex::Render {
+    std::string json = "[";
+    std::string text;
+    std::string cursor;  // last name rendered
+    bool started = false;
+    std::uint64_t count = 0;
+    std::uint64_t version = 0;
+};
+
+StoreIndex::StoreIndex(Server& srv) : srv_(srv) {}
+StoreIndex::~StoreIndex() = default;
+
+void StoreIndex::start(bool sweep_temps) {
+    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (inotify_) srv_.loop.add(inotify_.get(), EPOLLIN, this);
+    add_watches();
+    rebuild(sweep_temps);
+}
+
+void StoreIndex::add_watches() {
+    if (!inotify_) return;
+    const std::string& path = srv_.store.path();
+    std::string parent;
+    split_path(path, parent, base_);
+    store_wd_ = ::inotify_add_watch(inotify_.get(), path.c_str(), kStoreMask);
+    if (parent_wd_ < 0 && !base_.empty() && base_ != "." && base_ != "..")
+        parent_wd_ = ::inotify_add_watch(inotify_.get(), parent.c_str(), kParentMask);
+}
+
+void StoreIndex::rebuild(bool sweep) {
+    ++gen_;
+    entries_.clear();
+    bytes_ = 0;
+    pending_ = 0;
+    // Late results carry the old gen_ and are dropped.
+    current_.reset();
+    paused_.reset();
+    urgent_.clear();
+    hash_cursor_.clear();
+    dir_ = std::make_shared<Fd>(::fcntl(srv_.store.dirfd(), F_DUPFD_CLOEXEC, 0));
+    render_.reset();
+    changed();
+    building_ = true;
+    auto st = std::make_shared<ScanState>();
+    st->dir.reset(::fcntl(dir_->get(), F_DUPFD_CLOEXEC, 0));
+    st->gen = gen_;
+    st->sweep = sweep;
+    scan_step(std::move(st));
+}
+
+void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [st] { st->run(); };
+    job->done = [this, st] {
+        if (st->gen != gen_) return;  // a newer build replaced this one
+        for (auto& it : st->batch) {
+            auto found = entries_.find(it.name);
+            // Something newer (an upload, an event) got there first and is at least as fresh.
+            if (found != entries_.end()) continue;
+            if (!it.has_digest)
+                it.entry.state = State::Pending;
+            else
+                it.entry.state = State::Ready;
+            set_entry(it.name, it.entry);
+        }
+        pump_hashing();
+        if (!st->done) {
+            scan_step(st);
+            return;
+        }
+        building_ = false;
+        if (st->error < 0)
+            srv_.log("store index: reading %s: %s", srv_.store.path().c_str(),
+                     std::strerror(-st->error));
+        srv_.wake_parked();
+    };
+    srv_.helpers.submit(std::move(job));
+}
+
+// The store changed: cached listing bodies nobody is sending any more are dropped at once (a
+// listing of 100,000 files is 13 MB), those still being sent go with their last reader.
+void StoreIndex::changed() {
+    ++version_;
+    if (json_ && json_.use_count() == 1) json_.reset();
+    if (text_ && text_.use_count() == 1) text_.reset();
+}
+
+void StoreIndex::set_entry(const std::string& name, const Entry& e) {
+    auto [it, inserted] = entries_.try_emplace(name, e);
+    if (!inserted) {
+        bytes_ -= std::min(bytes_, it->second.size);
+        if (it->second.state == State::Pending) --pending_;
+        it->second = e;
+    }
+    bytes_ += e.size;
+    if (e.state == State::Pending) ++pending_;
+    changed();
+}
+
+void StoreIndex::erase(const std::string& name) {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) return;
+    bytes_ -= std::min(bytes_, it->second.size);
+    if (it->second.state == State::Pending) --pending_;
+    entries_.erase(it);
+    changed();
+}
+
+void StoreIndex::hash(const std::string& name, bool urgent) {
+    if (urgent && !(current_ && current_->name == name && current_urgent_) &&
+        std::find(urgent_.begin(), urgent_.end(), name) == urgent_.end())
+        urgent_.push_back(name);
+    pump_hashing();
+}
+
+bool StoreIndex::hashing(const std::string& name) const {
+    return (current_ && current_->name == name) || (paused_ && paused_->name == name);
+}
+
+void StoreIndex::pump_hashing() {
+    if (current_ || srv_.store.gone() || !dir_ || !*dir_) return;
+    std::shared_ptr<HashWork> next;
+    bool urgent = false;
+    while (!next && !urgent_.empty()) {
+        std::string n = std::move(urgent_.front());
+        urgent_.pop_front();
+        auto e = entries_.find(n);
+        if (e == entries_.end() || e->second.state != State::Pending) continue;
+        if (paused_ && paused_->name == n) {
+            next = std::move(paused_);  // it was set aside: go on with it first
+        } else {
+            next = std::make_shared<HashWork>();
+            next->name = std::move(n);
+        }
+        urgent = true;
+    }
+    if (!next && paused_) next = std::move(paused_);
+    if (!next && pending_ > 0) {
+        // The next Pending entry in name order, a bounded walk per call.
+        auto it = hash_cursor_.empty() ? entries_.begin() : entries_.upper_bound(hash_cursor_);
+        for (int n = 0; n < 4096; ++n, ++it) {
+            if (it == entries_.end()) {
+                if (hash_cursor_.empty()) break;
+                hash_cursor_.clear();
+                it = entries_.begin();
+                if (it == entries_.end()) break;
+            }
+            if (it->second.state == State::Pending) {
+                hash_cursor_ = it->first;
+                next = std::make_shared<HashWork>();
+                next->name = it->first;
+                break;
+            }
+        }
+    }
+    if (!next) return;
+    if (!next->dir) {
+        next->dir = dir_;
+        next->stop = &srv_.helpers.stop_flag();
+        next->gen = gen_;
+    }
+    current_ = next;
+    current_urgent_ = urgent;
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [next] { next->run(); };
+    job->done = [this, next] { hash_done(next); };
+    srv_.helpers.submit(std::move(job), urgent);
+}
+
+void StoreIndex::hash_done(const std::shared_ptr<HashWork>& w) {
+    if (w->gen != gen_ || current_ != w) return;
+    current_.reset();
+    if (w->rc == -ECANCELED) return;
+    if (!w->finished) {
+        // Between slices: someone waits for another file, so that one goes first.
+        if (!current_urgent_ && !urgent_.empty() && !paused_) {
+            paused_ = w;
+            pump_hashing();
+            return;
+        }
+        current_ = w;  // on with this file
+        auto job = std::make_unique<Helpers::Job>();
+        job->work = [w] { w->run(); };
+        job->done = [this, w] { hash_done(w); };
+        srv_.helpers.submit(std::move(job), current_urgent_);
+        return;
+    }
+    auto e = entries_.find(w->name);
+    if (w->rc == -ENOENT || e == entries_.end()) {
+        refresh(w->name);  // gone, or replaced by something that is not a regular file
+    } else if (!same_file(e->second, w->st) || (w->rc == 0 && !w->stable)) {
+        refresh(w->name);  // changed while we read it: hash the newer version
+    } else if (w->rc < 0) {
+        Entry f = e->second;
+        f.state = State::Failed;
+        f.error = std::int8_t(-w->rc > 127 ? EIO : -w->rc);
+        set_entry(w->name, f);
+    } else {
+        Entry r = e->second;
+        r.sha256 = w->digest;
+        r.state = State::Ready;
+        set_entry(w->name, r);
+        if (!w->in_xattr) srv_.store.meta().remember_by_name(w->name, w->st, w->digest);
+    }
+    srv_.wake_parked();
+    pump_hashing();
+}
+
+// A name changed on disk (inotify) or a hash went stale: look at it again.
+void StoreIndex::refresh(const std::string& name) {
+    if (srv_.store.gone()) return;
+    struct stat st;
+    if (::fstatat(srv_.store.dirfd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISREG(st.st_mode)) {
+        erase(name);
+        return;
+    }
+    auto it = entries_.find(name);
+    if (it != entries_.end() && same_file(it->second, st)) {
+        // Our own publish or record write seen again, or a hash of this very version runs.
+        if (it->second.state != State::Pending || hashing(name)) return;
+        pump_hashing();
+        return;
+    }
+    Entry e;
+    e.size = std::uint64_t(st.st_size);
+    e.mtime_ns = mtime_ns(st);
+    e.state = State::Pending;
+    set_entry(name, e);
+    pump_hashing();
+}
+
+int StoreIndex::digest_for(std::string_view name, const struct stat& st, Digest& out) {
+    auto it = entries_.find(name);
+    if (it != entries_.end() && same_file(it->second, st)) {
+        if (it->second.state == State::Ready) {
+            out = it->second.sha256;
+            return 0;
+        }
+        if (it->second.state == State::Failed) return -it->second.error;
+    }
+    return -EINPROGRESS;
+}
+
+void StoreIndex::published(std::string_view name, const struct stat& st, const Digest& d) {
+    Entry e;
+    e.size = std::uint64_t(st.st_size);
+    e.mtime_ns = mtime_ns(st);
+    e.sha256 = d;
+    e.state = State::Ready;
+    set_entry(std::string(name), e);
+}
+
+void StoreIndex::removed(std::string_view name) {
+    erase(std::string(name));
+}
+
+void StoreIndex::sync_dir_later() {
+    srv_.fsync_later(srv_.store.dirfd());
+}
+
+void StoreIndex::need(std::string_view name, const struct stat& st) {
+    std::string n(name);
+    auto it = entries_.find(n);
+    if (it == entries_.end() || !same_file(it->second, st) || it->second.state != State::Pending) {
+        Entry e;
+        e.size = std::uint64_t(st.st_size);
+        e.mtime_ns = mtime_ns(st);
+        e.state = State::Pending;
+        set_entry(n, e);
+    }
+    hash(n, true);
+}
+
+bool StoreIndex::listing_ready() const {
+    return !building_ && pending_ == 0;
+}
+
+void StoreIndex::want_render() {
+    if (render_) return;
+    render_ = std::make_unique<Render>();
+    render_->version = version_;
+}
+
+std::shared_ptr<const std::string> StoreIndex::json_listing() {
+    if (json_ && (listing_version_ == version_ || stale_renders_ >= 2)) return json_;
+    if (listing_ready()) want_render();
+    return nullptr;
+}
+
+std::shared_ptr<const std::string> StoreIndex::text_listing(std::uint64_t& count) {
+    count = text_count_;
+    if (text_ && (listing_version_ == version_ || stale_renders_ >= 2)) return text_;
+    if (listing_ready()) want_render();
+    return nullptr;
+}
+
+bool StoreIndex::run_slice(std::int64_t budget_ns) {
+    if (!render_) return false;
+    if (!listing_ready()) {
+        render_.reset();  // a digest went missing meanwhile: render again once it is back
+        return false;
+    }
+    Render& r = *render_;
+    std::int64_t until = clock_ns() + budget_ns;
+    auto it = r.started ? entries_.upper_bound(r.cursor) : entries_.begin();
+    r.started = true;
+    char num[64];
+    for (int n = 0; it != entries_.end(); ++it, ++n) {
+        if ((n & 63) == 63 && clock_ns() >= until) {
+            r.cursor = std::prev(it)->first;
+            return true;
+        }
+        const Entry& e = it->second;
+        // A file duet may not read is listed with its size and no digest (null / "-"), as a
+        // lookup would say; one that failed otherwise is not listed (it cannot be served).
+        bool unreadable = e.state == State::Failed && (e.error == EACCES || e.error == EPERM);
+        if (e.state != State::Ready && !unreadable) continue;
+        std::string hex = unreadable ? std::string() : to_hex(e.sha256);
+        if (r.count) r.json += ',';
+        r.json += "{\"name\":\"";
+        r.json += it->first;
+        std::snprintf(num, sizeof num,
+                      "\",\"size\":%llu,\"sha256\":", static_cast<unsigned long long>(e.size));
+        r.json += num;
+        r.json += unreadable ? "null" : "\"" + hex + "\"";
+        std::snprintf(num, sizeof num, ",\"mtime\":%lld}",
+                      static_cast<long long>(e.mtime_ns / 1000000000));
+        r.json += num;
+        r.text += it->first;
+        std::snprintf(num, sizeof num, " %llu ", static_cast<unsigned long long>(e.size));
+        r.text += num;
+        r.text += unreadable ? std::string("-") : hex;
+        r.text += '\n';
+        ++r.count;
+    }
+    r.json += "]\n";
+    json_ = std::make_shared<const std::string>(std::move(r.json));
+    text_ = std::make_shared<const std::string>(std::move(r.text));
+    text_count_ = r.count;
+    listing_version_ = r.version;
+    // Under constant change a fresh render may never match the version; after two in a row the
+    // latest is served anyway, so listings cannot starve.
+    stale_renders_ = listing_version_ == version_ ? 0 : stale_renders_ + 1;
+    render_.reset();
+    srv_.wake_parked();
+    return false;
+}
+
+void StoreIndex::store_lost(const char* why) {
+    if (srv_.store.gone()) return;
+    srv_.store.mark_gone("the store directory " + srv_.store.path() + " was " + why);
+    srv_.log("store unavailable: %s; answering 503 until a directory appears there again",
+             srv_.store.gone_reason().c_str());
+    srv_.wake_parked();
+}
+
+void StoreIndex::try_reopen() {
+    std::string err;
+    if (!srv_.store.reopen(err)) return;
+    srv_.log("store %s is back: serving it (index rebuilding)", srv_.store.path().c_str());
+    if (inotify_ && store_wd_ >= 0) ::inotify_rm_watch(inotify_.get(), store_wd_);
+    store_wd_ = -1;
+    add_watches();
+    json_.reset();
+    text_.reset();
+    rebuild(false);
+    srv_.wake_parked();
+}
+
+void StoreIndex::on_event(std::uint32_t) {
+    // One read per wake-up: a burst of events is taken in bounded bites between other work.
+    alignas(inotify_event) char buf[16384];
+    ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+    if (n <= 0) return;
+    bool overflow = false;
+    for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(p);
+        p += sizeof(inotify_event) + ev->len;
+        std::string name = ev->len ? std::string(ev->name) : std::string();
+        if (ev->mask & IN_Q_OVERFLOW) {
+            overflow = true;
+            continue;
+        }
+        if (ev->wd == parent_wd_ && ev->wd >= 0) {
+            if (name != base_) continue;
+            if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+                if (srv_.store.gone())
+                    try_reopen();
+                else
+                    srv_.store.usable();  // replaced under us: noticed now
+            } else if (ev->mask & IN_DELETE) {
+                store_lost("removed");
+            } else if (ev->mask & IN_MOVED_FROM) {
+                store_lost("moved away");
+            }
+            continue;
+        }
+        if (ev->wd != store_wd_ || store_wd_ < 0) continue;
+        if (ev->mask & (IN_DELETE_SELF | IN_IGNORED)) {
+            store_lost("removed");
+            store_wd_ = -1;
+            continue;
+        }
+        if (ev->mask & IN_MOVE_SELF) {
+            store_lost("moved away");
+            continue;
+        }
+        if (ev->mask & IN_UNMOUNT) {
+            store_lost("unmounted");
+            continue;
+        }
+        if (!indexable(name) || srv_.store.gone()) continue;
+        if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
+            erase(name);
+            continue;
+        }
+        if (ev->mask & IN_CREATE) {
+            // A file being created (cp) is indexed when it is closed; only a new hard link,
+            // which never gets a close event, is looked at now.
+            struct stat st;
+            if (::fstatat(srv_.store.dirfd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                st.st_nlink < 2)
+                continue;
+        }
+        refresh(name);
+    }
+    if (overflow && !srv_.store.gone()) {
+        srv_.log("store index: inotify queue overflowed; rescanning %s", srv_.store.path().c_str());
+        rebuild(false);
+    }
+    srv_.wake_parked();
+}
+
+}  // namespace duet
