@@ -28,6 +28,8 @@ enum : std::uint16_t {
     kSized = 4,
     kDigest = 5,
     kPrecondition = 6,  // if=: encode_precondition
+    kAppend = 7,        // RESUME: PartialAppend::hand_over instead of kUpload
+    kTotal = 8,         // RESUME: the whole upload's SIZE
 };
 // Inside the listing record: one entry per line still owed, in order.
 enum : std::uint16_t { kEntry = 1 };
@@ -51,8 +53,14 @@ void FileConn::encode_state(RecordWriter& w) {
     if (up_) {
         RecordWriter sub = w.child();
         RecordWriter up = sub.child();
-        up_->upload.hand_over(up);
-        sub.record(kUpload, up);
+        if (up_->append.active()) {
+            up_->append.hand_over(up);
+            sub.record(kAppend, up);
+            sub.u64(kTotal, up_->total);
+        } else {
+            up_->upload.hand_over(up);
+            sub.record(kUpload, up);
+        }
         sub.bytes(kName, up_->name);
         sub.u64(kLeft, up_->left);
         sub.u64(kSized, up_->sized);
@@ -87,10 +95,15 @@ bool FileConn::resume_state(RecordReader& r) {
             AccessLog{std::string(r.bytes(kLogPeer)), std::string(r.bytes(kLogLine))});
     if (r.has(kIncoming)) {
         RecordReader sub = r.child(), up = r.child();
-        if (!r.record(kIncoming, sub) || !sub.record(kUpload, up))
-            return r.fail("upload: " + sub.error() + up.error());
+        if (!r.record(kIncoming, sub)) return r.fail("upload: " + sub.error());
         auto in = std::make_unique<Incoming>();
-        if (!in->upload.resume(srv_.store, up)) return r.fail("upload: " + up.error());
+        if (sub.has(kAppend)) {
+            if (!sub.record(kAppend, up) || !srv_.partials.resume_append(up, in->append))
+                return r.fail("resume: " + sub.error() + up.error());
+            in->total = sub.u64_or(kTotal, 0);
+        } else if (!sub.record(kUpload, up) || !in->upload.resume(srv_.store, up)) {
+            return r.fail("upload: " + sub.error() + up.error());
+        }
         in->name = std::string(sub.bytes(kName));
         in->left = sub.u64_or(kLeft, 0);
         in->sized = sub.u64_or(kSized, 1) != 0;

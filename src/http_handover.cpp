@@ -17,6 +17,7 @@ enum : std::uint16_t {
     kDrainClose = 36,
     kLogLine = 37,
     kBody = 38,
+    kCors = 39,  // the --cors entry the request's Origin matched
 };
 // Tags inside the body record.
 enum : std::uint16_t {
@@ -28,6 +29,17 @@ enum : std::uint16_t {
     kExpected = 6,        // ExpectedDigest: the digest, when one was given
     kDigestConflict = 7,  // ExpectedDigest: two fields disagreed
     kPrecondition = 8,    // Precondition: kind, then the ETag digest for MustMatch
+    kResumable = 9,       // a resumable-upload append (http_uploads.cpp): the record below
+};
+// Tags inside the resumable record.
+enum : std::uint16_t {
+    kAppend = 1,  // PartialAppend::hand_over: partial ID, data fd, offsets, hash states
+    kDoor = 2,
+    kInterop = 3,
+    kComplete = 4,
+    kCreation = 5,
+    kChecksum = 6,  // tus Upload-Checksum digest, when the append carries one
+    kAnnounced = 7,
 };
 }  // namespace
 
@@ -38,6 +50,7 @@ void HttpConn::encode_state(RecordWriter& w) {
     w.u64(kMinor, ex_.minor);
     w.flag(kDrainClose, drain_close_);
     if (log_line_) w.bytes(kLogLine, *log_line_);
+    w.u64(kCors, ex_.cors);
     if (body_) {
         Body& b = *body_;
         RecordWriter sub = w.child();
@@ -55,6 +68,23 @@ void HttpConn::encode_state(RecordWriter& w) {
                                            b.expected.d.size()));
             sub.flag(kDigestConflict, b.expected.conflict);
             sub.bytes(kPrecondition, encode_precondition(b.pre));
+        }
+        if (b.resumable && b.resumable->append.active()) {
+            ResumableBody& rb = *b.resumable;
+            RecordWriter res = sub.child();
+            RecordWriter ap = res.child();
+            rb.append.hand_over(ap);
+            res.record(kAppend, ap);
+            res.u64(kDoor, std::uint64_t(rb.door));
+            res.u64(kInterop, rb.interop);
+            res.flag(kComplete, rb.complete);
+            res.flag(kCreation, rb.creation);
+            if (rb.has_checksum)
+                res.bytes(kChecksum,
+                          std::string_view(reinterpret_cast<const char*>(rb.checksum.data()),
+                                           rb.checksum.size()));
+            res.u64(kAnnounced, rb.announced);
+            sub.record(kResumable, res);
         }
         w.record(kBody, sub);
         body_.reset();
@@ -80,6 +110,9 @@ bool HttpConn::resume_state(RecordReader& r) {
     ex_.keep_alive = r.u64_or(kKeepAlive, 1) != 0;
     ex_.minor = static_cast<std::uint8_t>(minor);
     drain_close_ = r.flag(kDrainClose);
+    std::uint64_t cors = r.u64_or(kCors, 0);
+    if (cors > srv_.cfg.cors.size()) return r.fail("bad CORS entry");
+    ex_.cors = static_cast<std::uint8_t>(cors);
     if (r.has(kLogLine)) set_log_line(std::string(r.bytes(kLogLine)));
     if (!r.has(kBody)) return true;
     RecordReader sub = r.child();
@@ -107,6 +140,28 @@ bool HttpConn::resume_state(RecordReader& r) {
         b->expected.conflict = sub.flag(kDigestConflict);
         if (!decode_precondition(sub.bytes(kPrecondition), b->pre))
             return r.fail("upload: bad precondition");
+    }
+    if (sub.has(kResumable)) {
+        RecordReader res = sub.child(), ap = sub.child();
+        if (!sub.record(kResumable, res) || !res.record(kAppend, ap))
+            return r.fail("resumable: " + res.error() + ap.error());
+        auto rb = std::make_unique<ResumableBody>();
+        if (!srv_.partials.resume_append(ap, rb->append)) return r.fail("resumable: " + ap.error());
+        std::uint64_t door = res.u64_or(kDoor, 0), interop = res.u64_or(kInterop, 0);
+        if (door > std::uint64_t(UploadDoor::Tus) || interop > 255)
+            return r.fail("resumable: bad door");
+        rb->door = static_cast<UploadDoor>(door);
+        rb->interop = static_cast<std::uint8_t>(interop);
+        rb->complete = res.flag(kComplete);
+        rb->creation = res.flag(kCreation);
+        if (res.has(kChecksum)) {
+            std::string_view d = res.bytes(kChecksum);
+            if (d.size() != rb->checksum.size()) return r.fail("resumable: bad checksum");
+            std::copy(d.begin(), d.end(), rb->checksum.begin());
+            rb->has_checksum = true;
+        }
+        rb->announced = res.u64_or(kAnnounced, 0);
+        b->resumable = std::move(rb);
     }
     body_ = std::move(b);
     return true;

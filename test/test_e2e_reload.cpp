@@ -712,3 +712,65 @@ Test(reload, fds_and_memory_stay_flat_over_200_reloads_with_work_in_flight) {
     }
     cr_assert_eq(t::stop(d), 0);
 }
+
+// Resumable-upload appends in flight cross too (issue 12 with issue 11): a tus PATCH with an
+// Upload-Checksum (all or nothing: nothing durable before its end) and a file-port RESUME are
+// half sent at the SIGHUP, finished after it on the same connections, and publish the right
+// bytes with the right digest.
+Test(reload, resumable_appends_in_flight_cross_a_reload) {
+    t::Duet d;
+    launch(d, {});
+    const std::string a = t::random_bytes(600000, 21), b = t::random_bytes(500000, 22);
+    // tus: create, then a PATCH of everything, cut at a third.
+    int h = t::connect_port(d.http_port);
+    std::string name64 = duet::base64_encode(reinterpret_cast<const std::uint8_t*>("t.bin"), 5);
+    cr_assert(t::send_all(h,
+                          "POST /uploads HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
+                          "Upload-Length: " +
+                              std::to_string(a.size()) + "\r\nUpload-Metadata: filename " + name64 +
+                              "\r\nContent-Length: 0\r\n\r\n"));
+    std::string created = read_head(h);
+    cr_assert_eq(t::status_of(created), 201, "%s", created.c_str());
+    std::string loc = t::header_of(created, "Location");
+    duet::Digest sum = duet::Sha256::of(a);
+    std::string sum64 = duet::base64_encode(sum.data(), sum.size());
+    cr_assert(t::send_all(h, "PATCH " + loc +
+                                 " HTTP/1.1\r\nHost: t\r\nTus-Resumable: 1.0.0\r\n"
+                                 "Content-Type: application/offset+octet-stream\r\n"
+                                 "Upload-Offset: 0\r\nExpect: 100-continue\r\n"
+                                 "Upload-Checksum: sha256 " +
+                                 sum64 + "\r\nContent-Length: " + std::to_string(a.size()) +
+                                 "\r\n\r\n"));
+    // The 100 says the append has begun; whether its first bytes are read before the reload
+    // or after, they cross with it.
+    std::string cont = read_head(h);
+    cr_assert_eq(t::status_of(cont), 100, "%s", cont.c_str());
+    cr_assert(t::send_all(h, a.substr(0, 200000)));
+    // File port: a sized PUT cut at 100000 keeps a partial; RESUME it and send part of the rest.
+    int f = t::connect_port(d.files_port);
+    cr_assert(t::send_all(f, "PUT r.bin " + std::to_string(b.size()) + "\n" + b.substr(0, 100000)));
+    shutdown(f, SHUT_WR);
+    cr_assert_eq(t::read_line(f), "ERR 400 short upload: got 100000 of 500000 bytes, partial kept");
+    close(f);
+    f = t::connect_port(d.files_port);
+    cr_assert(t::send_all(f, "RESUME r.bin " + std::to_string(b.size()) + "\n"));
+    cr_assert_eq(t::read_line(f), "OK 100000");
+    cr_assert(t::send_all(f, b.substr(100000, 150000)));
+    reload_by_signal(d, 1);
+    cr_assert(t::send_all(h, a.substr(200000)));
+    std::string r = read_head(h);
+    cr_assert_eq(t::status_of(r), 204, "%s", r.c_str());
+    cr_assert_eq(t::header_of(r, "Upload-Offset"), std::to_string(a.size()));
+    cr_assert(t::send_all(f, b.substr(250000)));
+    std::string done = t::read_line(f);
+    cr_assert_eq(done, "OK " + std::to_string(b.size()) + " " + hex(b), "%s\n%s", done.c_str(),
+                 d.err_log.c_str());
+    close(f);
+    close(h);
+    f = t::connect_port(d.files_port);
+    cr_assert(t::send_all(f, "STAT t.bin\n"));
+    std::string st = t::read_line(f);
+    cr_assert(st.rfind("OK " + std::to_string(a.size()) + " " + hex(a), 0) == 0, "%s", st.c_str());
+    close(f);
+    cr_assert_eq(t::stop(d), 0);
+}
