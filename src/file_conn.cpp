@@ -351,10 +351,18 @@ bool FileConn::advance_publish() {
             srv_.park(this);
             return false;
         }
-        u.upload.set_synced();
-        u.upload.defer_dir_sync();
         bool created = false;
-        rc = u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, u.pre, u.info, created);
+        if (u.publishing) {
+            // A completed partial (file_resume.cpp): its precondition failing is -ESTALE there.
+            rc = srv_.partials.publish(u.publishing, u.info, created, true);
+            if (rc == -ECANCELED) rc = -ENOENT;  // cancelled meanwhile (HTTP DELETE): 500
+            if (rc == -ESTALE) rc = -ECANCELED;
+        } else {
+            u.upload.set_synced();
+            u.upload.defer_dir_sync();
+            rc =
+                u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, u.pre, u.info, created);
+        }
         if (rc == 0) {
             u.stage = 2;
             u.wait = srv_.fsync_later(srv_.store.dirfd());
@@ -363,6 +371,8 @@ bool FileConn::advance_publish() {
     }
     FileInfo info = u.info;
     bool close_after = u.close_after;
+    // A partial that could not be published for want of room or a readable file is kept.
+    bool kept = u.publishing && !u.publishing->gone;
     up_.reset();
     if (rc == -EBADMSG || rc == -ECANCELED) {
         // The byte count was right: the session goes on.
@@ -370,11 +380,15 @@ bool FileConn::advance_publish() {
         reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
     } else if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
         ++srv_.metrics.uploads_failed;
-        reply("ERR 403 not readable by the server");
+        reply(kept ? "ERR 403 not readable by the server; partial kept"
+                   : "ERR 403 not readable by the server");
     } else if (rc < 0) {
         ++srv_.metrics.uploads_failed;
         if (const char* t = trouble_answer(rc))
             reply_and_close(t);
+        else if (kept)
+            reply_and_close(disk_full(rc) ? "ERR 507 disk full; partial kept"
+                                          : "ERR 500 cannot store");
         else
             reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
                                           : "ERR 500 cannot store");

@@ -126,34 +126,12 @@ void FileConn::finish_resume() {
                                                        : "ERR 500 cannot store; partial kept");
         return;
     }
-    FileInfo info;
-    bool created = false;
-    rc = srv_.partials.publish(p, info, created);
-    up_.reset();
-    if (rc == -EBADMSG) {
-        ++srv_.metrics.uploads_failed;
-        reply("ERR 422 digest mismatch");  // the bytes were all there: the session goes on
-        return;
-    }
-    if (rc == -ESTALE) {
-        ++srv_.metrics.uploads_failed;
-        reply("ERR 412 precondition failed");
-        return;
-    }
-    if (rc == -EACCES) {  // the precondition needs the digest of a file duet may not read
-        ++srv_.metrics.uploads_failed;
-        reply("ERR 403 not readable by the server; partial kept");
-        return;
-    }
-    if (rc < 0) {
-        ++srv_.metrics.uploads_failed;
-        reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full; partial kept"
-                                                       : "ERR 500 cannot store");
-        return;
-    }
-    ++srv_.metrics.uploads_ok;
-    srv_.metrics.upload_bytes += info.size;
-    reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
+    // Published like a PUT (FileConn::advance_publish): its bytes are durable already, so the
+    // first stage only waits for a digest a compare-and-swap needs, then checks and renames in
+    // one step; the directory's fsync runs on a helper.
+    u.publishing = p;
+    u.stage = 1;
+    u.wait = std::make_shared<DiskWait>(DiskWait{true, 0});
 }
 
 void FileConn::partial_list(const Command& c) {

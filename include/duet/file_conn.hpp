@@ -55,6 +55,7 @@ class FileConn final : public Conn {
         // RESUME (file_resume.cpp): the bytes go to a partial upload instead of `upload`.
         PartialAppend append;
         std::uint64_t total = 0;  // the whole upload's SIZE
+        PartialRef publishing;    // RESUME complete, its append ended: being published
         // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 2 directory.
         std::uint8_t stage = 0;
         bool close_after = false;  // PUT NAME ended by a half-close: close after the answer
