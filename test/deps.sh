@@ -12,7 +12,7 @@ curl               | command -v curl                                    | black-
 libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a| the libFuzzer and sanitizer runtimes for clang-14
 libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every test binary is a Criterion binary
 netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
-openssl            | command -v openssl                                 | tests check Repr-Digest against openssl dgst, not against the SHA-256 duet computes
+strace             | command -v strace                                  | test_e2e_durability traces fsync/rename/answer order with strace -f
 systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
 '
 
