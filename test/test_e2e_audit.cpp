@@ -432,3 +432,33 @@ Test(audit, metrics_move_by_exactly_the_traffic_sent) {
     cr_expect_eq(delta("duet_received_bytes_total"), double(client_sent));
     cr_expect_eq(delta("duet_sent_bytes_total"), double(client_read));
 }
+
+// ---- limits ----
+
+// --max-upload N is exact on both ports: N bytes are stored, N + 1 are refused before any body
+// byte is sent.
+Test(audit, max_upload_boundary_is_exact_on_both_ports) {
+    t::boot({"--max-upload", "1000"});
+    int fd = t::connect_port(g_srv.http_port);
+    cr_assert(fd >= 0);
+    cr_assert(
+        t::send_all(fd, "PUT /files/over.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"));
+    std::string r = t::read_response(fd, false, 3000);
+    close(fd);
+    cr_expect_eq(t::status_of(r), 413, "CL 1001 with --max-upload 1000: %s", r.c_str());
+    r = t::http(g_srv.http_port,
+                "PUT /files/at.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                    std::string(1000, 'a'));
+    cr_expect_eq(t::status_of(r), 201, "%s", r.c_str());
+
+    fd = files_conn();
+    std::string a = cmd(fd, "PUT fover.bin 1001");
+    close(fd);
+    cr_expect(a.rfind("ERR 413", 0) == 0, "file port PUT of 1001: %s", a.c_str());
+    fd = files_conn();
+    cr_assert(t::send_all(fd, "PUT fat.bin 1000\n" + std::string(1000, 'b')));
+    a = t::read_line(fd);
+    close(fd);
+    cr_expect(a.rfind("OK 1000 ", 0) == 0, "file port PUT of 1000: %s", a.c_str());
+    cr_expect_eq(t::joined(t::store_listing(g_srv.data_dir)), "at.bin fat.bin");
+}
