@@ -125,7 +125,7 @@ nginx_conf() {
 daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile 4096;
+worker_rlimit_nofile $((BENCH_MAX_CONNS * 2 + 64));
 pid $prefix/nginx.pid;
 error_log $prefix/logs/error.log warn;
 # The same connection limit duet runs with in every script (--max-conns \$BENCH_MAX_CONNS):
