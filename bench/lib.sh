@@ -194,8 +194,9 @@ spread() {
 # (the whole min–max range) is on the right side of LINE, "not met" when every round is on the
 # wrong side, else "unclear (the spread straddles LINE)". A median alone never meets a target.
 verdict() {
-    sort -g | awk -v line="$1" -v dir="${2:-ge}" '{ v[NR] = $1 } END {
+    sort -g | awk -v line="$1" -v dir="${2:-ge}" -v need="${MIN_ROUNDS:-5}" '{ v[NR] = $1 } END {
         if (NR == 0) { print "no data"; exit }
+        if (NR < need) { print "unclear (" NR " rounds, " need " needed)"; exit }
         lo = v[1]; hi = v[NR]
         if (dir == "ge") { if (lo >= line) print "met"; else if (hi < line) print "not met"; else print "unclear (the spread straddles " line ")" }
         else { if (hi <= line) print "met"; else if (lo > line) print "not met"; else print "unclear (the spread straddles " line ")" } }'

@@ -80,7 +80,7 @@ speed() { awk -v w="$1" -v m="$size_mib" '$1 == w { printf "%.1f\n", m * 1.04857
 per_round() { awk '$1 == "ours8k" { a[$2] = $3 } $1 == "ossl" { b[$2] = $3 } END { for (r in a) print b[r] / a[r] }' "$res"; }
 # spread / verdict as in bench/lib.sh (this script does not source it: no servers here)
 spread() { sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f (%.2f–%.2f)\n", m, v[1], v[NR] }'; }
-verdict() { sort -g | awk -v line="$1" '{ v[NR] = $1 } END { if (v[1] >= line) print "met"; else if (v[NR] < line) print "not met"; else print "unclear (the spread straddles " line ")" }'; }
+verdict() { sort -g | awk -v line="$1" '{ v[NR] = $1 } END { if (NR < 5) print "unclear (" NR " rounds, 5 needed)"; else if (v[1] >= line) print "met"; else if (v[NR] < line) print "not met"; else print "unclear (the spread straddles " line ")" }'; }
 
 echo "== bench/sha256.sh: $size_mib MiB in page cache, CPU $cpu, $runs rounds, MB/s = 10^6 B/s, median (min–max), load average $(cut -d' ' -f1-3 /proc/loadavg) =="
 printf '%-40s %s MB/s\n' "duet Sha256, 8 KiB reads" "$(speed ours8k | spread)"
