@@ -9,7 +9,9 @@
 
 namespace t {
 
-const std::vector<std::string> kBookkeeping = {".duet-meta"};
+// The digest sidecar directory (store_meta), and the partial-upload directory of resumable uploads
+// (issue 11). Temporary files (".duet-tmp-*") are deliberately not here.
+const std::vector<std::string> kBookkeeping = {".duet-meta", ".duet-partial"};
 
 std::vector<std::string> store_listing(const std::string& data_dir) {
     std::vector<std::string> out;
