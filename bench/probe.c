@@ -4,9 +4,10 @@
 // shows up as the whole stall in every request that fell due during it (no coordinated omission).
 // Requests go out on keep-alive connections, a new one opened whenever none is free (at most 256).
 // A request not answered within TIMEOUT_MS (default 1000) counts as a timeout; a refused or reset
-// connection or an answer other than 200 as an error; both are written as "inf", never dropped, so they land at the top of
-// every percentile. Runs until SIGTERM/SIGINT, then waits for what is in flight (bounded by the
-// timeout) and writes one latency in ms per line to OUT; prints a summary line on stderr.
+// connection or an answer other than 200 as an error; both are written as "inf", never dropped, so
+// they land at the top of every percentile. Runs until SIGTERM/SIGINT, then waits for what is in
+// flight (bounded by the timeout) and writes one latency in ms per line to OUT; prints a summary
+// line on stderr.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,8 +62,10 @@ static void record(double due, int outcome) {  // outcome: 0 ok, 1 timeout, 2 er
         ++n_ok;
     } else {
         fprintf(out, "inf\n");
-        if (outcome == 1) ++n_timeout;
-        else ++n_error;
+        if (outcome == 1)
+            ++n_timeout;
+        else
+            ++n_error;
     }
 }
 
@@ -91,8 +94,10 @@ static void dispatch(void) {
         struct conn* idle = NULL;
         struct conn* free_slot = NULL;
         for (int i = 0; i < MAX_CONNS && !idle; ++i) {
-            if (conns[i].st == IDLE) idle = &conns[i];
-            else if (conns[i].st == FREE && !free_slot) free_slot = &conns[i];
+            if (conns[i].st == IDLE)
+                idle = &conns[i];
+            else if (conns[i].st == FREE && !free_slot)
+                free_slot = &conns[i];
         }
         double due = queue[q_head];
         if (idle) {
@@ -176,8 +181,8 @@ int main(int argc, char** argv) {
     const char* path = argc > 5 ? argv[5] : "/";
     out = fopen(argv[3], "a");
     if (!out || rate <= 0) return 2;
-    request_len = (size_t)snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: probe\r\n\r\n",
-                                   path);
+    request_len =
+        (size_t)snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: probe\r\n\r\n", path);
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -226,7 +231,8 @@ int main(int argc, char** argv) {
         for (int i = 0; i < n; ++i) on_event(evs[i].data.ptr, evs[i].events);
     }
     fclose(out);
-    fprintf(stderr, "probe: %ld due at %.0f/s, %ld answered, %ld timed out (> %.0f ms), %ld errors\n",
+    fprintf(stderr,
+            "probe: %ld due at %.0f/s, %ld answered, %ld timed out (> %.0f ms), %ld errors\n",
             n_due, rate, n_ok, n_timeout, timeout, n_error);
     return 0;
 }
