@@ -233,10 +233,8 @@ Test(audit, file_port_access_log_has_the_command_and_result_but_never_the_token)
 }
 
 // SPEC §5: every byte a client chose is escaped: no control byte, no quote that ends the field,
-// nothing that forges a second line. Disabled until issue 9's log escaping is on main (it passes
-// against that branch's build; main writes the command line raw). test/run.sh lists it as a skip,
-// and CI fails on it, until `.disabled` is removed.
-Test(audit, access_log_escapes_what_clients_choose, .disabled = true) {
+// nothing that forges a second line.
+Test(audit, access_log_escapes_what_clients_choose) {
     boot_logged();
     int fd = files_conn();
     // CR, ESC (a terminal colour sequence), a quote and a DEL inside one command line.
