@@ -20,13 +20,11 @@ FUZZ_SAN      := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recov
 FUZZ_FLAGS    := -std=c++20 -Iinclude -g -O1 -Wall -Wextra $(FUZZ_SAN)
 FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape fuzz_handover
 FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
-# Only what the targets call (the parsers, name validation and what it links to: the store and
-# SHA-256), not the whole server: each of these compiles for seconds under the fuzz sanitizers,
-# and the other fourteen sources were half of `make test`'s fuzz build. When one of these starts
-# to need another source, the fuzz link fails naming the symbol: add that source here (or, if the
-# store comes to need the whole server, move name validation out of store.cpp rather than fuzz
-# the world).
-FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto store store_meta sha256 log_escape \
+# Only what the targets call (the parsers, name validation in names.cpp, SHA-256 and the
+# hand-over records), not the whole server: each of these compiles for seconds under the fuzz
+# sanitizers. When one of these starts to need another source, the fuzz link fails naming the
+# symbol: add that source here, or keep the pure part apart from the server as names.cpp is.
+FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto names sha256 log_escape \
                   sha256_shani base64 handover handover_record
 FUZZ_LIB_SRCS := $(FUZZ_LIB_NAMES:%=src/%.cpp)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o)
