@@ -36,7 +36,7 @@ COLD     := config listeners lifecycle main metrics store store_meta file_conn h
             server_reload
 $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
 
-.PHONY: all run test check-deps unit clean
+.PHONY: all run test check-deps unit clean mutants
 all: build/duet
 
 build/duet: $(OBJS)
@@ -94,6 +94,11 @@ test: check-deps
 	@$(MAKE) --no-print-directory unit $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build)
 	@if [ -f test/fuzz/fuzz.mk ]; then $(MAKE) --no-print-directory fuzz-smoke; fi
 	@sh test/run.sh $(TESTS)
+
+# Opt-in, not part of `make test`: applies each test/mutants/*.patch (a small realistic bug) to a
+# copy of the tree, rebuilds and runs the tests; fails unless every mutation is caught.
+mutants:
+	@bash test/mutants/run.sh
 
 # libFuzzer targets (clang-14): `make fuzz FUZZ_SECONDS=600` for a longer run.
 -include test/fuzz/fuzz.mk

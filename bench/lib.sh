@@ -7,6 +7,8 @@ BENCH_DIR="$ROOT/bench"
 BENCH_BUILD="$ROOT/build/bench"
 DUET="$ROOT/build/duet"
 SERVER_CPU=${SERVER_CPU:-0}  # duet and nginx
+# One connection limit for both servers: nginx worker_connections and duet --max-conns.
+BENCH_MAX_CONNS=${BENCH_MAX_CONNS:-1024}
 LOAD_CPU=${LOAD_CPU:-1}      # wrk, curl, nc and the helpers
 BENCH_PIDS=()
 BENCH_TMP=$(mktemp -d /tmp/duet-bench.XXXXXX)
@@ -123,10 +125,12 @@ nginx_conf() {
 daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile $((BENCH_MAX_CONNS * 2 + 64));
 pid $prefix/nginx.pid;
 error_log $prefix/logs/error.log warn;
-events { worker_connections 20000; }
+# The same connection limit duet runs with in every script (--max-conns \$BENCH_MAX_CONNS):
+# nginx preallocates its connection table, so a larger value inflates its footprint and start.
+events { worker_connections $BENCH_MAX_CONNS; }
 http {
     access_log off;
     default_type application/json;
@@ -177,5 +181,25 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit 
 
 # percentile P of the numbers on stdin (nearest rank)
 percentile() { sort -g | awk -v p="$1" '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'; }
+
+# spread: "median (min–max)" of the numbers on stdin, printf format $1 (default %.2f)
+spread() {
+    sort -g | awk -v f="${1:-%.2f}" '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf f " (" f "–" f ")\n", m, v[1], v[NR] }'
+}
+
+# verdict LINE [ge|le]: reads one ratio per round on stdin; prints "met" only when every round
+# (the whole min–max range) is on the right side of LINE, "not met" when every round is on the
+# wrong side, else "unclear (the spread straddles LINE)". A median alone never meets a target.
+verdict() {
+    sort -g | awk -v line="$1" -v dir="${2:-ge}" -v need="${MIN_ROUNDS:-5}" '{ v[NR] = $1 } END {
+        if (NR == 0) { print "no data"; exit }
+        if (NR < need) { print "unclear (" NR " rounds, " need " needed)"; exit }
+        lo = v[1]; hi = v[NR]
+        if (dir == "ge") { if (lo >= line) print "met"; else if (hi < line) print "not met"; else print "unclear (the spread straddles " line ")" }
+        else { if (hi <= line) print "met"; else if (lo > line) print "not met"; else print "unclear (the spread straddles " line ")" } }'
+}
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f", a / b }'; }

@@ -2,7 +2,10 @@
 # Lifecycle: stop latency (SIGINT to exit, idle and with 1,000 idle keep-alive connections), reload
 # latency (cp -f over a --reload copy of the binary to the next generation's ready line, minus the
 # 150 ms debounce), and RELOADS SIGHUP reloads (one a second) under wrk -t1 -c64 on GET /, counting
-# wrk socket errors and non-2xx responses. Then reloads with every kind of connection in flight
+# wrk socket errors and non-2xx responses, twice: with keep-alive connections (handed over to the
+# new image, never reconnecting) and with `Connection: close` (a new connection per request, so
+# connections keep arriving during every reload and the listen backlog path is exercised: a
+# refused connection shows up as a connect error). Then reloads with every kind of connection in flight
 # (bench/reload_busy.c: BUSY_RELOADS reloads beside IDLE_RELOADS idle ones, fresh /healthz during
 # them, every transfer checked), and LONG_RELOADS more under the same load for fd and RSS.
 # duet on SERVER_CPU, clients on LOAD_CPU.
@@ -45,30 +48,43 @@ awk '{ printf "%.3f\n", $1 - 150 }' "$BENCH_TMP/reload" >"$BENCH_TMP/reload_net"
 early=$(awk '$1 < 150' "$BENCH_TMP/reload" | wc -l)
 awk '$1 >= 150 { printf "%.3f\n", $1 - 150 }' "$BENCH_TMP/reload" >"$BENCH_TMP/reload_ok"
 
-# 3. SIGHUP reloads under wrk load
-start_duet "$BENCH_TMP/duet.log" "${ARGS[@]:4}"
-WRK_CMD="taskset -c $LOAD_CPU wrk -t1 -c64 -d${WRK_SECONDS}s --latency -s $BENCH_DIR/count.lua http://127.0.0.1:$DUET_HTTP_PORT/"
-$WRK_CMD >"$BENCH_TMP/wrk.out" &
-wrk_pid=$!
-track "$wrk_pid"
-sleep 0.5
-done_reloads=0
-for gen in $(seq 1 "$RELOADS"); do
-    t0=$(now_ns)
-    kill -HUP "$DUET_PID"
-    for _ in $(seq 1 90); do grep -q "generation=$gen\$" "$BENCH_TMP/duet.log" && break; sleep 0.01; done
-    grep -q "generation=$gen\$" "$BENCH_TMP/duet.log" && done_reloads=$gen
-    left=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { d = 0.95 - (b - a) / 1e9; print (d > 0 ? d : 0) }')
-    [ "$gen" -lt "$RELOADS" ] && sleep "$left"
-done
-wait "$wrk_pid" || true
-untrack "$wrk_pid"
-kill -0 "$DUET_PID"  # still the same process
-line=$(grep '^RESULT ' "$BENCH_TMP/wrk.out") || { cat "$BENCH_TMP/wrk.out" >&2; exit 1; }
-get() { sed "s/.* $1=\([0-9]*\).*/\1/" <<<"$line"; }
-sock_errors=$(($(get connect) + $(get read) + $(get write) + $(get timeout)))
-gen_final=$(curl -fsS "http://127.0.0.1:$DUET_HTTP_PORT/" | sed 's/.*"generation":\([0-9]*\).*/\1/')
-stop_pid "$DUET_PID" INT
+# 3. SIGHUP reloads under wrk load; MODE keepalive or close. Sets R_* for the report.
+declare -A R_DONE R_GEN R_REQ R_ERR R_ERRS R_NON2XX R_LAT WRK_CMDS
+reloads_under() {
+    local mode=$1 hdr=() gen t0 left line
+    [ "$mode" = close ] && hdr=(-H "Connection: close")
+    start_duet "$BENCH_TMP/duet.$mode.log" "${ARGS[@]:4}"
+    local cmd=(taskset -c "$LOAD_CPU" wrk -t1 -c64 -d"${WRK_SECONDS}s" --latency "${hdr[@]}"
+               -s "$BENCH_DIR/count.lua" "http://127.0.0.1:$DUET_HTTP_PORT/")
+    WRK_CMDS[$mode]="${cmd[*]/$DUET_HTTP_PORT/PORT}"
+    "${cmd[@]}" >"$BENCH_TMP/wrk.$mode.out" &
+    local wrk_pid=$!
+    track "$wrk_pid"
+    sleep 0.5
+    R_DONE[$mode]=0
+    for gen in $(seq 1 "$RELOADS"); do
+        t0=$(now_ns)
+        kill -HUP "$DUET_PID"
+        for _ in $(seq 1 90); do grep -q "generation=$gen\$" "$BENCH_TMP/duet.$mode.log" && break; sleep 0.01; done
+        grep -q "generation=$gen\$" "$BENCH_TMP/duet.$mode.log" && R_DONE[$mode]=$gen
+        left=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { d = 0.95 - (b - a) / 1e9; print (d > 0 ? d : 0) }')
+        [ "$gen" -lt "$RELOADS" ] && sleep "$left"
+    done
+    wait "$wrk_pid" || true
+    untrack "$wrk_pid"
+    kill -0 "$DUET_PID"  # still the same process
+    line=$(grep '^RESULT ' "$BENCH_TMP/wrk.$mode.out") || { cat "$BENCH_TMP/wrk.$mode.out" >&2; exit 1; }
+    get() { sed "s/.* $1=\([0-9]*\).*/\1/" <<<"$line"; }
+    R_REQ[$mode]=$(get requests)
+    R_ERR[$mode]=$(($(get connect) + $(get read) + $(get write) + $(get timeout)))
+    R_ERRS[$mode]="connect $(get connect), read $(get read), write $(get write), timeout $(get timeout)"
+    R_NON2XX[$mode]=$(get non2xx)
+    R_LAT[$mode]="$(awk -v v="$(get p50_us)" 'BEGIN { printf "%.3f", v / 1000 }') / $(awk -v v="$(get p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
+    R_GEN[$mode]=$(curl -fsS "http://127.0.0.1:$DUET_HTTP_PORT/" | sed 's/.*"generation":\([0-9]*\).*/\1/')
+    stop_pid "$DUET_PID" INT
+}
+reloads_under keepalive
+reloads_under close
 
 # 4. reloads with everything in flight (issue 12), then many more for fd and RSS
 BUSY_DATA="$BENCH_TMP/busy"
@@ -100,12 +116,13 @@ printf '%-58s %s\n' "  cp -f itself" "$(awk '{ print $2 }' "$BENCH_TMP/reload" >
 echo "  exit status other than 0 after SIGINT: $bad_exit run(s)"
 echo "  reloads that fired less than 150 ms after cp -f exited (debounce cut short): $early of $RUNS"
 echo
-printf '%-58s %s\n' "SIGHUP reloads under wrk -c64 (one a second)" "$done_reloads of $RELOADS done, final generation $gen_final, same pid"
-printf '%-58s %s\n' "wrk requests" "$(get requests)"
-printf '%-58s %s  (connect %s, read %s, write %s, timeout %s)  target 0\n' "wrk socket errors" "$sock_errors" \
-    "$(get connect)" "$(get read)" "$(get write)" "$(get timeout)"
-printf '%-58s %s  target 0\n' "non-2xx responses" "$(get non2xx)"
-printf '%-58s %s / %s ms\n' "wrk p50 / p99 latency over the run" "$(awk -v v="$(get p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')" "$(awk -v v="$(get p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
+for mode in keepalive close; do
+    printf '%-58s %s\n' "SIGHUP reloads under wrk -c64 $mode (one a second)" "${R_DONE[$mode]} of $RELOADS done, final generation ${R_GEN[$mode]}, same pid"
+    printf '%-58s %s\n' "  wrk requests" "${R_REQ[$mode]}"
+    printf '%-58s %s  (%s)  target 0\n' "  wrk socket errors" "${R_ERR[$mode]}" "${R_ERRS[$mode]}"
+    printf '%-58s %s  target 0\n' "  non-2xx responses" "${R_NON2XX[$mode]}"
+    printf '%-58s %s ms\n' "  wrk p50 / p99 latency over the run" "${R_LAT[$mode]}"
+done
 echo
 printf '%-58s %8s %8s %8s  %s\n' "reload, SIGHUP to new ready line (ms)" median min max target
 printf '%-58s %8s %8s %8s\n' "  idle ($(field "$BENCH_TMP/busy.out" reload_idle_ms count) runs)" \
@@ -130,6 +147,7 @@ echo "  taskset -c $LOAD_CPU $LC stop 0 $RUNS $DUET --http 127.0.0.1:0 --files 1
 echo "  taskset -c $LOAD_CPU $LC stop $CONNS $RUNS $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR"
 echo "  taskset -c $LOAD_CPU $LC reload $RUNS $DUET TMP/duet --reload --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # cp -f $DUET TMP/duet every ~0.3 s"
 echo "  taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR; kill -HUP PID once a second, $RELOADS times, during:"
-echo "  ${WRK_CMD/$DUET_HTTP_PORT/PORT}"
+echo "  ${WRK_CMDS[keepalive]}"
+echo "  and, on a fresh duet, ${WRK_CMDS[close]}"
 echo "  taskset -c $LOAD_CPU $RB $BUSY_RELOADS DIR $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # DIR: big ($BIG_MIB MiB) + $LIST_NAMES long-named files"
 echo "  IDLE_RELOADS=0 GAP_MS=5 taskset -c $LOAD_CPU $RB $LONG_RELOADS DIR $DUET ...   # fd and RSS over many reloads"

@@ -1,10 +1,12 @@
 // Tiny driver for bench/sha256.sh: prints the SHA-256 of a file, like `sha256sum FILE`.
-// `--portable` forces the portable compression function.
+// `--portable` forces the portable compression function; `--buf N` reads N bytes at a time
+// (default 1 MiB; `openssl dgst` reads 8 KiB, so the comparison uses --buf 8192).
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -17,8 +19,13 @@ int main(int argc, char** argv) {
         duet::sha256_impl::force_portable(true);
         ++arg;
     }
-    if (arg + 1 != argc) {
-        std::fprintf(stderr, "usage: %s [--portable] FILE\n", argv[0]);
+    std::size_t buf_size = 1 << 20;
+    if (arg + 1 < argc && std::string_view(argv[arg]) == "--buf") {
+        buf_size = std::strtoul(argv[arg + 1], nullptr, 10);
+        arg += 2;
+    }
+    if (arg + 1 != argc || buf_size == 0) {
+        std::fprintf(stderr, "usage: %s [--portable] [--buf N] FILE\n", argv[0]);
         return 2;
     }
     int fd = open(argv[arg], O_RDONLY | O_CLOEXEC);
@@ -26,7 +33,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s: %s\n", argv[arg], std::strerror(errno));
         return 1;
     }
-    std::vector<char> buf(1 << 20);
+    std::vector<char> buf(buf_size);
     duet::Sha256 h;
     for (;;) {
         ssize_t n = read(fd, buf.data(), buf.size());

@@ -181,8 +181,7 @@ int main(int argc, char** argv) {
     sa.sin_port = htons((unsigned short)atoi(argv[2]));
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     if (!strcmp(argv[1], "health")) return health(atof(argv[3]));
-    if (!strcmp(argv[1], "crowd") && argc >= 6)
-        return crowd(atoi(argv[3]), atof(argv[4]), argv[5]);
+    if (!strcmp(argv[1], "crowd") && argc >= 6) return crowd(atoi(argv[3]), atof(argv[4]), argv[5]);
     if (!strcmp(argv[1], "files") && argc >= 5) return files_line(argv[3], atof(argv[4]));
     fprintf(stderr, "stall_probe: unknown mode %s\n", argv[1]);
     return 2;

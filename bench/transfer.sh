@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Transfers of a 1 GiB file held in the page cache: HTTP download (duet vs nginx sendfile vs a raw
-# nc-to-nc loopback copy), HTTP upload with curl -T (vs openssl dgst -sha256 and dd conv=fsync),
+# nc-to-nc loopback copy), HTTP upload with curl -T (vs openssl dgst -sha256 and
+# bench/upload_floor.c, which does duet's disk work alone: 64 KiB writes to an O_TMPFILE,
+# sync_file_range every 8 MiB, fsync, link, rename, directory fsync),
 # file-port upload and download with nc; duet's peak RSS (VmHWM, reset before each transfer) and
-# the latency of GET / probed every millisecond on a keep-alive connection during each transfer.
+# the latency of GET / from an open-loop probe (bench/probe.c: 1000 requests/s due at fixed times,
+# timeouts counted as inf) during each transfer. duet/nginx download ratios are taken per run (the
+# two runs are adjacent) and reported as median (min–max); a target is met only when the whole
+# range clears it.
 # Servers and the raw sender on SERVER_CPU, clients on LOAD_CPU. Medians of RUNS runs.
-# Usage: bench/transfer.sh        (env: RUNS=3 BIG=/tmp/duet-bench-1GiB.bin)
+# Usage: bench/transfer.sh        (env: RUNS=5 BIG=/tmp/duet-bench-1GiB.bin SIZE_MIB=1024)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 # The GET / probe runs on the server's CPU: on 2 cores the load CPU is saturated by curl/nc during a
 # transfer, so a probe there mostly measures its own wait for that CPU (p99 13-14 ms measured with
 # PROBE_CPU=1 against 4-5 ms on CPU 0), not duet's loop.
 PROBE_CPU=${PROBE_CPU:-$SERVER_CPU}
-BIG=${BIG:-/tmp/duet-bench-1GiB.bin}
-SIZE=$((1 << 30))
+SIZE_MIB=${SIZE_MIB:-1024}
+BIG=${BIG:-/tmp/duet-bench-${SIZE_MIB}MiB.bin}
+SIZE=$((SIZE_MIB << 20))
 
 need curl curl
 need nginx nginx-light
@@ -25,10 +31,11 @@ need taskset util-linux
 build_duet
 build_helper probe
 build_helper rawcopy
+build_helper upload_floor
 raise_nofile
 
 if [ "$(stat -c %s "$BIG" 2>/dev/null || echo 0)" != "$SIZE" ]; then
-    echo "making $BIG (1 GiB of random bytes, kept for later runs)" >&2
+    echo "making $BIG ($SIZE_MIB MiB of random bytes, kept for later runs)" >&2
     head -c "$SIZE" /dev/urandom >"$BIG.tmp" && mv "$BIG.tmp" "$BIG"
 fi
 cat "$BIG" >/dev/null  # into the page cache
@@ -113,9 +120,9 @@ want=$(openssl dgst -sha256 -r "$BIG" | cut -d' ' -f1)
 for run in $(seq 1 "$RUNS"); do
     CMD[sha256]="taskset -c $SERVER_CPU openssl dgst -sha256 $BIG"
     timed sha256 "$run" no bash -c "taskset -c $SERVER_CPU openssl dgst -sha256 '$BIG' >/dev/null"
-    CMD[dd]="taskset -c $SERVER_CPU dd if=$BIG of=STORE/dd.tmp bs=1M conv=fsync"
-    timed dd "$run" no bash -c "taskset -c $SERVER_CPU dd if='$BIG' of='$DATA/.dd.tmp' bs=1M conv=fsync status=none"
-    rm -f "$DATA/.dd.tmp"
+    CMD[floor]="taskset -c $SERVER_CPU $BENCH_BUILD/upload_floor STORE floor.bin <$BIG"
+    timed floor "$run" no bash -c "taskset -c $SERVER_CPU '$BENCH_BUILD/upload_floor' '$BENCH_TMP' floor.bin <'$BIG' >/dev/null"
+    rm -f "$BENCH_TMP/floor.bin"
 
     for probe in no yes; do
         CMD[http-up]="taskset -c $LOAD_CPU curl -s -T $BIG http://127.0.0.1:PORT/files/up.bin"
@@ -141,6 +148,9 @@ taskset -c "$PROBE_CPU" "$BENCH_BUILD/probe" "$DUET_HTTP_PORT" 1000 "$BENCH_TMP/
 ppid=$!; track "$ppid"; sleep 2; stop_pid "$ppid"
 
 secs() { awk -v c="$1" '$1 == c { print $3 }' "$RESULTS" | median; }
+# per_run A B: the ratio of B's time to A's (A's speed over B's) in each run
+per_run() { awk -v a="$1" -v b="$2" '$1 == a { ta[$2] = $3 } $1 == b { tb[$2] = $3 }
+    END { for (r in ta) if (r in tb) print tb[r] / ta[r] }' "$RESULTS"; }
 gbps() { awk -v s="$(secs "$1")" -v n="$SIZE" 'BEGIN { printf "%.2f", n / s / 1e9 }'; }
 peak() { awk -v c="$1" '($1 == c || $1 == c "+probe") && $4 > m { m = $4 } END { printf "%.1f", m / 1024 }' "$RESULTS"; }
 lat() { if [ -s "$BENCH_TMP/lat.$1" ]; then printf '%7.2f %7.2f %7.2f %6d  %s' "$(percentile 50 <"$BENCH_TMP/lat.$1")" \
@@ -148,10 +158,10 @@ lat() { if [ -s "$BENCH_TMP/lat.$1" ]; then printf '%7.2f %7.2f %7.2f %6d  %s' "
             "$(grep -q "^$1+probe " "$RESULTS" && echo "$(gbps "$1+probe") GB/s meanwhile")"
         else printf '%7s %7s %7s %6s' - - - -; fi; }
 
-raw=$(gbps raw-nc); rawsf=$(gbps raw-sendfile); ngx=$(gbps http-dl-nginx); sha=$(gbps sha256); ddr=$(gbps dd)
+raw=$(gbps raw-nc); rawsf=$(gbps raw-sendfile); ngx=$(gbps http-dl-nginx); sha=$(gbps sha256); ddr=$(gbps floor)
 slow=$(awk -v a="$sha" -v b="$ddr" 'BEGIN { print (a < b ? a : b) }')
 echo
-echo "== bench/transfer.sh: 1 GiB ($SIZE bytes) in page cache, GB/s = 10^9 B/s, medians of $RUNS (load average: $(cut -d' ' -f1-3 /proc/loadavg)) =="
+echo "== bench/transfer.sh: $SIZE_MIB MiB ($SIZE bytes) in page cache, GB/s = 10^9 B/s, medians of $RUNS (load average: $(cut -d' ' -f1-3 /proc/loadavg)) =="
 printf '%-34s %6s %-30s %9s | %-30s\n' case "GB/s" "vs" "peak RSS" "GET / in separate runs: p50 p99 max (ms) n"
 row() { printf '%-34s %6s %-30s %6s MiB | %s\n' "$1" "$2" "$3" "$4" "$5"; }
 row "raw nc-to-nc loopback copy" "$raw" "(ceiling: raw)" "-" "$(lat none)"
@@ -159,16 +169,18 @@ row "raw sendfile-to-read loopback copy" "$rawsf" "$(ratio "$rawsf" "$raw")x raw
 row "HTTP download, duet (sendfile)" "$(gbps http-dl-duet)" "$(ratio "$(gbps http-dl-duet)" "$ngx")x nginx $(ratio "$(gbps http-dl-duet)" "$raw")x raw $(ratio "$(gbps http-dl-duet)" "$rawsf")x sf" "$(peak http-dl-duet)" "$(lat http-dl-duet)"
 row "HTTP download, nginx (sendfile)" "$ngx" "$(ratio "$ngx" "$raw")x raw $(ratio "$ngx" "$rawsf")x sf" "-" "$(lat none)"
 row "openssl dgst -sha256" "$sha" "" "-" "$(lat none)"
-row "dd bs=1M conv=fsync" "$ddr" "" "-" "$(lat none)"
-row "HTTP upload, duet (curl -T)" "$(gbps http-up)" "$(ratio "$(gbps http-up)" "$slow")x min(sha,dd)" "$(peak http-up)" "$(lat http-up)"
-row "file-port upload, duet (nc PUT)" "$(gbps file-up)" "$(ratio "$(gbps file-up)" "$slow")x min(sha,dd)" "$(peak file-up)" "$(lat file-up)"
+row "upload floor (bench/upload_floor.c)" "$ddr" "" "-" "$(lat none)"
+row "HTTP upload, duet (curl -T)" "$(gbps http-up)" "$(ratio "$(gbps http-up)" "$slow")x min(sha,floor)" "$(peak http-up)" "$(lat http-up)"
+row "file-port upload, duet (nc PUT)" "$(gbps file-up)" "$(ratio "$(gbps file-up)" "$slow")x min(sha,floor)" "$(peak file-up)" "$(lat file-up)"
 row "file-port download, duet (nc GET)" "$(gbps file-dl)" "$(ratio "$(gbps file-dl)" "$raw")x raw $(ratio "$(gbps file-dl)" "$rawsf")x sf" "$(peak file-dl)" "$(lat file-dl)"
 row "no transfer (reference)" "" "" "" "$(lat idle)"
 echo
 echo "raw = nc-to-nc copy, sf = sendfile-to-read copy (bench/rawcopy.c)"
-echo "targets: download >= nginx and >= 0.8x raw; uploads >= 0.8x min(sha256, dd); peak RSS a few MiB; GET / p99 < 5 ms"
+echo "HTTP download duet/nginx per run: $(per_run http-dl-duet http-dl-nginx | spread)x; >= 1x nginx: $(per_run http-dl-duet http-dl-nginx | verdict 1 ge)"
+echo "HTTP upload / upload floor per run: $(per_run http-up floor | spread)x; file-port upload / floor: $(per_run file-up floor | spread)x"
+echo "targets: download >= nginx and >= 0.8x raw; uploads >= 0.8x min(sha256, floor); peak RSS a few MiB; GET / p99 < 5 ms"
 echo "commands (duet: taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data STORE;"
 echo "          nginx: taskset -c $SERVER_CPU nginx, master_process off, 1 worker, sendfile on, alias to the file's directory):"
-for c in raw-nc raw-sendfile http-dl-duet http-dl-nginx sha256 dd http-up file-up file-dl; do printf '  %-15s %s\n' "$c" "${CMD[$c]}"; done
-echo "  GET / probe:    taskset -c $PROBE_CPU $BENCH_BUILD/probe PORT 1000 OUT   (bench/probe.c: keep-alive GET / every 1 ms during the transfer)"
+for c in raw-nc raw-sendfile http-dl-duet http-dl-nginx sha256 floor http-up file-up file-dl; do printf '  %-15s %s\n' "$c" "${CMD[$c]}"; done
+echo "  GET / probe:    taskset -c $PROBE_CPU $BENCH_BUILD/probe PORT 1000 OUT   (bench/probe.c: open loop, 1000 GET / per second due at fixed times, timeout 1 s = inf)"
 echo "  peak RSS:       echo 5 >/proc/PID/clear_refs before, VmHWM of /proc/PID/status after each transfer (max over runs)"

@@ -14,7 +14,7 @@ libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every 
 netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
 nodejs             | command -v node                                    | runs tus-js-client against duet (test_e2e_resumable_clients)
 npm                | command -v npm                                     | installs tus-js-client 4.x into build/npm for those tests
-openssl            | command -v openssl                                 | tests check Repr-Digest against openssl dgst, not against the SHA-256 duet computes
+strace             | command -v strace                                  | test_e2e_durability traces fsync/rename/answer order with strace -f
 systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
 '
 

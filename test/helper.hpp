@@ -82,4 +82,25 @@ std::string read_file(const std::string& path);
 bool write_file(const std::string& path, const std::string& data);
 std::string random_bytes(std::size_t n, unsigned seed = 1);
 
+// ---- Checks shared by every test (helper_check.cpp): one strict version of each ----
+
+// Every entry of the store directory, sorted, dot-files included, except duet's own bookkeeping
+// names (kBookkeeping below): a leaked temporary file (".duet-tmp-*") is listed, so a test that
+// expects "nothing stored" sees it.
+std::vector<std::string> store_listing(const std::string& data_dir);
+// The names store_listing() leaves out: directories duet keeps its records in.
+extern const std::vector<std::string> kBookkeeping;
+// store_listing() joined with spaces, for messages.
+std::string joined(const std::vector<std::string>& names);
+// An HTTP error answer as SPEC §2 wants it: Content-Type application/json, a body of the exact form
+// {"error":"<non-empty sentence>"} whose length matches Content-Length, containing `text` if given.
+bool is_json_error(const std::string& response, const std::string& text = "");
+// SHA-256 of `data` as lower-case hex (the library's implementation, tested on NIST vectors).
+std::string sha256_hex(const std::string& data);
+// SHA-256 of `data` as standard base64 (for Repr-Digest), encoded here independently of duet.
+std::string sha256_b64(const std::string& data);
+// The value of the Prometheus sample `series` (e.g. `duet_uploads_total{result="ok"}`) in a
+// /metrics body, or -1 when absent.
+double metric_value(const std::string& metrics_body, const std::string& series);
+
 }  // namespace t

@@ -98,15 +98,9 @@ std::string get(int fd, const std::string& args, std::string& body) {
     return answer;
 }
 
-// What a client could see in the store directory (the sidecar digest dir and the partial
-// uploads a cut sized PUT leaves, SPEC §3, aside).
+// Everything in the store but duet's bookkeeping: a leaked temporary file counts.
 std::vector<std::string> store_entries() {
-    std::vector<std::string> names;
-    for (auto& e : fs::directory_iterator(g_d.data_dir)) {
-        std::string n = e.path().filename().string();
-        if (n != ".duet-meta" && n != ".duet-partial") names.push_back(n);
-    }
-    return names;
+    return t::store_listing(g_d.data_dir);
 }
 
 void assert_store_empty() {

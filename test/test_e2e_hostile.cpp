@@ -76,19 +76,9 @@ bool server_answers_root() {
     return t::status_of(t::http(g_srv.http_port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")) == 200;
 }
 
-// Regular files in the store, ignoring duet's own dot-files.
+// Everything in the store but duet's bookkeeping: a leaked temporary file counts.
 std::vector<std::string> store_files(const std::string& data_dir) {
-    std::vector<std::string> names;
-    std::string out = t::sh("ls -A '" + data_dir + "'");
-    std::size_t start = 0;
-    while (start < out.size()) {
-        std::size_t nl = out.find('\n', start);
-        if (nl == std::string::npos) nl = out.size();
-        std::string n = out.substr(start, nl - start);
-        if (!n.empty() && n[0] != '.') names.push_back(n);
-        start = nl + 1;
-    }
-    return names;
+    return t::store_listing(data_dir);
 }
 
 long proc_status_kib(pid_t pid, const char* key) {

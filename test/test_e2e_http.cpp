@@ -34,12 +34,7 @@ int connect_http() {
     return fd;
 }
 
-// The body is JSON of the form {"error":"..."} with a non-empty sentence.
-bool is_json_error(const std::string& resp) {
-    std::string body = t::body_of(resp);
-    return body.rfind("{\"error\":\"", 0) == 0 && body.find("\"}") != std::string::npos &&
-           body.size() > 13 && t::header_of(resp, "Content-Type") == "application/json";
-}
+using t::is_json_error;
 
 // Sends `raw` on a fresh connection, expects `status` with a JSON error body, then a close.
 void expect_fatal(const std::string& what, const std::string& raw, int status) {

@@ -51,36 +51,6 @@ std::string get(const std::string& name, const std::string& fields = "") {
     return http(request("GET", "/files/" + name, fields));
 }
 
-// Entries of the data directory that do not start with '.' (what people see and back up).
-std::vector<std::string> visible_files() {
-    std::vector<std::string> out;
-    DIR* d = opendir(g_srv.data_dir.c_str());
-    if (!d) return out;
-    while (dirent* e = readdir(d))
-        if (e->d_name[0] != '.') out.push_back(e->d_name);
-    closedir(d);
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
-// SHA-256 of `data` as hex and as base64, computed by sha256sum/openssl, not by duet.
-std::string sha_hex(const std::string& data) {
-    std::string f = g_tmp + "/sha-input";
-    t::write_file(f, data);
-    return t::sh("sha256sum '" + f + "' | cut -c1-64 | tr -d '\\n'");
-}
-
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    return s;
-}
-
-std::string sha_b64(const std::string& data) {
-    std::string f = g_tmp + "/sha-input";
-    t::write_file(f, data);
-    return trim(t::sh("openssl dgst -sha256 -binary '" + f + "' | base64"));
-}
-
 // The value of a Prometheus sample line starting with `prefix`, or -1.
 long metric(const std::string& prefix) {
     std::string m = t::body_of(http(request("GET", "/metrics")));
@@ -99,10 +69,11 @@ bool wait_failed_uploads(long n) {
     return false;
 }
 
-bool is_json_error(const std::string& resp, const std::string& text = "") {
-    std::string body = t::body_of(resp);
-    return body.rfind("{\"error\":\"", 0) == 0 &&
-           (text.empty() || body.find(text) != std::string::npos);
+using t::is_json_error;
+
+// Everything in the store but duet's bookkeeping: a leaked temporary file counts.
+std::vector<std::string> visible_files() {
+    return t::store_listing(g_srv.data_dir);
 }
 
 int connect_http() {
@@ -132,7 +103,7 @@ Test(e2e_http_files, put_new_is_201_with_location_then_replace_is_200) {
     std::string body = t::body_of(r);
     cr_expect(body.find("\"name\":\"greeting.txt\"") != std::string::npos, "%s", body.c_str());
     cr_expect(body.find("\"size\":12") != std::string::npos, "%s", body.c_str());
-    cr_expect(body.find("\"sha256\":\"" + sha_hex(data) + "\"") != std::string::npos, "%s",
+    cr_expect(body.find("\"sha256\":\"" + t::sha256_hex(data) + "\"") != std::string::npos, "%s",
               body.c_str());
     r = put("greeting.txt", "second version");
     cr_expect_eq(t::status_of(r), 200, "%s", r.c_str());
@@ -151,8 +122,8 @@ Test(e2e_http_files, get_returns_bytes_with_validators_and_digest) {
     cr_expect(t::body_of(r) == data, "downloaded bytes differ");
     cr_expect_eq(t::header_of(r, "Content-Length"), "100000");
     cr_expect_eq(t::header_of(r, "Content-Type"), "application/octet-stream");
-    cr_expect_eq(t::header_of(r, "ETag"), "\"" + sha_hex(data) + "\"");
-    cr_expect_eq(t::header_of(r, "Repr-Digest"), "sha-256=:" + sha_b64(data) + ":");
+    cr_expect_eq(t::header_of(r, "ETag"), "\"" + t::sha256_hex(data) + "\"");
+    cr_expect_eq(t::header_of(r, "Repr-Digest"), "sha-256=:" + t::sha256_b64(data) + ":");
     cr_expect_eq(t::header_of(r, "Accept-Ranges"), "bytes");
     std::string lm = t::header_of(r, "Last-Modified");
     cr_expect(lm.size() == 29 && lm.substr(26) == "GMT", "Last-Modified: %s", lm.c_str());
@@ -187,8 +158,8 @@ Test(e2e_http_files, list_is_json_sorted_by_name_with_fields) {
                   z != std::string::npos,
               "%s", b.c_str());
     cr_expect(m < a && a < be && be < z, "not sorted by name: %s", b.c_str());
-    std::string entry =
-        "{\"name\":\"alpha.txt\",\"size\":9,\"sha256\":\"" + sha_hex("alpha.txt") + "\",\"mtime\":";
+    std::string entry = "{\"name\":\"alpha.txt\",\"size\":9,\"sha256\":\"" +
+                        t::sha256_hex("alpha.txt") + "\",\"mtime\":";
     cr_expect(b.find(entry) != std::string::npos, "%s", b.c_str());
     std::string empty_list = t::body_of(http(request("HEAD", "/files"), true));
     cr_expect_eq(empty_list, "");
@@ -225,7 +196,7 @@ Test(e2e_http_files, file_dropped_in_by_hand_is_served) {
     std::string r = get("manual.txt");
     cr_expect_eq(t::status_of(r), 200, "%s", r.c_str());
     cr_expect_eq(t::body_of(r), "by hand\n");
-    cr_expect_eq(t::header_of(r, "ETag"), "\"" + sha_hex("by hand\n") + "\"");
+    cr_expect_eq(t::header_of(r, "ETag"), "\"" + t::sha256_hex("by hand\n") + "\"");
 }
 
 // ---- curl ----
@@ -345,24 +316,24 @@ Test(e2e_http_files, chunked_upload_sent_byte_by_byte_is_stored) {
 Test(e2e_http_files, matching_repr_digest_is_stored) {
     boot();
     std::string data = "digest checked";
-    std::string r = put("d.txt", data, "Repr-Digest: sha-256=:" + sha_b64(data) + ":\r\n");
+    std::string r = put("d.txt", data, "Repr-Digest: sha-256=:" + t::sha256_b64(data) + ":\r\n");
     cr_expect_eq(t::status_of(r), 201, "%s", r.c_str());
     cr_expect_eq(t::body_of(get("d.txt")), data);
-    r = put("d2.txt", data, "Content-Digest: sha-256=:" + sha_b64(data) + ":\r\n");
+    r = put("d2.txt", data, "Content-Digest: sha-256=:" + t::sha256_b64(data) + ":\r\n");
     cr_expect_eq(t::status_of(r), 201, "%s", r.c_str());
 }
 
 Test(e2e_http_files, mismatching_repr_digest_is_400_and_nothing_stored) {
     boot();
     std::string r = put("bad.txt", "the real body",
-                        "Repr-Digest: sha-256=:" + sha_b64("another body") + ":\r\n");
+                        "Repr-Digest: sha-256=:" + t::sha256_b64("another body") + ":\r\n");
     cr_expect_eq(t::status_of(r), 400, "%s", r.c_str());
     cr_expect(is_json_error(r), "%s", r.c_str());
     cr_expect_eq(t::status_of(get("bad.txt")), 404);
     cr_expect(visible_files().empty(), "a file appeared");
     // A mismatch does not clobber an existing file either.
     cr_assert_eq(t::status_of(put("keep.txt", "old")), 201);
-    r = put("keep.txt", "new", "Content-Digest: sha-256=:" + sha_b64("xyz") + ":\r\n");
+    r = put("keep.txt", "new", "Content-Digest: sha-256=:" + t::sha256_b64("xyz") + ":\r\n");
     cr_expect_eq(t::status_of(r), 400, "%s", r.c_str());
     cr_expect_eq(t::body_of(get("keep.txt")), "old");
 }
@@ -478,10 +449,10 @@ Test(e2e_http_files, hostile_names_are_400_invalid_file_name) {
     std::string long_name(256, 'n');
     // A raw ".." is a dot-segment, removed before routing (RFC 3986 §5.2.4): see
     // test_e2e_semantics. Encoded, it stays a name and is refused.
-    std::vector<std::string> names = {"%2e%2e", "%2E%2E",    ".hidden", "%2ehidden",
-                                      "a%2Fb", "a%2fb",  "a/b",       "%00",     "a%00b",
-                                      "a%20b", "%zz",    "a%2",       "a%",      "%",
-                                      "a%5Cb", "x:y",    "caf%C3%A9", "a+b",     long_name};
+    std::vector<std::string> names = {"%2e%2e", "%2E%2E",    ".hidden", "%2ehidden", "a%2Fb",
+                                      "a%2fb",  "a/b",       "%00",     "a%00b",     "a%20b",
+                                      "%zz",    "a%2",       "a%",      "%",         "a%5Cb",
+                                      "x:y",    "caf%C3%A9", "a+b",     long_name};
     for (const std::string& name : names) {
         for (const char* method : {"GET", "DELETE", "HEAD"}) {
             std::string r = http(request(method, "/files/" + name), std::string(method) == "HEAD");
@@ -590,7 +561,7 @@ Test(e2e_http_files, uploaded_file_is_visible_on_the_file_port) {
     cr_assert(fd >= 0);
     t::send_all(fd, "STAT both.txt\n");
     std::string line = t::read_line(fd);
-    cr_expect(line.rfind("OK 20 " + sha_hex(data), 0) == 0, "%s", line.c_str());
+    cr_expect(line.rfind("OK 20 " + t::sha256_hex(data), 0) == 0, "%s", line.c_str());
     close(fd);
 }
 
@@ -690,7 +661,7 @@ Test(e2e_http_files, empty_upload_is_stored_and_has_no_satisfiable_range) {
     r = get("empty.txt");
     cr_expect_eq(t::status_of(r), 200);
     cr_expect_eq(t::header_of(r, "Content-Length"), "0");
-    cr_expect_eq(t::header_of(r, "ETag"), "\"" + sha_hex("") + "\"");
+    cr_expect_eq(t::header_of(r, "ETag"), "\"" + t::sha256_hex("") + "\"");
     r = get("empty.txt", "Range: bytes=0-\r\n");
     cr_expect_eq(t::status_of(r), 416, "%s", r.c_str());
     cr_expect_eq(t::header_of(r, "Content-Range"), "bytes */0");

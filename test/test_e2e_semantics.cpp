@@ -54,21 +54,12 @@ std::string put_req(const std::string& name, const std::string& body,
                    "Content-Length: " + std::to_string(body.size()) + "\r\n" + fields, body);
 }
 
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    return s;
-}
-
-// SHA-256 by openssl, not by duet.
+// SHA-256 computed in the test (helper_check.cpp), so no tool is needed for it.
 std::string sha_b64(const std::string& data) {
-    std::string f = g_tmp + "/sha-input";
-    t::write_file(f, data);
-    return trim(t::sh("openssl dgst -sha256 -binary '" + f + "' | base64"));
+    return t::sha256_b64(data);
 }
 std::string sha_hex(const std::string& data) {
-    std::string f = g_tmp + "/sha-input";
-    t::write_file(f, data);
-    return t::sh("sha256sum '" + f + "' | cut -c1-64 | tr -d '\\n'");
+    return t::sha256_hex(data);
 }
 
 std::string stored(const std::string& name) {
@@ -447,13 +438,13 @@ Test(e2e_semantics, chunk_extension_syntax) {
 }
 
 Test(e2e_semantics, capacity_of_a_16_mib_tmpfs_413_and_507_at_once) {
-    if (geteuid() != 0) cr_skip_test("not root: cannot mount a tmpfs");
+    if (geteuid() != 0) cr_skip_test("not applicable: not root, so no tmpfs can be mounted");
     std::string dir = t::make_tmpdir();
     t::remove_at_teardown(dir);
     std::string mnt = dir + "/store";
     mkdir(mnt.c_str(), 0755);
     if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=16m") != 0)
-        cr_skip_test("mount tmpfs not permitted here: %s", strerror(errno));
+        cr_skip_test("not applicable: mounting a tmpfs is not permitted here: %s", strerror(errno));
     g_mount = mnt;
     cr_assert(t::start(g_srv, {}, mnt), "%s", g_srv.err_log.c_str());
     auto at_once = [](const std::string& head) {
@@ -557,7 +548,8 @@ Test(e2e_semantics, reset_http_upload_is_counted_failed) {
 // A file duet may not read: tests run as root, so duet runs as nobody (setpriv) on a store it
 // owns, and root drops in a file of mode 0600 that nobody cannot read.
 Test(e2e_semantics, unreadable_file_is_403_everywhere_and_listed_without_digest) {
-    if (geteuid() != 0) cr_skip_test("needs root to start duet as another user");
+    if (geteuid() != 0)
+        cr_skip_test("not applicable: not root, so duet cannot run as another user");
     if (access("/usr/bin/setpriv", X_OK) != 0) cr_skip_test("setpriv is missing");
     std::string dir = t::make_tmpdir();
     t::remove_at_teardown(dir);

@@ -62,7 +62,7 @@ Digest hash_in_pieces(const std::string& data, std::size_t piece) {
 }
 
 void skip_without_shani() {
-    if (!impl::cpu_has_shani()) cr_skip_test("CPU has no SHA extensions");
+    if (!impl::cpu_has_shani()) cr_skip_test("not applicable: CPU has no SHA extensions");
 }
 
 }  // namespace

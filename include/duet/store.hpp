@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "duet/fd.hpp"
+#include "duet/names.hpp"
 #include "duet/sha256.hpp"
 #include "duet/store_meta.hpp"
 
@@ -25,11 +26,6 @@ class StoreIndex;
 
 // The store directory is gone (removed, renamed, unmounted): SPEC §5, answered with 503.
 inline constexpr int kStoreGone = -ESTALE;
-
-// SPEC §2 "File names": 1–255 bytes of A-Z a-z 0-9 . _ -, not starting with '.'. Pure.
-// name_error says which rule failed ("invalid file name: ..."), or "" when the name is valid.
-std::string name_error(std::string_view name);
-bool valid_name(std::string_view name);
 
 // What must still hold at the moment a change is published (compare-and-swap): checked by the
 // store right before the rename or unlink, in the same loop step, so no other request of either

@@ -21,16 +21,14 @@ FUZZ_FLAGS    := -std=c++20 -Iinclude -g -O1 -Wall -Wextra $(FUZZ_SAN)
 FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape fuzz_upload_fields \
                  fuzz_handover
 FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
-# Only what the targets call (the parsers, name validation and what it links to: the store and
-# SHA-256), not the whole server: each of these compiles for seconds under the fuzz sanitizers,
-# and the other fourteen sources were half of `make test`'s fuzz build. When one of these starts
-# to need another source, the fuzz link fails naming the symbol: add that source here (or, if the
-# store comes to need the whole server, move name validation out of store.cpp rather than fuzz
-# the world).
-FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto store store_meta sha256 log_escape \
+# Only what the targets call (the parsers, name validation in names.cpp, SHA-256 and the
+# hand-over records), not the whole server: each of these compiles for seconds under the fuzz
+# sanitizers. When one of these starts to need another source, the fuzz link fails naming the
+# symbol: add that source here, or keep the pure part apart from the server as names.cpp is.
+FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto names sha256 log_escape \
                   sha256_shani base64 upload_fields handover handover_record
 FUZZ_LIB_SRCS := $(FUZZ_LIB_NAMES:%=src/%.cpp)
-FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o) build/fuzz/obj/store_index_stub.o
+FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o)
 # Longest input per target: a little past each limit the parser enforces (8 KiB request line,
 # 4 KiB chunk extension, 4 KiB command line), so the limits themselves get exercised.
 FUZZ_MAX_LEN_fuzz_http_head := 12000
@@ -41,10 +39,6 @@ FUZZ_MAX_LEN_fuzz_upload_fields := 512
 FUZZ_MAX_LEN_fuzz_handover  := 4096
 
 build/fuzz/obj/sha256_shani.o: FUZZ_EXTRA := -msha -msse4.1
-# The store keeps a pointer to the index (issue 10) that stays null here; the index itself
-# (store_index.cpp) needs the whole server, so a stub stands in (test/fuzz/store_index_stub.cpp)
-# and the store is built without UBSan's vptr check, which would want the index's type info.
-build/fuzz/obj/store.o: FUZZ_EXTRA := -fno-sanitize=vptr
 # Built once and shared by the targets: keep them although they are intermediate.
 .SECONDARY: $(FUZZ_LIB_OBJS)
 
@@ -61,10 +55,6 @@ fuzz-smoke: $(FUZZ_TARGETS:%=fuzz-run-%)
 build/fuzz/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/fuzz/obj
 	@echo "  CXX  $< (fuzzing)"
 	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_EXTRA) -c -o $@ $<
-
-build/fuzz/obj/store_index_stub.o: test/fuzz/store_index_stub.cpp $(wildcard include/duet/*.hpp) | build/fuzz/obj
-	@echo "  CXX  $< (fuzzing)"
-	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) -c -o $@ $<
 
 build/fuzz/%: test/fuzz/%.cpp $(FUZZ_LIB_OBJS) $(wildcard include/duet/*.hpp) | build/fuzz/obj
 	@echo "  FUZZ $@"

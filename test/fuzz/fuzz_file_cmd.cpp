@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "duet/file_proto.hpp"
-#include "duet/store.hpp"
+#include "duet/names.hpp"
 
 using namespace duet;
 

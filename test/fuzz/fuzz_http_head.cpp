@@ -18,7 +18,7 @@
 
 #include "duet/http_fields.hpp"
 #include "duet/http_parser.hpp"
-#include "duet/store.hpp"
+#include "duet/names.hpp"
 
 using namespace duet;
 
