@@ -452,6 +452,22 @@ Test(e2e_files, list_skips_temporaries_and_non_regular_entries) {
     cr_assert(cmd(fd, "GET subdir").rfind("ERR 404", 0) == 0);
 }
 
+// A temporary left by a crash (SPEC §4) is removed at start, the real file beside it kept. The
+// first LIST is answered only once the start-up scan (which sweeps) is over, so no waiting here.
+Test(e2e_files, a_leftover_temporary_is_swept_at_start) {
+    std::string data = t::make_tmpdir() + "/data";
+    cr_assert(fs::create_directory(data));
+    cr_assert(t::write_file(data + "/.duet-tmp-99999-1", "half an upload"));
+    cr_assert(t::write_file(data + "/kept", "k"));
+    cr_assert(t::start(g_d, {}, data), "duet did not start: %s", g_d.err_log.c_str());
+    int fd = files_conn();
+    EXPECT_STR(cmd(fd, "LIST").c_str(), "OK 1");
+    EXPECT_STR(t::read_line(fd).c_str(), ("kept 1 " + hex_of("k")).c_str());
+    auto names = store_entries();
+    cr_assert(names.size() == 1 && names[0] == "kept", "store after start: %zu entries, first %s",
+              names.size(), names.empty() ? "" : names[0].c_str());
+}
+
 // 2,000 files dropped into the store by hand, listed to a client that reads slowly: every line
 // arrives, in order, with the right size and digest, and other clients are served meanwhile.
 Test(e2e_files, list_of_2000_files_streams_to_a_slow_reader) {
