@@ -89,6 +89,34 @@ Command usage(Command c, const char* text, bool closes = false) {
     return c;
 }
 
+// PUT and RESUME: NAME [SIZE [SHA256]] [if=SHA256|if=none]; RESUME needs the SIZE. Every refusal
+// closes, since the upload's bytes follow the line.
+Command parse_upload(Command c, const std::string_view* w, std::size_t n, bool size_required,
+                     const char* usage_text) {
+    if (n >= 3 && is_if_word(w[n - 1])) {
+        if (!parse_if(w[n - 1], c.pre))
+            return usage(c, "ERR 400 if= takes a SHA256 (64 hex digits) or none", true);
+        --n;
+    }
+    if (n < (size_required ? 3u : 2u)) return usage(c, usage_text, true);
+    std::size_t k = take_name(w, n, c.name, all_digits);
+    if (!valid_name(c.name)) {
+        c.bad_name = true;
+        return usage(c, "ERR 400 invalid file name", true);
+    }
+    if (n - k > 2 || (size_required && k == n)) return usage(c, usage_text, true);
+    if (k < n) {
+        c.sized = true;
+        if (!to_u64(w[k], c.size)) return usage(c, "ERR 400 SIZE must be a number", true);
+    }
+    if (k + 1 < n) {
+        if (!parse_hex_digest(w[k + 1], c.digest))
+            return usage(c, "ERR 400 SHA256 must be 64 hex digits", true);
+        c.has_digest = true;
+    }
+    return c;
+}
+
 }  // namespace
 
 std::span<const VerbName> verb_table() {
@@ -122,58 +150,15 @@ Command parse_command(std::string_view line) {
         return usage(c, "ERR 400 invalid file name", closes);
     };
     switch (c.verb) {
-        case Verb::Put: {
+        case Verb::Put:
             // The bytes that follow a PUT cannot be told apart from commands, so any refusal of
             // the command itself leaves the stream out of step: answer and close.
-            if (n >= 3 && is_if_word(w[n - 1])) {
-                if (!parse_if(w[n - 1], c.pre))
-                    return usage(c, "ERR 400 if= takes a SHA256 (64 hex digits) or none", true);
-                --n;
-            }
-            if (n < 2)
-                return usage(c, "ERR 400 usage: PUT NAME [SIZE [SHA256]] [if=SHA256|if=none]",
-                             true);
-            std::size_t k = take_name(w, n, c.name, all_digits);
-            if (!valid_name(c.name)) return bad_name(true);
-            if (n - k > 2)
-                return usage(c, "ERR 400 usage: PUT NAME [SIZE [SHA256]] [if=SHA256|if=none]",
-                             true);
-            if (k < n) {
-                c.sized = true;
-                if (!to_u64(w[k], c.size)) return usage(c, "ERR 400 SIZE must be a number", true);
-            }
-            if (k + 1 < n) {
-                if (!parse_hex_digest(w[k + 1], c.digest))
-                    return usage(c, "ERR 400 SHA256 must be 64 hex digits", true);
-                c.has_digest = true;
-            }
-            return c;
-        }
-        case Verb::Resume: {
-            // Like a sized PUT, its bytes follow: a refusal leaves the stream out of step. The
-            // name and if= are read by the same rules as PUT.
-            if (n >= 3 && is_if_word(w[n - 1])) {
-                if (!parse_if(w[n - 1], c.pre))
-                    return usage(c, "ERR 400 if= takes a SHA256 (64 hex digits) or none", true);
-                --n;
-            }
-            if (n < 3)
-                return usage(c, "ERR 400 usage: RESUME NAME SIZE [SHA256] [if=SHA256|if=none]",
-                             true);
-            std::size_t k = take_name(w, n, c.name, all_digits);
-            if (!valid_name(c.name)) return bad_name(true);
-            if (k == n || n - k > 2)
-                return usage(c, "ERR 400 usage: RESUME NAME SIZE [SHA256] [if=SHA256|if=none]",
-                             true);
-            c.sized = true;
-            if (!to_u64(w[k], c.size)) return usage(c, "ERR 400 SIZE must be a number", true);
-            if (k + 1 < n) {
-                if (!parse_hex_digest(w[k + 1], c.digest))
-                    return usage(c, "ERR 400 SHA256 must be 64 hex digits", true);
-                c.has_digest = true;
-            }
-            return c;
-        }
+            return parse_upload(c, w, n, false,
+                                "ERR 400 usage: PUT NAME [SIZE [SHA256]] [if=SHA256|if=none]");
+        case Verb::Resume:
+            // Like a sized PUT, its bytes follow; the name and if= are read by the same rules.
+            return parse_upload(c, w, n, true,
+                                "ERR 400 usage: RESUME NAME SIZE [SHA256] [if=SHA256|if=none]");
         case Verb::Partial:
             if (n >= 2) {
                 take_name(w, n, c.name, [](std::string_view) { return false; });
