@@ -173,6 +173,34 @@ void HttpConn::upload_status(const Request& req, const PartialRef& p) {
     respond(tus_request(req) ? 200 : 204, {}, {}, fields);
 }
 
+// What IETF and tus creation both check before a partial is made: the digest fields (Repr-Digest
+// is of the whole upload; Content-Digest only of this request's content, which is the whole
+// upload when `whole`), checked again at publish whichever door finishes; and RFC 9110 §13.2.2
+// as for PUT, whose result must still hold at publish (compare-and-swap there). 0 to go on, a
+// status to refuse with (`why` set), or -1 when preconditions() has answered already.
+int HttpConn::creation_checks(const Request& req, const std::string& name, bool whole,
+                              PartialSpec& spec, std::string_view& why) {
+    ExpectedDigest expected;
+    if (!head_digests(req, whole, expected)) {
+        why = "The digest field is malformed.";
+        return 400;
+    }
+    if (expected.conflict) {
+        why = "The digest fields disagree; no body can match them.";
+        return 400;
+    }
+    spec.has_expected = expected.any;
+    spec.expected = expected.d;
+    if (!has_conditions(req)) return 0;
+    FileInfo info;
+    int st = srv_.store.stat(name, info);
+    if (st == -EACCES) {
+        why = kUnreadable;
+        return 403;
+    }
+    return preconditions(req, CondMethod::Put, info, st, spec.pre) ? -1 : 0;
+}
+
 // IETF upload creation: PUT/POST /files/NAME with Upload-Complete and a supported interop
 // version. false: not one (the caller treats the request as an ordinary upload).
 bool HttpConn::create_resumable(const Request& req, const std::string& name) {
@@ -195,23 +223,10 @@ bool HttpConn::create_resumable(const Request& req, const std::string& name) {
     };
     PartialSpec spec;
     spec.name = name;
-    // Repr-Digest is of the whole upload; Content-Digest only of this request's content, which
-    // is the whole upload when the creation is complete (SPEC §2 Digests). Both are checked
-    // at publish, whichever door finishes the upload.
-    ExpectedDigest expected;
-    if (!head_digests(req, complete, expected))
-        return refuse(400, "The digest field is malformed.");
-    if (expected.conflict)
-        return refuse(400, "The digest fields disagree; no body can match them.");
-    spec.has_expected = expected.any;
-    spec.expected = expected.d;
-    // RFC 9110 §13.2.2 as for PUT; what held now must still hold at publish (compare-and-swap
-    // there), however long the upload takes and whichever door completes it.
-    if (has_conditions(req)) {
-        FileInfo info;
-        int st = srv_.store.stat(name, info);
-        if (st == -EACCES) return refuse(403, kUnreadable);
-        if (preconditions(req, CondMethod::Put, info, st, spec.pre)) return true;
+    std::string_view why;
+    if (int rc = creation_checks(req, name, complete, spec, why); rc != 0) {
+        if (rc > 0) refuse(rc, why);
+        return true;
     }
     std::uint64_t v = 0;
     if (const Header* ul = req.find("upload-length"); ul && parse_sf_uint(ul->value, v))
@@ -271,20 +286,11 @@ void HttpConn::tus_create(const Request& req) {
     if (fr == FieldResult::Absent)
         return refuse(400, "Upload-Metadata must carry the file name (filename BASE64).");
     if (std::string why = name_error(spec.name); !why.empty()) return refuse(400, why);
-    // A Repr-Digest is of the whole upload, checked at publish as for PUT.
-    ExpectedDigest expected;
-    if (!head_digests(req, false, expected)) return refuse(400, "The digest field is malformed.");
-    if (expected.conflict)
-        return refuse(400, "The digest fields disagree; no body can match them.");
-    spec.has_expected = expected.any;
-    spec.expected = expected.d;
-    // Preconditions on the target name, as on the IETF creation: evaluated now and re-checked at
-    // publish.
-    if (has_conditions(req)) {
-        FileInfo info;
-        int st = srv_.store.stat(spec.name, info);
-        if (st == -EACCES) return refuse(403, kUnreadable);
-        if (preconditions(req, CondMethod::Put, info, st, spec.pre)) return;
+    // A Repr-Digest is of the whole upload; preconditions as on the IETF creation.
+    std::string_view why;
+    if (int rc = creation_checks(req, spec.name, false, spec, why); rc != 0) {
+        if (rc > 0) refuse(rc, why);
+        return;
     }
     if (spec.length > srv_.cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.");

@@ -98,6 +98,8 @@ class HttpConn final : public Conn {
     // Resumable uploads and CORS (http_uploads.cpp, http_cors.cpp).
     void route_uploads(const Request& req, std::string_view id);
     bool create_resumable(const Request& req, const std::string& name);
+    int creation_checks(const Request& req, const std::string& name, bool whole, PartialSpec& spec,
+                        std::string_view& why);
     void tus_create(const Request& req);
     void upload_status(const Request& req, const PartialRef& p);
     void upload_append(const Request& req, const PartialRef& p);
