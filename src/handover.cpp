@@ -20,16 +20,6 @@ constexpr std::size_t kHeader = 8 + 4 + 4 + 4;
 constexpr std::size_t kRecordHead = 1 + 1 + 2 + 4;
 constexpr std::size_t kMaxBlob = std::size_t(1) << 30;  // far past any real hand-over
 
-void put_le(std::string& out, std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-}
-
-std::uint64_t get_le(const char* p, int bytes) {
-    std::uint64_t v = 0;
-    for (int i = 0; i < bytes; ++i) v |= std::uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-}
-
 bool write_all(int fd, const char* p, std::size_t n) {
     while (n > 0) {
         ssize_t w = ::write(fd, p, n);

@@ -6,6 +6,10 @@
 namespace duet {
 namespace {
 
+constexpr std::size_t kFieldHead = 6;  // u16 tag + u32 length
+
+}  // namespace
+
 void put_le(std::string& out, std::uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
@@ -15,10 +19,6 @@ std::uint64_t get_le(const char* p, int bytes) {
     for (int i = 0; i < bytes; ++i) v |= std::uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
     return v;
 }
-
-constexpr std::size_t kFieldHead = 6;  // u16 tag + u32 length
-
-}  // namespace
 
 void RecordWriter::u64(std::uint16_t tag, std::uint64_t v) {
     put_le(out_, tag, 2);

@@ -3,14 +3,10 @@
 
 #include <cstring>
 
+#include "duet/text.hpp"
+
 namespace duet {
 namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 // Calls f(tag, weak) for each element of an entity-tag list; stops early when f returns true.
 // Malformed elements are skipped: they can match nothing.
@@ -18,7 +14,7 @@ template <class F>
 bool any_tag(std::string_view list, F&& f) {
     while (!list.empty()) {
         std::size_t comma = list.find(',');
-        std::string_view tag = trim(list.substr(0, comma));
+        std::string_view tag = trim_ows(list.substr(0, comma));
         bool weak = tag.size() >= 2 && tag[0] == 'W' && tag[1] == '/';
         if (weak) tag.remove_prefix(2);
         if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"' && f(tag, weak)) return true;
@@ -77,21 +73,21 @@ bool make_time(int y, int mon, int d, int h, int m, int s, std::int64_t& out) {
 }  // namespace
 
 bool if_match_true(std::string_view value, const CondState& s) {
-    value = trim(value);
+    value = trim_ows(value);
     if (!s.exists) return false;
     if (value == "*") return true;
     return any_tag(value, [&](std::string_view tag, bool weak) { return !weak && tag == s.etag; });
 }
 
 bool if_none_match_true(std::string_view value, const CondState& s) {
-    value = trim(value);
+    value = trim_ows(value);
     if (!s.exists) return true;
     if (value == "*") return false;
     return !any_tag(value, [&](std::string_view tag, bool) { return tag == s.etag; });
 }
 
 bool parse_http_date(std::string_view v, std::int64_t& out) {
-    v = trim(v);
+    v = trim_ows(v);
     int d = 0, y = 0, h = 0, m = 0, s = 0;
     // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes)
     if (v.size() == 29 && v[3] == ',' && v[4] == ' ' && v[7] == ' ' && v[11] == ' ' &&

@@ -2,6 +2,7 @@
 
 #include "duet/base64.hpp"
 #include "duet/http_parser.hpp"
+#include "duet/text.hpp"
 
 namespace duet {
 namespace {
@@ -11,12 +12,6 @@ int hex(char c) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 // Plain decimal digits, saturating at UINT64_MAX: a range position too large to represent is
@@ -130,7 +125,7 @@ bool trailer_value(std::string_view trailers, std::string_view name, std::string
         }
         if (!iequals(fname, name)) continue;
         if (present) combined += ", ";
-        combined.append(trim(line.substr(colon + 1)));
+        combined.append(trim_ows(line.substr(colon + 1)));
         present = true;
     }
     return true;
@@ -138,13 +133,13 @@ bool trailer_value(std::string_view trailers, std::string_view name, std::string
 
 RangeResult parse_range(std::string_view value, std::uint64_t size, std::uint64_t& start,
                         std::uint64_t& length) {
-    value = trim(value);
+    value = trim_ows(value);
     if (value.size() < 6 || !iequals(value.substr(0, 6), "bytes=")) return RangeResult::Ignore;
-    std::string_view spec = trim(value.substr(6));
+    std::string_view spec = trim_ows(value.substr(6));
     if (spec.find(',') != std::string_view::npos) return RangeResult::Ignore;
     std::size_t dash = spec.find('-');
     if (dash == std::string_view::npos) return RangeResult::Ignore;
-    std::string_view first = trim(spec.substr(0, dash)), last = trim(spec.substr(dash + 1));
+    std::string_view first = trim_ows(spec.substr(0, dash)), last = trim_ows(spec.substr(dash + 1));
     std::uint64_t a = 0, b = 0;
     if (first.empty()) {  // suffix range: the last N bytes
         if (!to_u64_saturating(last, b)) return RangeResult::Ignore;
@@ -330,10 +325,10 @@ DigestField parse_digest_field(std::string_view value, Digest& out) {
 }
 
 bool etag_list_matches(std::string_view list, std::string_view etag) {
-    if (trim(list) == "*") return true;
+    if (trim_ows(list) == "*") return true;
     while (!list.empty()) {
         std::size_t comma = list.find(',');
-        std::string_view tag = trim(list.substr(0, comma));
+        std::string_view tag = trim_ows(list.substr(0, comma));
         if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
         if (tag == etag) return true;
         if (comma == std::string_view::npos) break;
@@ -343,9 +338,9 @@ bool etag_list_matches(std::string_view list, std::string_view etag) {
 }
 
 bool bearer_matches(std::string_view authorization, std::string_view token) {
-    authorization = trim(authorization);
+    authorization = trim_ows(authorization);
     if (authorization.size() < 7 || !iequals(authorization.substr(0, 7), "bearer ")) return false;
-    std::string_view given = trim(authorization.substr(7));
+    std::string_view given = trim_ows(authorization.substr(7));
     // Constant time in the token's content: every byte of the expected token is compared.
     unsigned diff = given.size() != token.size();
     for (std::size_t i = 0; i < token.size(); ++i) {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "duet/text.hpp"
+
 namespace duet {
 namespace {
 
@@ -27,12 +29,6 @@ constexpr bool is_target_byte(unsigned char c) {
 
 constexpr char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
-}
-
-std::string_view trim_ows(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 // Empty lines accepted before a request line (RFC 9112 §2.2 asks for at least one).

@@ -201,6 +201,16 @@ int HttpConn::creation_checks(const Request& req, const std::string& name, bool 
     return preconditions(req, CondMethod::Put, info, st, spec.pre) ? -1 : 0;
 }
 
+// Creates the partial for a creation request, owned by the token when there is one. On failure
+// `status` is 507 (disk full) or 500.
+PartialRef HttpConn::new_partial(PartialSpec& spec, int& status) {
+    if (!srv_.cfg.token.empty()) spec.token_hash = PartialStore::hash_token(srv_.cfg.token);
+    int rc = 0;
+    PartialRef p = srv_.partials.create(spec, rc);
+    if (!p) status = rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
+    return p;
+}
+
 // IETF upload creation: PUT/POST /files/NAME with Upload-Complete and a supported interop
 // version. false: not one (the caller treats the request as an ordinary upload).
 bool HttpConn::create_resumable(const Request& req, const std::string& name) {
@@ -245,14 +255,11 @@ bool HttpConn::create_resumable(const Request& req, const std::string& name) {
     if (biggest > srv_.cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.",
                       upload_limit_field(nullptr));
-    if (!srv_.cfg.token.empty()) spec.token_hash = PartialStore::hash_token(srv_.cfg.token);
-    int rc = 0;
-    PartialRef p = srv_.partials.create(spec, rc);
-    if (!p) {
-        bool full = rc == -ENOSPC || rc == -EDQUOT;
-        return refuse(full ? 507 : 500, full ? "The disk is full; nothing was stored."
-                                             : "The upload could not be started.");
-    }
+    int status = 0;
+    PartialRef p = new_partial(spec, status);
+    if (!p)
+        return refuse(status, status == 507 ? "The disk is full; nothing was stored."
+                                            : "The upload could not be started.");
     // Announced before any byte is read: from here on the client can always resume.
     send_interim("Location: /uploads/" + p->id + "\r\n" + echo + upload_limit_field(p.get()));
     auto rb = std::make_unique<ResumableBody>();
@@ -307,14 +314,11 @@ void HttpConn::tus_create(const Request& req) {
                                    : "Upload-Checksum is malformed.");
         rb->has_checksum = true;
     }
-    if (!srv_.cfg.token.empty()) spec.token_hash = PartialStore::hash_token(srv_.cfg.token);
-    int rc = 0;
-    PartialRef p = srv_.partials.create(spec, rc);
-    if (!p) {
-        bool full = rc == -ENOSPC || rc == -EDQUOT;
-        return refuse(full ? 507 : 500, full ? "The disk is full; nothing was stored."
-                                             : "The upload could not be started.");
-    }
+    int status = 0;
+    PartialRef p = new_partial(spec, status);
+    if (!p)
+        return refuse(status, status == 507 ? "The disk is full; nothing was stored."
+                                            : "The upload could not be started.");
     rb->door = UploadDoor::Tus;
     rb->creation = true;
     start_resumable(req, p, std::move(rb));

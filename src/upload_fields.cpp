@@ -4,20 +4,15 @@
 #include <cstring>
 
 #include "duet/base64.hpp"
+#include "duet/text.hpp"
 
 namespace duet {
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // RFC 8941 §3.1.2: parameters follow the bare item after ';'. We read no parameter, but a
 // well-formed item with parameters is still that item.
 std::string_view bare_item(std::string_view s) {
-    s = trim(s);
+    s = trim_ows(s);
     std::size_t semi = s.find(';');
     return semi == std::string_view::npos ? s : s.substr(0, semi);
 }
@@ -60,13 +55,13 @@ FieldResult parse_tus_metadata(std::string_view value, std::string& filename) {
     bool have_filename = false;
     while (!value.empty()) {
         std::size_t comma = value.find(',');
-        std::string_view pair = trim(value.substr(0, comma));
+        std::string_view pair = trim_ows(value.substr(0, comma));
         value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
         if (pair.empty()) continue;
         std::size_t sp = pair.find(' ');
         std::string_view key = pair.substr(0, sp);
         std::string_view encoded =
-            sp == std::string_view::npos ? std::string_view() : trim(pair.substr(sp + 1));
+            sp == std::string_view::npos ? std::string_view() : trim_ows(pair.substr(sp + 1));
         if (key.empty() || encoded.find(' ') != std::string_view::npos)
             return FieldResult::Malformed;
         std::string decoded;
@@ -81,12 +76,12 @@ FieldResult parse_tus_metadata(std::string_view value, std::string& filename) {
 }
 
 ChecksumResult parse_tus_checksum(std::string_view value, Digest& out) {
-    std::string_view s = trim(value);
+    std::string_view s = trim_ows(value);
     std::size_t sp = s.find(' ');
     if (sp == std::string_view::npos || sp == 0) return ChecksumResult::Malformed;
     std::string_view algo = s.substr(0, sp);
     std::string decoded;
-    if (!base64_decode(trim(s.substr(sp + 1)), decoded)) return ChecksumResult::Malformed;
+    if (!base64_decode(trim_ows(s.substr(sp + 1)), decoded)) return ChecksumResult::Malformed;
     if (algo != "sha256") return ChecksumResult::Unsupported;
     if (decoded.size() != out.size()) return ChecksumResult::Malformed;
     std::memcpy(out.data(), decoded.data(), out.size());

@@ -20,6 +20,10 @@ namespace duet {
 
 // The fds passed with a hand-over. Writing: the record writers append fds they give away.
 // Reading: each fd can be claimed once; what nobody claimed is closed with the table.
+// Little-endian integers of 1–8 bytes: the byte order of every hand-over field and header.
+void put_le(std::string& out, std::uint64_t v, int bytes);
+std::uint64_t get_le(const char* p, int bytes);
+
 class HandoverFds {
   public:
     // Takes ownership; returns the index a record refers to it by.

@@ -98,6 +98,7 @@ class HttpConn final : public Conn {
     // Resumable uploads and CORS (http_uploads.cpp, http_cors.cpp).
     void route_uploads(const Request& req, std::string_view id);
     bool create_resumable(const Request& req, const std::string& name);
+    PartialRef new_partial(PartialSpec& spec, int& status);
     int creation_checks(const Request& req, const std::string& name, bool whole, PartialSpec& spec,
                         std::string_view& why);
     void tus_create(const Request& req);
