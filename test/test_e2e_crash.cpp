@@ -151,6 +151,14 @@ void uploader(int id, Kind kind, int round, unsigned seed, const t::Duet& srv, L
 // After a restart: acknowledged uploads present and whole, nothing partial, no temporary file.
 void check_store(Ledger& ledger, int round) {
     const std::string& dir = g_srv.data_dir;
+    // Stale temporaries are swept by the start-up scan of the store index, which runs after the
+    // ready line; a LIST is answered only once that scan is done, so wait for its answer.
+    int lfd = t::connect_port(g_srv.files_port);
+    cr_assert(lfd >= 0, "round %d: cannot connect to the file port", round);
+    cr_assert(t::send_all(lfd, "LIST\n"));
+    std::string first = t::read_line(lfd);
+    close(lfd);
+    cr_assert(first.rfind("OK ", 0) == 0, "round %d: LIST answered %s", round, first.c_str());
     for (auto& e : entries(dir))
         cr_expect(e.rfind(".duet-tmp", 0) != 0, "round %d: temporary file left: %s", round,
                   e.c_str());
