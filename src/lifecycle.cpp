@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "duet/server.hpp"
@@ -67,7 +70,8 @@ void notify_service_manager(const std::string& message) {
 }
 
 bool Lifecycle::init(Server& srv, Loop& loop, const std::string& exe,
-                     const std::vector<std::string>& watch, bool reload, std::string& error) {
+                     const std::vector<std::string>& watch, bool reload, int inherited,
+                     std::string& error) {
     srv_ = &srv;
     sigset_t set = lifecycle_signals();
     signal_fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
@@ -77,8 +81,20 @@ bool Lifecycle::init(Server& srv, Loop& loop, const std::string& exe,
     }
     on_signal_.life = this;
     loop.add(signal_fd_.get(), EPOLLIN, &on_signal_);
-    if (!reload) return true;
-    inotify_fd_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!reload) {
+        if (inherited >= 0) ::close(inherited);
+        return true;
+    }
+    if (inherited >= 0) {
+        inotify_fd_.reset(inherited);
+        // What is queued there was seen by the previous image (or came from the change that made
+        // this reload): this image is already the new binary, so it must not reload for it again.
+        alignas(inotify_event) char buf[4096];
+        while (::read(inherited, buf, sizeof buf) > 0) {
+        }
+    } else {
+        inotify_fd_.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    }
     if (!inotify_fd_) {
         error = std::string("inotify: ") + std::strerror(errno);
         return false;
@@ -223,9 +239,38 @@ void Lifecycle::finish_check(int status) {
     srv_->on_check_done(ok, check_text_);
 }
 
+InotifyFds take_inherited_inotify() {
+    InotifyFds out;
+    const char* v = getenv("DUET_INOTIFY_FDS");
+    if (!v) return out;
+    auto adopt = [](long n) {
+        if (n < 0 || n > INT_MAX) return -1;
+        char link[64], path[32];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%ld", n);
+        ssize_t len = ::readlink(path, link, sizeof link - 1);
+        if (len < 0) return -1;
+        link[len] = 0;
+        if (std::strcmp(link, "anon_inode:inotify") != 0) return -1;  // not ours: leave it alone
+        fcntl(int(n), F_SETFD, FD_CLOEXEC);
+        return int(n);
+    };
+    char* end = nullptr;
+    long store = std::strtol(v, &end, 10);
+    if (end != v && *end == ',') {
+        const char* r = end + 1;
+        long reload = std::strtol(r, &end, 10);
+        if (end != r && *end == 0) {
+            out.store = adopt(store);
+            out.reload = adopt(reload);
+        }
+    }
+    unsetenv("DUET_INOTIFY_FDS");
+    return out;
+}
+
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,
-            const std::vector<HandedConn>& conns, int handover_fd, std::uint64_t generation,
-            std::uint64_t reloads, double started_at) {
+            const std::vector<HandedConn>& conns, int handover_fd, InotifyFds inotify,
+            std::uint64_t generation, std::uint64_t reloads, double started_at) {
     // Move the listeners to 3 and 4. First lift everything we pass above the low numbers, so that
     // the dup2 calls cannot overwrite one of them.
     int h = fcntl(http_fd, F_DUPFD, 64), f = fcntl(files_fd, F_DUPFD, 64);
@@ -238,6 +283,10 @@ void reexec(const std::string& exe, const std::vector<std::string>& argv, int ht
         conn_list += c.kind;
         conn_list += std::to_string(moved);
     }
+    for (int* fd : {&inotify.store, &inotify.reload}) {
+        if (*fd >= 0 && *fd < 5) *fd = fcntl(*fd, F_DUPFD, 64);
+        if (*fd >= 0) fcntl(*fd, F_SETFD, 0);
+    }
     if (h < 0 || f < 0 || dup2(h, 3) < 0 || dup2(f, 4) < 0) return;
     close(h);
     close(f);
@@ -247,6 +296,7 @@ void reexec(const std::string& exe, const std::vector<std::string>& argv, int ht
         bool ours = v.starts_with("LISTEN_") || v.starts_with("DUET_GENERATION=") ||
                     v.starts_with("DUET_RELOADS=") || v.starts_with("DUET_STARTED=") ||
                     v.starts_with("DUET_CONN_FDS=") || v.starts_with("DUET_HANDOVER_FD=") ||
+                    v.starts_with("DUET_INOTIFY_FDS=") ||
                     // The test hook corrupts one hand-over, not every one after it.
                     v.starts_with("DUET_TEST_CORRUPT_HANDOVER=");
         if (!ours) env.emplace_back(v);
@@ -261,6 +311,8 @@ void reexec(const std::string& exe, const std::vector<std::string>& argv, int ht
     env.push_back(started);
     if (!conn_list.empty()) env.push_back("DUET_CONN_FDS=" + conn_list);
     if (handover_fd >= 0) env.push_back("DUET_HANDOVER_FD=" + std::to_string(handover_fd));
+    env.push_back("DUET_INOTIFY_FDS=" + std::to_string(inotify.store) + "," +
+                  std::to_string(inotify.reload));
     std::vector<char*> cenv, cargv;
     for (auto& e : env) cenv.push_back(e.data());
     cenv.push_back(nullptr);

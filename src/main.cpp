@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
         handover.present = true;
         unsetenv("DUET_HANDOVER_FD");
     }
+    InotifyFds inherited_inotify = take_inherited_inotify();
     // Listening sockets come first, so that freshly bound ones land on fds 3 and 4.
     ListenSockets sockets;
     std::vector<HandedConn> handed;
@@ -123,6 +124,7 @@ int main(int argc, char** argv) {
     clock_gettime(CLOCK_REALTIME, &now);
     server.generation = std::uint64_t(env_number("DUET_GENERATION", 0));
     server.reloads = std::uint64_t(env_number("DUET_RELOADS", 0));
+    server.inherited_inotify = inherited_inotify;
     server.started_at = env_number("DUET_STARTED", double(now.tv_sec) + now.tv_nsec / 1e9);
     if (int rc = server.start(std::move(sockets), std::move(handed), std::move(handover)); rc != 0)
         return rc;

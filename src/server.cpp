@@ -103,11 +103,12 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
         log("helper threads: %s", std::strerror(-rc));
         return 1;
     }
-    index.start(!handover.present);  // temporaries of handed-over uploads stay
+    index.start(!handover.present, inherited_inotify.store);  // handed-over uploads' temps stay
     http_listener_.fd = std::move(sockets.http);
     files_listener_.fd = std::move(sockets.files);
     resume_accepting();
-    if (!life_.init(*this, loop, exe_, config_.watch, config_.reload, err)) {
+    if (!life_.init(*this, loop, exe_, config_.watch, config_.reload, inherited_inotify.reload,
+                    err)) {
         log("%s", err.c_str());
         return 2;
     }
@@ -477,7 +478,7 @@ void Server::finish_reload() {
     out_log_.detach();
     err_log_.detach();
     reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, -1,
-           generation + 1, reloads + 1, started_at);
+           passed_inotify(), generation + 1, reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
     std::_Exit(1);
 }

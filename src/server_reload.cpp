@@ -53,8 +53,8 @@ bool Server::hand_over_all() {
     }
     std::fflush(stdout);
     std::fflush(stderr);
-    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), {}, fd, generation + 1,
-           reloads + 1, started_at);
+    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), {}, fd, passed_inotify(),
+           generation + 1, reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
     std::_Exit(1);
 }

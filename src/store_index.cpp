@@ -196,8 +196,8 @@ struct StoreIndex::Render {
 StoreIndex::StoreIndex(Server& srv) : srv_(srv) {}
 StoreIndex::~StoreIndex() = default;
 
-void StoreIndex::start(bool sweep_temps) {
-    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+void StoreIndex::start(bool sweep_temps, int inherited) {
+    inotify_.reset(inherited >= 0 ? inherited : ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (inotify_) srv_.loop.add(inotify_.get(), EPOLLIN, this);
     add_watches();
     rebuild(sweep_temps);

@@ -22,11 +22,28 @@ void block_lifecycle_signals();
 // sd_notify: one datagram to $NOTIFY_SOCKET (path or @abstract). No-op without it.
 void notify_service_manager(const std::string& message);
 
+// Inotify fds that cross a reload. Closing an inotify fd that holds watches makes the closing
+// process wait while the kernel retires them (an SRCU grace period: 13 ms of a 14 ms stop on the
+// project VM), and execve closes close-on-exec fds before the next image runs. So a reload hands
+// both inotify fds (the store index's and --reload's) to the next image in
+// DUET_INOTIFY_FDS=STORE,RELOAD (-1 for none); adding a watch on the same path there gives back
+// the same watch, and the store's events queued during the exec are not lost.
+struct InotifyFds {
+    int store = -1;
+    int reload = -1;
+};
+// Reads and unsets DUET_INOTIFY_FDS; keeps only fds that are inotify instances, close-on-exec
+// again.
+InotifyFds take_inherited_inotify();
+
 class Lifecycle {
   public:
-    // Arms the signalfd and, with --reload, the watches. 0 or an error line.
+    // Arms the signalfd and, with --reload, the watches (on `inherited`, the previous image's
+    // inotify fd, when there is one). 0 or an error line.
     bool init(Server& srv, Loop& loop, const std::string& exe,
-              const std::vector<std::string>& watch, bool reload, std::string& error);
+              const std::vector<std::string>& watch, bool reload, int inherited,
+              std::string& error);
+    int inotify_fd() const { return inotify_fd_.get(); }
 
     // Debounce: a change arms a deadline 150 ms ahead; every further change pushes it back.
     void change_seen(std::int64_t now_ms) { reload_due_ms_ = now_ms + 150; }
@@ -78,10 +95,10 @@ class Lifecycle {
 
 // Replaces this process image with `exe`, passing the listening sockets as fds 3 and 4 (systemd
 // convention), and either the hand-over memfd (DUET_HANDOVER_FD, every connection as a record)
-// or, after a fall-back drain, idle connections by number (DUET_CONN_FDS). Returns only on
-// failure, with errno set.
+// or, after a fall-back drain, idle connections by number (DUET_CONN_FDS), and the inotify fds.
+// Returns only on failure, with errno set.
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,
-            const std::vector<HandedConn>& conns, int handover_fd, std::uint64_t generation,
-            std::uint64_t reloads, double started_at);
+            const std::vector<HandedConn>& conns, int handover_fd, InotifyFds inotify,
+            std::uint64_t generation, std::uint64_t reloads, double started_at);
 
 }  // namespace duet

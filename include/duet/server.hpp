@@ -121,7 +121,8 @@ class Server {
     AuthThrottle throttle;
     std::uint64_t generation = 0;
     std::uint64_t reloads = 0;
-    double started_at = 0;  // CLOCK_REALTIME seconds of the first start of this PID
+    double started_at = 0;         // CLOCK_REALTIME seconds of the first start of this PID
+    InotifyFds inherited_inotify;  // from the previous image, taken over by start()
 
     void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
     void access_log(const std::string& line);
@@ -139,6 +140,7 @@ class Server {
     void pause_accepting();
     void resume_accepting();
     void finish_reload();
+    InotifyFds passed_inotify() const { return {index.inotify_fd(), life_.inotify_fd()}; }
     // Reload without waiting (server_reload.cpp): every connection goes to the new image as a
     // record, whatever it is doing. false when it could not start (then the caller drains).
     bool hand_over_all();

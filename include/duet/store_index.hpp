@@ -43,8 +43,10 @@ class StoreIndex : public Handler {
 
     explicit StoreIndex(Server& srv);
     ~StoreIndex() override;
-    // Arms the watches and starts the first build. Stale temporary files are swept by it.
-    void start(bool sweep_temps = true);
+    // Arms the watches (on `inherited`, the previous image's inotify fd, when there is one) and
+    // starts the first build. Stale temporary files are swept by it.
+    void start(bool sweep_temps = true, int inherited = -1);
+    int inotify_fd() const { return inotify_.get(); }
     // True once the first (or latest) build has merged every directory entry.
     bool built() const { return !building_; }
     std::size_t pending() const { return pending_; }
