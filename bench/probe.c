@@ -7,7 +7,8 @@
 // connection or an answer other than 200 as an error; both are written as "inf", never dropped, so
 // they land at the top of every percentile. Runs until SIGTERM/SIGINT, then waits for what is in
 // flight (bounded by the timeout) and writes one latency in ms per line to OUT; prints a summary
-// line on stderr.
+// line on stderr. With PROBE_STAMPS=1 in the environment each line is "DUE LATENCY", DUE the
+// wall-clock time (Unix epoch, ms) the request fell due, so a script can cut windows out of a run.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,8 +56,11 @@ static int ep;
 static struct sockaddr_in sa;
 static char request[512];
 static size_t request_len;
+static int stamps;          // PROBE_STAMPS=1: write the due time before each latency
+static double epoch_offset;  // CLOCK_REALTIME minus CLOCK_MONOTONIC, in ms
 
 static void record(double due, int outcome) {  // outcome: 0 ok, 1 timeout, 2 error
+    if (stamps) fprintf(out, "%.3f ", due + epoch_offset);
     if (outcome == 0) {
         fprintf(out, "%.3f\n", now_ms() - due);
         ++n_ok;
@@ -186,6 +190,11 @@ int main(int argc, char** argv) {
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const char* st = getenv("PROBE_STAMPS");
+    stamps = st && !strcmp(st, "1");
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    epoch_offset = rt.tv_sec * 1e3 + rt.tv_nsec / 1e6 - now_ms();
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
