@@ -79,7 +79,8 @@ done
 COLD_BYTES=$(numfmt --from=iec "$COLD_SIZE")
 COLD_MIB=$((COLD_BYTES >> 20))
 LOAD="taskset -c $LOAD_CPU"
-ROWS=()  # summary table rows
+ROWS=()   # summary table rows
+NOISY=()  # scenarios whose loop thread waited for a CPU over 5 % of the time
 
 echo "command: SECS=$SECS LOG_SECS=$LOG_SECS HASH_SECS=$HASH_SECS HASH_SIZE=$HASH_SIZE" \
     "HASH_WAIT=$HASH_WAIT LIST_FILES=$LIST_FILES LIST_CPU_SECS=$LIST_CPU_SECS COLD_SIZE=$COLD_SIZE" \
@@ -91,7 +92,13 @@ echo "rounds: ROUNDS=$ROUNDS for cold, upload and cp; ratios as median (min–ma
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 url() { echo "http://127.0.0.1:$DUET_HTTP_PORT$1"; }
-buckets() { curl -s "$(url /metrics)" | grep '^duet_loop_stall_seconds_bucket' || true; }
+# buckets: duet's loop-step histogram, then "sched RUN_NS WAIT_NS" of the loop thread (the main
+# thread: /proc/PID/schedstat), so a report can tell a long step from a loop kept off the CPU by
+# other processes (on a shared machine the second is common)
+buckets() {
+    curl -s "$(url /metrics)" | grep '^duet_loop_stall_seconds_bucket' || true
+    awk '{ print "sched", $1, $2 }' "/proc/$DUET_PID/schedstat" 2>/dev/null || true
+}
 metric() { curl -s "$(url /metrics)" | awk -v m="$1" '$1 == m { print $2 }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 mib_s() { awk -v b="$1" -v ms="$2" 'BEGIN { printf "%.0f", b / 1048576 / (ms > 0 ? ms : 1) * 1000 }'; }
@@ -155,8 +162,19 @@ report() {
     after=$(buckets)
     [ -n "$before" ] && [ -n "$after" ] || return 0
     echo "  duet loop steps during the scenario (duet_loop_stall_seconds, cumulative):"
-    paste <(echo "$before") <(echo "$after") | awk '{
+    paste <(grep -v '^sched' <<<"$before") <(grep -v '^sched' <<<"$after") | awk '{
         split($1, a, "\""); printf "    le=%-8s %10d\n", a[2], $4 - $2 }'
+    local waited
+    waited=$(paste <(grep '^sched' <<<"$before") <(grep '^sched' <<<"$after") | awk 'NF == 6 {
+        run = ($5 - $2) / 1e6; wait = ($6 - $3) / 1e6
+        printf "  loop thread: %.0f ms on a CPU, %.0f ms runnable but waiting for one\n", run, wait
+        if (wait > 0.05 * (run + wait)) print "NOISY" }')
+    grep -v NOISY <<<"$waited" || true
+    if grep -q NOISY <<<"$waited"; then
+        echo "  WARNING: other processes kept duet's loop off CPU $SERVER_CPU for over 5 % of the" \
+            "time: this scenario's latency figures say more about the machine than about duet"
+        NOISY+=("$CURRENT")
+    fi
     local max; max=$(metric duet_loop_stall_max_seconds)
     [ -n "$max" ] && awk -v m="$max" 'BEGIN { printf "  longest step since start: %.2f ms\n", m * 1000 }'
     return 0
@@ -551,9 +569,9 @@ run_storeloss() {
 }
 
 START=$(now_ms)
-for s in "${SCENARIOS[@]}"; do
-    echo "== $s"
-    "run_$s"
+for CURRENT in "${SCENARIOS[@]}"; do
+    echo "== $CURRENT"
+    "run_$CURRENT"
 done
 echo
 echo "Summary ($(($(now_ms) - START)) ms in all; median (min–max) over $ROUNDS rounds where rounds are taken):"
@@ -561,3 +579,8 @@ echo
 echo "| scenario | bound | measured | verdict |"
 echo "|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+if [ ${#NOISY[@]} -gt 0 ]; then
+    echo
+    echo "NOT FOR PUBLICATION: duet's loop waited for a CPU over 5 % of the time in: ${NOISY[*]}" \
+        "(the machine is busy; run again on a quiet one)"
+fi
