@@ -56,7 +56,7 @@ static int ep;
 static struct sockaddr_in sa;
 static char request[512];
 static size_t request_len;
-static int stamps;          // PROBE_STAMPS=1: write the due time before each latency
+static int stamps;           // PROBE_STAMPS=1: write the due time before each latency
 static double epoch_offset;  // CLOCK_REALTIME minus CLOCK_MONOTONIC, in ms
 
 static void record(double due, int outcome) {  // outcome: 0 ok, 1 timeout, 2 error

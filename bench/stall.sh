@@ -328,9 +328,13 @@ run_cold() {
         t0=$(now_ms)
         $LOAD dd if="$data/a.bin" of=/dev/null bs=1M status=none &
         local d1=$!
+        track "$d1"
         $LOAD dd if="$data/b.bin" of=/dev/null bs=1M status=none &
         local d2=$!
+        track "$d2"
         wait "$d1" "$d2"
+        untrack "$d1"
+        untrack "$d2"
         t1=$(now_ms)
         two=$(mib_s $((2 * COLD_BYTES)) $((t1 - t0)))
         drop_caches
@@ -338,11 +342,15 @@ run_cold() {
         t0=$(now_ms)
         $LOAD curl -sf -o /dev/null "$(url /files/a.bin)" &
         local c1=$!
+        track "$c1"
         $LOAD curl -sf -o /dev/null "$(url /files/b.bin)" &
         local c2=$!
+        track "$c2"
         local ok=yes
         wait "$c1" || ok=no
         wait "$c2" || ok=no
+        untrack "$c1"
+        untrack "$c2"
         t1=$(now_ms)
         probe_stop
         duet=$(mib_s $((2 * COLD_BYTES)) $((t1 - t0)))
