@@ -29,7 +29,7 @@
 #             while a client downloads another COLD_SIZE file, ROUNDS rounds, page cache dropped
 #             before each download (CP_CACHE=warm: both read warm instead): the download's rate
 #             with the cp >= 0.9x its rate alone; then GET /files shows big.iso with the digest
-#             sha256sum gives (waits <= CP_WAIT s after the cp ends). For context, each round also
+#             openssl/sha256sum gives (waits <= CP_WAIT s after the cp ends). For context, each round also
 #             times a dd read of the same file alone and with the same cp going outside the store:
 #             on 2 cores the cp's own disk and CPU use slow any reader, duet or not
 #   logpipe   --access-log into a pipe nobody reads, 8 clients GET / for LOG_SECS (10 s):
@@ -190,6 +190,15 @@ term_exit() {
     untrack "$1"
 }
 
+# sha_of FILE: its SHA-256 on LOAD_CPU (openssl when there: 8x faster than coreutils sha256sum here)
+sha_of() {
+    if command -v openssl >/dev/null; then
+        $LOAD openssl dgst -sha256 -r "$1" | cut -d' ' -f1
+    else
+        $LOAD sha256sum "$1" | cut -d' ' -f1
+    fi
+}
+
 # file_sha NAME: sha256 of NAME in GET /files ("" when absent or the listing fails)
 file_sha() {
     curl -s -m 10 "$(url /files)" | python3 -c '
@@ -239,11 +248,7 @@ run_hash8g() {
     stat=$($LOAD "$CROWD" files "$DUET_FILES_PORT" "STAT huge.img" "$HASH_WAIT")
     local took=$(($(now_ms) - t0))
     local ref got
-    if command -v openssl >/dev/null; then
-        ref=$($LOAD openssl dgst -sha256 -r "$data/huge.img" | cut -d' ' -f1)
-    else
-        ref=$($LOAD sha256sum "$data/huge.img" | cut -d' ' -f1)
-    fi
+    ref=$(sha_of "$data/huge.img")
     got=$(awk '$1 == "OK" { print $3 }' <<<"$stat")
     echo "  STAT huge.img on a fresh duet: $stat (after $took ms); the file's SHA-256: $ref"
     verdict=FAIL
@@ -427,7 +432,7 @@ run_cp() {
     mkdir -p "$data" "$out"
     make_file "$data/dl.bin" "$COLD_BYTES"
     head -c "$COLD_BYTES" /dev/urandom >"$out/big.iso"  # not the same bytes as dl.bin
-    local ref; ref=$($LOAD sha256sum "$out/big.iso" | cut -d' ' -f1)
+    local ref; ref=$(sha_of "$out/big.iso")
     start_duet "$BENCH_TMP/cp.log" --data "$data"
     curl -s -o /dev/null "$(url /files/dl.bin)"  # its digest first
     local before; before=$(buckets)
@@ -461,7 +466,7 @@ run_cp() {
         local ratio; ratio=$(ratio "$with" "$alone")
         echo "  round $r: download alone $alone MiB/s, with cp $with MiB/s (x$ratio);" \
             "cp took $cp_ms ms, download $((t1 - t0)) ms; GET /files big.iso sha256 ${got:-absent}" \
-            "$([ "$got" = "$ref" ] && echo "= sha256sum" || echo "!= sha256sum $ref") $waited ms after the cp;" \
+            "$([ "$got" = "$ref" ] && echo "= the file's" || echo "!= the file's $ref") $waited ms after the cp;" \
             "healthz: $(lat_text "$s")"
         [ "$got" = "$ref" ] || digests=FAIL
         ratios+=("$ratio"); alones+=("$alone"); withs+=("$with"); waits+=("$waited")
@@ -492,7 +497,7 @@ run_cp() {
     row cp "download with \`cp big.iso\` >= 0.9x alone ($CP_CACHE cache)" \
         "x$(printf '%s\n' "${ratios[@]}" | spread) ($(printf '%s\n' "${withs[@]}" | spread %.0f) vs $(printf '%s\n' "${alones[@]}" | spread %.0f) MiB/s)" \
         "$(judge ge 0.9 "${ratios[@]}")"
-    row cp "GET /files: big.iso with sha256sum's digest after the cp" \
+    row cp "GET /files: big.iso with the file's own SHA-256 after the cp" \
         "every round: $digests, after $(printf '%s\n' "${waits[@]}" | spread %.0f) ms" "$digests"
     stop_pid "$DUET_PID"
     rm -rf "$data" "$out"
