@@ -36,7 +36,7 @@
 #             /healthz p99 < 10 ms, log lines dropped > 0, SIGTERM exits 0 within 100 ms
 #   storeloss rm -rf DATA, mkdir DATA, mv DATA DATA2, mkdir DATA while running: time to /healthz 503
 #             and back to 200, and a PUT after the return lands in DATA (statuses on both ports
-#             are proven by test_e2e_store_loss; this only times them)
+#             are proven by test_e2e_latency, e2e_responsive/a_store_that_goes_away_is_503_and_comes_back; this only times them)
 # Usage: bench/stall.sh [SCENARIO...]   (all by default, in the order above)
 # env: SECS=10 LOG_SECS=$SECS HASH_SECS=3 HASH_SIZE=8G HASH_WAIT=300 LIST_FILES=10000
 #      LIST_CPU_SECS=5 COLD_SIZE=1G ROUNDS=5 CP_CACHE=cold CP_WAIT=120
