@@ -503,9 +503,16 @@ void Server::expire_timers() {
         Conn::from_head_timer(n)->on_throttle_release();
     }
     for (TimerNode* n; (n = idle_timers.expired(now_ms_));) {
+        Conn* c = Conn::from_idle_timer(n);
+        if (c->parked()) {
+            // Waiting for duet's own work (a digest, a cold read, an fsync) is not the client
+            // being idle: the clock starts again from now.
+            idle_timers.touch(*n, now_ms_);
+            continue;
+        }
         TimerList::cancel(*n);
         ++metrics.timeouts;
-        Conn::from_idle_timer(n)->on_idle_timeout();
+        c->on_idle_timeout();
     }
     if (now_ms_ >= partial_sweep_at_) {
         // A bounded look at the partial uploads each second: expiry never costs a long step.
