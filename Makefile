@@ -16,6 +16,9 @@ BASE     := -std=c++20 $(WARN) -Iinclude -fno-rtti -ffunction-sections -fdata-se
 # alone would cost about 1 MiB of resident memory in an otherwise 2 MiB process.
 LDFLAGS  += -Wl,--gc-sections -Wl,-O1 -Wl,--as-needed -static-libstdc++ -static-libgcc
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# Line tables only (-g1): sanitizer reports still name file and line, and the sanitizer and test
+# builds, the largest share of `make test`'s CPU, compile about 15 % faster than with -g.
+DEBUG    := -g1
 
 # Quiet by default; `make V=1` prints whole command lines.
 Q        := $(if $(V),,@)
@@ -45,7 +48,7 @@ build/duet: $(OBJS)
 
 build/duet-san: $(SAN_OBJS)
 	@echo "  LINK $@"
-	$(Q)$(CXX) -O1 -g $(SAN) -o $@ $^
+	$(Q)$(CXX) -O1 $(DEBUG) $(SAN) -o $@ $^
 
 build/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/obj
 	@echo "  CXX  $<"
@@ -53,18 +56,23 @@ build/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/obj
 
 build/san/%.o: src/%.cpp | build/san
 	@echo "  CXX  $< (sanitizers)"
-	$(Q)$(CXX) $(BASE) -O1 -g $(SAN) $(EXTRA) -MMD -c -o $@ $<
+	$(Q)$(CXX) $(BASE) -O1 $(DEBUG) $(SAN) $(EXTRA) -MMD -c -o $@ $<
 
 build/san/t_%.o: test/%.cpp | build/san
 	@echo "  CXX  $<"
-	$(Q)$(CXX) $(BASE) -Itest -O1 -g $(SAN) -MMD -c -o $@ $<
+	$(Q)$(CXX) $(BASE) -Itest -O1 $(DEBUG) $(SAN) -MMD -c -o $@ $<
 
 # Test drivers are built at -O0: they only call into the -O1 library and the shared helpers and
 # wait on sockets, and -O1 would cost them four times the compile time (18 s against 4 s of CPU
 # for test_e2e_http_files.cpp), the largest share of `make test` on two cores.
-build/test/%: test/%.cpp $(SAN_LIB) $(TEST_HELPERS) | build/test
+# They link the library as an archive, so each takes only the objects it uses (a black-box test
+# needs little more than the helpers).
+build/test/%: test/%.cpp build/san/libduet.a $(TEST_HELPERS) | build/test
 	@echo "  TEST $@"
-	$(Q)$(CXX) $(BASE) -Itest -O0 -g $(SAN) -MMD -o $@ $< $(SAN_LIB) $(TEST_HELPERS) -lcriterion
+	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) $(SAN) -MMD -o $@ $< $(TEST_HELPERS) build/san/libduet.a -lcriterion
+
+build/san/libduet.a: $(SAN_LIB)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 build/obj build/san build/test:
 	mkdir -p $@
