@@ -76,6 +76,13 @@ void FileConn::on_header_timeout() {
 }
 
 void FileConn::on_idle_timeout() {
+    if (up_ && up_->stage != 0) return;  // the client waits for helpers, not the other way round
+    if (up_ && up_->append.active()) {
+        ++srv_.metrics.uploads_failed;
+        cut_resume("ERR 408 upload stalled; ");
+        pump_now();
+        return;
+    }
     if (up_) {
         if (!up_->sized) {
             fail_upload("ERR 408 upload stalled; nothing stored");
@@ -97,6 +104,11 @@ void FileConn::on_eof() {
     if (up_ && !up_->sized) {
         up_->close_after = true;
         finish_upload();  // PUT NAME: the half-close ends the bytes
+        return;
+    }
+    if (up_ && up_->append.active()) {  // a RESUME cut short: answered after its checkpoint
+        ++srv_.metrics.uploads_failed;
+        cut_resume("ERR 400 short upload: ");
         return;
     }
     if (up_) {  // a sized upload cut short: nothing published, its bytes kept as a partial
@@ -294,6 +306,11 @@ void FileConn::put(const Command& c) {
 bool FileConn::feed_upload() {
     Incoming& u = *up_;
     if (in_.empty()) return false;
+    // A RESUME two checkpoints ahead of the disk waits for the one on a helper.
+    if (u.append.backlogged()) {
+        srv_.park(this);
+        return false;
+    }
     std::size_t n = in_.size();
     if (u.sized && n > u.left) n = std::size_t(u.left);
     if (!u.sized && u.upload.size() + n > srv_.cfg.max_upload) {
@@ -344,6 +361,7 @@ bool FileConn::advance_publish() {
         srv_.park(this);
         return false;
     }
+    if (u.stage >= 3) return after_last_checkpoint();
     int rc = u.wait->rc;
     if (u.stage == 1 && rc == 0) {
         // A compare-and-swap needs the current digest: wait for it before the one-step publish.

@@ -71,6 +71,12 @@ void FileConn::resume(const Command& c) {
     std::string token = session_token();
     PartialRef p = srv_.partials.find_named(c.name, c.size);
     if (p && !PartialStore::token_allows(*p, token)) p = nullptr;
+    // An append that just ended is still making its last bytes durable on a helper: wait for
+    // that (the line runs again when woken), so the offset answered is where it ended.
+    if (p && p->busy && !p->active) {
+        if (std::shared_ptr<DiskWait> w = PartialStore::pending_sync(*p); w && !w->done)
+            return srv_.park(this);
+    }
     int rc = 0;
     if (!p) {
         // Nothing to resume: an ordinary sized upload from 0, itself resumable.
@@ -115,23 +121,50 @@ void FileConn::resume(const Command& c) {
     if (up_->left == 0) finish_resume();
 }
 
+// All the bytes arrived: the append's last checkpoint runs on a helper (stage 4), then the
+// publish (after_last_checkpoint).
 void FileConn::finish_resume() {
     Incoming& u = *up_;
-    PartialRef p = u.append.ref();
-    int rc = u.append.end();
+    u.publishing = u.append.ref();
+    u.wait = u.append.finish();
+    u.stage = 4;
+}
+
+// The session was cut (half-close, stall): what arrived is made durable on a helper (stage 3),
+// and the answer says how much that is.
+void FileConn::cut_resume(std::string answer) {
+    Incoming& u = *up_;
+    u.publishing = u.append.ref();
+    u.wait = u.append.finish();
+    u.cut_answer = std::move(answer);
+    u.stage = 3;
+}
+
+bool FileConn::after_last_checkpoint() {
+    Incoming& u = *up_;
+    PartialRef p = std::move(u.publishing);
+    int rc = u.wait->rc;
+    if (u.stage == 3) {
+        std::string answer =
+            u.cut_answer + "got " + u64(p->offset) + " of " + u64(u.total) + " bytes, partial kept";
+        up_.reset();
+        reply_and_close(answer);
+        return true;
+    }
     if (rc < 0) {
         ++srv_.metrics.uploads_failed;
         up_.reset();
         reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full; partial kept"
                                                        : "ERR 500 cannot store; partial kept");
-        return;
+        return true;
     }
-    // Published like a PUT (FileConn::advance_publish): its bytes are durable already, so the
-    // first stage only waits for a digest a compare-and-swap needs, then checks and renames in
-    // one step; the directory's fsync runs on a helper.
+    // Published like a PUT (advance_publish): its bytes are durable already, so the first stage
+    // only waits for a digest a compare-and-swap needs, then checks and renames in one step; the
+    // directory's fsync runs on a helper.
     u.publishing = p;
     u.stage = 1;
     u.wait = std::make_shared<DiskWait>(DiskWait{true, 0});
+    return true;
 }
 
 void FileConn::partial_list(const Command& c) {

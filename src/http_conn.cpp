@@ -185,6 +185,11 @@ bool HttpConn::feed_body() {
     Body& b = *body_;
     bool done = false;
     while (!in_.empty() && !done) {
+        // A resumable append two checkpoints ahead of the disk waits for the one on a helper.
+        if (b.resumable && b.resumable->append.backlogged()) {
+            srv_.park(this);
+            return false;
+        }
         std::string_view chunk;
         if (b.kind == BodyKind::Length) {
             std::size_t n = in_.size() < b.left ? in_.size() : std::size_t(b.left);

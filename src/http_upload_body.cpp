@@ -82,12 +82,12 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     return true;
 }
 
-// true when the upload is complete and is being published: the body stays, process() drives
-// advance_publish(); false when answered already.
+// The body has arrived: the append's last checkpoint starts on a helper (stage 3); the answer
+// comes after it (after_last_checkpoint). true while the body stays (process() drives
+// advance_publish()); false when answered already.
 bool HttpConn::finish_resumable() {
     ResumableBody& rb = *body_->resumable;
     PartialRef p = rb.append.ref();
-    std::string echo = interop_field(rb.interop);
     if (rb.has_checksum) {
         if (!rb.append.append_digest_is(rb.checksum)) {
             rb.append.end();  // held: rolled back to where this append began
@@ -97,7 +97,20 @@ bool HttpConn::finish_resumable() {
         }
         rb.append.release_hold();
     }
-    int rc = rb.append.end();
+    rb.publishing = p;
+    body_->wait = rb.append.finish();
+    body_->stage = 3;
+    return true;
+}
+
+// After the last checkpoint: the answer, or (complete) on to the publish. true when publishing
+// goes on (stage 1), false when answered.
+bool HttpConn::after_last_checkpoint() {
+    ResumableBody& rb = *body_->resumable;
+    PartialRef p = rb.publishing;
+    rb.publishing.reset();
+    std::string echo = interop_field(rb.interop);
+    int rc = body_->wait->rc;
     if (p->gone) {
         respond_error(410, "The upload was cancelled.");
         return false;
@@ -158,14 +171,21 @@ bool HttpConn::finish_resumable() {
 }
 
 // Publishing a completed partial follows PUT's steps (SPEC §5, see finish_upload): its bytes are
-// durable already (each append ends with an fdatasync); the precondition check and the rename run
-// on the loop in one step, after any digest a compare-and-swap needs is known; the directory's
-// fsync runs on a helper; then the answer. Stage 1: check and rename; stage 2: directory fsync.
+// durable already (stage 3 waited for the append's last checkpoint); the precondition check and
+// the rename run on the loop in one step, after any digest a compare-and-swap needs is known; the
+// directory's fsync runs on a helper; then the answer. Stage 1: check and rename; stage 2:
+// directory fsync.
 bool HttpConn::advance_partial_publish() {
     Body& b = *body_;
     ResumableBody& rb = *b.resumable;
     PartialRef p = rb.publishing;
-    if (b.stage == 1) {
+    if (b.stage == 3) {
+        if (!b.wait->done) {
+            srv_.park(this);
+            return false;
+        }
+        if (after_last_checkpoint()) return advance_partial_publish();
+    } else if (b.stage == 1) {
         if (!p->gone && srv_.digest_pending(p->spec.name, p->spec.pre)) {
             srv_.park(this);
             return false;

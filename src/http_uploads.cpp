@@ -120,6 +120,12 @@ void HttpConn::route_uploads(const Request& req, std::string_view id) {
     PartialRef p = srv_.partials.find(id);
     if (!p || !PartialStore::token_allows(*p, srv_.cfg.token))
         return refuse(404, "No upload has this ID.", "Tus-Resumable: 1.0.0\r\n");
+    // An append that just ended is still making its last bytes durable (a helper's checkpoint):
+    // whatever this request wants to know or do waits for that, as it would have on the loop.
+    if (p->busy && !p->active) {
+        if (std::shared_ptr<DiskWait> w = PartialStore::pending_sync(*p); w && !w->done)
+            return srv_.park(this);
+    }
     if (req.method == "GET" || req.method == "HEAD") return upload_status(req, p);
     if (req.method == "DELETE") {
         // An append in flight on another connection fails at its next write (draft §Concurrency:
@@ -157,9 +163,12 @@ void HttpConn::list_uploads() {
 }
 
 void HttpConn::upload_status(const Request& req, const PartialRef& p) {
-    // An append running on another connection first makes what it has durable, so the offset
-    // given here is as fresh as it can be and never more than what survives a crash.
-    if (p->active) p->active->checkpoint();
+    // An append running on another connection first makes what it has durable (a checkpoint on
+    // a helper; this request waits, parked), so the offset given here is as fresh as it can be
+    // and never more than what survives a crash.
+    if (p->active && !head_wait_) head_wait_ = p->active->checkpoint();
+    if (head_wait_ && !head_wait_->done) return srv_.park(this);
+    head_wait_.reset();
     std::string fields = state_fields(*p, srv_.partials.expires(*p));
     fields += "Upload-Complete: ?0\r\nCache-Control: no-store\r\n";
     fields += upload_limit_field(p.get());

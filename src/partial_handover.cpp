@@ -2,9 +2,12 @@
 // where this append began and how far it got, and the three hash states (whole upload, at the
 // append's start for a rollback, this append's bytes for a tus checksum). Nothing is made durable
 // for the hand-over: the bytes past the partial's durable offset are in the file the fd names,
-// and the next image checkpoints them as this one would have.
+// and the next image checkpoints them as this one would have. A reload waits for checkpoints
+// on helpers (PartialStore::syncing) before it hands anything over, so the state file the next
+// image loads is the one this image last announced.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "duet/handover_record.hpp"
 #include "duet/partial_store.hpp"
@@ -26,6 +29,14 @@ enum : std::uint16_t {
 
 void PartialAppend::hand_over(RecordWriter& w) {
     if (!p_) return;
+    if (failed() < 0) {
+        // A checkpoint failed: the bytes after the durable offset may be lost even if a later
+        // fdatasync succeeds. The next image goes on from the durable offset instead.
+        offset_ = p_->offset;
+        sha_ = p_->sha;
+        (void)::ftruncate(fd_.get(), off_t(offset_));
+        last_.reset();
+    }
     w.bytes(kId, p_->id);
     w.u64(kOffset, offset_);
     w.u64(kStart, start_);
@@ -81,6 +92,7 @@ bool PartialStore::resume_append(RecordReader& r, PartialAppend& ap) {
     ap.written_back_ = p->offset;
     ap.since_checkpoint_ = offset - p->offset;
     ap.hold_ = hold;
+    ap.last_.reset();
     return true;
 }
 

@@ -1,6 +1,6 @@
 // The partial-upload store: durable bytes and state of unfinished uploads, shared by the IETF
 // draft, tus and the file port. Everything that makes data durable is in the "durability"
-// section below, so those calls can move to helper threads in one place.
+// section below; an append's checkpoints run them on helper threads (partial_checkpoint.cpp).
 #include "duet/partial_store.hpp"
 
 #include <fcntl.h>
@@ -17,20 +17,9 @@
 #include "duet/store_meta.hpp"
 
 namespace duet {
-namespace {
+namespace partial_detail {
 
 // ---- durability: the only place that fsyncs --------------------------------------------------
-
-// The bytes of an append are on disk (data only: the size is covered by the state's offset).
-int sync_data(int fd) {
-    return ::fdatasync(fd) == 0 ? 0 : -errno;
-}
-
-// Starts writeback of [from, to) without waiting, so the next checkpoint's fdatasync has only
-// the tail left to wait for (as Upload::write does for a PUT).
-void start_writeback(int fd, std::uint64_t from, std::uint64_t to) {
-    ::sync_file_range(fd, off64_t(from), off64_t(to - from), SYNC_FILE_RANGE_WRITE);
-}
 
 // Replaces `name` in `dirfd` with `content` atomically and durably: a reader (or a restart)
 // sees the old whole file or the new whole file. Write temp, fsync, rename, fsync dir.
@@ -61,17 +50,49 @@ int replace_file(int dirfd, const std::string& name, const std::string& content)
     return ::fsync(dirfd) == 0 ? 0 : -errno;
 }
 
-void sync_dir(int dirfd) {
-    ::fsync(dirfd);
-}
-
-// ---- state file ---------------------------------------------------------------------------------
-
 std::int64_t wall_now() {
     timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     return ts.tv_sec;
 }
+
+std::string serialize(const Partial& p) {
+    const PartialSpec& s = p.spec;
+    std::string out = "duet-partial 1\n";
+    auto kv = [&](const char* k, const std::string& v) { ((out += k) += ' ') += v + "\n"; };
+    kv("name", s.name);
+    kv("length", s.length == kUnknownLength ? "-" : std::to_string(s.length));
+    kv("offset", std::to_string(p.offset));
+    kv("token", s.token_hash.empty() ? "-" : s.token_hash);
+    kv("expected", s.has_expected ? to_hex(s.expected) : "-");
+    using K = Precondition::Kind;
+    kv("precond", s.pre.kind == K::None           ? "-"
+                  : s.pre.kind == K::MustNotExist ? "absent"
+                  : s.pre.kind == K::MustExist    ? "exists"
+                                                  : "match:" + to_hex(s.pre.etag));
+    kv("created", std::to_string(p.created));
+    kv("touched", std::to_string(p.touched));
+    kv("sha", sha_state_text(p.sha));
+    return out;
+}
+
+}  // namespace partial_detail
+
+namespace {
+using partial_detail::replace_file;
+using partial_detail::serialize;
+using partial_detail::wall_now;
+
+// The bytes of an append are on disk (data only: the size is covered by the state's offset).
+int sync_data(int fd) {
+    return ::fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+void sync_dir(int dirfd) {
+    ::fsync(dirfd);
+}
+
+// ---- state file ---------------------------------------------------------------------------------
 
 std::string new_id() {
     std::uint8_t raw[16];
@@ -97,26 +118,6 @@ bool valid_id(std::string_view id) {
     if (id.size() != 32) return false;
     return std::all_of(id.begin(), id.end(),
                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-std::string serialize(const Partial& p) {
-    const PartialSpec& s = p.spec;
-    std::string out = "duet-partial 1\n";
-    auto kv = [&](const char* k, const std::string& v) { ((out += k) += ' ') += v + "\n"; };
-    kv("name", s.name);
-    kv("length", s.length == kUnknownLength ? "-" : std::to_string(s.length));
-    kv("offset", std::to_string(p.offset));
-    kv("token", s.token_hash.empty() ? "-" : s.token_hash);
-    kv("expected", s.has_expected ? to_hex(s.expected) : "-");
-    using K = Precondition::Kind;
-    kv("precond", s.pre.kind == K::None           ? "-"
-                  : s.pre.kind == K::MustNotExist ? "absent"
-                  : s.pre.kind == K::MustExist    ? "exists"
-                                                  : "match:" + to_hex(s.pre.etag));
-    kv("created", std::to_string(p.created));
-    kv("touched", std::to_string(p.touched));
-    kv("sha", sha_state_text(p.sha));
-    return out;
 }
 
 bool to_u64(std::string_view s, std::uint64_t& v) {
@@ -209,84 +210,6 @@ bool ends_with(std::string_view s, std::string_view tail) {
 }
 
 }  // namespace
-
-// ---- PartialAppend ------------------------------------------------------------------------------
-
-int PartialAppend::write(const void* data, std::size_t len) {
-    if (!p_) return -EBADF;
-    if (p_->gone) return -ECANCELED;
-    const char* c = static_cast<const char*>(data);
-    while (len > 0) {
-        ssize_t n = ::pwrite(fd_.get(), c, len, off_t(offset_));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        if (n == 0) return -EIO;
-        sha_.update(c, std::size_t(n));
-        if (hold_) append_sha_.update(c, std::size_t(n));
-        c += n;
-        len -= std::size_t(n);
-        offset_ += std::uint64_t(n);
-        since_checkpoint_ += std::uint64_t(n);
-    }
-    if (offset_ - written_back_ >= PartialStore::kWritebackBytes) {
-        start_writeback(fd_.get(), written_back_, offset_);
-        written_back_ = offset_;
-    }
-    if (!hold_ && since_checkpoint_ >= PartialStore::kCheckpointBytes) return checkpoint();
-    return 0;
-}
-
-int PartialAppend::checkpoint() {
-    if (!p_ || p_->gone) return p_ ? -ECANCELED : -EBADF;
-    if (hold_) return 0;  // all or nothing: nothing of this append is durable before its end
-    if (offset_ == p_->offset) return 0;
-    if (int rc = sync_data(fd_.get()); rc < 0) return rc;
-    Partial next = *p_;
-    next.offset = offset_;
-    next.sha = sha_;
-    next.touched = wall_now();
-    if (int rc = store_->write_state(next); rc < 0) return rc;  // the old state still stands
-    store_->metrics_->partial_bytes += offset_ - p_->offset;
-    p_->offset = offset_;
-    p_->sha = sha_;
-    p_->touched = next.touched;
-    since_checkpoint_ = 0;
-    return 0;
-}
-
-bool PartialAppend::append_digest_is(const Digest& digest) {
-    Sha256 copy = append_sha_;
-    return copy.finish() == digest;
-}
-
-void PartialAppend::rollback() {
-    if (!p_) return;
-    offset_ = written_back_ = start_;
-    sha_ = start_sha_;
-    append_sha_.reset();
-    since_checkpoint_ = 0;
-    if (fd_) (void)::ftruncate(fd_.get(), off_t(start_));
-}
-
-int PartialAppend::end() {
-    if (!p_) return 0;
-    int rc = 0;
-    if (hold_)
-        rollback();
-    else
-        rc = checkpoint();
-    // Bytes that could not be made durable are not part of the partial: the next append
-    // starts at the durable offset (and truncates there).
-    p_->busy = false;
-    p_->active = nullptr;
-    p_.reset();
-    fd_.reset();
-    store_ = nullptr;
-    hold_ = false;
-    return rc;
-}
 
 // ---- PartialStore -------------------------------------------------------------------------------
 
@@ -502,6 +425,7 @@ int PartialStore::begin_append(const PartialRef& p, PartialAppend& ap) {
     ap.offset_ = ap.start_ = ap.written_back_ = p->offset;
     ap.since_checkpoint_ = 0;
     ap.hold_ = false;
+    ap.last_.reset();
     return 0;
 }
 

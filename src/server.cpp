@@ -103,6 +103,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
         log("helper threads: %s", std::strerror(-rc));
         return 1;
     }
+    partials.use_helpers(helpers, [this] { wake_parked(); });
     index.start(!handover.present, inherited_inotify.store);  // handed-over uploads' temps stay
     http_listener_.fd = std::move(sockets.http);
     files_listener_.fd = std::move(sockets.files);
@@ -218,6 +219,9 @@ void Server::conn_closed(Conn* c) {
 }
 
 bool Server::any_publishing() const {
+    // A resumable upload's checkpoint on a helper counts too, even one whose connection is gone:
+    // the next image must load the state file this one announced.
+    if (partials.syncing() > 0) return true;
     for (Conn* c = conns_; c; c = c->next)
         if (c->publishing()) return true;
     return false;
@@ -392,6 +396,7 @@ void Server::on_check_done(bool ok, const std::string& output) {
         // reload waits the few milliseconds until none is (see run()).
         if (any_publishing()) {
             handover_waits_ = true;
+            partials.hold_checkpoints(true);  // no new ones meanwhile: the wait stays short
             return;
         }
         if (hand_over_all()) return;  // execs; back here only if the hand-over could not start
@@ -442,6 +447,8 @@ void Server::check_drain_done() {
     std::size_t busy = 0;
     for (Conn* c = conns_; c; c = c->next)
         if (!c->lingering()) ++busy;
+    // A stop finishes the checkpoints on helpers too (a cut upload's last one has no connection).
+    if (!reloading_ && partials.syncing() > 0 && now_ms_ < drain_deadline_) return;
     bool cut = false;
     if (busy > 0) {
         if (now_ms_ < drain_deadline_) return;
@@ -572,6 +579,7 @@ int Server::run() {
         if (wake_due_) wake_now();
         if (handover_waits_ && !any_publishing()) {
             handover_waits_ = false;
+            partials.hold_checkpoints(false);
             if (!draining_ && !hand_over_all()) begin_drain(true);
         }
         check_drain_done();

@@ -7,7 +7,16 @@
 //
 // kill -9 keeps the page cache, so the crash test cannot tell a synced upload from one that only
 // reached the cache; this test fails when any of the fsyncs is removed or moved after the answer.
-// TODO(issue 11): resumable appends (PATCH /uploads/ID, RESUME) join the table when they land.
+//
+// Resumable appends (IETF PATCH /uploads/ID, tus PATCH, the file port's RESUME) are checked the
+// same way: every offset announced to a client (an interim 104's Upload-Offset, a final answer's
+// Upload-Offset, RESUME's "OK N", a cut session's "got N") must be durable first, in this order:
+//
+//   the bytes up to N written → fdatasync(ID.data) done → the state file saying "offset N"
+//   written and fsync'd → renamed onto ID.state → fsync(.duet-partial) done → the announcement;
+//
+// and the append that completes the upload publishes like a PUT (the table above) before its
+// answer. The checkpoints run on helper threads; -f sees them.
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -19,6 +28,7 @@
 #include <vector>
 
 #include "helper.hpp"
+#include "resumable_helper.hpp"
 
 namespace {
 
@@ -170,11 +180,10 @@ std::string read_answer_line(int fd) {
     return t::read_line(fd, 20000);
 }
 
-}  // namespace
 
-TestSuite(durability, .fini = fini, .timeout = 120);
-
-Test(durability, every_upload_kind_fsyncs_file_then_publishes_then_fsyncs_dir_then_answers) {
+// duet under `strace -f` with the store at a fresh directory; returns the store's real path
+// (as strace prints it) and sets `trace`.
+std::string start_traced(std::string& trace) {
     int st = 0;
     std::string strace = t::sh("command -v strace | tr -d '\\n'");
     cr_assert(!strace.empty(), "strace is missing: test/deps.sh installs it");
@@ -184,13 +193,14 @@ Test(durability, every_upload_kind_fsyncs_file_then_publishes_then_fsyncs_dir_th
     std::string parent = t::make_tmpdir();
     t::remove_at_teardown(parent);
     std::string data = parent + "/data";
-    std::string trace = parent + "/trace";
+    trace = parent + "/trace";
     // -y: fds as paths (and sockets as TCP:[...]) so the file, the directory and the client can be
-    // told apart; -f: every thread; -s: enough of each buffer to see how an answer starts.
+    // told apart; -f: every thread; -s: enough of each buffer to see an answer's head and a state
+    // file's offset line. pwrite64 shows which bytes of a partial were written when.
     bool ok = t::start(
         g_srv,
-        {"-f", "-qq", "-yy", "-s", "48", "-o", trace, "-e",
-         "trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat,write,writev,"
+        {"-f", "-qq", "-yy", "-s", "400", "-o", trace, "-e",
+         "trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat,write,writev,pwrite64,"
          "sendto,sendmsg,sendmmsg",
          t::duet_binary(), "--http", "127.0.0.1:0", "--files", "127.0.0.1:0", "--data", data},
         data, {}, strace);
@@ -199,10 +209,152 @@ Test(durability, every_upload_kind_fsyncs_file_then_publishes_then_fsyncs_dir_th
     cr_assert(at != std::string::npos);
     g_duet_pid = std::atoi(g_srv.ready_line.c_str() + at + 5);
     cr_assert(g_duet_pid > 0);
-    // The real path of the store, as strace prints it.
     char real[4096];
     cr_assert(realpath(data.c_str(), real) != nullptr);
-    std::string dir = real;
+    return real;
+}
+
+// Stops duet (not strace), lets strace finish writing, and reads the trace.
+std::vector<Call> stop_traced(const std::string& trace) {
+    cr_assert_eq(kill(g_duet_pid, SIGTERM), 0);
+    int rc = t::wait_exit(g_srv, 20000);
+    g_duet_pid = -1;
+    cr_assert_eq(rc, 0, "duet under strace exited with %d: %s", rc, g_srv.err_log.c_str());
+    std::vector<Call> calls = parse_trace(t::read_file(trace));
+    cr_assert_gt(calls.size(), 0u, "empty trace");
+    return calls;
+}
+
+// ---- resumable appends ----------------------------------------------------------------------
+
+// The number after `key` in a call's argument text, or -1.
+long long number_after(const std::string& text, const std::string& key) {
+    std::size_t at = text.find(key);
+    if (at == std::string::npos) return -1;
+    at += key.size();
+    if (at >= text.size() || text[at] < '0' || text[at] > '9') return -1;
+    return std::atoll(text.c_str() + at);
+}
+
+// pwrite64(fd, "...", LEN, OFF): the end of the range it wrote, or -1.
+long long pwrite_end(const Call& c) {
+    std::size_t b = c.args.rfind(", ");
+    if (b == std::string::npos) return -1;
+    std::size_t a = c.args.rfind(", ", b - 1);
+    if (a == std::string::npos) return -1;
+    return std::atoll(c.args.c_str() + a + 2) + std::atoll(c.args.c_str() + b + 2);
+}
+
+// The announcement at calls[ans] says the partial `id` holds `n` bytes: each step that makes
+// them durable must be in the trace before it, in order.
+void check_durable(const std::vector<Call>& calls, std::size_t ans, const std::string& pdir,
+                   const std::string& id, long long n, const char* what) {
+    const std::string state_tmp = pdir + "/" + id + ".state.tmp", data = pdir + "/" + id + ".data";
+    const std::string line = "\\noffset " + std::to_string(n) + "\\n";
+    std::size_t w = calls.size();
+    for (std::size_t i = ans; i-- > 0;) {
+        const Call& c = calls[i];
+        if (c.name == "write" && fd_path(c) == state_tmp &&
+            c.args.find(line) != std::string::npos) {
+            w = i;
+            break;
+        }
+    }
+    cr_assert(w < calls.size(),
+              "%s: offset %lld announced, but no state file saying so was "
+              "written before",
+              what, n);
+    std::size_t ren = calls.size();
+    for (std::size_t i = w + 1; i < ans; ++i) {
+        const Call& c = calls[i];
+        if (c.name.rfind("rename", 0) == 0 && ok_ret(c) &&
+            c.args.find("\"" + id + ".state.tmp\"") != std::string::npos &&
+            c.args.find("\"" + id + ".state\"") != std::string::npos) {
+            ren = i;
+            break;
+        }
+    }
+    cr_assert(ren < calls.size() && calls[ren].exit < calls[ans].entry,
+              "%s: the state file saying offset %lld was not renamed into place before the "
+              "announcement",
+              what, n);
+    const Call& r = calls[ren];
+    bool state_synced = false;
+    for (std::size_t i = w + 1; i < ren; ++i)
+        if (is_fsync(calls[i]) && ok_ret(calls[i]) && fd_path(calls[i]) == state_tmp &&
+            calls[i].exit < r.entry)
+            state_synced = true;
+    cr_expect(state_synced, "%s: the state file (offset %lld) was renamed before its fsync", what,
+              n);
+    // The write that brought the partial to n bytes, then the data's sync after it.
+    std::size_t wrote = calls.size();
+    for (std::size_t i = ren; i-- > 0;)
+        if (calls[i].name == "pwrite64" && fd_path(calls[i]) == data && pwrite_end(calls[i]) == n) {
+            wrote = i;
+            break;
+        }
+    cr_assert(wrote < calls.size(), "%s: no pwrite64 of %s ending at %lld before its checkpoint",
+              what, data.c_str(), n);
+    bool data_synced = false;
+    for (std::size_t i = wrote + 1; i < ren; ++i) {
+        const Call& c = calls[i];
+        if (is_fsync(c) && ok_ret(c) && fd_path(c) == data && c.entry > calls[wrote].exit &&
+            c.exit < r.entry)
+            data_synced = true;
+    }
+    cr_expect(data_synced,
+              "%s: no fdatasync of the partial's data between its bytes up to %lld and the state "
+              "file's rename",
+              what, n);
+    bool dir_synced = false;
+    for (std::size_t i = ren + 1; i < ans; ++i) {
+        const Call& c = calls[i];
+        if (is_fsync(c) && ok_ret(c) && fd_path(c) == pdir && c.entry > r.exit &&
+            c.exit < calls[ans].entry)
+            dir_synced = true;
+    }
+    cr_expect(dir_synced,
+              "%s: no fsync of %s between the state file's rename (offset %lld) and the "
+              "announcement",
+              what, pdir.c_str(), n);
+}
+
+// Every socket write in [from, to) that announces an offset of partial `id` (by `key`, e.g.
+// "Upload-Offset: " or "OK ") is checked. Returns how many there were.
+int check_announcements(const std::vector<Call>& calls, std::size_t from, std::size_t to,
+                        const std::string& pdir, const std::string& id, const std::string& key,
+                        const char* what) {
+    int count = 0;
+    for (std::size_t i = from; i < to && i < calls.size(); ++i) {
+        if (!is_socket_write(calls[i])) continue;
+        long long n = number_after(calls[i].args, key);
+        if (n <= 0) continue;
+        ++count;
+        check_durable(calls, i, pdir, id, n, what);
+    }
+    return count;
+}
+
+// The index of the first socket write at or after `from` whose text holds `needle`.
+std::size_t answer_at(const std::vector<Call>& calls, std::size_t from, const std::string& needle,
+                      const char* what) {
+    for (std::size_t i = from; i < calls.size(); ++i)
+        if (is_socket_write(calls[i]) && calls[i].args.find(needle) != std::string::npos) return i;
+    cr_assert_fail("%s: no answer holding \"%s\" in the trace", what, needle.c_str());
+    return calls.size();
+}
+
+std::string id_of(const std::string& location) {
+    return location.substr(location.rfind('/') + 1);
+}
+
+}  // namespace
+
+TestSuite(durability, .fini = fini, .timeout = 120);
+
+Test(durability, every_upload_kind_fsyncs_file_then_publishes_then_fsyncs_dir_then_answers) {
+    std::string trace;
+    std::string dir = start_traced(trace);
 
     const std::string body = t::random_bytes(300 * 1024, 7);
     const std::string size = std::to_string(body.size());
@@ -258,14 +410,127 @@ Test(durability, every_upload_kind_fsyncs_file_then_publishes_then_fsyncs_dir_th
         uploads.push_back({"file port, until half-close", "port-eof.bin", "\"OK " + size});
     }
 
-    // Stop duet (not strace) and let strace finish writing the trace.
-    cr_assert_eq(kill(g_duet_pid, SIGTERM), 0);
-    int rc = t::wait_exit(g_srv, 20000);
-    g_duet_pid = -1;
-    cr_assert_eq(rc, 0, "duet under strace exited with %d: %s", rc, g_srv.err_log.c_str());
-
-    std::vector<Call> calls = parse_trace(t::read_file(trace));
-    cr_assert_gt(calls.size(), 0u, "empty trace");
+    std::vector<Call> calls = stop_traced(trace);
     std::size_t from = 0;
     for (auto& up : uploads) from = check_order(calls, from, dir, up);
+}
+
+// Each door's appends: an IETF creation with a first part, a 40 MiB PATCH (checkpoints every
+// 16 MiB on helpers while the bytes keep coming, each announced by a 104) and the completing
+// PATCH; a tus PATCH and the completing one; a RESUME cut by a half-close and the completing one.
+Test(durability, resumable_appends_sync_data_then_state_then_dir_then_announce) {
+    using rt::kIetf;
+    using rt::kTus;
+    std::string trace;
+    std::string dir = start_traced(trace);
+    const std::string pdir = dir + "/.duet-partial";
+    const std::string part = t::random_bytes(300 * 1024, 8), big = t::random_bytes(40 << 20, 9);
+    const std::string whole = part + big + part;
+    const std::string len = std::to_string(whole.size());
+
+    // IETF: creation with the first part (201 with its offset), then two appends.
+    int fd = t::connect_port(g_srv.http_port);
+    cr_assert(t::send_all(
+        fd, rt::request("POST", "/files/ietf.bin", "Upload-Complete: ?0\r\n" + kIetf, part)));
+    std::string r = rt::final_response(fd);
+    close(fd);
+    cr_assert_eq(t::status_of(r), 201, "%.300s", r.c_str());
+    const std::string ietf = id_of(t::header_of(r, "Location"));
+    std::vector<std::string> interims;
+    fd = t::connect_port(g_srv.http_port);
+    cr_assert(t::send_all(fd, rt::request("PATCH", "/uploads/" + ietf,
+                                          "Upload-Offset: " + std::to_string(part.size()) +
+                                              "\r\nUpload-Complete: ?0\r\nContent-Type: "
+                                              "application/partial-upload\r\n" +
+                                              kIetf,
+                                          big)));
+    r = rt::final_response(fd, &interims);
+    close(fd);
+    cr_assert_eq(t::status_of(r), 204, "%.300s", r.c_str());
+    cr_expect_geq(interims.size(), 1u, "no 104 with an offset during a 40 MiB append");
+    r = rt::http(rt::request("PATCH", "/uploads/" + ietf,
+                             "Upload-Offset: " + std::to_string(part.size() + big.size()) +
+                                 "\r\nUpload-Complete: ?1\r\nContent-Type: "
+                                 "application/partial-upload\r\n" +
+                                 kIetf,
+                             part));
+    cr_assert_eq(t::status_of(r), 201, "%.300s", r.c_str());
+    cr_assert_eq(t::read_file(dir + "/ietf.bin"), whole);
+
+    // tus: creation without data, an append, the completing append.
+    const std::string tus_body = part + part;
+    r = rt::http(rt::request("POST", "/uploads",
+                             kTus + "Upload-Length: " + std::to_string(tus_body.size()) +
+                                 "\r\nUpload-Metadata: filename " + rt::b64("tus.bin") + "\r\n"));
+    cr_assert_eq(t::status_of(r), 201, "%.300s", r.c_str());
+    const std::string tus = id_of(t::header_of(r, "Location"));
+    for (std::size_t off = 0; off < tus_body.size(); off += part.size()) {
+        r = rt::http(rt::request("PATCH", "/uploads/" + tus,
+                                 kTus +
+                                     "Content-Type: application/offset+octet-stream\r\n"
+                                     "Upload-Offset: " +
+                                     std::to_string(off) + "\r\n",
+                                 part));
+        cr_assert_eq(t::status_of(r), 204, "%.300s", r.c_str());
+    }
+    cr_assert_eq(t::read_file(dir + "/tus.bin"), tus_body);
+
+    // File port: RESUME cut by a half-close ("got N ... partial kept"), then RESUME to the end.
+    const std::string port_body = part + part;
+    fd = t::connect_port(g_srv.files_port);
+    cr_assert(t::send_all(fd, "RESUME port.bin " + std::to_string(port_body.size()) + "\n"));
+    cr_assert_eq(read_answer_line(fd), "OK 0");
+    cr_assert(t::send_all(fd, part));
+    shutdown(fd, SHUT_WR);
+    cr_assert_eq(read_answer_line(fd), "ERR 400 short upload: got " + std::to_string(part.size()) +
+                                           " of " + std::to_string(port_body.size()) +
+                                           " bytes, partial kept");
+    close(fd);
+    fd = t::connect_port(g_srv.files_port);
+    cr_assert(t::send_all(fd, "RESUME port.bin " + std::to_string(port_body.size()) + "\n"));
+    cr_assert_eq(read_answer_line(fd), "OK " + std::to_string(part.size()));
+    cr_assert(t::send_all(fd, part));
+    cr_assert_eq(read_answer_line(fd),
+                 "OK " + std::to_string(port_body.size()) + " " + t::sha256_hex(port_body));
+    close(fd);
+
+    std::vector<Call> calls = stop_traced(trace);
+    // IETF: the creation's answer, every 104 of the big append and its answer, the completing
+    // append (its checkpoint, then the publish as for PUT).
+    std::size_t a = answer_at(calls, 0, "HTTP/1.1 201", "IETF creation");
+    cr_expect_eq(
+        check_announcements(calls, 0, a + 1, pdir, ietf, "Upload-Offset: ", "IETF creation"), 1);
+    std::size_t b = answer_at(calls, a + 1, "HTTP/1.1 204", "IETF append");
+    int n = check_announcements(calls, a + 1, b + 1, pdir, ietf, "Upload-Offset: ", "IETF append");
+    cr_expect_geq(n, 2, "the 40 MiB append announced %d offsets (a 104 and the answer)", n);
+    Upload done{"IETF completing append", "ietf.bin", "\"HTTP/1.1 201"};
+    std::size_t c = check_order(calls, b + 1, dir, done) - 1;
+    cr_expect_eq(check_announcements(calls, b + 1, c + 1, pdir, ietf,
+                                     "Upload-Offset: ", "IETF completing append"),
+                 1);
+    // tus: two appends, the second completes and publishes.
+    std::size_t d = answer_at(calls, c + 1, "HTTP/1.1 204", "tus append");
+    cr_expect_eq(
+        check_announcements(calls, c + 1, d + 1, pdir, tus, "Upload-Offset: ", "tus append"), 1);
+    Upload tdone{"tus completing append", "tus.bin", "\"HTTP/1.1 204"};
+    std::size_t e = check_order(calls, d + 1, dir, tdone) - 1;
+    cr_expect_eq(check_announcements(calls, d + 1, e + 1, pdir, tus,
+                                     "Upload-Offset: ", "tus completing append"),
+                 1);
+    // File port: the partial's ID is the one whose data file the RESUME wrote.
+    std::string port_id;
+    for (std::size_t i = e + 1; i < calls.size() && port_id.empty(); ++i) {
+        std::string p = fd_path(calls[i]);
+        if (calls[i].name == "pwrite64" && p.rfind(pdir + "/", 0) == 0)
+            port_id = p.substr(pdir.size() + 1, 32);
+    }
+    cr_assert(!port_id.empty(), "no pwrite64 into a partial for RESUME");
+    std::size_t f = answer_at(calls, e + 1, "short upload: got", "RESUME cut");
+    cr_expect_eq(check_announcements(calls, e + 1, f + 1, pdir, port_id, "got ", "RESUME cut"), 1);
+    std::size_t g = answer_at(calls, f + 1, "\"OK " + std::to_string(part.size()), "RESUME");
+    cr_expect_eq(check_announcements(calls, f + 1, g + 1, pdir, port_id, "OK ", "RESUME"), 1);
+    Upload pdone{"RESUME to the end", "port.bin", "\"OK " + std::to_string(port_body.size())};
+    std::size_t h = check_order(calls, g + 1, dir, pdone) - 1;
+    cr_expect_eq(
+        check_announcements(calls, g + 1, h + 1, pdir, port_id, "OK ", "RESUME to the end"), 1);
 }

@@ -56,8 +56,11 @@ class FileConn final : public Conn {
         PartialAppend append;
         std::uint64_t total = 0;  // the whole upload's SIZE
         PartialRef publishing;    // RESUME complete, its append ended: being published
-        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 2 directory.
+        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 2 directory. A RESUME's
+        // append waits for its last checkpoint first: 4 before the publish, 3 before the
+        // answer to a cut (`cut_answer` + "got N of SIZE bytes, partial kept").
         std::uint8_t stage = 0;
+        std::string cut_answer;
         bool close_after = false;  // PUT NAME ended by a half-close: close after the answer
         std::shared_ptr<DiskWait> wait;
         FileInfo info;
@@ -82,6 +85,8 @@ class FileConn final : public Conn {
     void partial_list(const Command& c);
     int write_incoming(const char* p, std::size_t n);
     void finish_resume();
+    void cut_resume(std::string answer);
+    bool after_last_checkpoint();
     // A sized upload stops short (half-close, stall, reset): its bytes stay as a partial.
     // Returns "got N of SIZE bytes".
     std::string keep_partial();

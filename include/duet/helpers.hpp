@@ -20,6 +20,12 @@
 
 namespace duet {
 
+// A disk wait run by a helper for a connection: done and its result, set on the loop.
+struct DiskWait {
+    bool done = false;
+    int rc = 0;
+};
+
 class Helpers : public Handler {
   public:
     struct Job {

@@ -69,7 +69,8 @@ class HttpConn final : public Conn {
         Precondition pre;
         std::unique_ptr<ResumableBody> resumable;  // appends to a partial upload instead
         // Publishing (SPEC §5: the fsyncs run on helpers): 1 syncing the data, 2 syncing the
-        // directory after the rename. The body stays until the answer is queued.
+        // directory after the rename; 3 a resumable append's last checkpoint. The body stays
+        // until the answer is queued.
         std::uint8_t stage = 0;
         bool peer_gone = false;  // the client half-closed meanwhile: close after the answer
         std::shared_ptr<DiskWait> wait;
@@ -110,6 +111,7 @@ class HttpConn final : public Conn {
                          std::unique_ptr<ResumableBody> rb);
     bool feed_resumable(std::string_view chunk);
     bool finish_resumable();
+    bool after_last_checkpoint();
     bool advance_partial_publish();
     bool publish_partial(ResumableBody& rb, const PartialRef& p);
     void published_answer(const ResumableBody& rb, const PartialRef& p);
@@ -146,7 +148,9 @@ class HttpConn final : public Conn {
     void set_log_line(std::string line);
 
     std::unique_ptr<Body> body_;
-    std::unique_ptr<std::string> log_line_;  // "METHOD TARGET HTTP/1.x", only with --access-log
+    std::unique_ptr<std::string> log_line_;
+    // HEAD /uploads/ID of a partial whose append runs elsewhere: its checkpoint first.
+    std::shared_ptr<DiskWait> head_wait_;  // "METHOD TARGET HTTP/1.x", only with --access-log
     std::uint32_t requests_ = 0;
     std::uint32_t scanned_ = 0;  // bytes of in_ already known to hold no new line
     Exchange ex_;

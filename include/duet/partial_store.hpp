@@ -6,6 +6,7 @@
 // The offset in ID.state is only ever advanced after the bytes before it are on disk, and a
 // client is only ever told an offset from ID.state: what is announced survives kill -9.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "duet/fd.hpp"
 #include "duet/handover_record.hpp"
+#include "duet/helpers.hpp"
 #include "duet/metrics.hpp"
 #include "duet/sha256.hpp"
 #include "duet/store.hpp"
@@ -34,6 +36,15 @@ struct PartialSpec {
     Precondition pre;
 };
 
+// A checkpoint of an append (SPEC §5: on a helper): the data fdatasync'd, the state file with
+// `offset` written, fsynced and renamed, the partial directory fsynced. done/rc are set on the
+// loop, after which the partial's offset is `offset` (when rc is 0).
+struct Checkpoint : DiskWait {
+    Fd data;  // a duplicate: the append may end or cross a reload meanwhile
+    std::uint64_t offset = 0;
+    Sha256 sha;  // hash state at `offset`
+};
+
 struct Partial {
     std::string id;  // 32 hex digits: 128 bits from getrandom
     PartialSpec spec;
@@ -43,6 +54,10 @@ struct Partial {
     bool busy = false;                      // an append is in progress (one at a time)
     class PartialAppend* active = nullptr;  // that append, so HEAD can make it durable first
     bool gone = false;  // cancelled, expired, published or deactivated: every use fails
+    // One checkpoint at a time per partial, so state files are renamed in order: the one on a
+    // helper now, and the next (the newest request wins) started when it is done.
+    std::shared_ptr<Checkpoint> syncing, queued;
+    bool release_when_synced = false;  // the append ended: no longer busy once synced
 };
 
 using PartialRef = std::shared_ptr<Partial>;
@@ -50,9 +65,11 @@ using PartialRef = std::shared_ptr<Partial>;
 class PartialStore;
 
 // One append in progress on one partial: bytes go to ID.data and into the hash; checkpoint()
-// makes them durable and advances the announced offset. Destroying it (a cut connection)
-// checkpoints what arrived, unless it holds an all-or-nothing append (tus checksum), which is
-// rolled back instead.
+// makes them durable on a helper and advances the announced offset when that is done. The
+// bytes keep arriving meanwhile (into the page cache); they count only from the next checkpoint.
+// Destroying it (a cut connection) checkpoints what arrived, unless it holds an all-or-nothing
+// append (tus checksum), which is rolled back instead; the partial stays busy until that
+// checkpoint is done, so no other append can start from a stale offset.
 class PartialAppend {
   public:
     PartialAppend() = default;
@@ -66,19 +83,28 @@ class PartialAppend {
     std::uint64_t offset() const { return offset_; }  // received, durable or not
     std::uint64_t start() const { return start_; }    // where this append began
     // Appends; 0 or -errno (-ENOSPC, -EDQUOT, -EFBIG: disk full; -ECANCELED: the partial was
-    // cancelled meanwhile). Checkpoints on its own every few MiB unless held.
+    // cancelled meanwhile; or the error of a checkpoint that failed). Starts a checkpoint on its
+    // own every few MiB unless held.
     int write(const void* data, std::size_t len);
-    // Bytes durable, state rewritten: the partial's offset becomes offset(). 0 or -errno.
-    int checkpoint();
+    // Makes offset() durable on a helper: the wait is done when the partial's offset has moved
+    // there (rc 0) or it failed. nullptr when there is nothing to make durable.
+    std::shared_ptr<DiskWait> checkpoint();
+    // A checkpoint of this append is on a helper (or queued behind one).
+    bool syncing() const { return p_ && (p_->syncing || p_->queued); }
+    // Another checkpoint's worth arrived while one is still syncing: stop reading until it is
+    // done, so the bytes not yet durable stay bounded (about two checkpoints).
+    bool backlogged() const;
     // All or nothing (tus Upload-Checksum): no checkpoint until commit_held().
     void hold() { hold_ = true; }
     void release_hold() { hold_ = false; }
     // The bytes of this append hash to `digest` (sha256 of start()..offset())?
     bool append_digest_is(const Digest& digest);
     void rollback();  // back to start(): data truncated, hash state restored
-    // Ends the append: checkpoint (or rollback when held), release the partial. Returns the
-    // checkpoint's result.
-    int end();
+    // Ends the append: the last checkpoint (or a rollback when held); the partial is released
+    // once that is done. The wait says when, and its result (rc < 0: the partial stays at its
+    // last durable offset). Never nullptr.
+    std::shared_ptr<DiskWait> finish();
+    void end() { finish(); }
     // Reload (partial_handover.cpp): the append goes to the next image as it stands, neither
     // checkpointed nor rolled back; PartialStore::resume_append takes it back.
     void hand_over(RecordWriter& w);
@@ -93,6 +119,8 @@ class PartialAppend {
     Sha256 append_sha_;  // of this append's bytes only (tus checksum)
     std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0, written_back_ = 0;
     bool hold_ = false;
+    std::shared_ptr<Checkpoint> last_;  // the newest checkpoint asked for
+    int failed() const { return last_ && last_->done && last_->rc < 0 ? last_->rc : 0; }
 };
 
 class PartialStore {
@@ -103,6 +131,22 @@ class PartialStore {
     static constexpr std::uint64_t kCheckpointBytes = 16u << 20;
     static constexpr std::uint64_t kWritebackBytes = 4u << 20;
 
+    // Checkpoints run on these helpers; `synced` is called on the loop after each one (to wake
+    // the connections waiting). Without helpers (unit tests) they run in place.
+    void use_helpers(Helpers& helpers, std::function<void()> synced) {
+        helpers_ = &helpers;
+        synced_ = std::move(synced);
+    }
+    // Partials with a checkpoint on a helper: a reload and a stop wait for them.
+    std::size_t syncing() const { return syncing_; }
+    // A reload waits for the checkpoints in flight: meanwhile appends start no new ones of their
+    // own (their bytes cross the reload unsynced, and the next image checkpoints them).
+    void hold_checkpoints(bool on) { held_ = on; }
+    // The checkpoint a busy partial waits for (its append ended), or nullptr.
+    static std::shared_ptr<DiskWait> pending_sync(const Partial& p) {
+        if (p.queued) return p.queued;
+        return p.syncing;
+    }
     // Opens (creates) ".duet-partial" in the store, loads every partial, drops the expired,
     // broken and already-published ones. false with a reason on failure.
     bool open(Store& store, Metrics& metrics, std::int64_t ttl_seconds, std::string& err);
@@ -149,6 +193,11 @@ class PartialStore {
 
   private:
     friend class PartialAppend;
+    // Asks for a checkpoint of `p` at `offset` (hash state `sha`), data in `data_fd`.
+    std::shared_ptr<Checkpoint> request_checkpoint(const PartialRef& p, int data_fd,
+                                                   std::uint64_t offset, const Sha256& sha);
+    void start_sync(const PartialRef& p);
+    void sync_done(const PartialRef& p, int rc);
     int ensure_dir();
     int write_state(const Partial& p);
     void drop(const std::string& id);
@@ -162,6 +211,18 @@ class PartialStore {
     std::int64_t ttl_ = 86400;
     std::map<std::string, PartialRef, std::less<>> parts_;
     std::string sweep_cursor_;
+    Helpers* helpers_ = nullptr;
+    std::function<void()> synced_;
+    std::size_t syncing_ = 0;
+    bool held_ = false;
 };
+
+namespace partial_detail {
+// partial_store.cpp: the state file's text, and its durable replacement (temporary, fsync,
+// rename, fsync of the directory).
+std::string serialize(const Partial& p);
+int replace_file(int dirfd, const std::string& name, const std::string& content);
+std::int64_t wall_now();
+}  // namespace partial_detail
 
 }  // namespace duet

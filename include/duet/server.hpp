@@ -31,12 +31,6 @@ namespace duet {
 
 class Server;
 
-// A disk wait run by a helper for a connection: done and its result, set on the loop.
-struct DiskWait {
-    bool done = false;
-    int rc = 0;
-};
-
 class Listener : public Handler {
   public:
     Listener(Server& s, Port p) : srv_(s), port_(p) {}
