@@ -318,3 +318,36 @@ Test(resumable, partials_survive_a_restart) {
     cr_expect_eq(nc("echo 'RESUME k.bin 10'; printf efghij"),
                  "OK 4\nOK 10 " + hex_sha256("abcdefghij") + "\n");
 }
+
+// A stop (SIGTERM) while an append's checkpoints run on helpers finishes them (SPEC §4: a stop
+// finishes in-flight work): the append is answered with its whole offset, and a restart finds the
+// partial there. 20 MiB crosses a mid-append checkpoint; the last one starts as the body ends.
+Test(resumable, stop_with_a_checkpoint_in_flight_finishes_it) {
+    boot();
+    std::string r = http(request("POST", "/files/s.bin", "Upload-Complete: ?0\r\n" + kIetf, "ab"));
+    std::string loc = t::header_of(r, "Location");
+    cr_assert(!loc.empty(), "%s", r.c_str());
+    const std::string data = t::random_bytes(20 << 20, 31);
+    int fd = t::connect_port(g_srv.http_port);
+    cr_assert(t::send_all(fd, request("PATCH", loc,
+                                      "Upload-Offset: 2\r\nUpload-Complete: ?0\r\nContent-Type: "
+                                      "application/partial-upload\r\n",
+                                      data)));
+    cr_assert_eq(kill(g_srv.pid, SIGTERM), 0);
+    r = final_response(fd);
+    close(fd);
+    cr_expect_eq(t::status_of(r), 204, "%s", r.c_str());
+    cr_expect_eq(t::header_of(r, "Upload-Offset"), num(2 + data.size()), "%s", r.c_str());
+    cr_assert_eq(t::wait_exit(g_srv, 20000), 0, "%s", g_srv.err_log.c_str());
+    if (g_srv.err_fd >= 0) close(g_srv.err_fd);
+    g_srv = t::Duet{};
+    cr_assert(t::start(g_srv, {}, g_dir + "/data"), "%s", g_srv.err_log.c_str());
+    cr_expect_eq(t::header_of(http(request("HEAD", loc), true), "Upload-Offset"),
+                 num(2 + data.size()));
+    r = http(request("PATCH", loc,
+                     "Upload-Offset: " + num(2 + data.size()) +
+                         "\r\nUpload-Complete: ?1\r\nContent-Type: application/partial-upload\r\n",
+                     "z"));
+    cr_assert_eq(t::status_of(r), 201, "%s", r.c_str());
+    cr_expect(t::read_file(g_dir + "/data/s.bin") == "ab" + data + "z");
+}
