@@ -199,3 +199,32 @@ Test(resumable_limits, no_cors_header_without_the_option) {
     cr_expect_eq(t::header_of(r, "Access-Control-Allow-Origin"), "");
     cr_expect_eq(t::header_of(r, "Access-Control-Allow-Methods"), "");
 }
+
+// The store removed while an append runs (SPEC §5 "The store can go away"): its last checkpoint
+// (on a helper) cannot write the state file into the removed directory, so the answer is an
+// error that names the last durable offset, never the bytes received. A mid-append checkpoint
+// that fails ends the append at its next bytes the same way.
+Test(resumable_limits, store_removed_mid_append_is_an_error_with_the_durable_offset) {
+    boot();
+    std::string r =
+        http(request("POST", "/files/gone.bin", "Upload-Complete: ?0\r\n" + kIetf, "ab"));
+    std::string loc = t::header_of(r, "Location");
+    cr_assert(!loc.empty(), "%s", r.c_str());
+    const std::string data = t::random_bytes(1 << 20, 41);
+    int fd = t::connect_port(g_srv.http_port);
+    cr_assert(t::send_all(fd, "PATCH " + loc +
+                                  " HTTP/1.1\r\nHost: x\r\nUpload-Offset: 2\r\nUpload-Complete: "
+                                  "?0\r\nContent-Type: application/partial-upload\r\n"
+                                  "Content-Length: " +
+                                  num(data.size()) + "\r\n\r\n" + data.substr(0, 1000)));
+    // The append has begun once a HEAD from elsewhere has waited for its first checkpoint.
+    r = head_until(loc, 1002);
+    cr_assert_eq(t::header_of(r, "Upload-Offset"), "1002", "%s", r.c_str());
+    t::sh("rm -rf '" + g_dir + "/data'");
+    t::send_all(fd, data.substr(1000));
+    r = final_response(fd);
+    close(fd);
+    int st = t::status_of(r);
+    cr_expect(st == 500 || st == 503, "%s", r.c_str());
+    cr_expect_eq(t::header_of(r, "Upload-Offset"), "1002", "%s", r.c_str());
+}
