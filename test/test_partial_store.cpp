@@ -322,3 +322,97 @@ Test(partial_store, token_is_needed_again) {
     Partial open;
     cr_expect(PartialStore::token_allows(open, ""));
 }
+
+// ---- checkpoints on helper threads ----------------------------------------------------------
+
+namespace {
+struct Pool {
+    Loop loop;
+    Helpers helpers;  // after loop: stopped and joined first
+    int synced = 0;
+    void start(PartialStore& parts) {
+        cr_assert_eq(loop.init(), 0);
+        cr_assert_eq(helpers.start(loop, 1), 0);
+        parts.use_helpers(helpers, [this] { ++synced; });
+    }
+    // Runs the loop (where checkpoints complete) until `w` is done.
+    void until_done(const std::shared_ptr<DiskWait>& w) {
+        for (int i = 0; i < 200 && !w->done; ++i)
+            if (loop.wait(50) > 0) loop.dispatch();
+        cr_assert(w->done, "the checkpoint never completed");
+    }
+};
+}  // namespace
+
+// The offset moves only when a checkpoint is done (on the loop); one per partial at a time, the
+// next queued behind it and taking the newest offset; an ended append keeps the partial busy
+// until its last checkpoint is done, so no other append can truncate under it.
+Test(partial_store, checkpoints_on_helpers_move_the_offset_only_when_done) {
+    const std::string data = bytes(3000, 5);
+    Fixture f;
+    f.open();
+    Pool pool;
+    pool.start(f.parts);
+    int rc = 0;
+    PartialRef p = f.parts.create(spec_for("h.bin", data.size()), rc);
+    cr_assert(p);
+    PartialAppend ap;
+    cr_assert_eq(f.parts.begin_append(p, ap), 0);
+    cr_assert_eq(ap.write(data.data(), 1000), 0);
+    std::shared_ptr<DiskWait> w1 = ap.checkpoint();
+    cr_assert(w1);
+    cr_expect(!w1->done && p->offset == 0, "announced before the loop heard the helper");
+    cr_expect(ap.syncing());
+    cr_assert_eq(ap.write(data.data() + 1000, 1000), 0);
+    std::shared_ptr<DiskWait> w2 = ap.checkpoint();
+    cr_assert_eq(ap.write(data.data() + 2000, 500), 0);
+    std::shared_ptr<DiskWait> w3 = ap.checkpoint();
+    cr_expect(w2 != w1 && w3 == w2, "the queued checkpoint takes the newest offset");
+    std::shared_ptr<DiskWait> fin = ap.finish();
+    cr_expect(fin == w3, "nothing after the queued checkpoint: the end waits for it");
+    cr_expect(p->busy, "released before its last checkpoint");
+    PartialAppend other;
+    cr_expect_eq(f.parts.begin_append(p, other), -EBUSY);
+    pool.until_done(fin);
+    cr_expect(w1->done && w1->rc == 0);
+    cr_expect_eq(fin->rc, 0);
+    cr_expect_eq(p->offset, 2500u);
+    cr_expect(!p->busy);
+    cr_expect_eq(f.parts.syncing(), 0u);
+    cr_expect_eq(pool.synced, 2, "two checkpoints, not three");
+    Fixture again;
+    again.open();
+    PartialRef q = again.parts.find(p->id);
+    cr_assert(q);
+    cr_expect_eq(q->offset, 2500u, "the state file on disk");
+}
+
+// A checkpoint that fails (here: the partial directory removed, so the state file cannot be
+// written) fails the one queued behind it without running it, leaves the offset where it was,
+// and fails the append's next write and its end: after a failed fdatasync the bytes may be gone
+// even if a later sync succeeds.
+Test(partial_store, a_failed_checkpoint_fails_the_append_and_the_one_queued_behind_it) {
+    const std::string data = bytes(2000, 6);
+    Fixture f;
+    f.open();
+    Pool pool;
+    pool.start(f.parts);
+    int rc = 0;
+    PartialRef p = f.parts.create(spec_for("e.bin", data.size()), rc);
+    cr_assert(p);
+    PartialAppend ap;
+    cr_assert_eq(f.parts.begin_append(p, ap), 0);
+    fs::remove_all(g_dir + "/" + PartialStore::kDir);
+    cr_assert_eq(ap.write(data.data(), 1000), 0);
+    std::shared_ptr<DiskWait> w1 = ap.checkpoint();
+    cr_assert_eq(ap.write(data.data() + 1000, 500), 0);
+    std::shared_ptr<DiskWait> w2 = ap.checkpoint();
+    pool.until_done(w2);
+    cr_expect(w1->done && w1->rc < 0, "rc %d", w1->rc);
+    cr_expect_eq(w2->rc, w1->rc);
+    cr_expect_eq(p->offset, 0u);
+    cr_expect_eq(ap.write(data.data() + 1500, 500), w1->rc);
+    std::shared_ptr<DiskWait> fin = ap.finish();
+    cr_expect(fin->done && fin->rc < 0);
+    cr_expect(!p->busy);
+}
