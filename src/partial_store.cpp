@@ -310,6 +310,9 @@ void PartialStore::account() {
 }
 
 int PartialStore::write_state(const Partial& p) {
+    // A checkpoint on a helper is replacing this very file (through the same temporary name):
+    // never two writers at once. Only a request racing an append that just ended gets here.
+    if (p.syncing) return -EBUSY;
     return replace_file(dir_.get(), path(p.id, ".state"), serialize(p));
 }
 

@@ -180,7 +180,6 @@ std::string read_answer_line(int fd) {
     return t::read_line(fd, 20000);
 }
 
-
 // duet under `strace -f` with the store at a fresh directory; returns the store's real path
 // (as strace prints it) and sets `trace`.
 std::string start_traced(std::string& trace) {
