@@ -148,9 +148,30 @@ void Conn::write_blocked_or_failed() {
         close_now();  // the peer is gone (EPIPE, ECONNRESET, ...)
 }
 
+void Conn::refill(std::size_t& turn) {
+    std::size_t allow = std::min(turn, srv_.output_budget());
+    if (allow == 0) return;
+    out_.acquire(srv_.pool);
+    if (!out_.data) return;
+    out_.compact();
+    std::size_t n = source_->fill(out_.tail(), std::min(out_.room(), allow));
+    out_.commit(n);
+    turn -= std::min(turn, n);
+    srv_.spend_output(n);
+    if (source_->done()) source_.reset();
+}
+
 bool Conn::flush() {
     std::size_t extra_turn = kExtraPerEvent;
-    while (!out_.empty() || extra_) {
+    for (;;) {
+        // A body rendered as the client reads: the next buffer's worth once the last one is out
+        // (out_ holds at most what was queued before it, which goes first).
+        if (source_ && out_.size() < kBufferSize / 2) refill(extra_turn);
+        if (out_.empty() && !extra_) {
+            if (!source_) break;
+            wait_writable();  // this event's share is spent: more after the others had theirs
+            return false;
+        }
         iovec iov[2];
         int n_iov = 0;
         if (!out_.empty()) iov[n_iov++] = {const_cast<char*>(out_.head()), out_.size()};
@@ -253,6 +274,10 @@ void Conn::queue_shared(std::shared_ptr<const std::string> body, std::size_t off
     if (!body || offset >= body->size()) return;
     extra_ = std::move(body);
     extra_sent_ = static_cast<std::uint32_t>(offset);
+}
+
+void Conn::queue_source(std::unique_ptr<BodySource> source) {
+    if (source && !source->done()) source_ = std::move(source);
 }
 
 void Conn::queue_file(Fd file, off_t offset, std::uint64_t length) {
@@ -387,6 +412,7 @@ void Conn::close_now() {
     fd_.reset();
     file_.reset();
     extra_.reset();
+    source_.reset();
     in_.release(srv_.pool);
     out_.release(srv_.pool);
     srv_.conn_closed(this);

@@ -2,8 +2,12 @@
 // read but not consumed (half a head, half a command line, pipelined requests, body bytes), every
 // unsent byte of output, a file range being sent, and how the connection ends.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
 
 #include "duet/conn.hpp"
 #include "duet/server.hpp"
@@ -54,6 +58,7 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
     if (!in_.empty()) w.bytes(kInput, std::string_view(in_.head(), in_.size()));
     if (!out_.empty()) w.bytes(kOutput, std::string_view(out_.head(), out_.size()));
     if (extra_) w.bytes(kExtra, std::string_view(*extra_).substr(extra_sent_));
+    if (source_) hand_over_source(w);
     if (file_left_ > 0 && file_) {
         w.fd(kFile, std::move(file_));
         w.u64(kFileOffset, std::uint64_t(file_off_));
@@ -66,6 +71,39 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
     dead_ = true;
     srv_.conn_closed(this);
     return HandoverRecord{record_kind(), record_version(), w.take()};
+}
+
+// A body rendered as the client reads (a big listing) cannot be rendered by the next image: its
+// index is rebuilt from the disk and does not hold the snapshot the client was promised. The old
+// image writes the rest out to an anonymous memory file, which the next image sends like any
+// file range: the rest costs page cache, not the new process's memory, and the record stays small.
+void Conn::hand_over_source(RecordWriter& w) {
+    Fd mem(::memfd_create("duet-listing", MFD_CLOEXEC));
+    int rc = mem ? source_->write_rest(mem.get()) : -errno;
+    struct stat st {};
+    if (rc == 0 && ::fstat(mem.get(), &st) == 0) {
+        if (st.st_size > 0) {
+            w.fd(kFile, std::move(mem));
+            w.u64(kFileOffset, 0);
+            w.u64(kFileLeft, std::uint64_t(st.st_size));
+        }
+    } else {
+        // No memory file: the rest travels in the record itself (what was written goes first).
+        std::string rest;
+        if (mem && ::fstat(mem.get(), &st) == 0 && st.st_size > 0) {
+            rest.resize(std::size_t(st.st_size));
+            ssize_t n = ::pread(mem.get(), rest.data(), rest.size(), 0);
+            rest.resize(n > 0 ? std::size_t(n) : 0);
+        }
+        std::string buf(kBufferSize, '\0');
+        while (!source_->done()) {
+            std::size_t n = source_->fill(buf.data(), buf.size());
+            if (n == 0) break;
+            rest.append(buf.data(), n);
+        }
+        if (!rest.empty()) w.bytes(kExtra, rest);
+    }
+    source_.reset();
 }
 
 bool Conn::resume_shared(RecordReader& r, std::int64_t& head_left_ms) {

@@ -465,18 +465,22 @@ bool FileConn::wait_or_trouble(int rc) {
     return false;
 }
 
-// Served from the index: the lines are one shared text per version of the store, sent as the
-// client reads (store_index.hpp).
+// Served from the index: the lines are one shared text per version of a small store, or a
+// stream rendered as the client reads for a big one; COUNT is what it will send (store_index.hpp).
 void FileConn::list() {
     if (!srv_.store.usable()) return reply("ERR 503 store unavailable");
-    std::uint64_t count = 0;
-    std::shared_ptr<const std::string> lines = srv_.index.text_listing(count);
-    if (!lines) {
+    std::uint64_t count = 0, length = 0;
+    std::shared_ptr<const std::string> lines;
+    std::unique_ptr<ListingStream> stream;
+    if (!srv_.index.listing(false, lines, stream, count, length)) {
         wait_or_trouble(-EINPROGRESS);
         return;
     }
     reply("OK " + u64(count));
-    queue_shared(std::move(lines));
+    if (lines)
+        queue_shared(std::move(lines));
+    else
+        queue_source(std::move(stream));
 }
 
 void FileConn::del(const Command& c) {

@@ -64,18 +64,25 @@ void HttpConn::route_files_list(const Request&) {
         store_trouble(kStoreGone);
         return;
     }
-    // Served from the index: one shared body per version of the store (store_index.hpp).
-    std::shared_ptr<const std::string> body = srv_.index.json_listing();
-    if (!body) {
+    // Served from the index: one shared body per version of a small store, a stream rendered as
+    // the client reads for a big one; either way its exact length is known (store_index.hpp).
+    std::shared_ptr<const std::string> body;
+    std::unique_ptr<ListingStream> stream;
+    std::uint64_t count = 0, length = 0;
+    if (!srv_.index.listing(true, body, stream, count, length)) {
         store_trouble(-EINPROGRESS);
         return;
     }
     ResponseHead head(200, srv_.date_header());
     head.header("Content-Type", "application/json");
-    end_head(head, body->size());
+    end_head(head, length);
     queue(head.finish());
-    log_access(200, body->size());
-    if (!ex_.head_only) queue_shared(std::move(body));
+    log_access(200, length);
+    if (ex_.head_only) return;
+    if (body)
+        queue_shared(std::move(body));
+    else
+        queue_source(std::move(stream));
 }
 
 namespace {

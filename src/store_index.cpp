@@ -30,12 +30,6 @@ std::int64_t mtime_ns(const struct stat& st) {
     return std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-std::int64_t clock_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 bool same_file(const StoreIndex::Entry& e, const struct stat& st) {
     return e.size == std::uint64_t(st.st_size) && e.mtime_ns == mtime_ns(st);
 }
@@ -183,18 +177,10 @@ struct StoreIndex::ScanState {
     }
 };
 
-// A listing being rendered on the loop, a slice at a time.
-struct StoreIndex::Render {
-    std::string json = "[";
-    std::string text;
-    std::string cursor;  // last name rendered
-    bool started = false;
-    std::uint64_t count = 0;
-    std::uint64_t version = 0;
-};
-
 StoreIndex::StoreIndex(Server& srv) : srv_(srv) {}
-StoreIndex::~StoreIndex() = default;
+StoreIndex::~StoreIndex() {
+    for (ListingStream* ls : streams_) ls->detach(false);
+}
 
 void StoreIndex::start(bool sweep_temps, int inherited) {
     inotify_.reset(inherited >= 0 ? inherited : ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
@@ -205,9 +191,13 @@ void StoreIndex::start(bool sweep_temps, int inherited) {
 
 void StoreIndex::rebuild(bool sweep) {
     ++gen_;
+    // Streams still sending keep the rest of what they promised; the new build is not theirs.
+    for (ListingStream* ls : streams_) ls->detach(true);
+    streams_.clear();
     entries_.clear();
     bytes_ = 0;
     pending_ = 0;
+    listed_ = json_bytes_ = text_bytes_ = 0;
     // Late results carry the old gen_ and are dropped.
     current_.reset();
     paused_.reset();
@@ -262,12 +252,15 @@ void StoreIndex::changed() {
 }
 
 void StoreIndex::set_entry(const std::string& name, const Entry& e) {
+    if (!streams_.empty()) before_change(name);
     auto [it, inserted] = entries_.try_emplace(name, e);
     if (!inserted) {
         bytes_ -= std::min(bytes_, it->second.size);
         if (it->second.state == State::Pending) --pending_;
+        account(name, it->second, -1);
         it->second = e;
     }
+    account(name, e, +1);
     bytes_ += e.size;
     if (e.state == State::Pending) ++pending_;
     changed();
@@ -276,8 +269,10 @@ void StoreIndex::set_entry(const std::string& name, const Entry& e) {
 void StoreIndex::erase(const std::string& name) {
     auto it = entries_.find(name);
     if (it == entries_.end()) return;
+    if (!streams_.empty()) before_change(name);
     bytes_ -= std::min(bytes_, it->second.size);
     if (it->second.state == State::Pending) --pending_;
+    account(name, it->second, -1);
     entries_.erase(it);
     changed();
 }
@@ -450,77 +445,6 @@ void StoreIndex::need(std::string_view name, const struct stat& st) {
 
 bool StoreIndex::listing_ready() const {
     return !building_ && pending_ == 0;
-}
-
-void StoreIndex::want_render() {
-    if (render_) return;
-    render_ = std::make_unique<Render>();
-    render_->version = version_;
-}
-
-std::shared_ptr<const std::string> StoreIndex::json_listing() {
-    if (json_ && (listing_version_ == version_ || stale_renders_ >= 2)) return json_;
-    if (listing_ready()) want_render();
-    return nullptr;
-}
-
-std::shared_ptr<const std::string> StoreIndex::text_listing(std::uint64_t& count) {
-    count = text_count_;
-    if (text_ && (listing_version_ == version_ || stale_renders_ >= 2)) return text_;
-    if (listing_ready()) want_render();
-    return nullptr;
-}
-
-bool StoreIndex::run_slice(std::int64_t budget_ns) {
-    if (!render_) return false;
-    if (!listing_ready()) {
-        render_.reset();  // a digest went missing meanwhile: render again once it is back
-        return false;
-    }
-    Render& r = *render_;
-    std::int64_t until = clock_ns() + budget_ns;
-    auto it = r.started ? entries_.upper_bound(r.cursor) : entries_.begin();
-    r.started = true;
-    char num[64];
-    for (int n = 0; it != entries_.end(); ++it, ++n) {
-        if ((n & 63) == 63 && clock_ns() >= until) {
-            r.cursor = std::prev(it)->first;
-            return true;
-        }
-        const Entry& e = it->second;
-        // A file duet may not read is listed with its size and no digest (null / "-"), as a
-        // lookup would say; one that failed otherwise is not listed (it cannot be served).
-        bool unreadable = e.state == State::Failed && (e.error == EACCES || e.error == EPERM);
-        if (e.state != State::Ready && !unreadable) continue;
-        std::string hex = unreadable ? std::string() : to_hex(e.sha256);
-        if (r.count) r.json += ',';
-        r.json += "{\"name\":\"";
-        r.json += it->first;
-        std::snprintf(num, sizeof num,
-                      "\",\"size\":%llu,\"sha256\":", static_cast<unsigned long long>(e.size));
-        r.json += num;
-        r.json += unreadable ? "null" : "\"" + hex + "\"";
-        std::snprintf(num, sizeof num, ",\"mtime\":%lld}",
-                      static_cast<long long>(e.mtime_ns / 1000000000));
-        r.json += num;
-        r.text += it->first;
-        std::snprintf(num, sizeof num, " %llu ", static_cast<unsigned long long>(e.size));
-        r.text += num;
-        r.text += unreadable ? std::string("-") : hex;
-        r.text += '\n';
-        ++r.count;
-    }
-    r.json += "]\n";
-    json_ = std::make_shared<const std::string>(std::move(r.json));
-    text_ = std::make_shared<const std::string>(std::move(r.text));
-    text_count_ = r.count;
-    listing_version_ = r.version;
-    // Under constant change a fresh render may never match the version; after two in a row the
-    // latest is served anyway, so listings cannot starve.
-    stale_renders_ = listing_version_ == version_ ? 0 : stale_renders_ + 1;
-    render_.reset();
-    srv_.wake_parked();
-    return false;
 }
 
 }  // namespace duet

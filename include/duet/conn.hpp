@@ -19,6 +19,19 @@ namespace duet {
 class Server;
 enum class Port : std::uint8_t { Http, Files };
 
+// A long body produced as the client reads (the listing of a big store): the connection asks for
+// the next bytes whenever its output buffer has room, so the body is never held whole.
+class BodySource {
+  public:
+    virtual ~BodySource() = default;
+    // Writes the next bytes at `p`, at most `room`; returns how many. 0 while bytes are left:
+    // the next piece needs more room.
+    virtual std::size_t fill(char* p, std::size_t room) = 0;
+    virtual bool done() const = 0;
+    // Reload: writes the whole rest to `fd` (the next image sends it as a file). 0 or -errno.
+    virtual int write_rest(int fd) = 0;
+};
+
 class Conn : public Handler {
   public:
     Conn(Server& srv, int fd, Port port);
@@ -96,9 +109,9 @@ class Conn : public Handler {
     // Whether to read more from the socket now (protocol-level backpressure).
     virtual bool wants_input() const;
 
-    bool output_pending() const { return !out_.empty() || extra_ || file_left_ > 0; }
+    bool output_pending() const { return !out_.empty() || output_blocked(); }
     // A long body or a file is queued: later answers must wait until it has gone out.
-    bool output_blocked() const { return extra_ || file_left_ > 0; }
+    bool output_blocked() const { return extra_ || source_ || file_left_ > 0; }
     // Runs the pump from outside an event (timeouts, drain).
     void pump_now();
     // Output queue: out_ (heads, short bodies), then extra_ (a long body), then a file range.
@@ -108,6 +121,8 @@ class Conn : public Handler {
     // A long body shared by many connections (a listing): sent from the one copy.
     void queue_shared(std::shared_ptr<const std::string> body, std::size_t offset = 0);
     void queue_file(Fd file, off_t offset, std::uint64_t length);
+    // A body rendered as the client reads, after what is queued (nothing else may follow it in).
+    void queue_source(std::unique_ptr<BodySource> source);
     std::size_t out_room() const { return out_.data ? kBufferSize - out_.size() : kBufferSize; }
     // After the queued output: close (with a lingering read so the peer sees the answer).
     void close_after_output() { closing_ = true; }
@@ -145,7 +160,13 @@ class Conn : public Handler {
     void update_interest();
     void start_lingering();
 
+    // Fills out_ from source_, within `turn` and the step's output budget.
+    void refill(std::size_t& turn);
+    // Reload: the rest of source_ into an anonymous memory file, sent by the next image.
+    void hand_over_source(RecordWriter& w);
+
     std::shared_ptr<const std::string> extra_;
+    std::unique_ptr<BodySource> source_;
     Fd file_;
     std::uint32_t extra_sent_ = 0;  // next to file_: no padding (long bodies stay < 4 GiB)
     off_t file_off_ = 0;

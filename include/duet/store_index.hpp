@@ -8,9 +8,14 @@
 //   watch on the store directory for everybody else's; an overflowed queue starts a rebuild.
 // - Digests missing or stale are computed on the helper threads; a request that needs one asks
 //   digest_for(), parks on -EINPROGRESS, and that file's job moves to the front of the queue.
-// - Listings (GET /files, LIST) are rendered from the index in slices of about 1 ms on the loop
-//   into one shared, immutable body per index version, which every client then reads at its own
-//   pace: 200 clients listing 10,000 files cost one render, not 200.
+// - Listings (GET /files, LIST) of a small store (up to kSharedListing bytes of JSON) are rendered
+//   from the index in slices of about 1 ms on the loop into one shared, immutable body per index
+//   version, which every client then reads at its own pace: 200 clients listing 10,000 files cost
+//   one render, not 200. A bigger store's listing is never held whole: each client gets a
+//   ListingStream (store_listing.cpp), rendered from the index a buffer at a time as it reads.
+//   Either way a listing shows the store as it was when it started (its Content-Length or
+//   "OK COUNT" is a promise): a stream keeps the old state of every entry changed after it
+//   started and before it got there.
 // - Store loss: the watch reports the directory removed, renamed or unmounted; a second watch on
 //   the parent directory reopens the store when a directory appears at the path again.
 #include <sys/stat.h>
@@ -19,9 +24,12 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "duet/conn.hpp"
 #include "duet/fd.hpp"
 #include "duet/loop.hpp"
 #include "duet/sha256.hpp"
@@ -29,6 +37,7 @@
 namespace duet {
 
 class Server;
+class ListingStream;
 
 class StoreIndex : public Handler {
   public:
@@ -62,11 +71,15 @@ class StoreIndex : public Handler {
     // fsync of the store directory on a helper, nobody waiting for it.
     void sync_dir_later();
 
-    // ---- listings ----
-    // The whole GET /files body, or the LIST lines (count in `count`); null while the index is
-    // not ready for a listing yet (the caller parks and is woken).
-    std::shared_ptr<const std::string> json_listing();
-    std::shared_ptr<const std::string> text_listing(std::uint64_t& count);
+    // ---- listings (store_listing.cpp) ----
+    // Above this many bytes of JSON a listing is streamed to each client instead of shared.
+    static constexpr std::uint64_t kSharedListing = 2u << 20;
+    // GET /files (`json`) or LIST: either the whole shared body in `body`, or a stream of its own
+    // in `stream`; `count` entries, `length` bytes (without LIST's "OK" line). false while the
+    // index is not ready for a listing yet (the caller parks and is woken).
+    bool listing(bool json, std::shared_ptr<const std::string>& body,
+                 std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
+                 std::uint64_t& length);
     // One slice of listing work within `budget_ns`; true while more remains.
     bool run_slice(std::int64_t budget_ns);
     bool has_work() const { return render_ != nullptr; }
@@ -77,8 +90,24 @@ class StoreIndex : public Handler {
     void on_event(std::uint32_t events) override;  // inotify
 
   private:
+    friend class ListingStream;
+    std::shared_ptr<const std::string> json_listing();
+    std::shared_ptr<const std::string> text_listing(std::uint64_t& count);
+    // The listing's totals, kept with every change: entries listed, bytes of their JSON objects
+    // and of their LIST lines.
+    void account(std::string_view name, const Entry& e, int sign);
+    // Every stream that has not sent `name` yet keeps its state from before this change.
+    void before_change(const std::string& name);
     struct ScanState;
-    struct Render;
+    // A shared listing being rendered on the loop, a slice at a time.
+    struct Render {
+        std::string json = "[";
+        std::string text;
+        std::string cursor;  // last name rendered
+        bool started = false;
+        std::uint64_t count = 0;
+        std::uint64_t version = 0;
+    };
     struct HashWork;
 
     void rebuild(bool sweep);
@@ -115,6 +144,9 @@ class StoreIndex : public Handler {
     std::string hash_cursor_;
     std::shared_ptr<Fd> dir_;  // one duplicate of the store fd per build, shared by its jobs
 
+    std::uint64_t listed_ = 0, json_bytes_ = 0, text_bytes_ = 0;
+    std::vector<ListingStream*> streams_;
+
     std::unique_ptr<Render> render_;
     std::shared_ptr<const std::string> json_, text_;
     std::uint64_t listing_version_ = 0, text_count_ = 0;
@@ -123,6 +155,33 @@ class StoreIndex : public Handler {
     Fd inotify_;
     int store_wd_ = -1, parent_wd_ = -1;
     std::string base_;  // the store directory's name in its parent
+};
+
+// One client's listing of a big store, rendered from the index as the client reads: the store as
+// it was when the listing started. Names already sent are behind the cursor; an entry ahead of it
+// that changes keeps its old state here (so an upload during the listing is not in it, a file
+// deleted during it still is), and a rebuilt index leaves the stream with a copy of the rest.
+class ListingStream final : public BodySource {
+  public:
+    ListingStream(StoreIndex& index, bool json);
+    ~ListingStream() override;
+    std::uint64_t count() const { return count_; }
+    std::uint64_t length() const { return length_; }
+    std::size_t fill(char* p, std::size_t room) override;
+    bool done() const override { return finished_; }
+    int write_rest(int fd) override;
+
+  private:
+    friend class StoreIndex;
+    void before_change(const std::string& name, const StoreIndex::Entry* old);
+    void detach(bool keep_rest);  // the index is rebuilt or gone
+
+    StoreIndex* index_;
+    std::map<std::string, std::optional<StoreIndex::Entry>, std::less<>> kept_;
+    std::string cursor_;  // the last name sent; empty before the first
+    std::uint64_t count_ = 0, length_ = 0, sent_count_ = 0, sent_bytes_ = 0;
+    bool json_;
+    bool finished_ = false;
 };
 
 }  // namespace duet

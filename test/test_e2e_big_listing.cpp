@@ -1,0 +1,368 @@
+// Black-box tests of listings too big to share (SPEC §5 "The store index", issue 10): past 2 MiB
+// of JSON each client's GET /files or LIST is rendered from the index as it reads. With a slow
+// reader and files added, replaced and removed while it reads, the listing is complete, exactly
+// as long as promised (Content-Length, "OK COUNT"), each name once, and shows the store as it was
+// when the listing started; the same across a reload in the middle of it.
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "helper.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Long names make a listing of few files big: 6,500 entries are ~2.3 MiB of JSON, past the
+// 2 MiB up to which one body is shared.
+constexpr int kFiles = 6500;
+constexpr std::size_t kPad = 240;
+
+std::vector<pid_t> g_pids;
+std::vector<std::string> g_dirs;
+
+void cleanup() {
+    for (pid_t p : g_pids) {
+        if (waitpid(p, nullptr, WNOHANG) == 0) {
+            kill(p, SIGKILL);
+            waitpid(p, nullptr, 0);
+        }
+    }
+    for (auto& d : g_dirs) {
+        std::error_code ec;
+        fs::remove_all(d, ec);
+    }
+}
+
+std::string name_of(int i, const char* tag = "") {
+    char n[32];
+    std::snprintf(n, sizeof n, "f%05d%s", i, tag);
+    return n + std::string(kPad, 'x');
+}
+
+// A store of kFiles files whose content is their number (6 bytes each), and a server on it
+// whose index is complete: a first listing has been answered.
+void launch(t::Duet& d) {
+    std::string base = t::make_tmpdir();
+    cr_assert(!base.empty());
+    g_dirs.push_back(base);
+    std::string data = base + "/data";
+    cr_assert_eq(mkdir(data.c_str(), 0755), 0);
+    for (int i = 0; i < kFiles; ++i) {
+        char body[8];
+        std::snprintf(body, sizeof body, "f%05d", i);
+        cr_assert(t::write_file(data + "/" + name_of(i), body));
+    }
+    bool ok = t::start(d, {}, data);
+    if (d.pid > 0) g_pids.push_back(d.pid);
+    cr_assert(ok, "server did not start; stderr:\n%s", d.err_log.c_str());
+    std::string r = t::http(d.http_port, "GET /files HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(t::status_of(r), 200, "%.200s", r.c_str());
+}
+
+// A slow reader: small segments and a small receive window, set before connecting, so that the
+// server's socket buffer fills after a few KiB and the listing waits for the client.
+int connect_small(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int mss = 1000, rcvbuf = 4096;
+    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+// Buffered reads: a head, a line, or n bytes.
+class Reader {
+  public:
+    explicit Reader(int fd) : fd_(fd) {}
+    std::string until(const std::string& end) {
+        for (;;) {
+            std::size_t at = buf_.find(end);
+            if (at != std::string::npos) return take(at + end.size());
+            if (!more()) return take(buf_.size());
+        }
+    }
+    std::string bytes(std::size_t n) {
+        while (buf_.size() < n && more()) {
+        }
+        return take(std::min(n, buf_.size()));
+    }
+
+  private:
+    bool more() {
+        char tmp[4096];
+        ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf_.append(tmp, std::size_t(n));
+        return true;
+    }
+    std::string take(std::size_t n) {
+        std::string s = buf_.substr(0, n);
+        buf_.erase(0, n);
+        return s;
+    }
+    int fd_;
+    std::string buf_;
+};
+
+struct Item {
+    std::uint64_t size = 0;
+    bool has_digest = false;
+};
+
+// Strict parse of a GET /files body: [{"name":..,"size":..,"sha256":"hex"|null,"mtime":..},...]
+// then "\n", nothing else (no padding). Names in strictly increasing order (none twice).
+bool parse_json(const std::string& b, std::map<std::string, Item>& out, std::string& why) {
+    std::size_t i = 0;
+    auto lit = [&](const char* s) {
+        std::size_t n = std::strlen(s);
+        if (b.compare(i, n, s) != 0) return false;
+        i += n;
+        return true;
+    };
+    auto number = [&](std::uint64_t& v) {
+        if (i < b.size() && b[i] == '-') ++i;
+        std::size_t from = i;
+        v = 0;
+        while (i < b.size() && b[i] >= '0' && b[i] <= '9') v = v * 10 + std::uint64_t(b[i++] - '0');
+        return i > from;
+    };
+    std::string last;
+    if (!lit("[")) return why = "no [", false;
+    if (!lit("]")) {
+        for (;;) {
+            std::size_t at = i;
+            if (!lit("{\"name\":\"")) return why = "no name at " + std::to_string(at), false;
+            std::size_t q = b.find('"', i);
+            if (q == std::string::npos) return why = "unterminated name", false;
+            std::string name = b.substr(i, q - i);
+            i = q + 1;
+            Item it;
+            std::uint64_t mtime = 0;
+            if (!lit(",\"size\":") || !number(it.size)) return why = "bad size of " + name, false;
+            if (!lit(",\"sha256\":")) return why = "no sha256 for " + name, false;
+            if (!lit("null")) {
+                if (!lit("\"") || b.size() < i + 65 || b[i + 64] != '"')
+                    return why = "bad sha256 for " + name, false;
+                i += 65;
+                it.has_digest = true;
+            }
+            if (!lit(",\"mtime\":") || !number(mtime) || !lit("}"))
+                return why = "bad mtime of " + name, false;
+            if (!last.empty() && name <= last) return why = "out of order: " + name, false;
+            last = name;
+            out[name] = it;
+            if (!lit(",")) break;
+        }
+        if (!lit("]")) return why = "no ] at " + std::to_string(i), false;
+    }
+    if (!lit("\n") || i != b.size()) return why = "trailing bytes at " + std::to_string(i), false;
+    return true;
+}
+
+// LIST lines "NAME SIZE HEX", in strictly increasing order.
+bool parse_lines(const std::vector<std::string>& lines, std::map<std::string, Item>& out,
+                 std::string& why) {
+    std::string last;
+    for (const std::string& l : lines) {
+        std::size_t s1 = l.find(' '), s2 = l.rfind(' ');
+        if (s1 == std::string::npos || s2 == s1) return why = "bad line " + l, false;
+        std::string name = l.substr(0, s1);
+        if (!last.empty() && name <= last) return why = "out of order: " + name, false;
+        last = name;
+        Item it;
+        it.size = std::strtoull(l.c_str() + s1 + 1, nullptr, 10);
+        it.has_digest = l.size() - s2 - 1 == 64;
+        out[name] = it;
+    }
+    return true;
+}
+
+// Changes while a listing is paused, all ahead of where it stands: 100 files removed, 50 added,
+// 10 replaced by a longer content (8 bytes).
+void change_store(int http_port) {
+    for (int i = kFiles - 100; i < kFiles; ++i) {
+        std::string r =
+            t::http(http_port, "DELETE /files/" + name_of(i) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+        cr_assert_eq(t::status_of(r), 204, "%.200s", r.c_str());
+    }
+    for (int i = kFiles - 200; i < kFiles - 150; ++i) {
+        std::string r =
+            t::http(http_port, "PUT /files/" + name_of(i, "a") +
+                                   " HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnew");
+        cr_assert_eq(t::status_of(r), 201, "%.200s", r.c_str());
+    }
+    for (int i = kFiles - 300; i < kFiles - 290; ++i) {
+        std::string r = t::http(http_port, "PUT /files/" + name_of(i) +
+                                               " HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                               "8\r\n\r\nchanged!");
+        cr_assert_eq(t::status_of(r), 200, "%.200s", r.c_str());
+    }
+}
+
+// The store as it was before change_store(): every original file once, at its old size.
+void expect_snapshot(const std::map<std::string, Item>& got) {
+    cr_assert_eq(got.size(), std::size_t(kFiles), "%zu entries", got.size());
+    for (int i = 0; i < kFiles; ++i) {
+        auto it = got.find(name_of(i));
+        cr_assert(it != got.end(), "f%05d missing", i);
+        cr_assert_eq(it->second.size, 6u, "f%05d has size %llu", i,
+                     static_cast<unsigned long long>(it->second.size));
+        cr_assert(it->second.has_digest);
+    }
+}
+
+// The store after change_store().
+void expect_changed(const std::map<std::string, Item>& got) {
+    cr_assert_eq(got.size(), std::size_t(kFiles - 100 + 50), "%zu entries", got.size());
+    cr_assert_eq(got.count(name_of(kFiles - 1)), 0u);
+    cr_assert_eq(got.at(name_of(kFiles - 200, "a")).size, 3u);
+    cr_assert_eq(got.at(name_of(kFiles - 300)).size, 8u);
+}
+
+std::map<std::string, Item> list_json(int port) {
+    std::string r = t::http(port, "GET /files HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::map<std::string, Item> got;
+    std::string why;
+    cr_assert(parse_json(t::body_of(r), got, why), "%s", why.c_str());
+    return got;
+}
+
+// Starts GET /files on a slow connection and reads its head and the first 32 KiB.
+std::string start_http_listing(int fd, Reader& rd, std::size_t& length) {
+    cr_assert(t::send_all(fd, "GET /files HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string head = rd.until("\r\n\r\n");
+    cr_assert_eq(t::status_of(head), 200, "%s", head.c_str());
+    cr_assert(t::header_of(head, "transfer-encoding").empty());
+    length = std::strtoull(t::header_of(head, "content-length").c_str(), nullptr, 10);
+    cr_assert_gt(length, std::size_t(2) << 20, "only %zu bytes: not past the shared size", length);
+    return rd.bytes(32 * 1024);
+}
+
+// Starts LIST on a slow connection; reads "OK COUNT" and the first 100 lines.
+std::vector<std::string> start_list(int fd, Reader& rd, std::uint64_t& count) {
+    cr_assert(t::send_all(fd, "LIST\n"));
+    std::string ok = rd.until("\n");
+    cr_assert_eq(ok.compare(0, 3, "OK "), 0, "%s", ok.c_str());
+    count = std::strtoull(ok.c_str() + 3, nullptr, 10);
+    std::vector<std::string> lines;
+    for (int i = 0; i < 100; ++i) {
+        std::string l = rd.until("\n");
+        l.pop_back();
+        lines.push_back(l);
+    }
+    return lines;
+}
+
+std::map<std::string, Item> finish_list(Reader& rd, std::vector<std::string> lines,
+                                        std::uint64_t count) {
+    while (lines.size() < count) {
+        std::string l = rd.until("\n");
+        cr_assert(!l.empty() && l.back() == '\n', "listing cut after %zu lines", lines.size());
+        l.pop_back();
+        lines.push_back(l);
+    }
+    std::map<std::string, Item> got;
+    std::string why;
+    cr_assert(parse_lines(lines, got, why), "%s", why.c_str());
+    return got;
+}
+
+}  // namespace
+
+TestSuite(big_listing, .fini = cleanup, .timeout = 120);
+
+Test(big_listing, http_listing_streams_to_a_slow_reader_as_the_store_was_when_it_started) {
+    t::Duet d;
+    launch(d);
+    int fd = connect_small(d.http_port);
+    Reader rd(fd);
+    std::size_t length = 0;
+    std::string body = start_http_listing(fd, rd, length);
+    change_store(d.http_port);
+    body += rd.bytes(length - body.size());
+    cr_assert_eq(body.size(), length);
+    std::map<std::string, Item> got;
+    std::string why;
+    cr_assert(parse_json(body, got, why), "%s", why.c_str());
+    expect_snapshot(got);
+    // The connection goes on after exactly Content-Length bytes.
+    cr_assert(t::send_all(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string next = rd.until("ok\n");
+    cr_assert_eq(t::status_of(next), 200, "%s", next.c_str());
+    close(fd);
+    // A listing started after the changes shows them.
+    expect_changed(list_json(d.http_port));
+}
+
+Test(big_listing, list_streams_to_a_slow_reader_as_the_store_was_when_it_started) {
+    t::Duet d;
+    launch(d);
+    int fd = connect_small(d.files_port);
+    Reader rd(fd);
+    std::uint64_t count = 0;
+    std::vector<std::string> lines = start_list(fd, rd, count);
+    cr_assert_eq(count, std::uint64_t(kFiles));
+    change_store(d.http_port);
+    expect_snapshot(finish_list(rd, lines, count));
+    // Exactly COUNT lines: the next answer is the next command's.
+    cr_assert(t::send_all(fd, "PING\nLIST\n"));
+    cr_assert_eq(rd.until("\n"), "OK pong\n");
+    std::string ok = rd.until("\n");
+    cr_assert_eq(ok, "OK " + std::to_string(kFiles - 100 + 50) + "\n");
+    expect_changed(finish_list(rd, {}, kFiles - 100 + 50));
+    close(fd);
+}
+
+Test(big_listing, streamed_listings_cross_a_reload_whole) {
+    t::Duet d;
+    launch(d);
+    int hfd = connect_small(d.http_port), ffd = connect_small(d.files_port);
+    Reader hrd(hfd), frd(ffd);
+    std::size_t length = 0;
+    std::string body = start_http_listing(hfd, hrd, length);
+    std::uint64_t count = 0;
+    std::vector<std::string> lines = start_list(ffd, frd, count);
+    change_store(d.http_port);
+    std::size_t from = d.err_log.size();
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    std::int64_t deadline = t::now_ms() + 15000;
+    while (!t::parse_ready(d, from) && t::now_ms() < deadline) t::wait_log(d, "\x01", 20);
+    cr_assert_eq(d.generation, 1, "no reload:\n%s", d.err_log.c_str());
+    body += hrd.bytes(length - body.size());
+    cr_assert_eq(body.size(), length);
+    std::map<std::string, Item> got;
+    std::string why;
+    cr_assert(parse_json(body, got, why), "%s", why.c_str());
+    expect_snapshot(got);
+    expect_snapshot(finish_list(frd, lines, count));
+    // Both connections go on in the new image.
+    cr_assert(t::send_all(hfd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    cr_assert_eq(t::status_of(hrd.until("ok\n")), 200);
+    cr_assert(t::send_all(ffd, "PING\n"));
+    cr_assert_eq(frd.until("\n"), "OK pong\n");
+    close(hfd);
+    close(ffd);
+    expect_changed(list_json(d.http_port));
+}
