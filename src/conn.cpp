@@ -17,6 +17,9 @@ namespace {
 constexpr int kReadsPerEvent = 8;                     // fairness: then back to the loop
 constexpr std::uint64_t kSendfilePerEvent = 2 << 20;  // bytes of a file per event
 constexpr std::size_t kExtraPerEvent = 256 << 10;     // bytes of a long body per event
+// A rendered body (a big listing) goes 16 KiB at a time from the front of the output buffer: only
+// those pages of it are touched, so 20 clients listing 100,000 files cost 20 x 16 KiB.
+constexpr std::size_t kSourceChunk = 16 << 10;
 
 // Whether the file's bytes at `off` and `off + len - 1` are in the page cache: preadv2 with
 // RWF_NOWAIT answers EAGAIN instead of reading from the disk. Anything else (an old kernel or a
@@ -154,7 +157,7 @@ void Conn::refill(std::size_t& turn) {
     out_.acquire(srv_.pool);
     if (!out_.data) return;
     out_.compact();
-    std::size_t n = source_->fill(out_.tail(), std::min(out_.room(), allow));
+    std::size_t n = source_->fill(out_.tail(), std::min({out_.room(), allow, kSourceChunk}));
     out_.commit(n);
     turn -= std::min(turn, n);
     srv_.spend_output(n);
@@ -166,7 +169,7 @@ bool Conn::flush() {
     for (;;) {
         // A body rendered as the client reads: the next buffer's worth once the last one is out
         // (out_ holds at most what was queued before it, which goes first).
-        if (source_ && out_.size() < kBufferSize / 2) refill(extra_turn);
+        if (source_ && out_.size() < 4096) refill(extra_turn);
         if (out_.empty() && !extra_) {
             if (!source_) break;
             wait_writable();  // this event's share is spent: more after the others had theirs
