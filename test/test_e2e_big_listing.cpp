@@ -70,7 +70,14 @@ void launch(t::Duet& d) {
     bool ok = t::start(d, {}, data);
     if (d.pid > 0) g_pids.push_back(d.pid);
     cr_assert(ok, "server did not start; stderr:\n%s", d.err_log.c_str());
-    std::string r = t::http(d.http_port, "GET /files HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The first listing waits for 6,500 digests: generous for a loaded machine and ASan.
+    int fd = t::connect_port(d.http_port);
+    cr_assert(fd >= 0);
+    timeval tv{60, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    cr_assert(t::send_all(fd, "GET /files HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string r = t::read_response(fd, false, 60000);
+    close(fd);
     cr_assert_eq(t::status_of(r), 200, "%.200s", r.c_str());
 }
 
