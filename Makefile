@@ -97,11 +97,13 @@ check-deps:
 unit: $(TESTS) build/duet build/duet-san
 
 # Everything is built in one make so the test binaries and the fuzz targets compile side by side;
-# the fuzz smoke is short (FUZZ_SMOKE_SECONDS per target, 10 by default; `make fuzz` runs long).
+# the fuzz smoke is short (FUZZ_SMOKE_SECONDS per target, 10 by default; `make fuzz` runs long)
+# and runs one target at a time beside the test binaries that only wait on sockets, before the
+# load-sensitive ones (test/run.sh's ALONGSIDE).
 test: check-deps
 	@$(MAKE) --no-print-directory unit $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build)
-	@if [ -f test/fuzz/fuzz.mk ]; then $(MAKE) --no-print-directory fuzz-smoke; fi
-	@sh test/run.sh $(TESTS)
+	@ALONGSIDE="$(if $(wildcard test/fuzz/fuzz.mk),$(MAKE) --no-print-directory -j1 fuzz-smoke)" \
+	    sh test/run.sh $(TESTS)
 
 # Opt-in, not part of `make test`: applies each test/mutants/*.patch (a small realistic bug) to a
 # copy of the tree, rebuilds and runs the tests; fails unless every mutation is caught.

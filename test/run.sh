@@ -7,6 +7,10 @@
 # measure time, CPU or memory under load (names matching SERIAL) run afterwards, alone, so the
 # other binaries do not skew what they measure. A test's stderr line starting "note:" is shown.
 #
+# ALONGSIDE, when set, is a command (`make test` passes the fuzz smoke) run in the background
+# beside the parallel binaries, which mostly wait on sockets; it is waited for before the
+# load-sensitive ones start, and its failure fails the run.
+#
 # The summary line is "tests: N passed, M failed, K skipped". Criterion leaves skipped tests out
 # of its Synthesis counts, so they are read from its TAP report and listed one per line with their
 # reason. In CI (CI=true) a skip fails the run unless its message starts with "not applicable:",
@@ -33,8 +37,18 @@ done
 
 # One binary: its whole output in $out/NAME.out, its exit status in $out/NAME.rc.
 run_one='"$1" --jobs 2 --tap="$2/$(basename "$1").tap" >"$2/$(basename "$1").out" 2>&1; echo $? >"$2/$(basename "$1").rc"'
+alongside_pid=""
+if [ -n "${ALONGSIDE:-}" ]; then
+    sh -c "$ALONGSIDE" >"$out/alongside.out" 2>&1 &
+    alongside_pid=$!
+fi
 # shellcheck disable=SC2086 # one word per binary
 [ -n "$parallel" ] && printf '%s\n' $parallel | xargs -P "$jobs" -I{} sh -c "$run_one" _ {} "$out"
+alongside_rc=0
+if [ -n "$alongside_pid" ]; then
+    wait "$alongside_pid" || alongside_rc=$?
+    cat "$out/alongside.out"
+fi
 for t in $serial; do sh -c "$run_one" _ "$t" "$out"; done
 
 passed=0 failed=0 skipped=0 status=0
@@ -74,5 +88,10 @@ for t in "$@"; do
         fi
     fi
 done
+if [ "$alongside_rc" != 0 ]; then
+    echo "alongside ($ALONGSIDE) failed with status $alongside_rc"
+    failed=$((failed + 1))
+    status=1
+fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status
