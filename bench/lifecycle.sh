@@ -93,7 +93,9 @@ head -c $((BIG_MIB << 20)) /dev/urandom >"$BUSY_DATA/big"
 pad=$(printf 'x%.0s' $(seq 1 240))
 for i in $(seq -w 1 "$LIST_FILES"); do : >"$BUSY_DATA/l$i$pad"; done
 RB="$BENCH_BUILD/reload_busy"
-BUSY_ARGS=(--http 127.0.0.1:0 --files 127.0.0.1:0 --data "$BUSY_DATA")
+# The half-sent heads and command lines must outlive the run (1,000 reloads take longer than the
+# default 10 s --header-timeout, whose deadline crosses each reload unchanged).
+BUSY_ARGS=(--http 127.0.0.1:0 --files 127.0.0.1:0 --data "$BUSY_DATA" --header-timeout 600)
 LIST_NAMES=$LIST_FILES
 export LIST_FILES=$((LIST_FILES + 1))  # what a LIST counts: the names and big
 taskset -c "$LOAD_CPU" "$RB" "$BUSY_RELOADS" "$BUSY_DATA" "$DUET" "${BUSY_ARGS[@]}" >"$BENCH_TMP/busy.out" ||
@@ -149,5 +151,5 @@ echo "  taskset -c $LOAD_CPU $LC reload $RUNS $DUET TMP/duet --reload --http 127
 echo "  taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR; kill -HUP PID once a second, $RELOADS times, during:"
 echo "  ${WRK_CMDS[keepalive]}"
 echo "  and, on a fresh duet, ${WRK_CMDS[close]}"
-echo "  taskset -c $LOAD_CPU $RB $BUSY_RELOADS DIR $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR   # DIR: big ($BIG_MIB MiB) + $LIST_NAMES long-named files"
+echo "  taskset -c $LOAD_CPU $RB $BUSY_RELOADS DIR $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR --header-timeout 600   # DIR: big ($BIG_MIB MiB) + $LIST_NAMES long-named files"
 echo "  IDLE_RELOADS=0 GAP_MS=5 taskset -c $LOAD_CPU $RB $LONG_RELOADS DIR $DUET ...   # fd and RSS over many reloads"
