@@ -308,16 +308,21 @@ void HttpConn::respond_fatal(int status, std::string_view message) {
     respond_error(status, message);
 }
 
+HttpConn::Rare& HttpConn::rare() {
+    if (!rare_) rare_ = std::make_unique<Rare>();
+    return *rare_;
+}
+
 void HttpConn::set_log_line(std::string line) {
-    if (!log_line_) log_line_ = std::make_unique<std::string>();
-    *log_line_ = std::move(line);
+    rare().log_line = std::move(line);
 }
 
 void HttpConn::log_access(int status, std::uint64_t bytes) {
     if (!srv_.cfg.access_log) return;
     char tail[64];
     std::snprintf(tail, sizeof tail, "\" %d %llu", status, static_cast<unsigned long long>(bytes));
-    srv_.access_log(peer_address() + " http \"" + (log_line_ ? *log_line_ : "") + tail);
+    srv_.access_log(peer_address() + " http \"" +
+                    (rare_ && rare_->log_line ? *rare_->log_line : "") + tail);
 }
 
 }  // namespace duet

@@ -49,7 +49,7 @@ void HttpConn::encode_state(RecordWriter& w) {
     w.u64(kKeepAlive, ex_.keep_alive);
     w.u64(kMinor, ex_.minor);
     w.flag(kDrainClose, drain_close_);
-    if (log_line_) w.bytes(kLogLine, *log_line_);
+    if (rare_ && rare_->log_line) w.bytes(kLogLine, *rare_->log_line);
     w.u64(kCors, ex_.cors);
     if (body_) {
         Body& b = *body_;

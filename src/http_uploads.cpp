@@ -166,9 +166,10 @@ void HttpConn::upload_status(const Request& req, const PartialRef& p) {
     // An append running on another connection first makes what it has durable (a checkpoint on
     // a helper; this request waits, parked), so the offset given here is as fresh as it can be
     // and never more than what survives a crash.
-    if (p->active && !head_wait_) head_wait_ = p->active->checkpoint();
-    if (head_wait_ && !head_wait_->done) return srv_.park(this);
-    head_wait_.reset();
+    std::shared_ptr<DiskWait>& wait = rare().head_wait;
+    if (p->active && !wait) wait = p->active->checkpoint();
+    if (wait && !wait->done) return srv_.park(this);
+    wait.reset();
     std::string fields = state_fields(*p, srv_.partials.expires(*p));
     fields += "Upload-Complete: ?0\r\nCache-Control: no-store\r\n";
     fields += upload_limit_field(p.get());
