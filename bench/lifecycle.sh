@@ -101,7 +101,9 @@ export LIST_FILES=$((LIST_FILES + 1))  # what a LIST counts: the names and big
 taskset -c "$LOAD_CPU" "$RB" "$BUSY_RELOADS" "$BUSY_DATA" "$DUET" "${BUSY_ARGS[@]}" >"$BENCH_TMP/busy.out" ||
     { cat "$BENCH_TMP/busy.out" >&2; echo "reload_busy failed" >&2; }
 rm -f "$BUSY_DATA"/up* "$BUSY_DATA"/fup*
-IDLE_RELOADS=0 GAP_MS=${LONG_GAP_MS:-5} taskset -c "$LOAD_CPU" "$RB" "$LONG_RELOADS" "$BUSY_DATA" \
+# Slower transfers for the long run, so that every connection is still open at its end and the
+# fd count compares like with like (at 5 MB/s a 64 MiB download ends within the 1,000 reloads).
+IDLE_RELOADS=0 GAP_MS=${LONG_GAP_MS:-5} RATE=${LONG_RATE:-1000000} taskset -c "$LOAD_CPU" "$RB" "$LONG_RELOADS" "$BUSY_DATA" \
     "$DUET" "${BUSY_ARGS[@]}" >"$BENCH_TMP/long.out" ||
     { cat "$BENCH_TMP/long.out" >&2; echo "reload_busy (long) failed" >&2; }
 field() { awk -v k="$2" -v f="$3" '$1 == k { for (i = 2; i < NF; i++) if ($i == f) print $(i + 1) }' "$1"; }
@@ -152,4 +154,4 @@ echo "  taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --da
 echo "  ${WRK_CMDS[keepalive]}"
 echo "  and, on a fresh duet, ${WRK_CMDS[close]}"
 echo "  taskset -c $LOAD_CPU $RB $BUSY_RELOADS DIR $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data DIR --header-timeout 600   # DIR: big ($BIG_MIB MiB) + $LIST_NAMES long-named files"
-echo "  IDLE_RELOADS=0 GAP_MS=5 taskset -c $LOAD_CPU $RB $LONG_RELOADS DIR $DUET ...   # fd and RSS over many reloads"
+echo "  IDLE_RELOADS=0 GAP_MS=5 RATE=1000000 taskset -c $LOAD_CPU $RB $LONG_RELOADS DIR $DUET ...   # fd and RSS over many reloads"

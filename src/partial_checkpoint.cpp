@@ -13,6 +13,8 @@
 namespace duet {
 namespace {
 
+constexpr std::uint64_t kBacklogCheckpoints = 3;
+
 // Starts writeback of [from, to) without waiting, so the next checkpoint's fdatasync has only
 // the tail left to wait for (as Upload::write does for a PUT).
 void start_writeback(int fd, std::uint64_t from, std::uint64_t to) {
@@ -54,7 +56,10 @@ int PartialAppend::write(const void* data, std::size_t len) {
 }
 
 bool PartialAppend::backlogged() const {
-    return syncing() && since_checkpoint_ >= PartialStore::kCheckpointBytes;
+    // Reading pauses only when three more checkpoints' worth arrived behind the one running: a
+    // fast sender keeps the disk busy without waiting on each fdatasync, and at most ~64 MiB are
+    // ever not yet durable (what a crash makes the client send again).
+    return syncing() && since_checkpoint_ >= kBacklogCheckpoints * PartialStore::kCheckpointBytes;
 }
 
 std::shared_ptr<DiskWait> PartialAppend::checkpoint() {
