@@ -10,13 +10,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,28 +23,10 @@
 
 namespace {
 
-namespace fs = std::filesystem;
-
 // Long names make a listing of few files big: 6,500 entries are ~2.3 MiB of JSON, past the
 // 2 MiB up to which one body is shared.
 constexpr int kFiles = 6500;
 constexpr std::size_t kPad = 240;
-
-std::vector<pid_t> g_pids;
-std::vector<std::string> g_dirs;
-
-void cleanup() {
-    for (pid_t p : g_pids) {
-        if (waitpid(p, nullptr, WNOHANG) == 0) {
-            kill(p, SIGKILL);
-            waitpid(p, nullptr, 0);
-        }
-    }
-    for (auto& d : g_dirs) {
-        std::error_code ec;
-        fs::remove_all(d, ec);
-    }
-}
 
 std::string name_of(int i, const char* tag = "") {
     char n[32];
@@ -59,7 +39,7 @@ std::string name_of(int i, const char* tag = "") {
 void launch(t::Duet& d) {
     std::string base = t::make_tmpdir();
     cr_assert(!base.empty());
-    g_dirs.push_back(base);
+    t::remove_at_teardown(base);
     std::string data = base + "/data";
     cr_assert_eq(mkdir(data.c_str(), 0755), 0);
     for (int i = 0; i < kFiles; ++i) {
@@ -68,7 +48,6 @@ void launch(t::Duet& d) {
         cr_assert(t::write_file(data + "/" + name_of(i), body));
     }
     bool ok = t::start(d, {}, data);
-    if (d.pid > 0) g_pids.push_back(d.pid);
     cr_assert(ok, "server did not start; stderr:\n%s", d.err_log.c_str());
     // The first listing waits for 6,500 digests: generous for a loaded machine and ASan.
     int fd = t::connect_port(d.http_port);
@@ -296,12 +275,16 @@ std::map<std::string, Item> finish_list(Reader& rd, std::vector<std::string> lin
     return got;
 }
 
+void fini() {
+    t::teardown();
+}
+
 }  // namespace
 
-TestSuite(big_listing, .fini = cleanup, .timeout = 120);
+TestSuite(big_listing, .fini = fini, .timeout = 120);
 
 Test(big_listing, http_listing_streams_to_a_slow_reader_as_the_store_was_when_it_started) {
-    t::Duet d;
+    t::Duet& d = t::served;
     launch(d);
     int fd = connect_small(d.http_port);
     Reader rd(fd);
@@ -324,7 +307,7 @@ Test(big_listing, http_listing_streams_to_a_slow_reader_as_the_store_was_when_it
 }
 
 Test(big_listing, list_streams_to_a_slow_reader_as_the_store_was_when_it_started) {
-    t::Duet d;
+    t::Duet& d = t::served;
     launch(d);
     int fd = connect_small(d.files_port);
     Reader rd(fd);
@@ -343,7 +326,7 @@ Test(big_listing, list_streams_to_a_slow_reader_as_the_store_was_when_it_started
 }
 
 Test(big_listing, streamed_listings_cross_a_reload_whole) {
-    t::Duet d;
+    t::Duet& d = t::served;
     launch(d);
     int hfd = connect_small(d.http_port), ffd = connect_small(d.files_port);
     Reader hrd(hfd), frd(ffd);
