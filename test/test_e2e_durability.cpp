@@ -414,8 +414,10 @@ Test(durability, every_upload_kind_fsyncs_file_then_publishes_then_fsyncs_dir_th
     for (auto& up : uploads) from = check_order(calls, from, dir, up);
 }
 
-// Each door's appends: an IETF creation with a first part, a 40 MiB PATCH (checkpoints every
-// 16 MiB on helpers while the bytes keep coming, each announced by a 104) and the completing
+// Each door's appends: an IETF creation with a first part, a 72 MiB PATCH (checkpoints every
+// 16 MiB on helpers while the bytes keep coming, each announced by a 104; reading pauses once
+// 48 MiB wait behind a running checkpoint, so at least one 104 comes before the last bytes
+// are even read, however slow the disk) and the completing
 // PATCH; a tus PATCH and the completing one; a RESUME cut by a half-close and the completing one.
 Test(durability, resumable_appends_sync_data_then_state_then_dir_then_announce) {
     using rt::kIetf;
@@ -423,7 +425,7 @@ Test(durability, resumable_appends_sync_data_then_state_then_dir_then_announce) 
     std::string trace;
     std::string dir = start_traced(trace);
     const std::string pdir = dir + "/.duet-partial";
-    const std::string part = t::random_bytes(300 * 1024, 8), big = t::random_bytes(40 << 20, 9);
+    const std::string part = t::random_bytes(300 * 1024, 8), big = t::random_bytes(72 << 20, 9);
     const std::string whole = part + big + part;
     const std::string len = std::to_string(whole.size());
 
@@ -446,7 +448,7 @@ Test(durability, resumable_appends_sync_data_then_state_then_dir_then_announce) 
     r = rt::final_response(fd, &interims);
     close(fd);
     cr_assert_eq(t::status_of(r), 204, "%.300s", r.c_str());
-    cr_expect_geq(interims.size(), 1u, "no 104 with an offset during a 40 MiB append");
+    cr_expect_geq(interims.size(), 1u, "no 104 with an offset during a 72 MiB append");
     r = rt::http(rt::request("PATCH", "/uploads/" + ietf,
                              "Upload-Offset: " + std::to_string(part.size() + big.size()) +
                                  "\r\nUpload-Complete: ?1\r\nContent-Type: "
@@ -501,7 +503,7 @@ Test(durability, resumable_appends_sync_data_then_state_then_dir_then_announce) 
         check_announcements(calls, 0, a + 1, pdir, ietf, "Upload-Offset: ", "IETF creation"), 1);
     std::size_t b = answer_at(calls, a + 1, "HTTP/1.1 204", "IETF append");
     int n = check_announcements(calls, a + 1, b + 1, pdir, ietf, "Upload-Offset: ", "IETF append");
-    cr_expect_geq(n, 2, "the 40 MiB append announced %d offsets (a 104 and the answer)", n);
+    cr_expect_geq(n, 2, "the 72 MiB append announced %d offsets (a 104 and the answer)", n);
     Upload done{"IETF completing append", "ietf.bin", "\"HTTP/1.1 201"};
     std::size_t c = check_order(calls, b + 1, dir, done) - 1;
     cr_expect_eq(check_announcements(calls, b + 1, c + 1, pdir, ietf,
