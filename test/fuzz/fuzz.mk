@@ -17,7 +17,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SECONDS  ?= 300
 FUZZ_SAN      := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
-FUZZ_FLAGS    := -std=c++20 -Iinclude -g -O1 -Wall -Wextra $(FUZZ_SAN)
+FUZZ_FLAGS    := -std=c++20 -Iinclude -g1 -O1 -Wall -Wextra $(FUZZ_SAN)
 FUZZ_TARGETS  := fuzz_http_head fuzz_chunked fuzz_file_cmd fuzz_log_escape fuzz_upload_fields \
                  fuzz_handover
 FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
