@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1]))};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((unsigned short)atoi(argv[1]))};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     double start = now_ms();
     if (s < 0 || connect(s, (struct sockaddr*)&a, sizeof a) != 0) {

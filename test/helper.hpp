@@ -54,6 +54,9 @@ int wait_exit(Duet& d, int timeout_ms);
 std::int64_t now_ms();
 
 int connect_port(int port);  // blocking socket with 10 s send/receive timeouts; -1 on failure
+// A slow reader (20 s timeouts): 1000-byte segments and an `rcvbuf`-byte receive window, so that
+// the server's socket buffer fills after a few KiB and what it sends waits for the client.
+int connect_slow_reader(int port, int rcvbuf);
 bool send_all(int fd, const std::string& data);
 // Reads until the peer closes (or timeout). Returns what arrived.
 std::string read_all(int fd, int timeout_ms = 10000);

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -185,9 +186,16 @@ int stop(Duet& d, int sig, int timeout_ms) {
     return rc;
 }
 
-int connect_port(int port) {
+// A blocking loopback connection to `port`; `rcvbuf` > 0 also makes it a slow reader (small
+// segments and that receive window, set before connecting, when the window is negotiated).
+static int connect_loopback(int port, int rcvbuf, int timeout_s) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
+    if (rcvbuf > 0) {
+        int mss = 1000;
+        setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    }
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(std::uint16_t(port));
@@ -196,10 +204,18 @@ int connect_port(int port) {
         close(fd);
         return -1;
     }
-    timeval tv{10, 0};
+    timeval tv{timeout_s, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     return fd;
+}
+
+int connect_port(int port) {
+    return connect_loopback(port, 0, 10);
+}
+
+int connect_slow_reader(int port, int rcvbuf) {
+    return connect_loopback(port, rcvbuf, 20);
 }
 
 bool send_all(int fd, const std::string& data) {

@@ -60,24 +60,6 @@ void launch(t::Duet& d) {
     cr_assert_eq(t::status_of(r), 200, "%.200s", r.c_str());
 }
 
-// A slow reader: small segments and a small receive window, set before connecting, so that the
-// server's socket buffer fills after a few KiB and the listing waits for the client.
-int connect_small(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int mss = 1000, rcvbuf = 4096;
-    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(std::uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    timeval tv{20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 // Buffered reads: a head, a line, or n bytes.
 class Reader {
   public:
@@ -286,7 +268,8 @@ TestSuite(big_listing, .fini = fini, .timeout = 120);
 Test(big_listing, http_listing_streams_to_a_slow_reader_as_the_store_was_when_it_started) {
     t::Duet& d = t::served;
     launch(d);
-    int fd = connect_small(d.http_port);
+    int fd = t::connect_slow_reader(d.http_port, 4096);
+    cr_assert(fd >= 0);
     Reader rd(fd);
     std::size_t length = 0;
     std::string body = start_http_listing(fd, rd, length);
@@ -309,7 +292,8 @@ Test(big_listing, http_listing_streams_to_a_slow_reader_as_the_store_was_when_it
 Test(big_listing, list_streams_to_a_slow_reader_as_the_store_was_when_it_started) {
     t::Duet& d = t::served;
     launch(d);
-    int fd = connect_small(d.files_port);
+    int fd = t::connect_slow_reader(d.files_port, 4096);
+    cr_assert(fd >= 0);
     Reader rd(fd);
     std::uint64_t count = 0;
     std::vector<std::string> lines = start_list(fd, rd, count);
@@ -328,7 +312,9 @@ Test(big_listing, list_streams_to_a_slow_reader_as_the_store_was_when_it_started
 Test(big_listing, streamed_listings_cross_a_reload_whole) {
     t::Duet& d = t::served;
     launch(d);
-    int hfd = connect_small(d.http_port), ffd = connect_small(d.files_port);
+    int hfd = t::connect_slow_reader(d.http_port, 4096),
+        ffd = t::connect_slow_reader(d.files_port, 4096);
+    cr_assert(hfd >= 0 && ffd >= 0);
     Reader hrd(hfd), frd(ffd);
     std::size_t length = 0;
     std::string body = start_http_listing(hfd, hrd, length);

@@ -107,26 +107,6 @@ std::string hex(const std::string& data) {
     return duet::to_hex(duet::Sha256::of(data));
 }
 
-// A slow reader: small segments and a small receive window, set before connecting.
-int connect_small(int port, int rcvbuf) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int mss = 1000;
-    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(std::uint16_t(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    timeval tv{20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
 // Reads up to and including the blank line of an HTTP head (a 100 Continue has no body).
 std::string read_head(int fd) {
     std::string out;
@@ -255,7 +235,7 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
     // HTTP downloads, read slowly.
     for (int i = 0; i < 8; ++i)
         clients.push_back([&, i](Schedule& s, std::atomic<int>& done) {
-            int fd = connect_small(hp, 64 << 10);
+            int fd = t::connect_slow_reader(hp, 64 << 10);
             std::string name = "http download " + std::to_string(i);
             if (!t::send_all(fd, "GET /files/big HTTP/1.1\r\nHost: t\r\n" + kAuth + "\r\n"))
                 return (void)fail(name + ": send");
@@ -278,7 +258,7 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
     // File-port downloads, read slowly.
     for (int i = 0; i < 4; ++i)
         clients.push_back([&, i](Schedule& s, std::atomic<int>& done) {
-            int fd = connect_small(fp, 64 << 10);
+            int fd = t::connect_slow_reader(fp, 64 << 10);
             std::string name = "file-port download " + std::to_string(i);
             t::send_all(fd, "AUTH tok\nGET big\n");
             if (t::read_line(fd) != "OK") return (void)fail(name + ": auth");
@@ -411,7 +391,7 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
     for (int i = 0; i < 4; ++i)
         clients.push_back([&, i](Schedule& s, std::atomic<int>& done) {
             std::string name = "list " + std::to_string(i);
-            int fd = connect_small(fp, 8192);
+            int fd = t::connect_slow_reader(fp, 8192);
             t::send_all(fd, "AUTH tok\nLIST\n");
             LineReader in(fd);
             if (in.line() != "OK") return (void)fail(name + ": auth");
@@ -514,7 +494,7 @@ Test(reload, never_waits_for_grace_with_a_download_in_flight) {
     cr_assert(t::write_file(data + "/big", big));
     t::Duet d;
     launch(d, {"--grace", "30"}, data);
-    int fd = connect_small(d.http_port, 64 << 10);
+    int fd = t::connect_slow_reader(d.http_port, 64 << 10);
     cr_assert(t::send_all(fd, "GET /files/big HTTP/1.1\r\nHost: t\r\n\r\n"));
     cr_assert_eq(t::status_of(read_head(fd)), 200);
     std::string got = t::read_n(fd, 256 << 10);
@@ -577,7 +557,7 @@ Test(reload, new_image_reading_another_format_gets_a_drain_and_a_log_line) {
     int idle = t::connect_port(d.http_port);
     cr_assert(t::send_all(idle, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
     cr_assert_eq(t::status_of(t::read_response(idle)), 200);
-    int fd = connect_small(d.http_port, 64 << 10);
+    int fd = t::connect_slow_reader(d.http_port, 64 << 10);
     cr_assert(t::send_all(fd, "GET /files/big HTTP/1.1\r\nHost: t\r\n\r\n"));
     std::string head = read_head(fd);
     cr_assert_eq(t::status_of(head), 200);
@@ -662,7 +642,7 @@ Test(reload, fds_and_memory_stay_flat_over_200_reloads_with_work_in_flight) {
     t::Duet d;
     launch(d, {}, data, {}, bin);
     // In flight throughout: a download read slowly, an upload trickling, a half head, idle ones.
-    int dl = connect_small(d.http_port, 64 << 10);
+    int dl = t::connect_slow_reader(d.http_port, 64 << 10);
     cr_assert(t::send_all(dl, "GET /files/big HTTP/1.1\r\nHost: t\r\n\r\n"));
     cr_assert_eq(t::status_of(read_head(dl)), 200);
     std::string content = t::random_bytes(400000, 17);
