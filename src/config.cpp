@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "duet/ipv4.hpp"
+
 namespace duet {
 
 const char* usage_text() {
@@ -87,8 +89,8 @@ bool parse_address(const std::string& text, Address& out) {
         if (colon == std::string::npos) return false;
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
-        in_addr a4;
-        if (host != "localhost" && inet_pton(AF_INET, host.c_str(), &a4) != 1) return false;
+        unsigned char a4[4];
+        if (host != "localhost" && !parse_ipv4(host, a4)) return false;
     }
     std::uint64_t p;
     if (!parse_u64(port, p) || p > 65535) return false;
@@ -114,7 +116,8 @@ namespace {
 bool address_bytes(const Address& a, int& family, unsigned char (&bytes)[16]) {
     std::memset(bytes, 0, sizeof bytes);
     std::string host = a.host == "localhost" ? "127.0.0.1" : a.host;
-    if (inet_pton(AF_INET, host.c_str(), bytes) == 1) {
+    if (unsigned char a4[4]; parse_ipv4(host, a4)) {
+        std::memcpy(bytes, a4, 4);
         family = AF_INET;
         return true;
     }

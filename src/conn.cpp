@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "duet/ipv4.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
@@ -296,9 +297,12 @@ std::string Conn::peer_address() const {
     socklen_t len = sizeof ss;
     char addr[INET6_ADDRSTRLEN] = "-";
     if (getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-        if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, addr, sizeof addr);
-        else if (ss.ss_family == AF_INET6)
+        if (ss.ss_family == AF_INET) {
+            unsigned char a[4];
+            std::memcpy(a, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
+            return format_ipv4(a);
+        }
+        if (ss.ss_family == AF_INET6)
             inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, addr,
                       sizeof addr);
     }

@@ -1,7 +1,6 @@
 #include "duet/http_response.hpp"
 
 #include <cstring>
-#include <ctime>
 
 namespace duet {
 
@@ -73,18 +72,50 @@ std::string json_error(std::string_view message) {
     return s;
 }
 
+// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days). Pure
+// arithmetic: gmtime_r would read the time-zone file and take a lock once per process, for a
+// field that is always GMT.
 std::string http_date(std::int64_t unix_seconds) {
-    static const char* const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char* const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
-                  tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                  tm.tm_sec);
-    return buf;
+    static constexpr char kDays[] = "ThuFriSatSunMonTueWed";  // 1970-01-01 was a Thursday
+    static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    std::int64_t days = unix_seconds / 86400, secs = unix_seconds % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        --days;
+    }
+    std::int64_t z = days + 719468;
+    std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    std::int64_t doe = z - era * 146097;                                       // [0, 146096]
+    std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
+    std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                // [0, 365]
+    std::int64_t mp = (5 * doy + 2) / 153;                                     // March = 0
+    std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    std::int64_t month = mp < 10 ? mp + 3 : mp - 9;  // 1..12
+    std::int64_t year = yoe + era * 400 + (month <= 2);
+    std::int64_t wday = ((days % 7) + 7) % 7;
+    auto two = [](std::string& s, std::int64_t v) {
+        s += char('0' + v / 10);
+        s += char('0' + v % 10);
+    };
+    std::string s;
+    s.reserve(29);
+    s.append(kDays + 3 * wday, 3);
+    s += ", ";
+    two(s, day);
+    s += ' ';
+    s.append(kMonths + 3 * (month - 1), 3);
+    s += ' ';
+    if (year < 0 || year > 9999) year = year < 0 ? 0 : 9999;  // outside what the field can say
+    two(s, year / 100);
+    two(s, year % 100);
+    s += ' ';
+    two(s, secs / 3600);
+    s += ':';
+    two(s, secs / 60 % 60);
+    s += ':';
+    two(s, secs % 60);
+    s += " GMT";
+    return s;
 }
 
 ResponseHead::ResponseHead(int status, std::string_view common) : status_(status) {

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "duet/ipv4.hpp"
+
 namespace duet {
 namespace {
 
@@ -21,7 +23,8 @@ bool make_sockaddr(const Address& a, sockaddr_storage& ss, socklen_t& len) {
     std::memset(&ss, 0, sizeof ss);
     std::string host = a.host == "localhost" ? "127.0.0.1" : a.host;
     auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    if (unsigned char b[4]; parse_ipv4(host, b)) {
+        std::memcpy(&v4->sin_addr, b, 4);
         v4->sin_family = AF_INET;
         v4->sin_port = htons(a.port);
         len = sizeof *v4;
@@ -192,7 +195,10 @@ std::string local_address(int fd) {
     Address a;
     if (ss.ss_family == AF_INET) {
         auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        unsigned char b[4];
+        std::memcpy(b, &v4->sin_addr, 4);
+        std::string text = format_ipv4(b);
+        std::memcpy(host, text.c_str(), text.size() + 1);
         a.port = ntohs(v4->sin_port);
     } else if (ss.ss_family == AF_INET6) {
         auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);

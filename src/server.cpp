@@ -121,11 +121,12 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     return 0;
 }
 
+// Assembled without printf: an idle duet then never maps libc's formatting code (its pages
+// count in the resident size).
 void Server::print_ready() {
-    log("ready http=%s files=%s data=%s pid=%d generation=%llu",
-        local_address(http_listener_.fd.get()).c_str(),
-        local_address(files_listener_.fd.get()).c_str(), config_.data.c_str(), int(getpid()),
-        static_cast<unsigned long long>(generation));
+    err_log_.line("duet: ready http=" + local_address(http_listener_.fd.get()) +
+                  " files=" + local_address(files_listener_.fd.get()) + " data=" + config_.data +
+                  " pid=" + std::to_string(getpid()) + " generation=" + std::to_string(generation));
 }
 
 void Server::tick() {

@@ -1,13 +1,16 @@
 // parse_config with a fake environment: defaults, every option with good and bad values, both
 // "--opt value" and "--opt=value", environment variables and their precedence, and addresses.
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "duet/config.hpp"
+#include "duet/ipv4.hpp"
 
 using duet::Config;
 using duet::ConfigResult;
@@ -332,4 +335,24 @@ Test(config, cors_is_repeatable_and_checked) {
     for (const char* b : {"", "a.example", "https://", "https://a.example/path", "https://a b",
                           "https://u@a.example"})
         expect_refused({"--cors", b}, "--cors");
+}
+
+// parse_ipv4 / format_ipv4 replace inet_pton / inet_ntop for IPv4; those are the oracle.
+Test(config, ipv4_text_matches_inet_pton) {
+    const char* cases[] = {
+        "0.0.0.0",  "127.0.0.1", "255.255.255.255", "1.2.3.4",    "10.0.0.255",    "256.0.0.1",
+        "1.2.3",    "1.2.3.4.5", "01.2.3.4",        "1.2.3.04",   "1..2.3",        ".1.2.3",
+        "1.2.3.",   "1.2.3.4 ",  " 1.2.3.4",        "1.2.3.-4",   "a.b.c.d",       "",
+        "1.2.3.4x", "0x1.2.3.4", "999.1.1.1",       "1.2.3.2555", "192.168.001.1", "00.0.0.0"};
+    for (const char* c : cases) {
+        unsigned char want[4] = {}, got[4] = {};
+        bool ok = inet_pton(AF_INET, c, want) == 1;
+        cr_expect_eq(duet::parse_ipv4(c, got), ok, "'%s'", c);
+        if (!ok) continue;
+        cr_expect(std::memcmp(want, got, 4) == 0, "'%s'", c);
+        char text[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, want, text, sizeof text);
+        std::string formatted = duet::format_ipv4(got);
+        cr_expect_str_eq(formatted.c_str(), text);
+    }
 }

@@ -2,9 +2,12 @@
 // true/false), plus the entity-tag comparisons and the three HTTP-date forms.
 #include <criterion/criterion.h>
 
+#include <ctime>
 #include <string>
+#include <vector>
 
 #include "duet/http_conditional.hpp"
+#include "duet/http_response.hpp"
 
 using duet::CondHeaders;
 using duet::CondMethod;
@@ -132,4 +135,27 @@ Test(http_conditional, three_date_forms) {
                          "Sun, 06 Nov 1994 25:49:37 GMT",
                          "Sun, 6 Nov 1994 08:49:37 GMT"};
     for (const char* b : bad) cr_expect_not(duet::parse_http_date(b, t), "'%s'", b);
+}
+
+// http_date is pure arithmetic; gmtime_r + strftime in the C locale is the oracle. The sample
+// covers leap days (2000 is a leap year, 2100 is not), month and year ends, and one day in
+// every 97 for ~300 years.
+Test(http_conditional, http_date_matches_gmtime) {
+    std::vector<std::int64_t> times = {0,          1,          86399,       86400,
+                                       784111777,  951782400,  951868799,   951868800,
+                                       1835481599, 1835481600, 4107542399,  4107542400,
+                                       4107628800, 2147483647, 253402300799};
+    for (std::int64_t t = 0; t < 253402300799; t += 97 * 86400 + 3601) times.push_back(t);
+    for (std::int64_t t : times) {
+        std::time_t tt = static_cast<std::time_t>(t);
+        std::tm tm{};
+        gmtime_r(&tt, &tm);
+        char want[64];
+        std::strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        std::string got = duet::http_date(t);
+        cr_assert_str_eq(got.c_str(), want, "t=%lld", static_cast<long long>(t));
+        std::int64_t back = -1;
+        cr_assert(duet::parse_http_date(got, back));
+        cr_assert_eq(back, t);
+    }
 }
