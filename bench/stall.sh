@@ -28,10 +28,10 @@
 #   cp        `cp big.iso DATA/` (COLD_SIZE, from outside the store, a new file; cp on LOAD_CPU)
 #             while a client downloads another COLD_SIZE file, ROUNDS rounds, page cache dropped
 #             before each download (CP_CACHE=warm: both read warm instead): the download's rate
-#             with the cp >= 0.9x its rate alone; then GET /files shows big.iso with the digest
-#             openssl/sha256sum gives (waits <= CP_WAIT s after the cp ends). For context, each round also
-#             times a dd read of the same file alone and with the same cp going outside the store:
-#             on 2 cores the cp's own disk and CPU use slow any reader, duet or not
+#             >= 0.9x its rate beside the same cp into a directory duet does not watch (the
+#             control: on 2 cores the cp's own disk and CPU use slow any reader, duet or not; both
+#             runs with the probe on, their order alternating by round); then GET /files shows
+#             big.iso with the digest openssl/sha256sum gives (waits <= CP_WAIT s after the cp ends)
 #   logpipe   --access-log into a pipe nobody reads, 8 clients GET / for LOG_SECS (10 s):
 #             /healthz p99 < 10 ms, log lines dropped > 0, SIGTERM exits 0 within 100 ms
 #   storeloss rm -rf DATA, mkdir DATA, mv DATA DATA2, mkdir DATA while running: time to /healthz 503
@@ -325,12 +325,10 @@ run_cold() {
         curl -s -o /dev/null "$(url /files/$f.bin)"
     done
     local before; before=$(buckets)
-    local r t0 t1 one two duet ratios=() p99s=() maxs=() rates=() disks=()
-    for r in $(seq 1 "$ROUNDS"); do
+    # two_dd: two, the MiB/s of two dd reading a.bin and b.bin at once from a cold cache.
+    two_dd() {
         drop_caches
-        t0=$(now_ms); $LOAD dd if="$data/a.bin" of=/dev/null bs=1M status=none; t1=$(now_ms)
-        one=$(mib_s "$COLD_BYTES" $((t1 - t0)))
-        drop_caches
+        local t0 t1
         t0=$(now_ms)
         $LOAD dd if="$data/a.bin" of=/dev/null bs=1M status=none &
         local d1=$!
@@ -343,6 +341,15 @@ run_cold() {
         untrack "$d2"
         t1=$(now_ms)
         two=$(mib_s $((2 * COLD_BYTES)) $((t1 - t0)))
+    }
+    local r t0 t1 one two duet ratios=() p99s=() maxs=() rates=() disks=()
+    for r in $(seq 1 "$ROUNDS"); do
+        drop_caches
+        t0=$(now_ms); $LOAD dd if="$data/a.bin" of=/dev/null bs=1M status=none; t1=$(now_ms)
+        one=$(mib_s "$COLD_BYTES" $((t1 - t0)))
+        # The two dd and duet alternate which goes first, so that neither always meets the disk
+        # right after the other (write-back, the device's own cache).
+        if [ $((r % 2)) -eq 1 ]; then two_dd; fi
         drop_caches
         probe_start "$BENCH_TMP/lat.cold.$r"
         t0=$(now_ms)
@@ -361,6 +368,7 @@ run_cold() {
         probe_stop
         duet=$(mib_s $((2 * COLD_BYTES)) $((t1 - t0)))
         [ "$ok" = yes ] || duet=0
+        if [ $((r % 2)) -eq 0 ]; then two_dd; fi
         local s n p50 p99 max lost
         s=$(lat "$BENCH_TMP/lat.cold.$r")
         read -r n p50 p99 max lost <<<"$s"
@@ -463,16 +471,25 @@ run_cp() {
         cp_end=$(now_ms)
         DL_RATE=$(mib_s "$COLD_BYTES" $((t1 - t0)))
     }
+    # control_run ROUND: ctl, the download's MiB/s beside the same cp into another directory.
+    control_run() {
+        probe_start "$BENCH_TMP/lat.ctl.$1"
+        download_during "$out/copy.iso"
+        ctl=$DL_RATE
+        probe_stop
+        rm -f "$out/copy.iso"
+    }
     for r in $(seq 1 "$ROUNDS"); do
         cp_prep "$data/dl.bin" "$out/big.iso"
         t0=$(now_ms); $LOAD curl -sf -o /dev/null "$(url /files/dl.bin)"; t1=$(now_ms)
         alone=$(mib_s "$COLD_BYTES" $((t1 - t0)))
         # The control: the same cp beside the same download, into a directory duet does not
         # watch. The cp takes disk bandwidth and the load CPU from any reader; what duet adds
-        # (the inotify events, indexing and hashing big.iso) is the difference to the next run.
-        download_during "$out/copy.iso"
-        ctl=$DL_RATE
-        rm -f "$out/copy.iso"
+        # (the inotify events, indexing and hashing big.iso) is the difference between the two
+        # runs. Both run with the probe asking /healthz (it costs the server CPU too); their order
+        # alternates from round to round, and the control never starts before duet has listed
+        # big.iso's digest, so neither run gets the other's leftover work.
+        if [ $((r % 2)) -eq 1 ]; then control_run "$r"; fi
         probe_start "$BENCH_TMP/lat.cp.$r"
         download_during "$data/"
         with=$DL_RATE
@@ -484,6 +501,7 @@ run_cp() {
         done
         local waited=$(($(now_ms) - cp_end))
         probe_stop
+        if [ $((r % 2)) -eq 0 ]; then control_run "$r"; fi
         local s; s=$(lat "$BENCH_TMP/lat.cp.$r")
         local ratio; ratio=$(ratio "$with" "$ctl")
         echo "  round $r: download alone $alone MiB/s; beside cp into another directory $ctl MiB/s;" \
