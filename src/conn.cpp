@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "duet/ipv4.hpp"
+#include "duet/rest_writer.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
@@ -170,9 +171,15 @@ bool Conn::flush() {
     for (;;) {
         // A body rendered as the client reads: the next buffer's worth once the last one is out
         // (out_ holds at most what was queued before it, which goes first).
-        if (source_ && out_.size() < 4096) refill(extra_turn);
+        if (source_ && !source_held_ && out_.size() < 4096) refill(extra_turn);
         if (out_.empty() && !extra_) {
             if (!source_) break;
+            // Held: its rest is being written ahead for a reload, and source_prepared() pumps
+            // again; waiting for EPOLLOUT meanwhile would spin the loop.
+            if (source_held_) {
+                want_out_ = false;
+                return false;
+            }
             wait_writable();  // this event's share is spent: more after the others had theirs
             return false;
         }
@@ -282,6 +289,30 @@ void Conn::queue_shared(std::shared_ptr<const std::string> body, std::size_t off
 
 void Conn::queue_source(std::unique_ptr<BodySource> source) {
     if (source && !source->done()) source_ = std::move(source);
+}
+
+BodySource* Conn::hold_source() {
+    if (!source_ || dead_) return nullptr;
+    source_held_ = true;
+    return source_.get();
+}
+
+void Conn::source_prepared(RestWriter& w) {
+    source_held_ = false;
+    source_.reset();
+    if (w.failed()) {
+        close_now();  // a body of the promised length cannot be had: the client sees it cut
+        return;
+    }
+    // source_ was the last thing queued, so nothing is behind it: the rest simply follows.
+    std::uint64_t size = 0;
+    if (Fd mem = w.take_file(size)) {
+        queue_file(std::move(mem), 0, size);
+    } else if (std::string rest = w.take_bytes(); !rest.empty()) {
+        if (extra_) rest.insert(0, std::string_view(*extra_).substr(extra_sent_));
+        queue_shared(std::make_shared<const std::string>(std::move(rest)));
+    }
+    pump_now();
 }
 
 void Conn::queue_file(Fd file, off_t offset, std::uint64_t length) {

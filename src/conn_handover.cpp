@@ -10,6 +10,7 @@
 #include <string>
 
 #include "duet/conn.hpp"
+#include "duet/rest_writer.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
@@ -57,8 +58,10 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
     w.fd(kSocket, std::move(fd_));
     if (!in_.empty()) w.bytes(kInput, std::string_view(in_.head(), in_.size()));
     if (!out_.empty()) w.bytes(kOutput, std::string_view(out_.head(), out_.size()));
-    if (extra_) w.bytes(kExtra, std::string_view(*extra_).substr(extra_sent_));
-    if (source_) hand_over_source(w);
+    if (source_)
+        hand_over_source(w);  // with extra_, which goes before it
+    else if (extra_)
+        w.bytes(kExtra, std::string_view(*extra_).substr(extra_sent_));
     if (file_left_ > 0 && file_) {
         w.fd(kFile, std::move(file_));
         w.u64(kFileOffset, std::uint64_t(file_off_));
@@ -77,31 +80,28 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
 // index is rebuilt from the disk and does not hold the snapshot the client was promised. The old
 // image writes the rest out to an anonymous memory file, which the next image sends like any
 // file range: the rest costs page cache, not the new process's memory, and the record stays small.
+// Normally the server has done that already, in slices before this step (Server::prepare_slice),
+// and the connection sends the file like any other; this is the safety net for a source that was
+// not written ahead, all in one go. If no memory file can be had, the rest travels as bytes.
 void Conn::hand_over_source(RecordWriter& w) {
-    Fd mem(::memfd_create("duet-listing", MFD_CLOEXEC));
-    int rc = mem ? source_->write_rest(mem.get()) : -errno;
-    struct stat st {};
-    if (rc == 0 && ::fstat(mem.get(), &st) == 0) {
-        if (st.st_size > 0) {
-            w.fd(kFile, std::move(mem));
-            w.u64(kFileOffset, 0);
-            w.u64(kFileLeft, std::uint64_t(st.st_size));
-        }
+    RestWriter rest(*source_);
+    while (!rest.step(~std::size_t(0))) {
+    }
+    std::string extra(extra_ ? std::string_view(*extra_).substr(extra_sent_) : "");
+    std::uint64_t size = 0;
+    if (rest.failed()) {
+        // Cannot happen while the source keeps what changed ahead of it; if it did, the client
+        // sees the body cut short and the connection closed, never a wrong one.
+        closing_ = true;
+        if (!extra.empty()) w.bytes(kExtra, extra);
+    } else if (Fd mem = rest.take_file(size)) {
+        if (!extra.empty()) w.bytes(kExtra, extra);
+        w.fd(kFile, std::move(mem));
+        w.u64(kFileOffset, 0);
+        w.u64(kFileLeft, size);
     } else {
-        // No memory file: the rest travels in the record itself (what was written goes first).
-        std::string rest;
-        if (mem && ::fstat(mem.get(), &st) == 0 && st.st_size > 0) {
-            rest.resize(std::size_t(st.st_size));
-            ssize_t n = ::pread(mem.get(), rest.data(), rest.size(), 0);
-            rest.resize(n > 0 ? std::size_t(n) : 0);
-        }
-        std::string buf(kBufferSize, '\0');
-        while (!source_->done()) {
-            std::size_t n = source_->fill(buf.data(), buf.size());
-            if (n == 0) break;
-            rest.append(buf.data(), n);
-        }
-        if (!rest.empty()) w.bytes(kExtra, rest);
+        extra += rest.take_bytes();
+        if (!extra.empty()) w.bytes(kExtra, extra);
     }
     source_.reset();
 }

@@ -1,6 +1,7 @@
 #include "duet/metrics.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace duet {
 namespace {
@@ -26,6 +27,37 @@ void value(std::string& out, const char* name, const char* labels, std::uint64_t
 }
 
 }  // namespace
+
+// "max,sum,count,b0,...,b11": the longest step, the sum of all, their count and the histogram.
+std::string Metrics::stalls_env() const {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9f,%.9f,%llu", stall_max, stall_sum,
+                  static_cast<unsigned long long>(stall_count));
+    std::string s = buf;
+    for (std::uint64_t b : stall_buckets) s += "," + std::to_string(b);
+    return s;
+}
+
+void Metrics::adopt_stalls(const char* env) {
+    if (!env) return;
+    double max = 0, sum = 0;
+    std::uint64_t count = 0, buckets[kStallBuckets + 1] = {};
+    char* p = nullptr;
+    max = std::strtod(env, &p);
+    if (*p++ != ',') return;
+    sum = std::strtod(p, &p);
+    if (*p++ != ',') return;
+    count = std::strtoull(p, &p, 10);
+    for (std::uint64_t& b : buckets) {
+        if (*p++ != ',') return;
+        b = std::strtoull(p, &p, 10);
+    }
+    if (*p != 0 || !(max >= 0) || !(sum >= 0)) return;
+    stall_max = max;
+    stall_sum = sum;
+    stall_count = count;
+    for (int i = 0; i <= kStallBuckets; ++i) stall_buckets[i] = buckets[i];
+}
 
 std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
     std::string out;

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -79,6 +80,8 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
                   HandoverIn handover) {
     now_ms_ = monotonic_ms();
     tick();
+    // A reload: the loop steps of the images before this one, the last one's hand-over included.
+    if (generation > 0) metrics.adopt_stalls(getenv("DUET_LOOP_STALLS"));
     root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
                  "\",\"generation\":" + std::to_string(generation) + "}\n";
     std::string err;
@@ -210,6 +213,7 @@ void Server::conn_closed(Conn* c) {
         --metrics.open_files;
     dead_.push_back(c);
     reading_ahead_.erase(c);
+    std::erase_if(preparing_, [c](const Preparing& p) { return p.conn == c; });
     if (c->parked()) {
         for (auto& p : parked_)
             if (p == c) p = nullptr;
@@ -376,37 +380,13 @@ void Server::act_on_intents() {
             log("stopping: %zu connection(s) busy, waiting up to %.3g s (--grace) for them to "
                 "finish, %zu idle closed; a second Ctrl+C (SIGINT or SIGTERM) stops at once",
                 drained_busy_, config_.grace, closed_idle_);
-    } else if (i == Intent::Reload && !draining_ && !reload_pending_) {
+    } else if (i == Intent::Reload && (reload_pending_ || handing_over_) && !draining_) {
+        log("reload requested again: one is under way");
+    } else if (i == Intent::Reload && !draining_) {
         log("reload requested: checking %s", exe_.c_str());
         reload_pending_ = true;
         if (!life_.start_check(exe_, argv_, now_ms_)) on_check_done(false, "cannot run the check");
     }
-}
-
-void Server::on_check_done(bool ok, const std::string& output) {
-    reload_pending_ = false;
-    if (draining_) return;  // a stop came in meanwhile
-    if (!ok) {
-        log("reload cancelled, still serving generation %llu: new binary failed --check: %s",
-            static_cast<unsigned long long>(generation), output.c_str());
-        return;
-    }
-    std::string reads;
-    if (check_reads_format(output, kHandoverFormat, reads)) {
-        // An upload between its fsyncs (on a helper) and its answer crosses no exec: the
-        // reload waits the few milliseconds until none is (see run()).
-        if (any_publishing()) {
-            handover_waits_ = true;
-            partials.hold_checkpoints(true);  // no new ones meanwhile: the wait stays short
-            return;
-        }
-        if (hand_over_all()) return;  // execs; back here only if the hand-over could not start
-    } else {
-        log("reload: the new image reads hand-over format(s) %s, not %u: draining in-flight work "
-            "first (up to --grace %.3g s); idle connections are handed over",
-            reads.c_str(), unsigned(kHandoverFormat), config_.grace);
-    }
-    begin_drain(true);
 }
 
 void Server::begin_drain(bool for_reload) {
@@ -485,6 +465,7 @@ void Server::finish_reload() {
     // still write of our buffered lines.
     out_log_.detach();
     err_log_.detach();
+    pass_stalls();
     reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, -1,
            passed_inotify(), generation + 1, reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
@@ -548,6 +529,7 @@ int Server::next_timeout_ms() const {
     if (life_.check_running()) consider(now_ms_ + 10);  // poll the check child
     if (draining_) consider(drain_deadline_);
     if (wake_due_ || index.has_work()) consider(now_ms_);  // more slices: poll, do not wait
+    if (!preparing_.empty()) consider(prepare_pace_ms_ > 0 ? prepare_due_ms_ : now_ms_);
     std::int64_t wait = next - now_ms_;
     return wait < 0 ? 0 : int(wait);
 }
@@ -556,21 +538,26 @@ void Server::record_step(std::int64_t ns) {
     metrics.record_stall(double(ns) / 1e9);
 }
 
+void Server::pass_stalls() {
+    if (step_started_ns_ >= 0) record_step(monotonic_ns() - step_started_ns_);
+    step_started_ns_ = -1;
+    setenv("DUET_LOOP_STALLS", metrics.stalls_env().c_str(), 1);
+}
+
 int Server::run() {
-    std::int64_t woke_ns = -1;
     while (exit_code_ < 0) {
         expire_timers();
         act_on_intents();
         check_drain_done();
         reap_dead();
         if (exit_code_ >= 0) break;
-        if (woke_ns >= 0) record_step(monotonic_ns() - woke_ns);
+        if (step_started_ns_ >= 0) record_step(monotonic_ns() - step_started_ns_);
         int rc = loop.wait(next_timeout_ms());
         if (rc < 0) {
             log("epoll_wait: %s", std::strerror(-rc));
             return 1;
         }
-        woke_ns = monotonic_ns();
+        step_started_ns_ = monotonic_ns();
         out_budget_ = kOutputPerStep;
         tick();  // one clock read per iteration, taken after the wait
         loop.dispatch();
@@ -578,11 +565,9 @@ int Server::run() {
         // Long loop work (listing renders) goes one slice per iteration, between events.
         if (index.has_work()) index.run_slice(kSliceNs);
         if (wake_due_) wake_now();
-        if (handover_waits_ && !any_publishing()) {
-            handover_waits_ = false;
-            partials.hold_checkpoints(false);
-            if (!draining_ && !hand_over_all()) begin_drain(true);
-        }
+        // A reload's streams written ahead, a slice per iteration too; then the hand-over.
+        prepare_slice(kSliceNs);
+        continue_hand_over();
         check_drain_done();
         reap_dead();
     }

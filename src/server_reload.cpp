@@ -8,14 +8,107 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
 #include "duet/file_conn.hpp"
 #include "duet/http_conn.hpp"
 #include "duet/server.hpp"
 
 namespace duet {
+namespace {
+
+std::int64_t monotonic_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+void Server::on_check_done(bool ok, const std::string& output) {
+    reload_pending_ = false;
+    if (draining_) return;  // a stop came in meanwhile
+    if (!ok) {
+        log("reload cancelled, still serving generation %llu: new binary failed --check: %s",
+            static_cast<unsigned long long>(generation), output.c_str());
+        return;
+    }
+    std::string reads;
+    if (check_reads_format(output, kHandoverFormat, reads)) {
+        handing_over_ = true;
+        start_preparing();
+        // An upload between its fsyncs (on a helper) and its answer crosses no exec: the
+        // reload waits the few milliseconds until none is (continue_hand_over).
+        if (any_publishing()) partials.hold_checkpoints(true);  // no new ones meanwhile
+        continue_hand_over();
+        return;
+    }
+    log("reload: the new image reads hand-over format(s) %s, not %u: draining in-flight work "
+        "first (up to --grace %.3g s); idle connections are handed over",
+        reads.c_str(), unsigned(kHandoverFormat), config_.grace);
+    begin_drain(true);
+}
+
+// The streams are the ones open now: one asked for from here on waits for the next image
+// (StoreIndex::listing), so this has a fixed amount of work and ends.
+void Server::start_preparing() {
+    for (Conn* c = conns_; c; c = c->next)
+        if (BodySource* s = c->hold_source())
+            preparing_.push_back({c, std::make_unique<RestWriter>(*s)});
+    prepare_next_ = 0;
+    // Test hook (README "Stop and reload"): one turn per stream every N ms, so that a test can
+    // signal the server while streams are being written ahead.
+    const char* pace = getenv("DUET_TEST_PREPARE_PACE_MS");
+    prepare_pace_ms_ = pace ? std::strtoll(pace, nullptr, 10) : 0;
+    prepare_due_ms_ = now_ms_;
+    if (!preparing_.empty())
+        log("reload: writing ahead what %zu streamed listing(s) still owe", preparing_.size());
+}
+
+void Server::prepare_slice(std::int64_t budget_ns) {
+    if (preparing_.empty()) return;
+    std::size_t turns = ~std::size_t(0);
+    if (prepare_pace_ms_ > 0) {
+        if (now_ms_ < prepare_due_ms_) return;
+        prepare_due_ms_ = now_ms_ + prepare_pace_ms_;
+        turns = preparing_.size();
+    }
+    std::int64_t until = monotonic_ns() + budget_ns;
+    do {
+        if (prepare_next_ >= preparing_.size()) prepare_next_ = 0;
+        Preparing& p = preparing_[prepare_next_];
+        if (!p.rest->step(RestWriter::kChunk)) {
+            ++prepare_next_;
+            continue;
+        }
+        // Out of the list before the connection runs again (it may close).
+        Preparing done = std::move(p);
+        if (&p != &preparing_.back()) p = std::move(preparing_.back());
+        preparing_.pop_back();
+        done.conn->source_prepared(*done.rest);
+    } while (!preparing_.empty() && --turns > 0 && monotonic_ns() < until);
+}
+
+void Server::continue_hand_over() {
+    if (!handing_over_ || !preparing_.empty() || any_publishing()) return;
+    handing_over_ = false;
+    partials.hold_checkpoints(false);
+    if (draining_) return;        // a stop came in meanwhile: it won
+    if (hand_over_all()) return;  // execs; back here only if the hand-over could not start
+    wake_parked();  // the listings that waited for the next image are answered here after all
+    begin_drain(true);
+}
 
 bool Server::hand_over_all() {
+    // Normally empty (continue_hand_over waits for it): a stream left half written ahead has
+    // its bytes in its writer, not in the source any more.
+    while (!preparing_.empty()) {
+        Preparing p = std::move(preparing_.back());
+        preparing_.pop_back();
+        while (!p.rest->step(~std::size_t(0))) {
+        }
+        p.conn->source_prepared(*p.rest);
+    }
     Fd memfd = open_handover_memfd();
     if (!memfd) {
         log("reload: cannot make the hand-over memfd (%s): draining in-flight work first",
@@ -53,6 +146,7 @@ bool Server::hand_over_all() {
     }
     std::fflush(stdout);
     std::fflush(stderr);
+    pass_stalls();
     reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), {}, fd, passed_inotify(),
            generation + 1, reloads + 1, started_at);
     log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));

@@ -309,19 +309,26 @@ void StoreIndex::pump_hashing() {
     if (!next && pending_ > 0) {
         // The next Pending entry in name order, a bounded walk per call.
         auto it = hash_cursor_.empty() ? entries_.begin() : entries_.upper_bound(hash_cursor_);
-        for (int n = 0; n < 4096; ++n, ++it) {
+        const std::string* last = nullptr;
+        int n = 0;
+        for (; n < 4096; ++n, ++it) {
             if (it == entries_.end()) {
                 if (hash_cursor_.empty()) break;
                 hash_cursor_.clear();
                 it = entries_.begin();
                 if (it == entries_.end()) break;
             }
+            last = &it->first;
             if (it->second.state == State::Pending) {
                 hash_cursor_ = it->first;
                 next = std::make_shared<HashWork>();
                 next->name = it->first;
                 break;
             }
+        }
+        if (!next && n == 4096 && last) {
+            hash_cursor_ = *last;  // 4096 hashed entries in a row: on from here next step
+            walk_due_ = true;
         }
     }
     if (!next) return;

@@ -1,12 +1,9 @@
 // Listings from the store index (see store_index.hpp): one shared body per version of a small
 // store, one ListingStream per client of a big one. Both render entries with the same functions,
 // so the totals kept by account() are exactly the bytes a stream sends.
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <vector>
 
 #include "duet/server.hpp"
 #include "duet/store_index.hpp"
@@ -148,6 +145,10 @@ bool StoreIndex::listing(bool json, std::shared_ptr<const std::string>& body,
                          std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
                          std::uint64_t& length) {
     if (listing_ready() && json_bytes_ + listed_ > kSharedListing) {
+        // A reload is writing ahead what each stream owes: a new one waits (parked, its request
+        // unread) and is carried to the next image, which answers it. So the writing ahead
+        // has a fixed amount to do and ends, however many clients keep asking.
+        if (srv_.preparing_hand_over()) return false;
         stream = std::make_unique<ListingStream>(*this, json);
         count = stream->count();
         length = stream->length();
@@ -178,6 +179,10 @@ std::shared_ptr<const std::string> StoreIndex::text_listing(std::uint64_t& count
 }
 
 bool StoreIndex::run_slice(std::int64_t budget_ns) {
+    if (walk_due_) {
+        walk_due_ = false;
+        pump_hashing();  // the bounded walk for the next file to hash goes on
+    }
     if (!render_) return false;
     if (!listing_ready()) {
         render_.reset();  // a digest went missing meanwhile: render again once it is back
@@ -324,21 +329,6 @@ std::size_t ListingStream::fill(char* p, std::size_t room) {
     }
     sent_bytes_ += n;
     return n;
-}
-
-int ListingStream::write_rest(int fd) {
-    std::vector<char> buf(64 * 1024);
-    while (!finished_) {
-        std::size_t n = fill(buf.data(), buf.size());
-        for (std::size_t off = 0; off < n;) {
-            ssize_t w = ::write(fd, buf.data() + off, n - off);
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) return -errno;
-            off += std::size_t(w);
-        }
-        if (n == 0 && !finished_) return -EIO;
-    }
-    return 0;
 }
 
 }  // namespace duet

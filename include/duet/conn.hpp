@@ -28,9 +28,9 @@ class BodySource {
     // the next piece needs more room.
     virtual std::size_t fill(char* p, std::size_t room) = 0;
     virtual bool done() const = 0;
-    // Reload: writes the whole rest to `fd` (the next image sends it as a file). 0 or -errno.
-    virtual int write_rest(int fd) = 0;
 };
+
+class RestWriter;
 
 class Conn : public Handler {
   public:
@@ -95,6 +95,14 @@ class Conn : public Handler {
     void resume() { pump_now(); }
     // A read-ahead asked for by this connection finished (Server::read_ahead).
     void disk_ready() { disk_wait_ = false; }
+
+    // Reload (Server::prepare_slice): the body this connection renders as its client reads,
+    // held while its rest is written ahead; nothing more is sent from it meanwhile (the client
+    // just waits those few milliseconds). nullptr when there is none.
+    BodySource* hold_source();
+    // That rest is written: from here on it is sent as a file range (or, the fall-back, as a
+    // long body), which the hand-over carries as it is.
+    void source_prepared(RestWriter& w);
 
   protected:
     // The protocol's half of a hand-over record, and its kind and version.
@@ -162,7 +170,8 @@ class Conn : public Handler {
 
     // Fills out_ from source_, within `turn` and the step's output budget.
     void refill(std::size_t& turn);
-    // Reload: the rest of source_ into an anonymous memory file, sent by the next image.
+    // Reload: what source_ still owes into an anonymous memory file, sent by the next image. A
+    // safety net: the server writes every held source ahead (Server::prepare_slice).
     void hand_over_source(RecordWriter& w);
 
     std::shared_ptr<const std::string> extra_;
@@ -187,7 +196,8 @@ class Conn : public Handler {
     bool throttle_cleared_ : 1 = false;  // the attempt being re-processed has waited its turn
     std::uint8_t auth_failures_ = 0;
     bool parked_ : 1 = false;
-    bool disk_wait_ : 1 = false;  // a read-ahead for this connection is in flight
+    bool disk_wait_ : 1 = false;    // a read-ahead for this connection is in flight
+    bool source_held_ : 1 = false;  // source_'s rest is being written ahead (hold_source)
 };
 
 }  // namespace duet

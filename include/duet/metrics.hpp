@@ -36,6 +36,10 @@ struct Metrics {
         stall_sum += seconds;
         if (seconds > stall_max) stall_max = seconds;
     }
+    // Across a reload (Server::pass_stalls): the loop steps so far as one environment value, and
+    // taken back by the next image (an absent or malformed value is ignored).
+    std::string stalls_env() const;
+    void adopt_stalls(const char* env);
 
     void count_status(int status) {
         if (status >= 100 && status < 600) ++http_requests_by_status[status];

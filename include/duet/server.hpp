@@ -23,6 +23,7 @@
 #include "duet/loop.hpp"
 #include "duet/metrics.hpp"
 #include "duet/partial_store.hpp"
+#include "duet/rest_writer.hpp"
 #include "duet/store.hpp"
 #include "duet/store_index.hpp"
 #include "duet/timers.hpp"
@@ -73,6 +74,9 @@ class Server {
     bool draining_conns() const { return draining_; }
     // A stop (not a reload) is under way: requests parked on the index are answered 503.
     bool stopping() const { return draining_ && !reloading_; }
+    // A reload's check passed and the rests of streamed listings are being written ahead (see
+    // prepare_slice): a new stream waits for the next image.
+    bool preparing_hand_over() const { return handing_over_ && !draining_; }
 
     // Connections parked on the store index (Conn::parked). wake_parked() asks for all of them to
     // be run again after the current event; each parks again if what it waits for is not there.
@@ -138,6 +142,16 @@ class Server {
     // Reload without waiting (server_reload.cpp): every connection goes to the new image as a
     // record, whatever it is doing. false when it could not start (then the caller drains).
     bool hand_over_all();
+    // Before it (server_reload.cpp): every connection streaming a big listing has the rest
+    // written into a memory file, a turn at a time round-robin within each step's slice, and
+    // then sends that file (RestWriter). The hand-over waits until none is left, and for
+    // uploads between their fsyncs and their answer; a stop meanwhile wins.
+    void start_preparing();
+    void prepare_slice(std::int64_t budget_ns);
+    void continue_hand_over();
+    // The time of the step under way goes into the loop-stall metrics, which are handed to the
+    // next image in its environment (the step that execs is never seen otherwise).
+    void pass_stalls();
     // Next image: takes every record back; one that cannot be read costs its connection only.
     void resume_handed(HandoverIn& in);
     // Links a connection (accepted, or carried over a reload) into the list, loop and timers.
@@ -161,7 +175,18 @@ class Server {
     std::vector<Conn*> parked_;
     std::unordered_set<Conn*> reading_ahead_;  // closed ones are removed: a late answer finds none
     bool wake_due_ = false;
-    bool handover_waits_ = false;  // a reload waits for uploads between fsync and answer
+    // A reload's check passed: the hand-over waits for streams written ahead and for uploads
+    // between fsync and answer (continue_hand_over).
+    bool handing_over_ = false;
+    struct Preparing {
+        Conn* conn;
+        std::unique_ptr<RestWriter> rest;
+    };
+    std::vector<Preparing> preparing_;
+    std::size_t prepare_next_ = 0;      // round-robin
+    std::int64_t prepare_pace_ms_ = 0;  // test hook: one turn per stream every so often
+    std::int64_t prepare_due_ms_ = 0;
+    std::int64_t step_started_ns_ = -1;  // when the current loop step began (epoll_wait returned)
     std::size_t out_budget_ = kOutputPerStep;
     std::vector<HandedConn> handover_;
     std::size_t open_conns_ = 0;

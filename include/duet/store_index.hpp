@@ -76,13 +76,14 @@ class StoreIndex : public Handler {
     static constexpr std::uint64_t kSharedListing = 2u << 20;
     // GET /files (`json`) or LIST: either the whole shared body in `body`, or a stream of its own
     // in `stream`; `count` entries, `length` bytes (without LIST's "OK" line). false while the
-    // index is not ready for a listing yet (the caller parks and is woken).
+    // index is not ready for a listing yet, or a stream is due while a reload writes the others'
+    // rests ahead (the caller parks and is woken, or carried to the next image).
     bool listing(bool json, std::shared_ptr<const std::string>& body,
                  std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
                  std::uint64_t& length);
     // One slice of listing work within `budget_ns`; true while more remains.
     bool run_slice(std::int64_t budget_ns);
-    bool has_work() const { return render_ != nullptr; }
+    bool has_work() const { return render_ != nullptr || walk_due_; }
 
     std::uint64_t files() const { return entries_.size(); }
     std::uint64_t bytes() const { return bytes_; }
@@ -142,6 +143,9 @@ class StoreIndex : public Handler {
     bool current_urgent_ = false;
     std::deque<std::string> urgent_;
     std::string hash_cursor_;
+    // The walk for the next Pending entry is bounded per call; one that found none within its
+    // bound goes on in the next loop step (run_slice), else hashing would stop there for good.
+    bool walk_due_ = false;
     std::shared_ptr<Fd> dir_;  // one duplicate of the store fd per build, shared by its jobs
 
     std::uint64_t listed_ = 0, json_bytes_ = 0, text_bytes_ = 0;
@@ -169,7 +173,6 @@ class ListingStream final : public BodySource {
     std::uint64_t length() const { return length_; }
     std::size_t fill(char* p, std::size_t room) override;
     bool done() const override { return finished_; }
-    int write_rest(int fd) override;
 
   private:
     friend class StoreIndex;
