@@ -19,6 +19,7 @@ RestWriter::RestWriter(BodySource& source) : source_(source) {
     if (const char* v = std::getenv("DUET_TEST_LISTING_MEMFD")) limit_ = std::strtoull(v, 0, 10);
     if (limit_ > 0) mem_.reset(::memfd_create("duet-listing", MFD_CLOEXEC));
     in_memory_ = !mem_;
+    if (in_memory_) error_ = limit_ > 0 ? errno : ENOSPC;
     finished_ = source_.done();
 }
 
@@ -59,6 +60,7 @@ void RestWriter::write_out(const char* p, std::size_t n) {
         else
             w = ::pwrite(mem_.get(), p + off, want, off_t(written_));
         if (w < 0 && errno == EINTR) continue;
+        if (w == 0) errno = ENOSPC;
         if (w <= 0) break;
         off += std::size_t(w);
         written_ += std::uint64_t(w);
@@ -69,6 +71,7 @@ void RestWriter::write_out(const char* p, std::size_t n) {
 void RestWriter::to_memory(const char* unwritten, std::size_t n) {
     // ENOSPC or ENOMEM: what the file holds comes back into memory first (read_back, in turns),
     // then these bytes, then the rest of the source.
+    error_ = errno;
     in_memory_ = true;
     unwritten_.assign(unwritten, n);
     read_ = 0;

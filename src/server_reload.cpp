@@ -85,6 +85,10 @@ void Server::prepare_slice(std::int64_t budget_ns) {
         Preparing done = std::move(p);
         if (&p != &preparing_.back()) p = std::move(preparing_.back());
         preparing_.pop_back();
+        if (int e = done.rest->memfd_error(); e != 0 && !done.rest->failed())
+            log("reload: no memory file for a streamed listing's rest (%s): it travels in the "
+                "hand-over record",
+                std::strerror(e));
         done.conn->source_prepared(*done.rest);
     } while (!preparing_.empty() && --turns > 0 && monotonic_ns() < until);
 }

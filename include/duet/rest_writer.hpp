@@ -29,6 +29,8 @@ class RestWriter {
     // The source stopped short of its promised length (cannot happen while it keeps what changed
     // ahead of it): the connection must close rather than send a body of the wrong length.
     bool failed() const { return failed_; }
+    // Why the memory file could not be had (errno), or 0: then the rest is a file.
+    int memfd_error() const { return error_; }
     // Once finished: the rest as a memory file [0, size), or (fall-back) as bytes.
     Fd take_file(std::uint64_t& size);
     std::string take_bytes() { return std::move(bytes_); }
@@ -45,6 +47,7 @@ class RestWriter {
     std::uint64_t read_ = 0;       // bytes of mem_ copied into bytes_ (fall-back)
     std::string bytes_;            // the fall-back: the rest in memory
     std::string unwritten_;        // what mem_ refused, after the read-back
+    int error_ = 0;
     bool in_memory_ = false;
     bool finished_ = false;
     bool failed_ = false;
