@@ -347,48 +347,63 @@ Test(big_listing, list_streams_to_a_slow_reader_as_the_store_was_when_it_started
     close(fd);
 }
 
-// A GET /files and a LIST paused by their readers, the store changed ahead of them, then a reload
-// (with `env` for the server): both arrive whole, byte for byte the listing from before the
-// changes, and both connections go on in the next image.
+// A GET /files and a LIST on slow connections, each paused after its first bytes.
+struct TwoStreams {
+    int hfd = -1, ffd = -1;
+    Reader hrd{-1}, frd{-1};
+    std::size_t length = 0;
+    std::string body;
+    std::uint64_t count = 0;
+    std::vector<std::string> lines;
+
+    explicit TwoStreams(const t::Duet& d) {
+        hfd = t::connect_slow_reader(d.http_port, 4096);
+        ffd = t::connect_slow_reader(d.files_port, 4096);
+        cr_assert(hfd >= 0 && ffd >= 0);
+        hrd = Reader(hfd);
+        frd = Reader(ffd);
+        body = start_http_listing(hfd, hrd, length);
+        lines = start_list(ffd, frd, count);
+    }
+    // Reads both to their end: byte for byte the listings taken before (and the store as it was).
+    void finish(const std::string& json_ref, const std::string& list_ref) {
+        body += hrd.bytes(length - body.size());
+        cr_assert_eq(body.size(), length);
+        cr_assert(body == json_ref, "GET /files differs from the listing taken before");
+        std::map<std::string, Item> got;
+        std::string why;
+        cr_assert(parse_json(body, got, why), "%s", why.c_str());
+        expect_snapshot(got);
+        while (lines.size() < count) {
+            std::string l = frd.until("\n");
+            cr_assert(!l.empty() && l.back() == '\n', "LIST cut after %zu lines", lines.size());
+            l.pop_back();
+            lines.push_back(l);
+        }
+        cr_assert(joined(lines) == list_ref, "LIST differs from the listing taken before");
+        expect_snapshot(finish_list(frd, lines, count));
+    }
+};
+
+// Both streams paused, the store changed ahead of them, then a reload (with `env` for the
+// server): both arrive whole, and both connections go on in the next image.
 void cross_a_reload(std::vector<std::string> env, const char* expect_log) {
     t::Duet& d = t::served;
     launch(d, std::move(env));
     std::string json_ref = whole_json(d.http_port), list_ref = whole_list(d.files_port);
-    int hfd = t::connect_slow_reader(d.http_port, 4096),
-        ffd = t::connect_slow_reader(d.files_port, 4096);
-    cr_assert(hfd >= 0 && ffd >= 0);
-    Reader hrd(hfd), frd(ffd);
-    std::size_t length = 0;
-    std::string body = start_http_listing(hfd, hrd, length);
-    std::uint64_t count = 0;
-    std::vector<std::string> lines = start_list(ffd, frd, count);
+    TwoStreams s(d);
     change_store(d.http_port);
     reload(d, 1);
     cr_assert(t::wait_log(d, "writing ahead what 2 streamed listing(s) still owe", 1000), "%s",
               d.err_log.c_str());
     if (expect_log) cr_assert(t::wait_log(d, expect_log, 1000), "%s", d.err_log.c_str());
-    body += hrd.bytes(length - body.size());
-    cr_assert_eq(body.size(), length);
-    cr_assert(body == json_ref, "GET /files differs from the listing taken before");
-    std::map<std::string, Item> got;
-    std::string why;
-    cr_assert(parse_json(body, got, why), "%s", why.c_str());
-    expect_snapshot(got);
-    while (lines.size() < count) {
-        std::string l = frd.until("\n");
-        cr_assert(!l.empty() && l.back() == '\n', "LIST cut after %zu lines", lines.size());
-        l.pop_back();
-        lines.push_back(l);
-    }
-    cr_assert(joined(lines) == list_ref, "LIST differs from the listing taken before");
-    expect_snapshot(finish_list(frd, lines, count));
-    // Both connections go on in the new image.
-    cr_assert(t::send_all(hfd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
-    cr_assert_eq(t::status_of(hrd.until("ok\n")), 200);
-    cr_assert(t::send_all(ffd, "PING\n"));
-    cr_assert_eq(frd.until("\n"), "OK pong\n");
-    close(hfd);
-    close(ffd);
+    s.finish(json_ref, list_ref);
+    cr_assert(t::send_all(s.hfd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    cr_assert_eq(t::status_of(s.hrd.until("ok\n")), 200);
+    cr_assert(t::send_all(s.ffd, "PING\n"));
+    cr_assert_eq(s.frd.until("\n"), "OK pong\n");
+    close(s.hfd);
+    close(s.ffd);
     expect_changed(list_json(d.http_port));
 }
 
@@ -407,4 +422,85 @@ Test(big_listing, without_a_memory_file_the_rest_travels_in_the_record) {
 Test(big_listing, a_memory_file_that_fills_up_midway_is_read_back) {
     cross_a_reload({"DUET_TEST_LISTING_MEMFD=100000"},
                    "no memory file for a streamed listing's rest (No space left on device)");
+}
+
+// The test hook slows the writing ahead down to one 64 KiB turn per stream every 50 ms (about 2 s
+// for these listings), so that what is sent below lands while it runs.
+const char* const kPaced = "DUET_TEST_PREPARE_PACE_MS=50";
+
+Test(big_listing, a_second_sighup_while_streams_are_written_ahead_starts_no_second_reload) {
+    t::Duet& d = t::served;
+    launch(d, {kPaced});
+    std::string json_ref = whole_json(d.http_port), list_ref = whole_list(d.files_port);
+    TwoStreams s(d);
+    std::size_t from = d.err_log.size();
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    cr_assert(t::wait_log(d, "writing ahead what 2 streamed listing(s) still owe"), "%s",
+              d.err_log.c_str());
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    cr_assert(t::wait_log(d, "reload requested again: one is under way"), "%s", d.err_log.c_str());
+    cr_assert_eq(d.err_log.find("duet: ready", from), std::string::npos,
+                 "the hand-over did not wait for the streams:\n%s", d.err_log.c_str());
+    std::int64_t deadline = t::now_ms() + 15000;
+    while (!t::parse_ready(d, from) && t::now_ms() < deadline) t::wait_log(d, "\x01", 20);
+    cr_assert_eq(d.generation, 1, "%s", d.err_log.c_str());
+    s.finish(json_ref, list_ref);
+    // One reload: one check, and the next image has not started another.
+    std::size_t checks = 0;
+    for (std::size_t at = from;
+         (at = d.err_log.find("reload requested: checking", at)) != std::string::npos; ++at)
+        ++checks;
+    cr_assert_eq(checks, 1u, "%s", d.err_log.c_str());
+    std::string root = t::http(d.http_port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(root.find("\"generation\":1}") != std::string::npos, "%s", root.c_str());
+    close(s.hfd);
+    close(s.ffd);
+}
+
+Test(big_listing, a_stop_while_streams_are_written_ahead_wins_and_they_still_arrive_whole) {
+    t::Duet& d = t::served;
+    launch(d, {kPaced});
+    std::string json_ref = whole_json(d.http_port), list_ref = whole_list(d.files_port);
+    TwoStreams s(d);
+    std::size_t from = d.err_log.size();
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    cr_assert(t::wait_log(d, "writing ahead what 2 streamed listing(s) still owe"), "%s",
+              d.err_log.c_str());
+    cr_assert_eq(kill(d.pid, SIGTERM), 0);
+    cr_assert(t::wait_log(d, "stopping: 2 connection(s) busy"), "%s", d.err_log.c_str());
+    s.finish(json_ref, list_ref);
+    close(s.hfd);
+    close(s.ffd);
+    cr_assert_eq(t::wait_exit(d, 15000), 0, "%s", d.err_log.c_str());
+    cr_assert_eq(d.err_log.find("duet: ready", from), std::string::npos, "%s", d.err_log.c_str());
+}
+
+// The streams to write ahead are the ones open when the reload begins: a listing asked for
+// meanwhile waits, crosses the hand-over unanswered and is answered by the next image.
+Test(big_listing, a_listing_asked_for_while_streams_are_written_ahead_waits_for_the_next_image) {
+    t::Duet& d = t::served;
+    launch(d, {kPaced});
+    std::string json_ref = whole_json(d.http_port);
+    int sfd = t::connect_slow_reader(d.http_port, 4096);
+    cr_assert(sfd >= 0);
+    Reader srd(sfd);
+    std::size_t length = 0;
+    std::string body = start_http_listing(sfd, srd, length);
+    std::size_t from = d.err_log.size();
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    cr_assert(t::wait_log(d, "writing ahead what 1 streamed listing(s) still owe"), "%s",
+              d.err_log.c_str());
+    int fd = t::connect_port(d.http_port);
+    cr_assert(fd >= 0);
+    cr_assert(t::send_all(fd, "GET /files HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string r = t::read_response(fd, false, 20000);
+    close(fd);
+    cr_assert_eq(t::status_of(r), 200, "%.200s", r.c_str());
+    cr_assert(t::body_of(r) == json_ref, "the listing differs from the one taken before");
+    // It crossed the hand-over: two HTTP connections went to the next image.
+    cr_assert(t::wait_log(d, "handing 2 HTTP and 0 file-port connection(s)"), "%s",
+              d.err_log.substr(from).c_str());
+    body += srd.bytes(length - body.size());
+    cr_assert(body == json_ref, "the slow listing differs from the one taken before");
+    close(sfd);
 }
