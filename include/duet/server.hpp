@@ -70,7 +70,8 @@ class Server {
     const std::string& date_header() const { return date_header_; }  // "Date: ...\r\n"
     // The JSON of GET /, fixed for the life of this image.
     const std::string& root_body() const { return root_body_; }
-    bool draining() const { return draining_ || reload_pending_; }
+    // Stopping or reloading (its check, streams written ahead): /healthz answers 503.
+    bool draining() const { return draining_ || reload_pending_ || handing_over_; }
     bool draining_conns() const { return draining_; }
     // A stop (not a reload) is under way: requests parked on the index are answered 503.
     bool stopping() const { return draining_ && !reloading_; }
