@@ -1,7 +1,7 @@
 #include "duet/metrics.hpp"
 
 #include <cstdio>
-#include <cstdlib>
+#include <iterator>
 
 namespace duet {
 namespace {
@@ -28,35 +28,30 @@ void value(std::string& out, const char* name, const char* labels, std::uint64_t
 
 }  // namespace
 
-// "max,sum,count,b0,...,b11": the longest step, the sum of all, their count and the histogram.
+// "max,sum,count,b0,...,b11", times in nanoseconds: integers only, so neither side needs libc's
+// formatting or locale code (an idle image's resident pages stay few).
 std::string Metrics::stalls_env() const {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.9f,%.9f,%llu", stall_max, stall_sum,
-                  static_cast<unsigned long long>(stall_count));
-    std::string s = buf;
+    std::string s = std::to_string(std::uint64_t(stall_max * 1e9 + 0.5)) + "," +
+                    std::to_string(std::uint64_t(stall_sum * 1e9 + 0.5)) + "," +
+                    std::to_string(stall_count);
     for (std::uint64_t b : stall_buckets) s += "," + std::to_string(b);
     return s;
 }
 
 void Metrics::adopt_stalls(const char* env) {
     if (!env) return;
-    double max = 0, sum = 0;
-    std::uint64_t count = 0, buckets[kStallBuckets + 1] = {};
-    char* p = nullptr;
-    max = std::strtod(env, &p);
-    if (*p++ != ',') return;
-    sum = std::strtod(p, &p);
-    if (*p++ != ',') return;
-    count = std::strtoull(p, &p, 10);
-    for (std::uint64_t& b : buckets) {
-        if (*p++ != ',') return;
-        b = std::strtoull(p, &p, 10);
+    std::uint64_t v[3 + kStallBuckets + 1] = {};
+    const char* p = env;
+    for (std::size_t i = 0; i < std::size(v); ++i) {
+        if (i > 0 && *p++ != ',') return;
+        if (*p < '0' || *p > '9') return;
+        for (; *p >= '0' && *p <= '9'; ++p) v[i] = v[i] * 10 + std::uint64_t(*p - '0');
     }
-    if (*p != 0 || !(max >= 0) || !(sum >= 0)) return;
-    stall_max = max;
-    stall_sum = sum;
-    stall_count = count;
-    for (int i = 0; i <= kStallBuckets; ++i) stall_buckets[i] = buckets[i];
+    if (*p != 0) return;
+    stall_max = double(v[0]) / 1e9;
+    stall_sum = double(v[1]) / 1e9;
+    stall_count = v[2];
+    for (int i = 0; i <= kStallBuckets; ++i) stall_buckets[i] = v[3 + i];
 }
 
 std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {

@@ -184,6 +184,9 @@ Test(reload_latency, streams_owed_at_a_reload_are_written_ahead_in_slices) {
             1000),
         "the streams were not written ahead:\n%s", d.err_log.c_str());
     cr_assert_eq(bad.load(), 0);
+    // The histogram crossed the reload: it only grew.
+    cr_assert(after.count > before.count && after.max >= before.max && over50 >= 0,
+              "loop-step metrics did not carry over");
     // Written ahead in slices, no step of the reload comes near the one-step cost (~100 ms
     // optimised, several times that under ASan); 50 ms leaves room for a loaded machine.
     cr_assert_eq(over50, 0, "%.0f loop step(s) over 50 ms during the reload", over50);
