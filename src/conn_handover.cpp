@@ -84,6 +84,7 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
 // and the connection sends the file like any other; this is the safety net for a source that was
 // not written ahead, all in one go. If no memory file can be had, the rest travels as bytes.
 void Conn::hand_over_source(RecordWriter& w) {
+    srv_.log("reload: a streamed listing's rest rendered in the hand-over step");
     RestWriter rest(*source_);
     while (!rest.step(~std::size_t(0))) {
     }

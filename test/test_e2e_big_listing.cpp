@@ -397,6 +397,8 @@ void cross_a_reload(std::vector<std::string> env, const char* expect_log) {
     cr_assert(t::wait_log(d, "writing ahead what 2 streamed listing(s) still owe", 1000), "%s",
               d.err_log.c_str());
     if (expect_log) cr_assert(t::wait_log(d, expect_log, 1000), "%s", d.err_log.c_str());
+    cr_assert_eq(d.err_log.find("rendered in the hand-over step"), std::string::npos, "%s",
+                 d.err_log.c_str());
     s.finish(json_ref, list_ref);
     cr_assert(t::send_all(s.hfd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
     cr_assert_eq(t::status_of(s.hrd.until("ok\n")), 200);

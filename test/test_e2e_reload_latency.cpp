@@ -183,6 +183,8 @@ Test(reload_latency, streams_owed_at_a_reload_are_written_ahead_in_slices) {
             d, "writing ahead what " + std::to_string(kStreams) + " streamed listing(s) still owe",
             1000),
         "the streams were not written ahead:\n%s", d.err_log.c_str());
+    cr_assert_eq(d.err_log.find("rendered in the hand-over step"), std::string::npos, "%s",
+                 d.err_log.c_str());
     cr_assert_eq(bad.load(), 0);
     // The histogram crossed the reload: it only grew.
     cr_assert(after.count > before.count && after.max >= before.max && over50 >= 0,
