@@ -231,13 +231,14 @@ std::string whole_json(int port) {
 std::string whole_list(int port) {
     int fd = t::connect_port(port);
     cr_assert(fd >= 0);
-    cr_assert(t::send_all(fd, "LIST\n"));
-    std::string ok = t::read_line(fd);
-    cr_assert_eq(ok, "OK " + std::to_string(kFiles));
-    std::string lines;
-    for (int i = 0; i < kFiles; ++i) lines += t::read_line(fd) + "\n";
+    // LIST then QUIT: read in big reads to the close, not one read_line per entry.
+    cr_assert(t::send_all(fd, "LIST\nQUIT\n"));
+    std::string all = t::read_all(fd, 30000);
     close(fd);
-    return lines;
+    std::string ok = "OK " + std::to_string(kFiles) + "\n", bye = "OK bye\n";
+    cr_assert(all.starts_with(ok) && all.ends_with(bye) && all.size() >= ok.size() + bye.size(),
+              "%.200s", all.c_str());
+    return all.substr(ok.size(), all.size() - ok.size() - bye.size());
 }
 
 std::string joined(const std::vector<std::string>& lines) {
