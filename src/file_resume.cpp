@@ -66,6 +66,11 @@ void FileConn::resume(const Command& c) {
     if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
         if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
+        // A digest being computed or a lookup on a helper: the line runs again when woken.
+        if (rc == -EINPROGRESS && !srv_.stopping()) return srv_.park(this);
+        if (rc == kStoreGone) return reply_and_close("ERR 503 store unavailable");
+        if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+            return reply_and_close("ERR 503 busy, retry");
         return reply_and_close("ERR 500 cannot stat");
     }
     std::string token = session_token();

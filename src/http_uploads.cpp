@@ -208,6 +208,8 @@ int HttpConn::creation_checks(const Request& req, const std::string& name, bool 
         why = kUnreadable;
         return 403;
     }
+    // A digest being computed or a lookup on a helper (parked), or the store is gone.
+    if (st != 0 && st != -ENOENT && store_trouble(st)) return -1;
     return preconditions(req, CondMethod::Put, info, st, spec.pre) ? -1 : 0;
 }
 

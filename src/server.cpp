@@ -88,6 +88,9 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     // Named temporaries of uploads carried over a reload are still being written: keep them.
     if (handover.present) store.keep_temps_at_open();
     store.set_index(&index);  // counting and sweeping happen in the index build, off the loop
+    store.set_cold_lookup([this](const std::string& name) { look_up_later(name); });
+    if (const char* v = getenv("DUET_TEST_COLD_LOOKUPS"); v && *v == '1')
+        store.force_cold_lookups();
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;
@@ -565,6 +568,7 @@ int Server::run() {
         // Long loop work (listing renders) goes one slice per iteration, between events.
         if (index.has_work()) index.run_slice(kSliceNs);
         if (wake_due_) wake_now();
+        store.forget_lookups();  // helpers' lookups served the requests they woke
         // A reload's streams written ahead, a slice per iteration too; then the hand-over.
         prepare_slice(kSliceNs);
         continue_hand_over();

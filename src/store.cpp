@@ -28,8 +28,6 @@ using store_detail::temp_name;
 constexpr std::uint64_t kWritebackChunk = 8u << 20;
 // Attempts at a fresh temporary name before giving up (names only collide with leftovers).
 constexpr int kTempNameAttempts = 100;
-// O_NONBLOCK: a FIFO swapped in between our fstatat and openat must not block the event loop.
-constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
 // strerror text starting in lower case, as the rest of duet's messages do.
 std::string reason(int err) {
@@ -207,6 +205,7 @@ int Upload::commit(std::string_view name, const Digest* expected, const Precondi
     // in place (the old one cannot be brought back), so the error is reported after the books
     // are updated.
     int synced = defer_dir_sync_ || ::fsync(store.dirfd()) == 0 ? 0 : -errno;
+    store.changed(name);
     store.meta_.published(name, st, digest, recorded == 0);
     if (store.index_) store.index_->published(name, st, digest);
     if (replacing) {
@@ -248,6 +247,9 @@ bool Store::reopen(std::string& err) {
     ino_ = st.st_ino;
     dir_ = std::move(fd);
     gone_reason_.clear();
+    // Lookups asked of helpers in the old directory answer for it, not for this one.
+    for (auto& [name, current] : cold_pending_) current = false;
+    looked_.clear();
     if (!index_) sweep_and_count();
     meta_.attach(dir_.get());
     return true;
@@ -302,40 +304,6 @@ void Store::sweep_and_count() {
             bytes_ += static_cast<std::uint64_t>(st.st_size);
         }
     });
-}
-
-int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
-    if (!valid_name(name)) return -EINVAL;
-    if (gone()) return kStoreGone;
-    if (!dir_) return -EBADF;
-    std::string n(name);
-    // Look before opening: opening a device node or FIFO can block or have side effects.
-    struct stat pre;
-    if (::fstatat(dir_.get(), n.c_str(), &pre, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
-    if (!S_ISREG(pre.st_mode)) return -ENOENT;
-    // The entry may be swapped in between: O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK
-    // keeps a FIFO from blocking, a socket gives ENXIO, and fstat checks the type again.
-    int f = ::openat(dir_.get(), n.c_str(), kReadFlags);
-    if (f < 0) {
-        int e = errno;
-        if (e == ELOOP || e == ENXIO) return -ENOENT;
-        if (e == EACCES || e == EPERM) {
-            st = pre;  // the caller may still report the size of an unreadable file
-            return -EACCES;
-        }
-        return -e;
-    }
-    fd.reset(f);
-    if (::fstat(f, &st) != 0) {
-        int e = errno;
-        fd.reset();
-        return -e;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fd.reset();
-        return -ENOENT;
-    }
-    return 0;
 }
 
 int Store::digest_of(std::string_view name, int fd, const struct stat& st, Digest& out) {
@@ -414,17 +382,19 @@ int Store::space(std::uint64_t& total, std::uint64_t& avail) const {
 int Store::remove(std::string_view name, const Precondition& pre) {
     if (!valid_name(name)) return -EINVAL;
     if (!usable()) return kStoreGone;
-    std::string n(name);
-    struct stat st;
-    if (::fstatat(dir_.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
-    if (!S_ISREG(st.st_mode)) return -ENOENT;
     // A file duet may not read is not served, so it is not deleted either (403 on both ports).
-    if (::faccessat(dir_.get(), n.c_str(), R_OK, AT_EACCESS) != 0 && errno == EACCES)
-        return -EACCES;
+    // The lookup is the one GET does (from the caches on the loop, -EINPROGRESS if cold).
+    struct stat st;
+    {
+        Fd fd;
+        if (int rc = open_regular(name, fd, st); rc < 0) return rc;
+    }
+    std::string n(name);
     // Compare-and-swap, as in Upload::commit: checked right before the unlink.
     if (int rc = check_precondition(name, pre); rc < 0) return rc;
     // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
     if (::unlinkat(dir_.get(), n.c_str(), 0) != 0) return -errno;
+    changed(name);
     meta_.forget(name);
     if (index_) index_->removed(name);
     if (files_ > 0) --files_;

@@ -89,10 +89,13 @@ class Server {
     // fsync(fd) on a helper (through a duplicate, so the caller may close fd meanwhile); the
     // result lands in the returned DiskWait and parked connections are woken.
     std::shared_ptr<DiskWait> fsync_later(int fd);
+    // A name the loop could not look up from the caches: a helper looks it up (store_lookup.cpp),
+    // hands the result to the store and wakes the parked connections.
+    void look_up_later(const std::string& name);
     // A precondition on `name` needs its current digest and that is being computed (hashing
-    // has been asked for, first in line).
+    // has been asked for, first in line), or the name's lookup is on a helper (cold caches).
     bool digest_pending(std::string_view name, const Precondition& pre) {
-        if (pre.kind != Precondition::Kind::MustMatch) return false;
+        if (pre.kind == Precondition::Kind::None) return false;
         FileInfo cur;
         return store.stat(name, cur) == -EINPROGRESS;
     }

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -137,6 +139,26 @@ class Store {
     void set_index(StoreIndex* index) { index_ = index; }
     DigestMeta& meta() { return meta_; }
 
+    // SPEC §5 "Disk I/O off the loop" (store_lookup.cpp). With a cold-lookup hook (the server),
+    // names are looked up only in the kernel's caches (openat2 RESOLVE_CACHED); a lookup that
+    // would wait for the disk calls `cold(name)` once (a helper then runs lookup_blocking() and
+    // hands the result to looked_up()) and the caller gets -EINPROGRESS: it parks and runs again
+    // when woken, and that run finds the helper's result (or the now warm cache). Without a hook
+    // (unit tests, tools) lookups simply block.
+    void set_cold_lookup(std::function<void(const std::string&)> cold) { cold_ = std::move(cold); }
+    // Tests (DUET_TEST_COLD_LOOKUPS): every lookup not answered by a helper's result acts cold.
+    void force_cold_lookups() { force_cold_ = true; }
+    // The helper's lookup, today's blocking one: look (fstatat) before opening, then open.
+    static int lookup_blocking(int dirfd, const char* name, Fd& fd, struct stat& st);
+    // A helper's result for `name`, kept for the rest of this loop iteration unless duet itself
+    // changed the name since the lookup was asked for (then it is stale: dropped).
+    void looked_up(const std::string& name, int rc, Fd fd, const struct stat& st);
+    // End of a loop iteration: the woken requests have run, the results are dropped.
+    void forget_lookups() {
+        if (!looked_.empty()) looked_.clear();
+    }
+    std::size_t cold_in_flight() const { return cold_pending_.size(); }
+
     // SPEC §5 "The store can go away". usable() checks the link count of the open directory and
     // that the path still names it; a failed check, or mark_gone() from the index's watch, makes
     // every write, listing and lookup kStoreGone until reopen() finds a directory at the path.
@@ -153,6 +175,9 @@ class Store {
     // computed once from the bytes and recorded.
     int digest_of(std::string_view name, int fd, const struct stat& st, Digest& out);
     int open_regular(std::string_view name, Fd& fd, struct stat& st);
+    int lookup_cached(const char* name, Fd& fd, struct stat& st);
+    // duet itself changes `name` (publish, delete): a lookup result from before is stale.
+    void changed(std::string_view name);
     int describe(std::string_view name, Fd& fd, FileInfo& out);
     int open_temp_file(Fd& fd, std::string& tmp_name);
     void sweep_and_count();
@@ -168,6 +193,17 @@ class Store {
     DigestMeta meta_;
     bool force_named_tmp_ = false;  // act as if O_TMPFILE were unsupported (tests)
     bool keep_temps_ = false;
+    bool force_cold_ = false;
+    // Cold lookups: names a helper is looking up (false once duet changed the name meanwhile),
+    // and helpers' results for this loop iteration.
+    struct Looked {
+        int rc = 0;
+        Fd fd;
+        struct stat st {};
+    };
+    std::function<void(const std::string&)> cold_;
+    std::map<std::string, bool, std::less<>> cold_pending_;
+    std::map<std::string, Looked, std::less<>> looked_;
 };
 
 }  // namespace duet
