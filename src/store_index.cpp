@@ -385,11 +385,17 @@ void StoreIndex::hash_done(const std::shared_ptr<HashWork>& w) {
 }
 
 // A name changed on disk (inotify) or a hash went stale: look at it again.
+// On the loop the name is looked up from the caches only (SPEC §5); a miss goes to a helper.
 void StoreIndex::refresh(const std::string& name) {
     if (srv_.store.gone()) return;
     struct stat st;
-    if (::fstatat(srv_.store.dirfd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !S_ISREG(st.st_mode)) {
+    int rc = srv_.store.stat_cached(name, st);
+    if (rc == -EAGAIN) return refresh_later(name);
+    refresh_with(name, rc, st);
+}
+
+void StoreIndex::refresh_with(const std::string& name, int rc, const struct stat& st) {
+    if (rc != 0 || !S_ISREG(st.st_mode)) {
         erase(name);
         return;
     }

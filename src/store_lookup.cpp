@@ -88,6 +88,17 @@ int Store::lookup_cached(const char* name, Fd& fd, struct stat& st) {
     return after_open(f, fd, st);
 }
 
+int Store::stat_cached(std::string_view name, struct stat& st) {
+    if (!dir_ || name.size() > 255) return -EINVAL;
+    char n[256];
+    std::memcpy(n, name.data(), name.size());
+    n[name.size()] = '\0';
+    Fd probe(openat2_cached(dir_.get(), n, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!probe) return -errno;
+    if (::fstat(probe.get(), &st) != 0) return -errno;
+    return force_cold_ ? -EAGAIN : 0;
+}
+
 int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
     if (!valid_name(name)) return -EINVAL;
     if (gone()) return kStoreGone;

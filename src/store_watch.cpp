@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <memory>
 #include <string>
 
 #include "duet/names.hpp"
@@ -112,10 +114,11 @@ void StoreIndex::on_event(std::uint32_t) {
         if (ev->mask & IN_CREATE) {
             // A file being created (cp) is indexed when it is closed; only a new hard link,
             // which never gets a close event, is looked at now.
+            // Just created, so its dentry is cached; should it not be, refresh() looks again
+            // on a helper.
             struct stat st;
-            if (::fstatat(srv_.store.dirfd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                st.st_nlink < 2)
-                continue;
+            int rc = srv_.store.stat_cached(name, st);
+            if (rc != -EAGAIN && (rc != 0 || st.st_nlink < 2)) continue;
         }
         refresh(name);
     }
@@ -124,6 +127,38 @@ void StoreIndex::on_event(std::uint32_t) {
         rebuild(false);
     }
     srv_.wake_parked();
+}
+
+// A name the loop could not look up from the caches: a helper does (warming them), then the loop
+// looks again; only if that still misses (a file system that caches no negative entries, or
+// forced cold lookups in tests) is the helper's answer itself used.
+void StoreIndex::refresh_later(const std::string& name) {
+    struct Result {
+        std::string name;
+        Fd dir;
+        struct stat st {};
+        int rc = 0;
+    };
+    auto r = std::make_shared<Result>();
+    r->name = name;
+    r->dir.reset(::fcntl(srv_.store.dirfd(), F_DUPFD_CLOEXEC, 0));
+    if (!r->dir) return;
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [r] {
+        r->rc =
+            ::fstatat(r->dir.get(), r->name.c_str(), &r->st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+    };
+    job->done = [this, r] {
+        if (srv_.store.gone()) return;
+        struct stat st;
+        int rc = srv_.store.stat_cached(r->name, st);
+        if (rc == -EAGAIN)
+            refresh_with(r->name, r->rc, r->st);
+        else
+            refresh_with(r->name, rc, st);
+        srv_.wake_parked();
+    };
+    srv_.helpers.submit(std::move(job));
 }
 
 }  // namespace duet

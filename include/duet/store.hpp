@@ -148,6 +148,9 @@ class Store {
     void set_cold_lookup(std::function<void(const std::string&)> cold) { cold_ = std::move(cold); }
     // Tests (DUET_TEST_COLD_LOOKUPS): every lookup not answered by a helper's result acts cold.
     void force_cold_lookups() { force_cold_ = true; }
+    // What fstatat(AT_SYMLINK_NOFOLLOW) says of `name`, from the caches only: -EAGAIN when the
+    // lookup would need the disk (or cold lookups are forced), else 0 or -errno.
+    int stat_cached(std::string_view name, struct stat& st);
     // The helper's lookup, today's blocking one: look (fstatat) before opening, then open.
     static int lookup_blocking(int dirfd, const char* name, Fd& fd, struct stat& st);
     // A helper's result for `name`, kept for the rest of this loop iteration unless duet itself

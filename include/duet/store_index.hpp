@@ -115,6 +115,10 @@ class StoreIndex : public Handler {
     void scan_step(std::shared_ptr<ScanState> st);
     void hash(const std::string& name, bool urgent);
     void refresh(const std::string& name);
+    // refresh() with what a lookup said: `rc` 0 and `st`, or -errno.
+    void refresh_with(const std::string& name, int rc, const struct stat& st);
+    // The lookup would wait for the disk: a helper does it (store_watch.cpp).
+    void refresh_later(const std::string& name);
     void set_entry(const std::string& name, const Entry& e);
     void erase(const std::string& name);
     bool listing_ready() const;
