@@ -361,31 +361,42 @@ bool FileConn::advance_publish() {
         srv_.park(this);
         return false;
     }
-    if (u.stage >= 3) return after_last_checkpoint();
+    if (u.stage == 3 || u.stage == 4) return after_last_checkpoint();
     int rc = u.wait->rc;
     if (u.stage == 1 && rc == 0) {
-        // A compare-and-swap needs the current digest: wait for it before the one-step publish.
-        if (srv_.digest_pending(u.name, u.pre)) {
-            srv_.park(this);
-            return false;
-        }
-        bool created = false;
+        // The checks run now, on the loop; the rename on a helper (store_publish.cpp). A
+        // compare-and-swap whose digest or lookup is on its way, or whose name another change
+        // by duet holds, waits here and comes again.
+        StoreOpRef op;
         if (u.publishing) {
             // A completed partial (file_resume.cpp): its precondition failing is -ESTALE there.
-            rc = srv_.partials.publish(u.publishing, u.info, created, true);
-            if (rc == -ECANCELED) rc = -ENOENT;  // cancelled meanwhile (HTTP DELETE): 500
-            if (rc == -ESTALE) rc = -ECANCELED;
+            rc = srv_.partials.publish(u.publishing, op);
         } else {
             u.upload.set_synced();
             u.upload.defer_dir_sync();
-            rc =
-                u.upload.commit(u.name, u.has_digest ? &u.digest : nullptr, u.pre, u.info, created);
+            rc = u.upload.commit_async(u.name, u.has_digest ? &u.digest : nullptr, u.pre, op);
+        }
+        if (rc == -EINPROGRESS) {
+            srv_.park(this);
+            return false;
         }
         if (rc == 0) {
+            u.stage = 5;
+            u.wait = op;
+            return advance_publish();
+        }
+    } else if (u.stage == 5) {
+        const StoreOp& op = static_cast<const StoreOp&>(*u.wait);
+        if (rc == 0) {
+            u.info = op.info;
             u.stage = 2;
             u.wait = srv_.fsync_later(srv_.store.dirfd());
             return advance_publish();
         }
+    }
+    if (u.publishing) {
+        if (rc == -ECANCELED) rc = -ENOENT;  // cancelled meanwhile (HTTP DELETE): 500
+        if (rc == -ESTALE) rc = -ECANCELED;
     }
     FileInfo info = u.info;
     bool close_after = u.close_after;
@@ -485,7 +496,16 @@ void FileConn::list() {
 
 void FileConn::del(const Command& c) {
     if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
-    int rc = srv_.store.remove(c.name, c.pre);
+    // The checks on the loop, the unlink on a helper: parked meanwhile, the line runs again.
+    int rc = 0;
+    if (StoreOpRef op = srv_.take_store_op(this)) {
+        if (!op->done) return srv_.wait_store_op(this, std::move(op));
+        rc = op->rc;
+    } else {
+        rc = srv_.store.remove_async(c.name, c.pre, op);
+        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+        if (rc == 0) rc = op->rc;
+    }
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -EACCES) return reply("ERR 403 not readable by the server");
     if (rc == -ECANCELED) return reply("ERR 412 precondition failed");

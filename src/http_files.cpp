@@ -294,15 +294,24 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
     send_file(head, std::move(fd), start, length);
 }
 
+// The checks on the loop, the unlink on a helper (Store::remove_async): the connection parks
+// meanwhile and this runs again, then with the result.
 void HttpConn::delete_file(const Request& req, const std::string& name) {
-    Precondition pre;
     int rc = 0;
-    if (has_conditions(req)) {
-        FileInfo info;
-        rc = srv_.store.stat(name, info);
-        if (rc == 0 && preconditions(req, CondMethod::Delete, info, rc, pre)) return;
+    if (StoreOpRef op = srv_.take_store_op(this)) {
+        if (!op->done) return srv_.wait_store_op(this, std::move(op));
+        rc = op->rc;
+    } else {
+        Precondition pre;
+        if (has_conditions(req)) {
+            FileInfo info;
+            rc = srv_.store.stat(name, info);
+            if (rc == 0 && preconditions(req, CondMethod::Delete, info, rc, pre)) return;
+        }
+        if (rc == 0 || rc == -ENOENT) rc = srv_.store.remove_async(name, pre, op);
+        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+        if (rc == 0) rc = op->rc;
     }
-    if (rc == 0 || rc == -ENOENT) rc = srv_.store.remove(name, pre);
     if (rc == -ENOENT) {
         respond_error(404, "No file has this name.");
     } else if (rc == -EACCES) {
@@ -374,11 +383,12 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     }
 }
 
-// Publish in three steps, none of which waits for the disk on the loop: the data's fsync on a
-// helper; then, on the loop in one step, the checks and the rename (so a compare-and-swap stays
-// atomic with respect to every other request); then the directory's fsync on a helper; then
-// the answer. The connection parks while a helper works. false when the upload was refused
-// before that (already answered; the caller drops the body).
+// Publish in steps, none of which waits for the disk on the loop: the data's fsync on a helper;
+// then the checks on the loop and the rename on a helper (a compare-and-swap stays atomic with
+// respect to every other request: no other change of the name by duet starts in between, see
+// store_publish.cpp); then the directory's fsync on a helper; then the answer. The connection parks
+// while a helper works. false when the upload was refused before that (already answered; the caller
+// drops the body).
 bool HttpConn::finish_upload() {
     Body& b = *body_;
     if (b.kind == BodyKind::Chunked && !b.chunked.trailers().empty()) {
@@ -413,24 +423,35 @@ bool HttpConn::advance_publish() {
             b.upload.abort();
             upload_failed(b.wait->rc);
         } else {
-            // A compare-and-swap needs the current file's digest: if it is being computed, wait
-            // for it here, so that the check and the rename below still run in one step.
-            if (srv_.digest_pending(b.name, b.pre)) {
+            // The checks run now, on the loop; the rename on a helper (store_publish.cpp). A
+            // compare-and-swap whose current digest is being computed, whose name's lookup is on
+            // a helper, or whose name another change by duet holds, waits here and comes again.
+            b.upload.set_synced();
+            b.upload.defer_dir_sync();
+            StoreOpRef op;
+            int rc =
+                b.upload.commit_async(b.name, b.expected.any ? &b.expected.d : nullptr, b.pre, op);
+            if (rc == -EINPROGRESS) {
                 srv_.park(this);
                 return false;
             }
-            b.upload.set_synced();
-            b.upload.defer_dir_sync();
-            int rc = b.upload.commit(b.name, b.expected.any ? &b.expected.d : nullptr, b.pre,
-                                     b.info, b.created);
             if (rc == 0) {
-                b.stage = 2;
-                b.wait = srv_.fsync_later(srv_.store.dirfd());
+                b.stage = 5;
+                b.wait = op;
                 return advance_publish();
             }
-            b.upload.abort();
             upload_failed(rc);
         }
+    } else if (b.stage == 5) {
+        const StoreOp& op = static_cast<const StoreOp&>(*b.wait);
+        if (op.rc == 0) {
+            b.info = op.info;
+            b.created = op.created;
+            b.stage = 2;
+            b.wait = srv_.fsync_later(srv_.store.dirfd());
+            return advance_publish();
+        }
+        upload_failed(op.rc);
     } else if (b.wait->rc < 0) {
         // The new file is in place, but its name may not survive a crash: say so.
         upload_failed(b.wait->rc);

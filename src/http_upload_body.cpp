@@ -171,10 +171,9 @@ bool HttpConn::after_last_checkpoint() {
 }
 
 // Publishing a completed partial follows PUT's steps (SPEC §5, see finish_upload): its bytes are
-// durable already (stage 3 waited for the append's last checkpoint); the precondition check and
-// the rename run on the loop in one step, after any digest a compare-and-swap needs is known; the
-// directory's fsync runs on a helper; then the answer. Stage 1: check and rename; stage 2:
-// directory fsync.
+// durable already (stage 3 waited for the append's last checkpoint); stage 1: the checks on the
+// loop (after any digest a compare-and-swap needs is known); stage 5: the rename on a helper;
+// stage 2: the directory's fsync on a helper; then the answer.
 bool HttpConn::advance_partial_publish() {
     Body& b = *body_;
     ResumableBody& rb = *b.resumable;
@@ -186,18 +185,31 @@ bool HttpConn::advance_partial_publish() {
         }
         if (after_last_checkpoint()) return advance_partial_publish();
     } else if (b.stage == 1) {
-        if (!p->gone && srv_.digest_pending(p->spec.name, p->spec.pre)) {
+        StoreOpRef op;
+        int rc = srv_.partials.publish(p, op);
+        if (rc == -EINPROGRESS) {  // a digest or lookup on its way, or another change of the name
             srv_.park(this);
             return false;
         }
-        if (publish_partial(rb, p)) {
+        if (rc == 0) {
+            b.stage = 5;
+            b.wait = op;
+            return advance_partial_publish();
+        }
+        publish_failed(rb, rc);
+    } else if (!b.wait->done) {
+        srv_.park(this);
+        return false;
+    } else if (b.stage == 5) {
+        const StoreOp& op = static_cast<const StoreOp&>(*b.wait);
+        if (op.rc == 0) {
+            b.info = op.info;
+            b.created = op.created;
             b.stage = 2;
             b.wait = srv_.fsync_later(srv_.store.dirfd());
             return advance_partial_publish();
         }
-    } else if (!b.wait->done) {
-        srv_.park(this);
-        return false;
+        publish_failed(rb, op.rc);
     } else if (b.wait->rc < 0) {
         // The file is in place, but its name may not survive a crash: say so.
         ++srv_.metrics.uploads_failed;
@@ -218,11 +230,9 @@ std::string HttpConn::done_fields(const ResumableBody& rb) const {
 
 // The check and the rename; true when the file is in place (its directory not yet synced).
 // Otherwise answered.
-bool HttpConn::publish_partial(ResumableBody& rb, const PartialRef& p) {
+void HttpConn::publish_failed(const ResumableBody& rb, int rc) {
     std::string done = done_fields(rb);
-    Body& b = *body_;
-    int rc = srv_.partials.publish(p, b.info, b.created, true);
-    if (rc < 0) {
+    {
         ++srv_.metrics.uploads_failed;
         if (rc == -EBADMSG)
             respond_error(400, "The upload does not match its digest; nothing was stored.", done);
@@ -242,9 +252,7 @@ bool HttpConn::publish_partial(ResumableBody& rb, const PartialRef& p) {
         else
             respond_error(500, "The upload could not be stored; it is kept.",
                           "Upload-Complete: ?0\r\n");
-        return false;
     }
-    return true;
 }
 
 void HttpConn::published_answer(const ResumableBody& rb, const PartialRef& p) {

@@ -449,30 +449,45 @@ int PartialStore::set_spec(Partial& p, const PartialSpec& spec) {
     return 0;
 }
 
-int PartialStore::publish(const PartialRef& ref, FileInfo& out, bool& created,
-                          bool defer_dir_sync) {
+int PartialStore::publish(const PartialRef& ref, StoreOpRef& op) {
     Partial& p = *ref;
     if (p.gone) return -ECANCELED;
     if (p.offset != p.spec.length) return -EINVAL;
+    if (store_->mutating(p.spec.name)) return -EINPROGRESS;  // park; woken when that is done
     int fd = ::openat(dir_.get(), path(p.id, ".data").c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return -errno;
-    // Hand the bytes to an Upload: the same commit as PUT (digest record, fsync, rename over
-    // the name, fsync of the store directory).
+    // Hand the bytes to an Upload: the same publish as PUT (digest record, rename over the name
+    // on a helper); the caller syncs the store directory (on a helper too).
     Upload up;
     up.store_ = store_;
     up.fd_.reset(fd);
     up.sha_ = p.sha;
     up.size_ = p.offset;
     up.synced_ = p.offset;
-    up.data_synced_ = true;               // every append ended with an fdatasync
-    up.defer_dir_sync_ = defer_dir_sync;  // the caller syncs the directory (on a helper)
-    // The precondition is re-checked by commit right before the rename (compare-and-swap, as
-    // for PUT); commit's -ECANCELED for it is told apart from a cancelled partial as -ESTALE.
-    int rc = up.commit(p.spec.name, p.spec.has_expected ? &p.spec.expected : nullptr, p.spec.pre,
-                       out, created);
+    up.data_synced_ = true;     // every append ended with an fdatasync
+    up.defer_dir_sync_ = true;  // the caller syncs the directory (on a helper)
+    // The precondition is re-checked right before the rename (compare-and-swap, as for PUT);
+    // its -ECANCELED is told apart from a cancelled partial as -ESTALE.
+    int rc = up.commit_async(p.spec.name, p.spec.has_expected ? &p.spec.expected : nullptr,
+                             p.spec.pre, op, [this, ref](StoreOp& done) {
+                                 if (done.rc == -ECANCELED) done.rc = -ESTALE;
+                                 if ((done.rc == 0 || done.rc == -ESTALE) && !ref->gone)
+                                     drop(ref->id);
+                             });
     if (rc == -ECANCELED) rc = -ESTALE;
-    if (rc == 0 || rc == -EBADMSG || rc == -ESTALE) drop(p.id);
-    return rc;
+    if (rc == -EBADMSG || rc == -ESTALE) drop(p.id);
+    return rc;  // -EINPROGRESS: `up` closes its fd and nothing else happened
+}
+
+int PartialStore::publish(const PartialRef& ref, FileInfo& out, bool& created) {
+    created = false;
+    StoreOpRef op;
+    if (int rc = publish(ref, op); rc < 0) return rc;
+    if (!op->done) return -EINPROGRESS;  // a store with an offload: use the other publish
+    if (op->rc < 0) return op->rc;
+    out = op->info;
+    created = op->created;
+    return ::fsync(store_->dirfd()) == 0 ? 0 : -errno;
 }
 
 void PartialStore::remove(const PartialRef& p) {

@@ -89,6 +89,15 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     if (handover.present) store.keep_temps_at_open();
     store.set_index(&index);  // counting and sweeping happen in the index build, off the loop
     store.set_cold_lookup([this](const std::string& name) { look_up_later(name); });
+    store.set_offload([this](std::function<void()> work, std::function<void()> done) {
+        auto job = std::make_unique<Helpers::Job>();
+        job->work = std::move(work);
+        job->done = [this, done = std::move(done)] {
+            done();
+            wake_parked();
+        };
+        helpers.submit(std::move(job), true);  // a client waits for it
+    });
     if (const char* v = getenv("DUET_TEST_COLD_LOOKUPS"); v && *v == '1')
         store.force_cold_lookups();
     if (!store.open(config_.data, err)) {
@@ -217,6 +226,7 @@ void Server::conn_closed(Conn* c) {
     dead_.push_back(c);
     reading_ahead_.erase(c);
     std::erase_if(preparing_, [c](const Preparing& p) { return p.conn == c; });
+    if (!store_ops_.empty()) store_ops_.erase(c);  // the change goes on; nobody to answer
     if (c->parked()) {
         for (auto& p : parked_)
             if (p == c) p = nullptr;
@@ -230,6 +240,8 @@ bool Server::any_publishing() const {
     // A resumable upload's checkpoint on a helper counts too, even one whose connection is gone:
     // the next image must load the state file this one announced.
     if (partials.syncing() > 0) return true;
+    // A publish or delete whose rename or unlink is on a helper, even one whose client is gone.
+    if (store.mutations_in_flight() > 0) return true;
     for (Conn* c = conns_; c; c = c->next)
         if (c->publishing()) return true;
     return false;

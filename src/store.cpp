@@ -129,101 +129,6 @@ int Upload::write(const void* data, std::size_t len) {
     return 0;
 }
 
-// Gives the O_TMPFILE file a temporary name, so it can then be renamed over the target.
-// (linkat cannot replace an existing name itself.)
-int Upload::link_temp_name() {
-    int dir = store_->dirfd();
-    char proc[64];
-    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd_.get());
-    for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
-        std::string tmp = temp_name(store_->tmp_seq_);
-        int rc = ::linkat(AT_FDCWD, proc, dir, tmp.c_str(), AT_SYMLINK_FOLLOW);
-        // Without /proc, AT_EMPTY_PATH does the same but needs CAP_DAC_READ_SEARCH.
-        if (rc != 0 && errno == ENOENT)
-            rc = ::linkat(fd_.get(), "", dir, tmp.c_str(), AT_EMPTY_PATH);
-        if (rc == 0) {
-            tmp_name_ = std::move(tmp);
-            return 0;
-        }
-        if (errno != EEXIST) return -errno;
-    }
-    return -EEXIST;
-}
-
-int Upload::move_into_place(std::string_view name, bool no_replace) {
-    int dir = store_->dirfd();
-    std::string target(name);
-    if (!no_replace) {
-        if (::renameat(dir, tmp_name_.c_str(), dir, target.c_str()) != 0) return -errno;
-    } else if (::renameat2(dir, tmp_name_.c_str(), dir, target.c_str(), RENAME_NOREPLACE) != 0) {
-        if (errno != EINVAL && errno != ENOSYS) return -errno;
-        // File systems without RENAME_NOREPLACE: link() refuses an existing name just as
-        // atomically; the temporary name is then dropped.
-        if (::linkat(dir, tmp_name_.c_str(), dir, target.c_str(), 0) != 0) return -errno;
-        ::unlinkat(dir, tmp_name_.c_str(), 0);
-    }
-    tmp_name_.clear();
-    return 0;
-}
-
-int Upload::commit(std::string_view name, const Digest* expected, const Precondition& pre,
-                   FileInfo& out, bool& created) {
-    created = false;
-    if (!fd_ || !store_) return -EBADF;
-    auto fail = [this](int rc) {
-        abort();
-        return rc;
-    };
-    if (!valid_name(name)) return fail(-EINVAL);
-    Digest digest = sha_.finish();
-    if (expected && *expected != digest) return fail(-EBADMSG);
-
-    struct stat st;
-    if (::fstat(fd_.get(), &st) != 0) return fail(-errno);
-    Store& store = *store_;
-    int recorded = store.meta_.record_new(fd_.get(), st, digest);
-    if (recorded < 0) return fail(recorded);
-    // Data and digest record reach the disk before any name does: after a crash the name shows
-    // the old file or the whole new one, never a prefix.
-    if (!data_synced_ && ::fsync(fd_.get()) != 0) return fail(-errno);
-    // Never publish into a directory that is no longer the store (renamed or removed meanwhile).
-    if (!store.usable()) return fail(kStoreGone);
-    if (tmp_name_.empty()) {
-        if (int rc = link_temp_name(); rc < 0) return fail(rc);
-    }
-    std::string target(name);
-    // Compare-and-swap: the precondition is checked here, right before the rename and in the
-    // same loop step, so no request of either port can change the name in between.
-    if (int rc = store.check_precondition(name, pre); rc < 0) return fail(rc);
-    struct stat old;
-    bool replacing = is_regular_at(store.dirfd(), target.c_str(), old);
-    bool no_replace = pre.kind == Precondition::Kind::MustNotExist;
-    if (int rc = move_into_place(name, no_replace); rc < 0)
-        return fail(rc == -EEXIST && no_replace ? -ECANCELED : rc);
-
-    // The rename is durable only once the directory is. If this fails the new file is already
-    // in place (the old one cannot be brought back), so the error is reported after the books
-    // are updated.
-    int synced = defer_dir_sync_ || ::fsync(store.dirfd()) == 0 ? 0 : -errno;
-    store.changed(name);
-    store.meta_.published(name, st, digest, recorded == 0);
-    if (store.index_) store.index_->published(name, st, digest);
-    if (replacing) {
-        store.bytes_ -=
-            std::min<std::uint64_t>(store.bytes_, static_cast<std::uint64_t>(old.st_size));
-    } else {
-        ++store.files_;
-    }
-    store.bytes_ += static_cast<std::uint64_t>(st.st_size);
-    out.name = std::move(target);
-    out.size = static_cast<std::uint64_t>(st.st_size);
-    out.sha256 = digest;
-    out.mtime = st.st_mtim.tv_sec;
-    created = !replacing;
-    reset_state();
-    return synced;
-}
-
 // ---- Store ----
 
 bool Store::open(const std::string& dir, std::string& err) {
@@ -376,35 +281,6 @@ int Store::space(std::uint64_t& total, std::uint64_t& avail) const {
     if (::fstatvfs(dir_.get(), &sv) != 0) return -errno;
     total = std::uint64_t(sv.f_blocks) * sv.f_frsize;
     avail = std::uint64_t(sv.f_bavail) * sv.f_frsize;
-    return 0;
-}
-
-int Store::remove(std::string_view name, const Precondition& pre) {
-    if (!valid_name(name)) return -EINVAL;
-    if (!usable()) return kStoreGone;
-    // A file duet may not read is not served, so it is not deleted either (403 on both ports).
-    // The lookup is the one GET does (from the caches on the loop, -EINPROGRESS if cold).
-    struct stat st;
-    {
-        Fd fd;
-        if (int rc = open_regular(name, fd, st); rc < 0) return rc;
-    }
-    std::string n(name);
-    // Compare-and-swap, as in Upload::commit: checked right before the unlink.
-    if (int rc = check_precondition(name, pre); rc < 0) return rc;
-    // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
-    if (::unlinkat(dir_.get(), n.c_str(), 0) != 0) return -errno;
-    changed(name);
-    meta_.forget(name);
-    if (index_) index_->removed(name);
-    if (files_ > 0) --files_;
-    bytes_ -= std::min<std::uint64_t>(bytes_, static_cast<std::uint64_t>(st.st_size));
-    // Make the delete stick; it has happened either way. With an index (the server) the fsync
-    // runs on a helper thread, never on the loop.
-    if (index_)
-        index_->sync_dir_later();
-    else
-        ::fsync(dir_.get());
     return 0;
 }
 

@@ -16,6 +16,7 @@
 
 #include "duet/server.hpp"
 #include "duet/store.hpp"
+#include "duet/store_index.hpp"
 
 namespace duet {
 
@@ -33,6 +34,12 @@ int openat2_cached(int dirfd, const char* name, int flags) {
     how.flags = std::uint64_t(flags);
     how.resolve = kCachedResolve;
     return int(::syscall(SYS_openat2, dirfd, name, &how, sizeof how));
+}
+
+// Kernels before 5.6 (RESOLVE_CACHED: 5.12), seccomp profiles that refuse openat2, valgrind:
+// then lookups block on the loop as they did before (the README says so).
+bool no_cached_lookup(int e) {
+    return e == ENOSYS || e == EPERM || e == EINVAL;
 }
 
 // The type check after opening: the entry may have been swapped between the look and the open.
@@ -75,10 +82,28 @@ int Store::lookup_blocking(int dirfd, const char* name, Fd& fd, struct stat& st)
 
 // The same steps from the caches only: the look is an O_PATH open (which opens no device and
 // needs no read permission) and its fstat. -EAGAIN when either lookup would need the disk.
+//
+// A name the index holds was a regular file at the index's last look, and any change since
+// reaches the index through inotify: such a name is opened at once (one lookup instead of two,
+// the common GET), and the fstat after the open refuses what is not a regular file, as always.
+// The look still comes first for names the index does not hold, and to learn the size of a file
+// duet may not read.
 int Store::lookup_cached(const char* name, Fd& fd, struct stat& st) {
+    if (index_ && index_->holds(name)) {
+        int f = openat2_cached(dir_.get(), name, kReadFlags);
+        if (f >= 0) return after_open(f, fd, st);
+        if (errno == EAGAIN) return -EAGAIN;
+        if (errno != EACCES && errno != EPERM && errno != ENOSYS && errno != EINVAL)
+            return open_failed(errno, st, st);
+    }
     struct stat pre;
     {
         Fd probe(openat2_cached(dir_.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        if (!probe && no_cached_lookup(errno)) {
+            // An O_PATH open needs no permission: EPERM here is a filter refusing the call.
+            cached_lookups_ = false;
+            return lookup_blocking(dir_.get(), name, fd, st);
+        }
         if (!probe) return errno == ELOOP ? -ENOENT : -errno;
         if (::fstat(probe.get(), &pre) != 0) return -errno;
     }
@@ -93,7 +118,13 @@ int Store::stat_cached(std::string_view name, struct stat& st) {
     char n[256];
     std::memcpy(n, name.data(), name.size());
     n[name.size()] = '\0';
+    if (!cached_lookups_)
+        return ::fstatat(dir_.get(), n, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
     Fd probe(openat2_cached(dir_.get(), n, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!probe && no_cached_lookup(errno)) {
+        cached_lookups_ = false;
+        return ::fstatat(dir_.get(), n, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+    }
     if (!probe) return -errno;
     if (::fstat(probe.get(), &st) != 0) return -errno;
     return force_cold_ ? -EAGAIN : 0;
@@ -106,7 +137,7 @@ int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
     char n[256];  // valid names are at most 255 bytes
     std::memcpy(n, name.data(), name.size());
     n[name.size()] = '\0';
-    if (!cold_) return lookup_blocking(dir_.get(), n, fd, st);
+    if (!cold_ || !cached_lookups_) return lookup_blocking(dir_.get(), n, fd, st);
     if (!looked_.empty()) {
         // The run a helper's lookup woke (or another request for the same name in this step).
         if (auto it = looked_.find(name); it != looked_.end()) {

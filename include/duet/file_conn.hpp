@@ -56,7 +56,8 @@ class FileConn final : public Conn {
         PartialAppend append;
         std::uint64_t total = 0;  // the whole upload's SIZE
         PartialRef publishing;    // RESUME complete, its append ended: being published
-        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 2 directory. A RESUME's
+        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 5 the rename on a
+        // helper, 2 directory. A RESUME's
         // append waits for its last checkpoint first: 4 before the publish, 3 before the
         // answer to a cut (`cut_answer` + "got N of SIZE bytes, partial kept").
         std::uint8_t stage = 0;

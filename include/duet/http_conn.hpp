@@ -69,9 +69,9 @@ class HttpConn final : public Conn {
         ExpectedDigest expected;
         Precondition pre;
         std::unique_ptr<ResumableBody> resumable;  // appends to a partial upload instead
-        // Publishing (SPEC §5: the fsyncs run on helpers): 1 syncing the data, 2 syncing the
-        // directory after the rename; 3 a resumable append's last checkpoint. The body stays
-        // until the answer is queued.
+        // Publishing (SPEC §5: the fsyncs run on helpers): 1 syncing the data, 5 the rename on
+        // a helper, 2 syncing the directory after it; 3 a resumable append's last checkpoint. The
+        // body stays until the answer is queued.
         std::uint8_t stage = 0;
         bool peer_gone = false;  // the client half-closed meanwhile: close after the answer
         std::shared_ptr<DiskWait> wait;
@@ -114,7 +114,7 @@ class HttpConn final : public Conn {
     bool finish_resumable();
     bool after_last_checkpoint();
     bool advance_partial_publish();
-    bool publish_partial(ResumableBody& rb, const PartialRef& p);
+    void publish_failed(const ResumableBody& rb, int rc);
     void published_answer(const ResumableBody& rb, const PartialRef& p);
     std::string done_fields(const ResumableBody& rb) const;
     // Folds a request's digests into what the partial expects: 0, 1 when they disagree with it

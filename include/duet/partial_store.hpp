@@ -173,12 +173,16 @@ class PartialStore {
     // Records what a later request adds to the spec (a digest, a precondition), durably before
     // it counts. 0 or -errno (the old spec stands).
     int set_spec(Partial& p, const PartialSpec& spec);
-    // offset == length: the same atomic publish as PUT. 0 and the file's info, or
-    // -EBADMSG (digest mismatch), -ESTALE (the precondition no longer holds): the partial is
-    // dropped; -EACCES (the precondition needs the digest of a file duet may not read) and other
-    // -errno (disk full): the partial is kept.
-    // With defer_dir_sync the store directory is left for the caller to fsync (on a helper).
-    int publish(const PartialRef& p, FileInfo& out, bool& created, bool defer_dir_sync = false);
+    // offset == length: the same atomic publish as PUT, its rename on a helper
+    // (Upload::commit_async); the store directory is left for the caller to fsync. 0: started,
+    // and `op` done with rc 0 and the file's info, or -ESTALE (the precondition no longer held:
+    // the partial is dropped) or another -errno (the partial is kept). Refused at once:
+    // -EBADMSG (digest mismatch), -ESTALE: dropped; -EACCES (the precondition needs the digest of
+    // a file duet may not read) and other -errno (disk full): kept; -EINPROGRESS: park and call
+    // again.
+    int publish(const PartialRef& p, StoreOpRef& op);
+    // The same, waiting, directory fsync included: for a store without an offload (unit tests).
+    int publish(const PartialRef& p, FileInfo& out, bool& created);
     // Cancels: the files go, any append in progress fails on its next write.
     void remove(const PartialRef& p);
     // Expires partials untouched for the TTL, looking at no more than `budget` of them.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -89,6 +90,20 @@ class Server {
     // fsync(fd) on a helper (through a duplicate, so the caller may close fd meanwhile); the
     // result lands in the returned DiskWait and parked connections are woken.
     std::shared_ptr<DiskWait> fsync_later(int fd);
+    // A delete whose unlink runs on a helper (Store::remove_async): the connection parks with
+    // it here, and its request, run again when woken, takes it back with the result.
+    void wait_store_op(Conn* c, StoreOpRef op) {
+        store_ops_[c] = std::move(op);
+        park(c);
+    }
+    StoreOpRef take_store_op(const Conn* c) {
+        if (store_ops_.empty()) return {};
+        auto it = store_ops_.find(c);
+        if (it == store_ops_.end()) return {};
+        StoreOpRef op = std::move(it->second);
+        store_ops_.erase(it);
+        return op;
+    }
     // A name the loop could not look up from the caches: a helper looks it up (store_lookup.cpp),
     // hands the result to the store and wakes the parked connections.
     void look_up_later(const std::string& name);
@@ -177,7 +192,9 @@ class Server {
     Conn* conns_ = nullptr;
     std::vector<Conn*> dead_;
     std::vector<Conn*> parked_;
-    std::unordered_set<Conn*> reading_ahead_;  // closed ones are removed: a late answer finds none
+    std::unordered_set<Conn*> reading_ahead_;
+    std::unordered_map<const Conn*, StoreOpRef>
+        store_ops_;  // closed ones are removed: a late answer finds none
     bool wake_due_ = false;
     // A reload's check passed: the hand-over waits for streams written ahead and for uploads
     // between fsync and answer (continue_hand_over).

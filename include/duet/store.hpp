@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "duet/fd.hpp"
+#include "duet/helpers.hpp"
 #include "duet/names.hpp"
 #include "duet/sha256.hpp"
 #include "duet/store_meta.hpp"
@@ -51,6 +54,15 @@ struct FileInfo {
     bool readable = true;    // false: listed with its size, but duet may not read it (no digest)
 };
 
+// A change of the store whose file-system half runs on a helper (SPEC §5): done once the books
+// (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish the
+// new file's info and whether the name is new.
+struct StoreOp : DiskWait {
+    FileInfo info;
+    bool created = false;
+};
+using StoreOpRef = std::shared_ptr<StoreOp>;
+
 // One upload in progress: an unnamed temporary file in the store plus its running SHA-256.
 // Destroying it without commit() stores nothing.
 class Upload {
@@ -69,6 +81,15 @@ class Upload {
     // -ECANCELED if `pre` does not hold right before the rename (nothing stored).
     int commit(std::string_view name, const Digest* expected, const Precondition& pre,
                FileInfo& out, bool& created);
+    // The same publish with its file-system half (data fsync unless set_synced(), the link and
+    // rename, the directory fsync unless defer_dir_sync()) on a helper (store_publish.cpp). The
+    // checks run now, on the loop: -EINPROGRESS when it cannot start yet (the name's lookup is
+    // on a helper, or another change of the same name by duet is in flight): nothing happened,
+    // park and call again. Another -errno: refused, as commit() would. 0: started, `op` says
+    // when it is done; the upload is then inactive (the helper owns its file).
+    // `then` runs on the loop right after the books, before anyone is woken.
+    int commit_async(std::string_view name, const Digest* expected, const Precondition& pre,
+                     StoreOpRef& op, std::function<void(StoreOp&)> then = {});
     void abort();
 
     // Reload hand-over (upload_handover.cpp): the temporary file goes into the record's fd table
@@ -87,8 +108,6 @@ class Upload {
   private:
     friend class Store;
     friend class PartialStore;  // a partial upload becomes an Upload to publish, and back
-    int link_temp_name();
-    int move_into_place(std::string_view name, bool no_replace);
     void reset_state();
 
     class Store* store_ = nullptr;
@@ -116,6 +135,17 @@ class Store {
     // -EACCES when duet may not read the file (SPEC: unreadable is 403 everywhere, delete too);
     // -ECANCELED when `pre` does not hold right before the unlink.
     int remove(std::string_view name, const Precondition& pre = {});
+    // The same with the unlink on a helper; -EINPROGRESS, other -errno and 0 as commit_async.
+    int remove_async(std::string_view name, const Precondition& pre, StoreOpRef& op);
+    // Set by the server: runs `work` on a helper, then `done` on the loop (and wakes parked
+    // connections). Without it (unit tests) both run at once, in the caller.
+    using Offload = std::function<void(std::function<void()> work, std::function<void()> done)>;
+    void set_offload(Offload f) { offload_ = std::move(f); }
+    std::size_t mutations_in_flight() const { return mutating_.size(); }
+    // A publish or delete of `name` by duet is between its check and its books.
+    bool mutating(std::string_view name) const {
+        return !mutating_.empty() && mutating_.find(name) != mutating_.end();
+    }
     // 0 when `pre` holds for `name` now, -ECANCELED when not, or another -errno.
     int check_precondition(std::string_view name, const Precondition& pre);
     // Size and free space of the store's file system, in bytes (statvfs).
@@ -181,6 +211,7 @@ class Store {
     int lookup_cached(const char* name, Fd& fd, struct stat& st);
     // duet itself changes `name` (publish, delete): a lookup result from before is stale.
     void changed(std::string_view name);
+    void run_offloaded(std::function<void()> work, std::function<void()> done);
     int describe(std::string_view name, Fd& fd, FileInfo& out);
     int open_temp_file(Fd& fd, std::string& tmp_name);
     void sweep_and_count();
@@ -197,6 +228,7 @@ class Store {
     bool force_named_tmp_ = false;  // act as if O_TMPFILE were unsupported (tests)
     bool keep_temps_ = false;
     bool force_cold_ = false;
+    bool cached_lookups_ = true;  // false where openat2 RESOLVE_CACHED is refused: lookups block
     // Cold lookups: names a helper is looking up (false once duet changed the name meanwhile),
     // and helpers' results for this loop iteration.
     struct Looked {
@@ -205,6 +237,8 @@ class Store {
         struct stat st {};
     };
     std::function<void(const std::string&)> cold_;
+    Offload offload_;
+    std::set<std::string, std::less<>> mutating_;
     std::map<std::string, bool, std::less<>> cold_pending_;
     std::map<std::string, Looked, std::less<>> looked_;
 };

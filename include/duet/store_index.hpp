@@ -64,6 +64,9 @@ class StoreIndex : public Handler {
     // The digest of `name`, whose fresh status is `st`: 0 and `out`; -EINPROGRESS when it is
     // being computed (park and retry; this file goes first); another -errno if hashing failed.
     int digest_for(std::string_view name, const struct stat& st, Digest& out);
+    // The index holds `name`: its last look (a scan, an inotify refresh, duet's own publish)
+    // found a regular file there. The store then opens it without looking first.
+    bool holds(std::string_view name) const { return entries_.find(name) != entries_.end(); }
     // Neither the index nor the file's record has this version's digest: hash it, first in line.
     void need(std::string_view name, const struct stat& st);
     void published(std::string_view name, const struct stat& st, const Digest& d);

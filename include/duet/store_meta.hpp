@@ -101,6 +101,8 @@ class DigestMeta {
     // The file under `name` was removed.
     void forget(std::string_view name);
 
+    // The sidecar directory, if open (-1 if not): a helper drops a stale record through a dup.
+    int side_fd() const { return side_.get(); }
     void disable_xattr() { xattr_ok_ = false; }
     bool xattr_ok() const { return xattr_ok_; }
 
