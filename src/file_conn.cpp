@@ -286,8 +286,17 @@ void FileConn::put(const Command& c) {
         if (c.size > total) return reply_and_close("ERR 413 upload larger than the file system");
         if (c.size > avail) return reply_and_close("ERR 507 not enough free space; nothing stored");
     }
+    // The file is created on a helper (Store::begin_upload_async): the line parks and runs again,
+    // its checks too, then adopts the file.
+    StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::TempFile);
+    if (op && !op->done) return srv_.wait_store_op(this, std::move(op));
+    int rc = 0;
+    if (!op) {
+        rc = srv_.store.begin_upload_async(op);
+        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+    }
     auto in = std::make_unique<Incoming>();
-    int rc = srv_.store.begin_upload(in->upload);
+    if (rc == 0) rc = srv_.store.adopt_upload(*op, in->upload);
     if (rc < 0) {
         if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
@@ -498,7 +507,7 @@ void FileConn::del(const Command& c) {
     if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
     // The checks on the loop, the unlink on a helper: parked meanwhile, the line runs again.
     int rc = 0;
-    if (StoreOpRef op = srv_.take_store_op(this)) {
+    if (StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::Delete)) {
         if (!op->done) return srv_.wait_store_op(this, std::move(op));
         rc = op->rc;
     } else {

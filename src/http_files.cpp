@@ -298,7 +298,7 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
 // meanwhile and this runs again, then with the result.
 void HttpConn::delete_file(const Request& req, const std::string& name) {
     int rc = 0;
-    if (StoreOpRef op = srv_.take_store_op(this)) {
+    if (StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::Delete)) {
         if (!op->done) return srv_.wait_store_op(this, std::move(op));
         rc = op->rc;
     } else {
@@ -354,8 +354,17 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
                 return refuse(507, "The disk has not enough free space; nothing was stored.");
         }
     }
+    // The file is created on a helper (Store::begin_upload_async): the request parks and runs
+    // again, its checks too, then adopts the file.
+    StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::TempFile);
+    if (op && !op->done) return srv_.wait_store_op(this, std::move(op));
+    int rc = 0;
+    if (!op) {
+        rc = srv_.store.begin_upload_async(op);
+        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+    }
     body_ = std::make_unique<Body>();
-    int rc = srv_.store.begin_upload(body_->upload);
+    if (rc == 0) rc = srv_.store.adopt_upload(*op, body_->upload);
     if (rc < 0) {
         body_.reset();
         if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {

@@ -88,18 +88,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     // Named temporaries of uploads carried over a reload are still being written: keep them.
     if (handover.present) store.keep_temps_at_open();
     store.set_index(&index);  // counting and sweeping happen in the index build, off the loop
-    store.set_cold_lookup([this](const std::string& name) { look_up_later(name); });
-    store.set_offload([this](std::function<void()> work, std::function<void()> done) {
-        auto job = std::make_unique<Helpers::Job>();
-        job->work = std::move(work);
-        job->done = [this, done = std::move(done)] {
-            done();
-            wake_parked();
-        };
-        helpers.submit(std::move(job), true);  // a client waits for it
-    });
-    if (const char* v = getenv("DUET_TEST_COLD_LOOKUPS"); v && *v == '1')
-        store.force_cold_lookups();
+    use_helpers_for_store();  // lookups, publishes, deletes, new files (store_lookup.cpp)
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;

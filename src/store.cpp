@@ -322,10 +322,11 @@ int Store::list(std::vector<FileInfo>& out) {
     return 0;
 }
 
-int Store::open_temp_file(Fd& fd, std::string& tmp_name) {
+// Also run by a helper (begin_upload_async): touches nothing but `dir` and its own arguments.
+int Store::open_temp_at(int dir, bool force_named, unsigned seq, Fd& fd, std::string& tmp_name) {
     tmp_name.clear();
-    if (!force_named_tmp_) {
-        int f = ::openat(dir_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (!force_named) {
+        int f = ::openat(dir, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
         if (f >= 0) {
             fd.reset(f);
             return 0;
@@ -334,9 +335,9 @@ int Store::open_temp_file(Fd& fd, std::string& tmp_name) {
         if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -errno;
     }
     for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
-        std::string name = temp_name(tmp_seq_);
-        int f = ::openat(dir_.get(), name.c_str(),
-                         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        std::string name = temp_name(seq);
+        int f =
+            ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (f >= 0) {
             fd.reset(f);
             tmp_name = std::move(name);
@@ -352,10 +353,53 @@ int Store::begin_upload(Upload& up) {
     if (!usable()) return kStoreGone;
     Fd fd;
     std::string tmp;
-    if (int rc = open_temp_file(fd, tmp); rc < 0) return rc;
+    if (int rc = open_temp_at(dir_.get(), force_named_tmp_, tmp_seq_, fd, tmp); rc < 0) return rc;
+    tmp_seq_ += kTempNameAttempts;
     up.store_ = this;
     up.fd_ = std::move(fd);
     up.tmp_name_ = std::move(tmp);
+    return 0;
+}
+
+// Creating an inode can read the disk (bitmaps, the directory's blocks), and O_TMPFILE has no
+// cached-only form: the file is made on a helper and adopted when the request runs again.
+int Store::begin_upload_async(StoreOpRef& op) {
+    if (!usable()) return kStoreGone;
+    struct Job {
+        Fd dir, fd;
+        std::string tmp;
+        bool named = false;
+        unsigned seq = 0;
+        int rc = 0;
+    };
+    auto job = std::make_shared<Job>();
+    job->dir.reset(::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0));
+    if (!job->dir) return -errno;
+    job->named = force_named_tmp_;
+    job->seq = tmp_seq_;
+    tmp_seq_ += kTempNameAttempts;  // jobs in flight at once start from different names
+    op = std::make_shared<StoreOp>();
+    op->kind = StoreOp::Kind::TempFile;
+    auto work = [job] {
+        job->rc = open_temp_at(job->dir.get(), job->named, job->seq, job->fd, job->tmp);
+    };
+    auto done = [job, op] {
+        op->rc = job->rc;
+        op->fd = std::move(job->fd);
+        op->tmp_name = std::move(job->tmp);
+        op->done = true;
+    };
+    run_offloaded(std::move(work), std::move(done));
+    return 0;
+}
+
+int Store::adopt_upload(StoreOp& op, Upload& up) {
+    up.abort();
+    if (op.rc < 0) return op.rc;
+    if (!op.fd) return -EBADF;  // adopted already
+    up.store_ = this;
+    up.fd_ = std::move(op.fd);
+    up.tmp_name_ = std::move(op.tmp_name);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -179,6 +180,21 @@ void Store::changed(std::string_view name) {
     if (!cold_) return;
     if (auto it = cold_pending_.find(name); it != cold_pending_.end()) it->second = false;
     if (auto it = looked_.find(name); it != looked_.end()) looked_.erase(it);
+}
+
+void Server::use_helpers_for_store() {
+    store.set_cold_lookup([this](const std::string& name) { look_up_later(name); });
+    store.set_offload([this](std::function<void()> work, std::function<void()> done) {
+        auto job = std::make_unique<Helpers::Job>();
+        job->work = std::move(work);
+        job->done = [this, done = std::move(done)] {
+            done();
+            wake_parked();
+        };
+        helpers.submit(std::move(job), true);  // a client waits for it
+    });
+    if (const char* v = std::getenv("DUET_TEST_COLD_LOOKUPS"); v && *v == '1')
+        store.force_cold_lookups();
 }
 
 // The helper's half: the blocking lookup on a duplicate of the store's fd (the store may be

@@ -213,6 +213,7 @@ int Store::remove_async(std::string_view name, const Precondition& pre, StoreOpR
     job->sync_dir = !index_;  // with an index (the server) the fsync is a helper job of its own
     mutating_.insert(job->name);
     op = std::make_shared<StoreOp>();
+    op->kind = StoreOp::Kind::Delete;
     auto work = [job] {
         // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
         if (::unlinkat(job->dir.get(), job->name.c_str(), 0) != 0) {

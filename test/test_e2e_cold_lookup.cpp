@@ -267,6 +267,16 @@ Test(e2e_cold_lookup, every_lookup_on_a_helper_answers_right_and_the_loop_never_
     for (const char* n : {"b", "c", "fresh"})
         cr_expect(on_helper("rename", n) || on_helper("link", n), "no helper published %s", n);
     for (const char* n : {"b", "d"}) cr_expect(on_helper("unlinkat", n), "no helper deleted %s", n);
+    // Every upload's file was created by a helper (O_TMPFILE on the store directory), never by
+    // the loop.
+    bool tmpfile_on_helper = false;
+    for (const Call& c : calls) {
+        if (c.name != "openat" || c.line.find("O_TMPFILE") == std::string::npos) continue;
+        if (c.line.find("<" + dir + ">") == std::string::npos) continue;
+        cr_expect(c.pid != loop, "the loop thread created an upload's file: %s", c.line.c_str());
+        tmpfile_on_helper = tmpfile_on_helper || c.pid != loop;
+    }
+    cr_expect(tmpfile_on_helper, "no helper created an upload's file");
 }
 
 // Without forcing anything: a name never looked up is not in the dentry cache on any file

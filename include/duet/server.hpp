@@ -90,30 +90,28 @@ class Server {
     // fsync(fd) on a helper (through a duplicate, so the caller may close fd meanwhile); the
     // result lands in the returned DiskWait and parked connections are woken.
     std::shared_ptr<DiskWait> fsync_later(int fd);
-    // A delete whose unlink runs on a helper (Store::remove_async): the connection parks with
-    // it here, and its request, run again when woken, takes it back with the result.
+    // A delete whose unlink runs on a helper (Store::remove_async), or an upload's file being
+    // created on one (Store::begin_upload_async): the connection parks with it here, and its
+    // request, run again when woken, takes it back with the result.
     void wait_store_op(Conn* c, StoreOpRef op) {
         store_ops_[c] = std::move(op);
         park(c);
     }
-    StoreOpRef take_store_op(const Conn* c) {
+    // One of another kind was left by a request that then went another way: dropped.
+    StoreOpRef take_store_op(const Conn* c, StoreOp::Kind kind) {
         if (store_ops_.empty()) return {};
         auto it = store_ops_.find(c);
         if (it == store_ops_.end()) return {};
         StoreOpRef op = std::move(it->second);
         store_ops_.erase(it);
+        if (op->kind != kind) return {};
         return op;
     }
     // A name the loop could not look up from the caches: a helper looks it up (store_lookup.cpp),
     // hands the result to the store and wakes the parked connections.
     void look_up_later(const std::string& name);
-    // A precondition on `name` needs its current digest and that is being computed (hashing
-    // has been asked for, first in line), or the name's lookup is on a helper (cold caches).
-    bool digest_pending(std::string_view name, const Precondition& pre) {
-        if (pre.kind == Precondition::Kind::None) return false;
-        FileInfo cur;
-        return store.stat(name, cur) == -EINPROGRESS;
-    }
+    // Gives the store its helper hooks (cold lookups, the disk half of publishes and deletes).
+    void use_helpers_for_store();
 
     // Bytes of long bodies and files all connections together may write in one loop step, so a
     // step's copying stays bounded however many clients read at once; refilled every step.

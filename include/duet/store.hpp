@@ -58,8 +58,12 @@ struct FileInfo {
 // (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish the
 // new file's info and whether the name is new.
 struct StoreOp : DiskWait {
+    enum class Kind : std::uint8_t { Publish, Delete, TempFile };
+    Kind kind = Kind::Publish;
     FileInfo info;
     bool created = false;
+    Fd fd;                 // TempFile: the new upload's file, until adopted
+    std::string tmp_name;  // TempFile: its temporary name, when O_TMPFILE is unsupported
 };
 using StoreOpRef = std::shared_ptr<StoreOp>;
 
@@ -155,6 +159,10 @@ class Store {
     bool exists(std::string_view name);
 
     int begin_upload(Upload& up);
+    // The same with the file created on a helper: 0 and `op` (done: adopt_upload() gives the
+    // file to `up`, or says why there is none), or kStoreGone / -errno at once.
+    int begin_upload_async(StoreOpRef& op);
+    int adopt_upload(StoreOp& op, Upload& up);
     // A reload that hands uploads over must not sweep their named temporaries away.
     void keep_temps_at_open() { keep_temps_ = true; }
 
@@ -213,7 +221,7 @@ class Store {
     void changed(std::string_view name);
     void run_offloaded(std::function<void()> work, std::function<void()> done);
     int describe(std::string_view name, Fd& fd, FileInfo& out);
-    int open_temp_file(Fd& fd, std::string& tmp_name);
+    static int open_temp_at(int dir, bool force_named, unsigned seq, Fd& fd, std::string& tmp_name);
     void sweep_and_count();
 
     Fd dir_;
