@@ -74,7 +74,14 @@ void FileConn::resume(const Command& c) {
         return reply_and_close("ERR 500 cannot stat");
     }
     std::string token = session_token();
-    PartialRef p = srv_.partials.find_named(c.name, c.size);
+    // A partial this line had created on a helper (below): the line runs again and takes it.
+    StoreOpRef made = srv_.take_store_op(this, StoreOp::Kind::PartialCreate);
+    if (made && !made->done) return srv_.wait_store_op(this, std::move(made));
+    PartialRef p = made ? static_cast<PartialCreateOp&>(*made).partial : nullptr;
+    if (made && !p)
+        return reply_and_close(made->rc == -ENOSPC || made->rc == -EDQUOT ? "ERR 507 disk full"
+                                                                          : "ERR 500 cannot store");
+    if (!p) p = srv_.partials.find_named(c.name, c.size);
     if (p && !PartialStore::token_allows(*p, token)) p = nullptr;
     // An append that just ended is still making its last bytes durable on a helper: wait for
     // that (the line runs again when woken), so the offset answered is where it ended.
@@ -92,12 +99,15 @@ void FileConn::resume(const Command& c) {
         spec.has_expected = c.has_digest;
         spec.expected = c.digest;
         spec.pre = c.pre;
-        p = srv_.partials.create(spec, rc);
-        if (!p)
-            return reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full"
-                                                                  : "ERR 500 cannot store");
-    } else if (c.has_digest || c.pre.kind != Precondition::Kind::None) {
-        // Checked at publish; recorded with the partial, so a RESUME cut again keeps them.
+        // Its data and state files are made on a helper; the line parks and runs again.
+        StoreOpRef op;
+        rc = srv_.partials.create_async(spec, op);
+        if (rc == 0) return srv_.wait_store_op(this, std::move(op));
+        return reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full"
+                                                              : "ERR 500 cannot store");
+    } else if (!made && (c.has_digest || c.pre.kind != Precondition::Kind::None)) {
+        // (A partial just made for this line has them already.) Checked at publish; recorded with
+        // the partial, so a RESUME cut again keeps them.
         PartialSpec spec = p->spec;
         if (c.has_digest) {
             spec.has_expected = true;

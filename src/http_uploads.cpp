@@ -213,12 +213,28 @@ int HttpConn::creation_checks(const Request& req, const std::string& name, bool 
     return preconditions(req, CondMethod::Put, info, st, spec.pre) ? -1 : 0;
 }
 
-// Creates the partial for a creation request, owned by the token when there is one. On failure
-// `status` is 507 (disk full) or 500.
+// Creates the partial for a creation request, owned by the token when there is one. Its files are
+// made on a helper: the first call parks the connection (nullptr, `status` 0) and the request
+// runs again, then takes the partial. On failure `status` is 507 (disk full) or 500.
 PartialRef HttpConn::new_partial(PartialSpec& spec, int& status) {
-    if (!srv_.cfg.token.empty()) spec.token_hash = PartialStore::hash_token(srv_.cfg.token);
+    status = 0;
+    StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::PartialCreate);
+    if (op && !op->done) {
+        srv_.wait_store_op(this, std::move(op));
+        return nullptr;
+    }
     int rc = 0;
-    PartialRef p = srv_.partials.create(spec, rc);
+    if (!op) {
+        if (!srv_.cfg.token.empty()) spec.token_hash = PartialStore::hash_token(srv_.cfg.token);
+        rc = srv_.partials.create_async(spec, op);
+        if (rc == 0) {
+            srv_.wait_store_op(this, std::move(op));
+            return nullptr;
+        }
+    } else {
+        rc = op->rc;
+    }
+    PartialRef p = op ? static_cast<PartialCreateOp&>(*op).partial : nullptr;
     if (!p) status = rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
     return p;
 }
@@ -269,6 +285,7 @@ bool HttpConn::create_resumable(const Request& req, const std::string& name) {
                       upload_limit_field(nullptr));
     int status = 0;
     PartialRef p = new_partial(spec, status);
+    if (!p && status == 0) return true;  // parked: runs again when the files are made
     if (!p)
         return refuse(status, status == 507 ? "The disk is full; nothing was stored."
                                             : "The upload could not be started.");
@@ -328,6 +345,7 @@ void HttpConn::tus_create(const Request& req) {
     }
     int status = 0;
     PartialRef p = new_partial(spec, status);
+    if (!p && status == 0) return;  // parked: runs again when the files are made
     if (!p)
         return refuse(status, status == 507 ? "The disk is full; nothing was stored."
                                             : "The upload could not be started.");

@@ -342,6 +342,51 @@ PartialRef PartialStore::create(const PartialSpec& spec, int& rc) {
     return p;
 }
 
+int PartialStore::create_async(const PartialSpec& spec, StoreOpRef& op) {
+    if (int rc = ensure_dir(); rc < 0) return rc;
+    auto p = std::make_shared<Partial>();
+    p->id = new_id();
+    if (p->id.empty()) return -EAGAIN;
+    p->spec = spec;
+    p->created = p->touched = wall_now();
+    struct Job {
+        Fd dir;
+        std::string data, state, text;
+        int rc = 0;
+    };
+    auto job = std::make_shared<Job>();
+    job->dir.reset(::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0));
+    if (!job->dir) return -errno;
+    job->data = path(p->id, ".data");
+    job->state = path(p->id, ".state");
+    job->text = serialize(*p);
+    auto created = std::make_shared<PartialCreateOp>();
+    created->kind = StoreOp::Kind::PartialCreate;
+    op = created;
+    auto work = [job] {
+        int dir = job->dir.get();
+        int fd = ::openat(dir, job->data.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+            job->rc = -errno;
+            return;
+        }
+        ::close(fd);
+        job->rc = replace_file(dir, job->state, job->text);
+        if (job->rc < 0) ::unlinkat(dir, job->data.c_str(), 0);
+    };
+    auto done = [this, job, created, p] {
+        created->rc = job->rc;
+        created->done = true;
+        if (job->rc < 0) return;
+        parts_.emplace(p->id, p);
+        account();
+        created->partial = p;
+    };
+    store_->run_offloaded(std::move(work), std::move(done));
+    return 0;
+}
+
 PartialRef PartialStore::adopt(Upload& up, const PartialSpec& spec, int& rc) {
     rc = up.fd_ ? ensure_dir() : -EBADF;
     if (rc < 0) {

@@ -215,7 +215,7 @@ void Server::conn_closed(Conn* c) {
     dead_.push_back(c);
     reading_ahead_.erase(c);
     std::erase_if(preparing_, [c](const Preparing& p) { return p.conn == c; });
-    if (!store_ops_.empty()) store_ops_.erase(c);  // the change goes on; nobody to answer
+    if (!store_ops_.empty()) drop_store_op(c);
     if (c->parked()) {
         for (auto& p : parked_)
             if (p == c) p = nullptr;

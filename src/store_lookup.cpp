@@ -182,6 +182,18 @@ void Store::changed(std::string_view name) {
     if (auto it = looked_.find(name); it != looked_.end()) looked_.erase(it);
 }
 
+// A closed connection's change goes on, nobody to answer. An upload cut while its file was being
+// made counts as failed, as one cut a moment later would.
+void Server::drop_store_op(const Conn* c) {
+    auto it = store_ops_.find(c);
+    if (it == store_ops_.end()) return;
+    StoreOp::Kind k = it->second->kind;
+    if ((k == StoreOp::Kind::TempFile || k == StoreOp::Kind::PartialCreate) &&
+        (c->parked() || !it->second->done))
+        ++metrics.uploads_failed;
+    store_ops_.erase(it);
+}
+
 void Server::use_helpers_for_store() {
     store.set_cold_lookup([this](const std::string& name) { look_up_later(name); });
     store.set_offload([this](std::function<void()> work, std::function<void()> done) {

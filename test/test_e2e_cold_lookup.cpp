@@ -221,6 +221,10 @@ void exercise(const std::string& data) {
     cr_expect_eq(cmd(fd, "STAT b"), "ERR 404 not found");
     t::send_all(fd, "PUT fresh 3 if=none\nnew");
     cr_expect_eq(t::read_line(fd).rfind("OK 3 ", 0), 0u);
+    // A resumable upload: its partial (data and state files) is made, then published.
+    cr_expect_eq(cmd(fd, "RESUME r.txt 5"), "OK 0");
+    t::send_all(fd, "hello");
+    cr_expect_eq(t::read_line(fd), "OK 5 " + t::sha256_hex("hello"));
     close(fd);
     // HTTP preconditions: If-Match wrong and right, If-None-Match: * on an existing name.
     cr_expect_eq(t::status_of(http(put_req("c", "x", "If-Match: \"nope\"\r\n"))), 412);
@@ -235,6 +239,7 @@ void exercise(const std::string& data) {
     cr_expect_eq(t::status_of(http(req("DELETE", "/files/d"))), 404);
     cr_expect_eq(t::read_file(data + "/c"), "new c");
     cr_expect_eq(t::read_file(data + "/fresh"), "new");
+    cr_expect_eq(t::read_file(data + "/r.txt"), "hello");
     struct stat st;
     cr_expect_neq(stat((data + "/d").c_str(), &st), 0);
     cr_expect_neq(stat((data + "/b").c_str(), &st), 0);
@@ -242,8 +247,8 @@ void exercise(const std::string& data) {
 
 const std::vector<std::pair<std::string, std::string>> kFiles = {
     {"a", "hello cold world\n"}, {"b", "bb"}, {"c", "cc"}};
-const std::vector<std::string> kNames = {"a",        "b",        "c",        "d",    "fresh",
-                                         "missing1", "missing2", "missing3", "never"};
+const std::vector<std::string> kNames = {"a",        "b",        "c",        "d",     "fresh",
+                                         "missing1", "missing2", "missing3", "never", "r.txt"};
 
 }  // namespace
 
@@ -277,6 +282,18 @@ Test(e2e_cold_lookup, every_lookup_on_a_helper_answers_right_and_the_loop_never_
         tmpfile_on_helper = tmpfile_on_helper || c.pid != loop;
     }
     cr_expect(tmpfile_on_helper, "no helper created an upload's file");
+    // The partial's state file (written, fsynced, renamed) was made by a helper, never the loop.
+    bool state_on_helper = false;
+    for (const Call& c : calls) {
+        if (c.line.find(".state") == std::string::npos ||
+            c.line.find(".duet-partial") == std::string::npos)
+            continue;
+        if (c.name != "openat" && c.name != "renameat") continue;
+        cr_expect(c.pid != loop, "the loop thread wrote a partial's state file: %s",
+                  c.line.c_str());
+        state_on_helper = state_on_helper || c.pid != loop;
+    }
+    cr_expect(state_on_helper, "no helper wrote a partial's state file");
 }
 
 // Without forcing anything: a name never looked up is not in the dentry cache on any file

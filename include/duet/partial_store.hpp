@@ -123,6 +123,12 @@ class PartialAppend {
     int failed() const { return last_ && last_->done && last_->rc < 0 ? last_->rc : 0; }
 };
 
+// A partial upload being created on a helper (PartialStore::create_async): when done with rc 0,
+// `partial` is registered and ready.
+struct PartialCreateOp : StoreOp {
+    PartialRef partial;
+};
+
 class PartialStore {
   public:
     static constexpr const char* kDir = ".duet-partial";
@@ -153,6 +159,9 @@ class PartialStore {
 
     // A new partial at offset 0. nullptr and rc = -errno on failure.
     PartialRef create(const PartialSpec& spec, int& rc);
+    // The same with the data file and the state file (write, fsync, rename, directory fsync)
+    // made on a helper: 0 and `op` (a PartialCreateOp), or -errno at once.
+    int create_async(const PartialSpec& spec, StoreOpRef& op);
     // From a file-port PUT cut short: the upload's temporary file and hash state become a
     // partial at the bytes it holds. `up` is consumed.
     PartialRef adopt(Upload& up, const PartialSpec& spec, int& rc);

@@ -112,6 +112,7 @@ class Server {
     void look_up_later(const std::string& name);
     // Gives the store its helper hooks (cold lookups, the disk half of publishes and deletes).
     void use_helpers_for_store();
+    void drop_store_op(const Conn* c);  // a closed connection's, in conn_closed
 
     // Bytes of long bodies and files all connections together may write in one loop step, so a
     // step's copying stays bounded however many clients read at once; refilled every step.

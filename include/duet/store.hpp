@@ -58,7 +58,7 @@ struct FileInfo {
 // (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish the
 // new file's info and whether the name is new.
 struct StoreOp : DiskWait {
-    enum class Kind : std::uint8_t { Publish, Delete, TempFile };
+    enum class Kind : std::uint8_t { Publish, Delete, TempFile, PartialCreate };
     Kind kind = Kind::Publish;
     FileInfo info;
     bool created = false;
@@ -145,6 +145,7 @@ class Store {
     // connections). Without it (unit tests) both run at once, in the caller.
     using Offload = std::function<void(std::function<void()> work, std::function<void()> done)>;
     void set_offload(Offload f) { offload_ = std::move(f); }
+    void run_offloaded(std::function<void()> work, std::function<void()> done);
     std::size_t mutations_in_flight() const { return mutating_.size(); }
     // A publish or delete of `name` by duet is between its check and its books.
     bool mutating(std::string_view name) const {
@@ -219,7 +220,6 @@ class Store {
     int lookup_cached(const char* name, Fd& fd, struct stat& st);
     // duet itself changes `name` (publish, delete): a lookup result from before is stale.
     void changed(std::string_view name);
-    void run_offloaded(std::function<void()> work, std::function<void()> done);
     int describe(std::string_view name, Fd& fd, FileInfo& out);
     static int open_temp_at(int dir, bool force_named, unsigned seq, Fd& fd, std::string& tmp_name);
     void sweep_and_count();
