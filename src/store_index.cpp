@@ -342,6 +342,7 @@ void StoreIndex::pump_hashing() {
     auto job = std::make_unique<Helpers::Job>();
     job->work = [next] { next->run(); };
     job->done = [this, next] { hash_done(next); };
+    job->background = !urgent;
     srv_.helpers.submit(std::move(job), urgent);
 }
 
@@ -360,6 +361,7 @@ void StoreIndex::hash_done(const std::shared_ptr<HashWork>& w) {
         auto job = std::make_unique<Helpers::Job>();
         job->work = [w] { w->run(); };
         job->done = [this, w] { hash_done(w); };
+        job->background = !current_urgent_;
         srv_.helpers.submit(std::move(job), current_urgent_);
         return;
     }

@@ -32,6 +32,10 @@ class Helpers : public Handler {
         std::function<void()> work;  // on a helper thread
         std::function<void()> done;  // back on the loop
         std::uint64_t key = 0;       // lets the owner move a queued job to the front
+        // Nobody waits for it (hashing a file changed from outside): run by one background
+        // helper at the lowest priority, so it takes only CPU that work someone waits for
+        // (a cold download's reads, an fsync) leaves over.
+        bool background = false;
     };
 
     ~Helpers() override;
@@ -52,6 +56,8 @@ class Helpers : public Handler {
 
   private:
     void run();
+    void run_background();
+    void start_thread(void (Helpers::*body)());
 
     Loop* loop_ = nullptr;
     Fd event_;
@@ -59,6 +65,9 @@ class Helpers : public Handler {
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::unique_ptr<Job>> queue_;
+    std::deque<std::unique_ptr<Job>> background_;  // run_background's; its thread starts lazily
+    std::condition_variable background_cv_;
+    bool background_started_ = false;
     std::vector<std::unique_ptr<Job>> finished_;
     std::atomic<bool> stop_{false};
     std::size_t in_flight_ = 0;  // loop side: submitted and not yet done
