@@ -33,6 +33,12 @@ void remove_at_teardown(const std::string& dir);
 
 // The binary under test: $DUET_BIN, else build/duet-san (ASan+UBSan build).
 std::string duet_binary();
+// For tests that time the loop: $DUET_BIN, else the optimised build/duet (the sanitizer build
+// would measure ASan, not the loop; everything else about it is the same code).
+std::string timing_binary();
+// As bench/ does: the server on CPU 0, the calling process (and threads it starts later) on
+// CPU 1, so a probe measures the server's loop, not two processes taking turns. No-op on 1 CPU.
+void pin_apart(pid_t server);
 // A fresh directory under /tmp.
 std::string make_tmpdir();
 

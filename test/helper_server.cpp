@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -57,6 +58,22 @@ void teardown() {
 std::string duet_binary() {
     const char* b = getenv("DUET_BIN");
     return b && *b ? b : "build/duet-san";
+}
+
+std::string timing_binary() {
+    if (getenv("DUET_BIN")) return duet_binary();
+    return access("build/duet", X_OK) == 0 ? "build/duet" : duet_binary();
+}
+
+void pin_apart(pid_t server) {
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    sched_setaffinity(server, sizeof set, &set);
+    CPU_ZERO(&set);
+    CPU_SET(1, &set);
+    sched_setaffinity(0, sizeof set, &set);
 }
 
 std::string make_tmpdir() {

@@ -24,27 +24,6 @@
 
 namespace {
 
-// Timing tests run the optimised binary unless DUET_BIN names another: the sanitizer build
-// measures ASan, not the loop. Everything else about it is the same code.
-std::string timing_binary() {
-    if (getenv("DUET_BIN")) return t::duet_binary();
-    return access("build/duet", X_OK) == 0 ? "build/duet" : t::duet_binary();
-}
-
-// As bench/ does: the server's loop on CPU 0, this test's clients and probe on CPU 1, so that
-// what the probe measures is the server's loop and not two processes taking turns on one CPU.
-// No-op on a single CPU.
-void pin_apart(pid_t server) {
-    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(0, &set);
-    sched_setaffinity(server, sizeof set, &set);
-    CPU_ZERO(&set);
-    CPU_SET(1, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
 std::string g_dir;  // the test's temporary directory; the store is g_dir/data
 std::string g_shm;  // a directory under /dev/shm to remove at the end
 
@@ -132,7 +111,7 @@ Test(e2e_responsive, hashing_an_8_gib_file_stalls_nothing_and_sigterm_is_quick) 
     std::string dir = t::make_tmpdir();
     t::remove_at_teardown(dir);
     t::sh("mkdir -p '" + dir + "/data' && truncate -s 8G '" + dir + "/data/huge.img'");
-    cr_assert(t::start(t::served, {}, dir + "/data", {}, timing_binary()));
+    cr_assert(t::start(t::served, {}, dir + "/data", {}, t::timing_binary()));
     // A client waits for the digest (parked; it must not hold up anyone else).
     int waiter = t::connect_port(t::served.files_port);
     cr_assert(waiter >= 0);
@@ -206,13 +185,13 @@ Test(e2e_responsive, two_hundred_clients_listing_ten_thousand_files_do_not_stall
         cr_assert_eq(write(fd, name, 16), 16);
         close(fd);
     }
-    cr_assert(t::start(t::served, {}, data, {}, timing_binary()));
+    cr_assert(t::start(t::served, {}, data, {}, t::timing_binary()));
     // The first listing waits for the index (10,000 digests computed on helper threads).
     std::string first = http(req("GET", "/files"));
     cr_assert_eq(t::status_of(first), 200);
     std::string body = t::body_of(first);
     cr_assert_eq(std::count(body.begin(), body.end(), '{'), 10000);
-    pin_apart(t::served.pid);  // before the crowd's thread starts: it inherits CPU 1
+    t::pin_apart(t::served.pid);  // before the crowd's thread starts: it inherits CPU 1
     // Every client gets the same bytes: read them with poll() into one scratch buffer, so the
     // test's own CPU stays small next to the server's.
     const std::size_t whole = first.size();
@@ -266,7 +245,7 @@ Test(e2e_responsive, an_unread_access_log_pipe_costs_lines_not_service) {
     dup2(p[1], 1);  // the server inherits this stdout
     g_dir = t::make_tmpdir();
     t::remove_at_teardown(g_dir);
-    bool ok = t::start(t::served, {"--access-log"}, g_dir + "/data", {}, timing_binary());
+    bool ok = t::start(t::served, {"--access-log"}, g_dir + "/data", {}, t::timing_binary());
     dup2(saved, 1);
     close(saved);
     close(p[1]);

@@ -35,24 +35,6 @@ void fini() {
         t::sh("rm -rf '" + g_shm + "'");
 }
 
-// Timing tests run the optimised binary unless DUET_BIN names another (as test_e2e_latency).
-std::string timing_binary() {
-    if (getenv("DUET_BIN")) return t::duet_binary();
-    return access("build/duet", X_OK) == 0 ? "build/duet" : t::duet_binary();
-}
-
-// The server's loop on CPU 0, this test's clients on CPU 1 (as bench/ and test_e2e_latency).
-void pin_apart(pid_t server) {
-    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(0, &set);
-    sched_setaffinity(server, sizeof set, &set);
-    CPU_ZERO(&set);
-    CPU_SET(1, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
 // The loop-step histogram of /metrics: cumulative bucket counts by bound, the count and the max.
 struct Steps {
     double count = 0, max = 0;
@@ -108,7 +90,7 @@ Test(reload_latency, streams_owed_at_a_reload_are_written_ahead_in_slices) {
         close(fd);
     }
     t::Duet& d = t::served;
-    cr_assert(t::start(d, {}, data, {}, timing_binary()), "%s", d.err_log.c_str());
+    cr_assert(t::start(d, {}, data, {}, t::timing_binary()), "%s", d.err_log.c_str());
     // The reference listings, taken before the reload (the first one waits for the index).
     int fd = t::connect_port(d.http_port);
     cr_assert(fd >= 0);
@@ -135,7 +117,7 @@ Test(reload_latency, streams_owed_at_a_reload_are_written_ahead_in_slices) {
     cr_assert(all.size() >= eol + 1 + bye.size() && all.ends_with(bye), "%.200s",
               all.c_str() + (all.size() > 200 ? all.size() - 200 : 0));
     std::string lines = all.substr(eol + 1, all.size() - eol - 1 - bye.size());
-    pin_apart(d.pid);
+    t::pin_apart(d.pid);
 
     std::vector<Stream> streams;
     for (int i = 0; i < kStreams; ++i)
