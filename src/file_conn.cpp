@@ -288,15 +288,9 @@ void FileConn::put(const Command& c) {
     }
     // The file is created on a helper (Store::begin_upload_async): the line parks and runs again,
     // its checks too, then adopts the file.
-    StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::TempFile);
-    if (op && !op->done) return srv_.wait_store_op(this, std::move(op));
-    int rc = 0;
-    if (!op) {
-        rc = srv_.store.begin_upload_async(op);
-        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
-    }
     auto in = std::make_unique<Incoming>();
-    if (rc == 0) rc = srv_.store.adopt_upload(*op, in->upload);
+    int rc = 0;
+    if (!srv_.upload_file(this, in->upload, rc)) return;
     if (rc < 0) {
         if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");

@@ -356,15 +356,12 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     }
     // The file is created on a helper (Store::begin_upload_async): the request parks and runs
     // again, its checks too, then adopts the file.
-    StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::TempFile);
-    if (op && !op->done) return srv_.wait_store_op(this, std::move(op));
-    int rc = 0;
-    if (!op) {
-        rc = srv_.store.begin_upload_async(op);
-        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
-    }
     body_ = std::make_unique<Body>();
-    if (rc == 0) rc = srv_.store.adopt_upload(*op, body_->upload);
+    int rc = 0;
+    if (!srv_.upload_file(this, body_->upload, rc)) {
+        body_.reset();
+        return;
+    }
     if (rc < 0) {
         body_.reset();
         if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {

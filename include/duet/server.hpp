@@ -107,6 +107,17 @@ class Server {
         if (op->kind != kind) return {};
         return op;
     }
+    // The file an upload writes into, created on a helper (Store::begin_upload_async): false
+    // while `c` waits for it (parked; its request runs again, checks included), else true with
+    // `rc` the result of adopting it into `up` (0, or -errno / kStoreGone).
+    bool upload_file(Conn* c, Upload& up, int& rc) {
+        StoreOpRef op = take_store_op(c, StoreOp::Kind::TempFile);
+        if (op && !op->done) return wait_store_op(c, std::move(op)), false;
+        rc = op ? 0 : store.begin_upload_async(op);
+        if (rc == 0 && !op->done) return wait_store_op(c, std::move(op)), false;
+        if (rc == 0) rc = store.adopt_upload(*op, up);
+        return true;
+    }
     // A name the loop could not look up from the caches: a helper looks it up (store_lookup.cpp),
     // hands the result to the store and wakes the parked connections.
     void look_up_later(const std::string& name);
