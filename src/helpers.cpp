@@ -90,18 +90,30 @@ bool Helpers::hurry(std::uint64_t key) {
 void Helpers::run() {
     // Below the loop in the scheduler's eyes: on a busy machine a long hash must take the CPU
     // left over, never the loop's (per-thread nice value; SCHED_BATCH marks it as throughput work).
+    serve(queue_, cv_, 10);
+}
+
+void Helpers::run_background() {
+    // Nice 19: against the loop (nice 0) and the other helpers (nice 10) it gets about 1/70 and
+    // 1/8 of a contended CPU. Not SCHED_IDLE: a thread may not leave that without CAP_SYS_NICE,
+    // and a job someone waits for is submitted to the other helpers anyway.
+    serve(background_, background_cv_, 19);
+}
+
+void Helpers::serve(std::deque<std::unique_ptr<Job>>& queue, std::condition_variable& cv,
+                    int nice) {
     // The raw call (this thread only): glibc's wrapper sits on a page nothing else needs.
     sched_param sp{};
     ::syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &sp);
-    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
     for (;;) {
         std::unique_ptr<Job> job;
         {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+            cv.wait(lock, [this, &queue] { return stop_ || !queue.empty(); });
             if (stop_) return;
-            job = std::move(queue_.front());
-            queue_.pop_front();
+            job = std::move(queue.front());
+            queue.pop_front();
         }
         job->work();
         {
@@ -111,33 +123,6 @@ void Helpers::run() {
         std::uint64_t one = 1;
         ssize_t n = ::write(event_.get(), &one, sizeof one);
         (void)n;  // the counter cannot overflow in practice; a failed write only delays a wake-up
-    }
-}
-
-void Helpers::run_background() {
-    // Nice 19 and SCHED_BATCH: against the loop (nice 0) and the other helpers (nice 10) it gets
-    // about 1/70 and 1/8 of a contended CPU. Not SCHED_IDLE: a thread may not leave that without
-    // CAP_SYS_NICE, and a job someone waits for is submitted to the other helpers anyway.
-    sched_param sp{};
-    ::syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &sp);
-    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
-    for (;;) {
-        std::unique_ptr<Job> job;
-        {
-            std::unique_lock<std::mutex> lock(mu_);
-            background_cv_.wait(lock, [this] { return stop_ || !background_.empty(); });
-            if (stop_) return;
-            job = std::move(background_.front());
-            background_.pop_front();
-        }
-        job->work();
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            finished_.push_back(std::move(job));
-        }
-        std::uint64_t one = 1;
-        ssize_t n = ::write(event_.get(), &one, sizeof one);
-        (void)n;
     }
 }
 

@@ -57,6 +57,8 @@ class Helpers : public Handler {
   private:
     void run();
     void run_background();
+    // A helper's life: take jobs from `queue` (woken by `cv`) at this nice value until stop_.
+    void serve(std::deque<std::unique_ptr<Job>>& queue, std::condition_variable& cv, int nice);
     void start_thread(void (Helpers::*body)());
 
     Loop* loop_ = nullptr;
