@@ -23,8 +23,13 @@ DEBUG    := -g1
 # Quiet by default; `make V=1` prints whole command lines.
 Q        := $(if $(V),,@)
 
-SRCS     := $(wildcard src/*.cpp)
-LIB_SRCS := $(filter-out src/main.cpp,$(SRCS))
+# src/ holds one folder per layer (see README "Source layout"); objects are named by file alone,
+# so every source file name is unique across the folders.
+LAYERS   := core event net store http fileport server
+SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.cpp))
+HDRS     := $(foreach l,$(LAYERS),$(wildcard include/duet/$(l)/*.hpp))
+LIB_SRCS := $(filter-out src/server/main.cpp,$(SRCS))
+vpath %.cpp $(LAYERS:%=src/%)
 # Link order is text order: the code a starting and idle duet runs goes first, so that it shares
 # a few 64 KiB windows of the binary (the kernel maps file pages 64 KiB around each one touched)
 # instead of touching one in every window; request code follows, upload and reload code last.
@@ -34,9 +39,9 @@ STARTUP  := main config listeners lifecycle server server_reload loop helpers lo
 REQUEST  := conn http_conn http_parser http_routes http_fields http_conditional http_files \
             store_lookup store_listing file_conn file_proto log_escape auth_throttle http_cors
 FIRST    := $(STARTUP:%=build/obj/%.o) $(REQUEST:%=build/obj/%.o)
-OBJS     := $(FIRST) $(filter-out $(FIRST),$(SRCS:src/%.cpp=build/obj/%.o))
-SAN_OBJS := $(SRCS:src/%.cpp=build/san/%.o)
-SAN_LIB  := $(LIB_SRCS:src/%.cpp=build/san/%.o)
+OBJS     := $(FIRST) $(filter-out $(FIRST),$(patsubst %.cpp,build/obj/%.o,$(notdir $(SRCS))))
+SAN_OBJS := $(patsubst %.cpp,build/san/%.o,$(notdir $(SRCS)))
+SAN_LIB  := $(patsubst %.cpp,build/san/%.o,$(notdir $(LIB_SRCS)))
 TESTS    := $(patsubst test/%.cpp,build/test/%,$(wildcard test/test_*.cpp))
 TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.cpp))
 
@@ -59,11 +64,11 @@ build/duet-san: $(SAN_OBJS)
 	@echo "  LINK $@"
 	$(Q)$(CXX) -O1 $(DEBUG) $(SAN) -o $@ $^
 
-build/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/obj
+build/obj/%.o: %.cpp $(HDRS) | build/obj
 	@echo "  CXX  $<"
 	$(Q)$(CXX) $(BASE) $(CXXFLAGS) $(EXTRA) -MMD -c -o $@ $<
 
-build/san/%.o: src/%.cpp | build/san
+build/san/%.o: %.cpp | build/san
 	@echo "  CXX  $< (sanitizers)"
 	$(Q)$(CXX) $(BASE) -O1 $(DEBUG) $(SAN) $(EXTRA) -MMD -c -o $@ $<
 

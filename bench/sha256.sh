@@ -24,14 +24,14 @@ done
 build_driver() {
     mkdir -p build/bench
     local flags=(-O2 -std=c++20 -Wall -Wextra -Werror -Iinclude -fno-rtti)
-    g++ "${flags[@]}" -c -o build/bench/sha256.o src/sha256.cpp
-    g++ "${flags[@]}" -msha -msse4.1 -c -o build/bench/sha256_shani.o src/sha256_shani.cpp
+    g++ "${flags[@]}" -c -o build/bench/sha256.o src/core/sha256.cpp
+    g++ "${flags[@]}" -msha -msse4.1 -c -o build/bench/sha256_shani.o src/core/sha256_shani.cpp
     g++ "${flags[@]}" -o "$bin" bench/sha256_bench.cpp build/bench/sha256.o \
         build/bench/sha256_shani.o
 }
 stale=0
 [ -x "$bin" ] || stale=1
-for src in src/sha256.cpp src/sha256_shani.cpp bench/sha256_bench.cpp include/duet/sha256.hpp; do
+for src in src/core/sha256.cpp src/core/sha256_shani.cpp bench/sha256_bench.cpp include/duet/core/sha256.hpp; do
     [ "$src" -nt "$bin" ] && stale=1
 done
 [ "$stale" = 1 ] && build_driver

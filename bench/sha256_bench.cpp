@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/sha256.hpp"
+#include "duet/core/sha256.hpp"
 
 int main(int argc, char** argv) {
     int arg = 1;

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "duet/sha256.hpp"
+#include "duet/core/sha256.hpp"
 #include "helper.hpp"
 
 namespace t {

@@ -2,7 +2,7 @@
 // reset on success, the window, and the bounded table.
 #include <criterion/criterion.h>
 
-#include "duet/auth_throttle.hpp"
+#include "duet/net/auth_throttle.hpp"
 
 using duet::AuthAddr;
 using duet::AuthThrottle;

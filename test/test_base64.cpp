@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "duet/base64.hpp"
+#include "duet/core/base64.hpp"
 
 namespace {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "duet/config.hpp"
-#include "duet/ipv4.hpp"
+#include "duet/core/config.hpp"
+#include "duet/core/ipv4.hpp"
 
 using duet::Config;
 using duet::ConfigResult;

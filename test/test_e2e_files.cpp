@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "duet/sha256.hpp"
+#include "duet/core/sha256.hpp"
 #include "helper.hpp"
 
 namespace fs = std::filesystem;

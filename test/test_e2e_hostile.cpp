@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "duet/sha256.hpp"
+#include "duet/core/sha256.hpp"
 #include "helper.hpp"
 
 namespace {

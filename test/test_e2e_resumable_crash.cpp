@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "duet/base64.hpp"
-#include "duet/sha256.hpp"
+#include "duet/core/base64.hpp"
+#include "duet/core/sha256.hpp"
 #include "helper.hpp"
 
 namespace {

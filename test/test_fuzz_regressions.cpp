@@ -14,11 +14,11 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/file_proto.hpp"
-#include "duet/http_body.hpp"
-#include "duet/http_fields.hpp"
-#include "duet/http_parser.hpp"
-#include "duet/store.hpp"
+#include "duet/fileport/file_proto.hpp"
+#include "duet/http/http_body.hpp"
+#include "duet/http/http_fields.hpp"
+#include "duet/http/http_parser.hpp"
+#include "duet/store/store.hpp"
 #include "helper.hpp"
 
 #define LLVMFuzzerTestOneInput fuzz_http_head_one

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "duet/handover.hpp"
-#include "duet/handover_record.hpp"
-#include "duet/http_body.hpp"
-#include "duet/sha256.hpp"
+#include "duet/core/handover.hpp"
+#include "duet/core/handover_record.hpp"
+#include "duet/http/http_body.hpp"
+#include "duet/core/sha256.hpp"
 
 using namespace duet;
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/http_body.hpp"
+#include "duet/http/http_body.hpp"
 
 using duet::ChunkedDecoder;
 using Status = duet::ChunkedDecoder::Status;

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "duet/http_conditional.hpp"
-#include "duet/http_response.hpp"
+#include "duet/http/http_conditional.hpp"
+#include "duet/http/http_response.hpp"
 
 using duet::CondHeaders;
 using duet::CondMethod;

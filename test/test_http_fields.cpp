@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "duet/base64.hpp"
-#include "duet/http_fields.hpp"
-#include "duet/sha256.hpp"
+#include "duet/core/base64.hpp"
+#include "duet/http/http_fields.hpp"
+#include "duet/core/sha256.hpp"
 
 using duet::DigestField;
 using duet::RangeResult;

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/http_parser.hpp"
+#include "duet/http/http_parser.hpp"
 
 using duet::BodyKind;
 using duet::ParseResult;

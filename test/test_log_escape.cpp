@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "duet/log_escape.hpp"
+#include "duet/core/log_escape.hpp"
 
 Test(log_escape, plain_text_is_unchanged) {
     cr_expect(duet::log_escape("GET /files/a.txt HTTP/1.1") == "GET /files/a.txt HTTP/1.1");

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <string>
 
-#include "duet/partial_store.hpp"
+#include "duet/store/partial_store.hpp"
 
 using namespace duet;
 namespace fs = std::filesystem;

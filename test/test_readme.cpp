@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "duet/file_proto.hpp"
-#include "duet/http_response.hpp"
-#include "duet/http_routes.hpp"
+#include "duet/fileport/file_proto.hpp"
+#include "duet/http/http_response.hpp"
+#include "duet/http/http_routes.hpp"
 #include "helper.hpp"
 
 namespace fs = std::filesystem;

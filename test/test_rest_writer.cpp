@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "duet/conn.hpp"
-#include "duet/rest_writer.hpp"
+#include "duet/net/conn.hpp"
+#include "duet/net/rest_writer.hpp"
 
 using namespace duet;
 

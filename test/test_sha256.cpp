@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "duet/sha256.hpp"
+#include "duet/core/sha256.hpp"
 
 using duet::Digest;
 using duet::Sha256;

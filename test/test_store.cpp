@@ -17,7 +17,7 @@
 #include <string>
 #include <system_error>
 
-#include "duet/store.hpp"
+#include "duet/store/store.hpp"
 
 namespace duet {
 // Declared a friend in store.hpp: flips the store onto its fallback paths.

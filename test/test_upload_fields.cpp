@@ -4,10 +4,10 @@
 
 #include <string>
 
-#include "duet/base64.hpp"
-#include "duet/partial_store.hpp"
-#include "duet/sha256.hpp"
-#include "duet/upload_fields.hpp"
+#include "duet/core/base64.hpp"
+#include "duet/store/partial_store.hpp"
+#include "duet/core/sha256.hpp"
+#include "duet/http/upload_fields.hpp"
 
 using namespace duet;
 

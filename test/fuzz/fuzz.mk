@@ -27,8 +27,7 @@ FUZZ_BINS     := $(FUZZ_TARGETS:%=build/fuzz/%)
 # symbol: add that source here, or keep the pure part apart from the server as names.cpp is.
 FUZZ_LIB_NAMES := http_parser http_body http_fields file_proto names sha256 log_escape \
                   sha256_shani base64 upload_fields handover handover_record
-FUZZ_LIB_SRCS := $(FUZZ_LIB_NAMES:%=src/%.cpp)
-FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:src/%.cpp=build/fuzz/obj/%.o)
+FUZZ_LIB_OBJS := $(FUZZ_LIB_NAMES:%=build/fuzz/obj/%.o)
 # Longest input per target: a little past each limit the parser enforces (8 KiB request line,
 # 4 KiB chunk extension, 4 KiB command line), so the limits themselves get exercised.
 FUZZ_MAX_LEN_fuzz_http_head := 12000
@@ -52,11 +51,11 @@ fuzz: $(FUZZ_TARGETS:%=fuzz-run-%)
 fuzz-smoke: FUZZ_TIME = $(FUZZ_SMOKE_SECONDS)
 fuzz-smoke: $(FUZZ_TARGETS:%=fuzz-run-%)
 
-build/fuzz/obj/%.o: src/%.cpp $(wildcard include/duet/*.hpp) | build/fuzz/obj
+build/fuzz/obj/%.o: %.cpp $(HDRS) | build/fuzz/obj
 	@echo "  CXX  $< (fuzzing)"
 	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_EXTRA) -c -o $@ $<
 
-build/fuzz/%: test/fuzz/%.cpp $(FUZZ_LIB_OBJS) $(wildcard include/duet/*.hpp) | build/fuzz/obj
+build/fuzz/%: test/fuzz/%.cpp $(FUZZ_LIB_OBJS) $(HDRS) | build/fuzz/obj
 	@echo "  FUZZ $@"
 	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS)
 

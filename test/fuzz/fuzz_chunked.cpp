@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/http_body.hpp"
+#include "duet/http/http_body.hpp"
 
 using namespace duet;
 

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/file_proto.hpp"
-#include "duet/names.hpp"
+#include "duet/fileport/file_proto.hpp"
+#include "duet/store/names.hpp"
 
 using namespace duet;
 

@@ -16,9 +16,9 @@
 #include <string>
 #include <string_view>
 
-#include "duet/http_fields.hpp"
-#include "duet/http_parser.hpp"
-#include "duet/names.hpp"
+#include "duet/http/http_fields.hpp"
+#include "duet/http/http_parser.hpp"
+#include "duet/store/names.hpp"
 
 using namespace duet;
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "duet/log_escape.hpp"
+#include "duet/core/log_escape.hpp"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "duet/sha256.hpp"
-#include "duet/upload_fields.hpp"
+#include "duet/core/sha256.hpp"
+#include "duet/http/upload_fields.hpp"
 
 using namespace duet;
 

@@ -1,0 +1,84 @@
+#pragma once
+// The file port's command language (SPEC §3), as pure functions: line framing and words in,
+// a typed command or a one-line error out. No I/O.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "duet/core/sha256.hpp"
+#include "duet/store/store.hpp"
+
+namespace duet {
+
+inline constexpr std::size_t kMaxCommandLine = 4096;  // with its LF
+
+enum class Verb : std::uint8_t {
+    Put,
+    Get,
+    Stat,
+    List,
+    Del,
+    Auth,
+    Ping,
+    Help,
+    Quit,
+    Resume,
+    Partial,
+    Unknown
+};
+
+struct VerbName {
+    std::string_view name;  // as the user types it (any case)
+    Verb verb;
+};
+// The command table: every command name the port accepts.
+std::span<const VerbName> verb_table();
+
+struct Command {
+    Verb verb = Verb::Unknown;
+    std::string_view name;   // PUT/GET/STAT/DEL/RESUME/PARTIAL; the token for AUTH
+    bool sized = false;      // PUT NAME SIZE (always for RESUME)
+    std::uint64_t size = 0;  // PUT, RESUME
+    bool has_digest = false;
+    Digest digest{};
+    std::uint64_t offset = 0;           // GET
+    std::uint64_t length = UINT64_MAX;  // GET: to the end unless given
+    Precondition pre;                   // PUT/RESUME/DEL: a trailing if=SHA256 or if=none
+    const char* error = nullptr;        // "ERR ..." text when the arguments are wrong
+    bool error_closes = false;          // the byte stream is out of step after this error
+    // The error is about the name: `name` holds it whole (spaces included) and name_error(name)
+    // says which rule it breaks.
+    bool bad_name = false;
+};
+
+enum class LineStatus : std::uint8_t { Line, Incomplete, TooLong };
+// Finds one line in `buf`: Line with `line` (without LF and a CR before it) and `consumed`.
+LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed);
+
+// Parses a non-empty line. Command names are case-insensitive; words are split on spaces. A name
+// cannot hold a space, so when a command has more words before its numbers than it takes, they
+// are read as one name with spaces in it ("PUT my file.txt 5": the name "my file.txt"), which is
+// then refused as an invalid name rather than as a bad SIZE.
+Command parse_command(std::string_view line);
+
+// The HELP text, one usage line per entry.
+inline constexpr const char* kHelpLines[] = {
+    "PUT NAME SIZE [SHA256] [if=SHA256|if=none]  then exactly SIZE bytes; answers OK SIZE SHA256",
+    "PUT NAME                then bytes until you half-close; answers OK SIZE SHA256",
+    "GET NAME [OFFSET [LENGTH]]  answers OK LENGTH SHA256, then the bytes",
+    "STAT NAME               answers OK SIZE SHA256 MTIME",
+    "LIST                    answers OK COUNT, then NAME SIZE SHA256 per file",
+    "DEL NAME [if=SHA256|if=none]  deletes the file (if= : ERR 412 unless it holds)",
+    "RESUME NAME SIZE [SHA256] [if=SHA256|if=none]  OK OFFSET, then bytes OFFSET..; OK SIZE SHA256",
+    "PARTIAL [NAME]          answers OK COUNT, then NAME OFFSET SIZE ID EXPIRES per partial upload",
+    "AUTH TOKEN              authenticates the session",
+    "PING                    answers OK pong",
+    "HELP                    this list",
+    "QUIT                    answers OK bye and closes",
+    // Last, because it is what people typing into nc miss: without it the session hangs.
+    "A session ends with QUIT or when the client half-closes its side (nc -N); a plain nc",
+    "without -N keeps it open until --idle-timeout (default 60 s) passes with no command.",
+};
+
+}  // namespace duet

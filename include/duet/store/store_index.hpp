@@ -1,0 +1,197 @@
+#pragma once
+// The store index (SPEC §5 "The store index"): name → size, mtime, SHA-256 or "being computed",
+// in memory, so that no request reads a directory or a file's bytes on the loop.
+//
+// - Built at start by helper threads (readdir, fstatat, the digest record) in batches that the
+//   loop merges one at a time; the ready line does not wait for it.
+// - Kept current by duet's own writes (Store calls published()/removed()) and by an inotify
+//   watch on the store directory for everybody else's; an overflowed queue starts a rebuild.
+// - Digests missing or stale are computed on the helper threads; a request that needs one asks
+//   digest_for(), parks on -EINPROGRESS, and that file's job moves to the front of the queue.
+// - Listings (GET /files, LIST) of a small store (up to kSharedListing bytes of JSON) are rendered
+//   from the index in slices of about 1 ms on the loop into one shared, immutable body per index
+//   version, which every client then reads at its own pace: 200 clients listing 10,000 files cost
+//   one render, not 200. A bigger store's listing is never held whole: each client gets a
+//   ListingStream (store_listing.cpp), rendered from the index a buffer at a time as it reads.
+//   Either way a listing shows the store as it was when it started (its Content-Length or
+//   "OK COUNT" is a promise): a stream keeps the old state of every entry changed after it
+//   started and before it got there.
+// - Store loss: the watch reports the directory removed, renamed or unmounted; a second watch on
+//   the parent directory reopens the store when a directory appears at the path again.
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "duet/net/conn.hpp"
+#include "duet/core/fd.hpp"
+#include "duet/event/loop.hpp"
+#include "duet/core/sha256.hpp"
+
+namespace duet {
+
+class Server;
+class ListingStream;
+
+class StoreIndex : public Handler {
+  public:
+    enum class State : std::uint8_t { Ready, Pending, Failed };
+    struct Entry {
+        std::uint64_t size = 0;
+        std::int64_t mtime_ns = 0;
+        Digest sha256{};
+        State state = State::Pending;
+        std::int8_t error = 0;  // errno of a failed digest
+    };
+
+    explicit StoreIndex(Server& srv);
+    ~StoreIndex() override;
+    // Arms the watches (on `inherited`, the previous image's inotify fd, when there is one) and
+    // starts the first build. Stale temporary files are swept by it.
+    void start(bool sweep_temps = true, int inherited = -1);
+    int inotify_fd() const { return inotify_.get(); }
+    // True once the first (or latest) build has merged every directory entry.
+    bool built() const { return !building_; }
+    std::size_t pending() const { return pending_; }
+
+    // ---- hooks for Store (loop thread) ----
+    // The digest of `name`, whose fresh status is `st`: 0 and `out`; -EINPROGRESS when it is
+    // being computed (park and retry; this file goes first); another -errno if hashing failed.
+    int digest_for(std::string_view name, const struct stat& st, Digest& out);
+    // The index holds `name`: its last look (a scan, an inotify refresh, duet's own publish)
+    // found a regular file there. The store then opens it without looking first.
+    bool holds(std::string_view name) const { return entries_.find(name) != entries_.end(); }
+    // Neither the index nor the file's record has this version's digest: hash it, first in line.
+    void need(std::string_view name, const struct stat& st);
+    void published(std::string_view name, const struct stat& st, const Digest& d);
+    void removed(std::string_view name);
+    // fsync of the store directory on a helper, nobody waiting for it.
+    void sync_dir_later();
+
+    // ---- listings (store_listing.cpp) ----
+    // Above this many bytes of JSON a listing is streamed to each client instead of shared.
+    static constexpr std::uint64_t kSharedListing = 2u << 20;
+    // GET /files (`json`) or LIST: either the whole shared body in `body`, or a stream of its own
+    // in `stream`; `count` entries, `length` bytes (without LIST's "OK" line). false while the
+    // index is not ready for a listing yet, or a stream is due while a reload writes the others'
+    // rests ahead (the caller parks and is woken, or carried to the next image).
+    bool listing(bool json, std::shared_ptr<const std::string>& body,
+                 std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
+                 std::uint64_t& length);
+    // One slice of listing work within `budget_ns`; true while more remains.
+    bool run_slice(std::int64_t budget_ns);
+    bool has_work() const { return render_ != nullptr || walk_due_; }
+
+    std::uint64_t files() const { return entries_.size(); }
+    std::uint64_t bytes() const { return bytes_; }
+
+    void on_event(std::uint32_t events) override;  // inotify
+
+  private:
+    friend class ListingStream;
+    std::shared_ptr<const std::string> json_listing();
+    std::shared_ptr<const std::string> text_listing(std::uint64_t& count);
+    // The listing's totals, kept with every change: entries listed, bytes of their JSON objects
+    // and of their LIST lines.
+    void account(std::string_view name, const Entry& e, int sign);
+    // Every stream that has not sent `name` yet keeps its state from before this change.
+    void before_change(const std::string& name);
+    struct ScanState;
+    // A shared listing being rendered on the loop, a slice at a time.
+    struct Render {
+        std::string json = "[";
+        std::string text;
+        std::string cursor;  // last name rendered
+        bool started = false;
+        std::uint64_t count = 0;
+        std::uint64_t version = 0;
+    };
+    struct HashWork;
+
+    void rebuild(bool sweep);
+    void scan_step(std::shared_ptr<ScanState> st);
+    void hash(const std::string& name, bool urgent);
+    void refresh(const std::string& name);
+    // refresh() with what a lookup said: `rc` 0 and `st`, or -errno.
+    void refresh_with(const std::string& name, int rc, const struct stat& st);
+    // The lookup would wait for the disk: a helper does it (store_watch.cpp).
+    void refresh_later(const std::string& name);
+    void set_entry(const std::string& name, const Entry& e);
+    void erase(const std::string& name);
+    bool listing_ready() const;
+    void want_render();
+    void add_watches();
+    void store_lost(const char* why);
+    void try_reopen();
+    void changed();
+
+    Server& srv_;
+    std::map<std::string, Entry, std::less<>> entries_;
+    std::uint64_t bytes_ = 0;
+    std::size_t pending_ = 0;
+    std::uint64_t version_ = 1;
+    unsigned gen_ = 0;  // bumped by each rebuild: late results of an older one are dropped
+    bool building_ = true;
+    // Hash jobs in flight, by name, with the job key (to hurry it).
+    // Hashing runs one file at a time in slices of 64 MiB (one helper stays free for fsyncs and
+    // read-aheads): a file someone waits for (urgent_) goes next, setting a long hash aside
+    // (paused_) until it is done; then the index's Pending entries in name order (hash_cursor_).
+    // No per-file job is queued ahead, so 100,000 files dropped in cost no queue memory.
+    void pump_hashing();
+    void hash_done(const std::shared_ptr<HashWork>& w);
+    bool hashing(const std::string& name) const;
+    std::shared_ptr<HashWork> current_, paused_;
+    bool current_urgent_ = false;
+    std::deque<std::string> urgent_;
+    std::string hash_cursor_;
+    // The walk for the next Pending entry is bounded per call; one that found none within its
+    // bound goes on in the next loop step (run_slice), else hashing would stop there for good.
+    bool walk_due_ = false;
+    std::shared_ptr<Fd> dir_;  // one duplicate of the store fd per build, shared by its jobs
+
+    std::uint64_t listed_ = 0, json_bytes_ = 0, text_bytes_ = 0;
+    std::vector<ListingStream*> streams_;
+
+    std::unique_ptr<Render> render_;
+    std::shared_ptr<const std::string> json_, text_;
+    std::uint64_t listing_version_ = 0, text_count_ = 0;
+    int stale_renders_ = 0;
+
+    Fd inotify_;
+    int store_wd_ = -1, parent_wd_ = -1;
+    std::string base_;  // the store directory's name in its parent
+};
+
+// One client's listing of a big store, rendered from the index as the client reads: the store as
+// it was when the listing started. Names already sent are behind the cursor; an entry ahead of it
+// that changes keeps its old state here (so an upload during the listing is not in it, a file
+// deleted during it still is), and a rebuilt index leaves the stream with a copy of the rest.
+class ListingStream final : public BodySource {
+  public:
+    ListingStream(StoreIndex& index, bool json);
+    ~ListingStream() override;
+    std::uint64_t count() const { return count_; }
+    std::uint64_t length() const { return length_; }
+    std::size_t fill(char* p, std::size_t room) override;
+    bool done() const override { return finished_; }
+
+  private:
+    friend class StoreIndex;
+    void before_change(const std::string& name, const StoreIndex::Entry* old);
+    void detach(bool keep_rest);  // the index is rebuilt or gone
+
+    StoreIndex* index_;
+    std::map<std::string, std::optional<StoreIndex::Entry>, std::less<>> kept_;
+    std::string cursor_;  // the last name sent; empty before the first
+    std::uint64_t count_ = 0, length_ = 0, sent_count_ = 0, sent_bytes_ = 0;
+    bool json_;
+    bool finished_ = false;
+};
+
+}  // namespace duet

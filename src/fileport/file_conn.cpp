@@ -1,0 +1,540 @@
+// The file-transfer session (SPEC §3) on the shared loop and store.
+#include "duet/fileport/file_conn.hpp"
+
+#include <cerrno>
+#include <cstdio>
+
+#include "duet/http/http_fields.hpp"
+#include "duet/core/log_escape.hpp"
+#include "duet/server/server.hpp"
+
+namespace duet {
+namespace {
+constexpr std::size_t kOutputHighWater = 32 * 1024;
+
+bool disk_full(int rc) {
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+}
+
+bool out_of_resources(int rc) {
+    return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM;
+}
+
+// The answer to a store error that is not about the file itself, or null.
+const char* trouble_answer(int rc) {
+    if (rc == kStoreGone) return "ERR 503 store unavailable";
+    if (out_of_resources(rc)) return "ERR 503 busy, retry";
+    return nullptr;
+}
+
+std::string u64(std::uint64_t v) {
+    return std::to_string(v);
+}
+}  // namespace
+
+FileConn::~FileConn() {
+    // Closed mid-upload by a path that did not finish it (a reset, a read error, a forced stop):
+    // a sized upload's bytes stay as a partial upload (SPEC §3), and the metrics count it as
+    // failed.
+    if (up_) {
+        ++srv_.metrics.uploads_failed;
+        if (up_->sized) keep_partial();
+    }
+}
+
+bool FileConn::wants_input() const {
+    if (closing()) return false;
+    if (up_) return !peer_closed_ && up_->stage == 0;
+    return !output_blocked() && out_.size() < kOutputHighWater;
+}
+
+bool FileConn::is_idle() const {
+    return !up_ && in_.empty() && !output_pending() && !parked();
+}
+
+void FileConn::begin_drain(bool for_reload) {
+    // Stop: busy sessions finish the transfer in hand, then close; idle ones close now.
+    // Reload: each session goes to the next image (with its AUTH) once nothing is in flight, so
+    // someone typing into nc keeps their session.
+    reload_handover_ = for_reload;
+    drain_ = !for_reload;
+    if (is_idle()) on_quiet();
+}
+
+void FileConn::on_quiet() {
+    if (reload_handover_)
+        srv_.hand_over(this);
+    else
+        close_now();
+}
+
+void FileConn::on_header_timeout() {
+    ++srv_.metrics.timeouts;
+    if (up_ || output_pending()) return;
+    reply_and_close("ERR 408 command line timeout");
+    pump_now();
+}
+
+void FileConn::on_idle_timeout() {
+    if (up_ && up_->stage != 0) return;  // the client waits for helpers, not the other way round
+    if (up_ && up_->append.active()) {
+        ++srv_.metrics.uploads_failed;
+        cut_resume("ERR 408 upload stalled; ");
+        pump_now();
+        return;
+    }
+    if (up_) {
+        if (!up_->sized) {
+            fail_upload("ERR 408 upload stalled; nothing stored");
+        } else {
+            ++srv_.metrics.uploads_failed;
+            std::string got = keep_partial();
+            up_.reset();
+            reply_and_close("ERR 408 upload stalled; " + got + ", partial kept");
+        }
+        pump_now();
+        return;
+    }
+    close_now();
+}
+
+void FileConn::on_eof() {
+    peer_closed_ = true;
+    if (up_ && up_->stage != 0) return;  // complete and being published
+    if (up_ && !up_->sized) {
+        up_->close_after = true;
+        finish_upload();  // PUT NAME: the half-close ends the bytes
+        return;
+    }
+    if (up_ && up_->append.active()) {  // a RESUME cut short: answered after its checkpoint
+        ++srv_.metrics.uploads_failed;
+        cut_resume("ERR 400 short upload: ");
+        return;
+    }
+    if (up_) {  // a sized upload cut short: nothing published, its bytes kept as a partial
+        ++srv_.metrics.uploads_failed;
+        std::string got = keep_partial();
+        up_.reset();
+        reply("ERR 400 short upload: " + got + ", partial kept");
+        close_after_output();
+        return;
+    }
+}
+
+bool FileConn::process() {
+    bool progressed = false;
+    while (!dead() && !closing() && !parked()) {
+        if (up_ && up_->stage != 0) {
+            if (!advance_publish()) break;
+            progressed = true;
+            continue;
+        }
+        if (up_) {
+            if (!feed_upload()) break;
+            progressed = true;
+            continue;
+        }
+        if (output_blocked() || out_.size() >= kOutputHighWater) break;
+        if (drain_ && progressed) {
+            close_after_output();  // the transfer in hand is done
+            break;
+        }
+        std::string_view line;
+        std::size_t used = 0;
+        LineStatus st = next_line(std::string_view(in_.head(), in_.size()), line, used);
+        if (st == LineStatus::TooLong) {
+            reply_and_close("ERR 400 line too long");
+            break;
+        }
+        if (st == LineStatus::Incomplete) {
+            if (peer_closed_) {
+                close_after_output();
+            } else if (!in_.empty()) {
+                arm_header_timer();
+            } else {
+                cancel_header_timer();
+            }
+            break;
+        }
+        cancel_header_timer();
+        // Copy the line first: consume() may reuse the buffer.
+        std::string text(line);
+        Command c;
+        bool blank = text.empty() || text.find_first_not_of(" 	") == std::string::npos;
+        if (blank) {
+            in_.consume(used);
+            progressed = true;
+            continue;
+        }
+        c = parse_command(text);
+        // An AUTH from an address that guessed too often waits its turn, parked; its line
+        // stays in the buffer and is read again on release.
+        if (c.verb == Verb::Auth && !c.error && !srv_.cfg.token.empty() && auth_attempt_must_wait())
+            break;
+        if (srv_.cfg.access_log) {
+            if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
+            // The token is a secret: logs show that an AUTH happened, never what it carried.
+            log_->line = c.verb == Verb::Auth ? std::string("AUTH ***") : log_escape(text);
+        }
+        run(c, text);
+        // A command waiting for the index (a digest, a listing) keeps its line, and runs again
+        // from the start when woken. Otherwise the line is dropped now, so that an upload's
+        // bytes start at in_.head() (put() itself reads none of them).
+        if (parked()) break;
+        in_.consume(used);
+        ++srv_.metrics.file_commands;
+        progressed = true;
+    }
+    return progressed;
+}
+
+void FileConn::run(const Command& c, std::string_view) {
+    if (c.error) {
+        // A bad name says which rule it breaks (SPEC §2 "Name errors"), on this port too.
+        std::string text = c.bad_name ? "ERR 400 " + name_error(c.name) : std::string(c.error);
+        if (c.error_closes)
+            reply_and_close(text);
+        else
+            reply(text);
+        return;
+    }
+    bool open_verb = c.verb == Verb::Ping || c.verb == Verb::Help || c.verb == Verb::Quit ||
+                     c.verb == Verb::Auth || c.verb == Verb::Unknown;
+    if (!open_verb && !srv_.cfg.token.empty() && !authed_) {
+        // A sized or unsized PUT would be followed by bytes we cannot read as commands.
+        if (c.verb == Verb::Put || c.verb == Verb::Resume)
+            reply_and_close("ERR 401 authentication required");
+        else
+            reply("ERR 401 authentication required");
+        return;
+    }
+    switch (c.verb) {
+        case Verb::Put:
+            put(c);
+            return;
+        case Verb::Get:
+            get(c);
+            return;
+        case Verb::Resume:
+            resume(c);
+            return;
+        case Verb::Partial:
+            partial_list(c);
+            return;
+        case Verb::Stat:
+            stat(c);
+            return;
+        case Verb::List:
+            list();
+            return;
+        case Verb::Del:
+            del(c);
+            return;
+        case Verb::Auth: {
+            if (srv_.cfg.token.empty()) {
+                authed_ = true;
+                reply("OK");
+                return;
+            }
+            std::string token = "Bearer " + std::string(c.name);
+            bool ok = bearer_matches(token, srv_.cfg.token);
+            bool too_many = auth_result(ok);
+            authed_ = authed_ || ok;  // a wrong AUTH does not undo an earlier good one
+            if (ok)
+                reply("OK");
+            else if (too_many)
+                reply_and_close("ERR 401 bad token; too many attempts");
+            else
+                reply("ERR 401 bad token");
+            return;
+        }
+        case Verb::Ping:
+            reply("OK pong");
+            return;
+        case Verb::Help: {
+            std::string text = "OK " + u64(std::size(kHelpLines)) + "\n";
+            for (const char* l : kHelpLines) (text += l) += '\n';
+            queue_extra(std::move(text));
+            log_command("OK");
+            return;
+        }
+        case Verb::Quit:
+            reply_and_close("OK bye");
+            return;
+        case Verb::Unknown:
+            reply("ERR 400 unknown command");
+            return;
+    }
+}
+
+void FileConn::put(const Command& c) {
+    if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
+    // Checked before any byte is read; the bytes that follow cannot be told from commands.
+    if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
+        if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
+        if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
+        if (rc == -EINPROGRESS && !srv_.stopping()) return srv_.park(this);  // digest on its way
+        if (const char* t = trouble_answer(rc)) return reply_and_close(t);
+        return reply_and_close("ERR 500 cannot stat");
+    }
+    if (c.sized && c.size > srv_.cfg.max_upload)
+        return reply_and_close("ERR 413 upload larger than the server accepts");
+    // As HTTP does with Content-Length: a size that can never fit, or does not fit now, is
+    // refused before any byte is read.
+    std::uint64_t total = 0, avail = 0;
+    if (c.sized && srv_.store.space(total, avail) == 0) {
+        if (c.size > total) return reply_and_close("ERR 413 upload larger than the file system");
+        if (c.size > avail) return reply_and_close("ERR 507 not enough free space; nothing stored");
+    }
+    // The file is created on a helper (Store::begin_upload_async): the line parks and runs again,
+    // its checks too, then adopts the file.
+    auto in = std::make_unique<Incoming>();
+    int rc = 0;
+    if (!srv_.upload_file(this, in->upload, rc)) return;
+    if (rc < 0) {
+        if (const char* t = trouble_answer(rc)) return reply_and_close(t);
+        return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
+    }
+    in->name = std::string(c.name);
+    in->sized = c.sized;
+    in->left = c.size;
+    in->total = c.size;
+    in->has_digest = c.has_digest;
+    in->digest = c.digest;
+    in->pre = c.pre;
+    up_ = std::move(in);
+    if (up_->sized && up_->left == 0) finish_upload();
+}
+
+bool FileConn::feed_upload() {
+    Incoming& u = *up_;
+    if (in_.empty()) return false;
+    // A RESUME two checkpoints ahead of the disk waits for the one on a helper.
+    if (u.append.backlogged()) {
+        srv_.park(this);
+        return false;
+    }
+    std::size_t n = in_.size();
+    if (u.sized && n > u.left) n = std::size_t(u.left);
+    if (!u.sized && u.upload.size() + n > srv_.cfg.max_upload) {
+        fail_upload("ERR 413 upload larger than the server accepts");
+        return false;
+    }
+    int rc = write_incoming(in_.head(), n);
+    in_.consume(n);
+    if (rc < 0) {
+        if (u.append.active()) {
+            ++srv_.metrics.uploads_failed;
+            std::string got = keep_partial();
+            up_.reset();
+            reply_and_close(rc == -ECANCELED ? "ERR 410 the partial upload was cancelled"
+                            : disk_full(rc)  ? "ERR 507 disk full; " + got + ", partial kept"
+                                             : "ERR 500 write failed; " + got + ", partial kept");
+            return false;
+        }
+        fail_upload(disk_full(rc) ? "ERR 507 disk full; nothing stored" : "ERR 500 write failed");
+        return false;
+    }
+    if (u.sized) {
+        u.left -= n;
+        if (u.left == 0) finish_upload();
+    }
+    return true;
+}
+
+void FileConn::fail_upload(const char* answer) {
+    ++srv_.metrics.uploads_failed;
+    up_.reset();
+    reply_and_close(answer);
+}
+
+// Publish without waiting for the disk on the loop: the data's fsync on a helper, then the
+// checks and the rename in one loop step, then the directory's fsync on a helper, then the
+// answer (the same steps as HTTP, see HttpConn::finish_upload).
+void FileConn::finish_upload() {
+    if (up_->append.active()) return finish_resume();
+    Incoming& u = *up_;
+    u.stage = 1;
+    u.wait = srv_.fsync_later(u.upload.fd());
+}
+
+bool FileConn::advance_publish() {
+    Incoming& u = *up_;
+    if (!u.wait->done) {
+        srv_.park(this);
+        return false;
+    }
+    if (u.stage == 3 || u.stage == 4) return after_last_checkpoint();
+    int rc = u.wait->rc;
+    if (u.stage == 1 && rc == 0) {
+        // The checks run now, on the loop; the rename on a helper (store_publish.cpp). A
+        // compare-and-swap whose digest or lookup is on its way, or whose name another change
+        // by duet holds, waits here and comes again.
+        StoreOpRef op;
+        if (u.publishing) {
+            // A completed partial (file_resume.cpp): its precondition failing is -ESTALE there.
+            rc = srv_.partials.publish(u.publishing, op);
+        } else {
+            u.upload.set_synced();
+            u.upload.defer_dir_sync();
+            rc = u.upload.commit_async(u.name, u.has_digest ? &u.digest : nullptr, u.pre, op);
+        }
+        if (rc == -EINPROGRESS) {
+            srv_.park(this);
+            return false;
+        }
+        if (rc == 0) {
+            u.stage = 5;
+            u.wait = op;
+            return advance_publish();
+        }
+    } else if (u.stage == 5) {
+        const StoreOp& op = static_cast<const StoreOp&>(*u.wait);
+        if (rc == 0) {
+            u.info = op.info;
+            u.stage = 2;
+            u.wait = srv_.fsync_later(srv_.store.dirfd());
+            return advance_publish();
+        }
+    }
+    if (u.publishing) {
+        if (rc == -ECANCELED) rc = -ENOENT;  // cancelled meanwhile (HTTP DELETE): 500
+        if (rc == -ESTALE) rc = -ECANCELED;
+    }
+    FileInfo info = u.info;
+    bool close_after = u.close_after;
+    // A partial that could not be published for want of room or a readable file is kept.
+    bool kept = u.publishing && !u.publishing->gone;
+    up_.reset();
+    if (rc == -EBADMSG || rc == -ECANCELED) {
+        // The byte count was right: the session goes on.
+        ++srv_.metrics.uploads_failed;
+        reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
+    } else if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
+        ++srv_.metrics.uploads_failed;
+        reply(kept ? "ERR 403 not readable by the server; partial kept"
+                   : "ERR 403 not readable by the server");
+    } else if (rc < 0) {
+        ++srv_.metrics.uploads_failed;
+        if (const char* t = trouble_answer(rc))
+            reply_and_close(t);
+        else if (kept)
+            reply_and_close(disk_full(rc) ? "ERR 507 disk full; partial kept"
+                                          : "ERR 500 cannot store");
+        else
+            reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
+                                          : "ERR 500 cannot store");
+    } else {
+        ++srv_.metrics.uploads_ok;
+        srv_.metrics.upload_bytes += info.size;
+        reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
+    }
+    if (close_after) close_after_output();
+    return true;
+}
+
+void FileConn::get(const Command& c) {
+    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    Fd fd;
+    FileInfo info;
+    int rc = srv_.store.open_read(c.name, fd, info);
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot read");
+    if (c.offset > info.size) return reply("ERR 416 offset past the end");
+    std::uint64_t length = info.size - c.offset;
+    if (c.length < length) length = c.length;
+    reply("OK " + u64(length) + " " + to_hex(info.sha256));
+    ++srv_.metrics.downloads;
+    queue_file(std::move(fd), off_t(c.offset), length);
+}
+
+void FileConn::stat(const Command& c) {
+    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    FileInfo info;
+    int rc = srv_.store.stat(c.name, info);
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot stat");
+    reply("OK " + u64(info.size) + " " + to_hex(info.sha256) + " " + std::to_string(info.mtime));
+}
+
+// Parks on -EINPROGRESS (a digest or listing being computed) or answers a store error that is
+// not about the file; false if `rc` is none of them.
+bool FileConn::wait_or_trouble(int rc) {
+    if (rc == -EINPROGRESS) {
+        if (srv_.stopping())
+            reply("ERR 503 shutting down");
+        else
+            srv_.park(this);
+        return true;
+    }
+    if (const char* t = trouble_answer(rc)) {
+        if (out_of_resources(rc)) ++srv_.metrics.busy_503;
+        reply(t);
+        return true;
+    }
+    return false;
+}
+
+// Served from the index: the lines are one shared text per version of a small store, or a
+// stream rendered as the client reads for a big one; COUNT is what it will send (store_index.hpp).
+void FileConn::list() {
+    if (!srv_.store.usable()) return reply("ERR 503 store unavailable");
+    std::uint64_t count = 0, length = 0;
+    std::shared_ptr<const std::string> lines;
+    std::unique_ptr<ListingStream> stream;
+    if (!srv_.index.listing(false, lines, stream, count, length)) {
+        wait_or_trouble(-EINPROGRESS);
+        return;
+    }
+    reply("OK " + u64(count));
+    if (lines)
+        queue_shared(std::move(lines));
+    else
+        queue_source(std::move(stream));
+}
+
+void FileConn::del(const Command& c) {
+    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    // The checks on the loop, the unlink on a helper: parked meanwhile, the line runs again.
+    int rc = 0;
+    if (StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::Delete)) {
+        if (!op->done) return srv_.wait_store_op(this, std::move(op));
+        rc = op->rc;
+    } else {
+        rc = srv_.store.remove_async(c.name, c.pre, op);
+        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+        if (rc == 0) rc = op->rc;
+    }
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc == -ECANCELED) return reply("ERR 412 precondition failed");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot delete");
+    reply("OK");
+}
+
+void FileConn::reply(std::string_view line) {
+    std::string s(line);
+    s += '\n';
+    queue(s);
+    log_command(line);
+}
+
+void FileConn::reply_and_close(std::string_view line) {
+    reply(line);
+    close_after_output();
+    expect_unread_input();
+}
+
+void FileConn::log_command(std::string_view result) {
+    if (!srv_.cfg.access_log) return;
+    if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
+    // The answer may quote client bytes (a name): escaped like the command line.
+    srv_.access_log(log_->peer + " files \"" + log_->line + "\" " + log_escape(result));
+}
+
+}  // namespace duet

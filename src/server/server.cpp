@@ -1,0 +1,582 @@
+#include "duet/server/server.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <vector>
+
+#include "duet/fileport/file_conn.hpp"
+#include "duet/http/http_conn.hpp"
+#include "duet/http/http_response.hpp"
+
+namespace duet {
+namespace {
+
+constexpr int kAcceptsPerEvent = 64;
+constexpr std::int64_t kAcceptRetryMs = 100;  // after EMFILE/ENFILE
+constexpr std::int64_t kSliceNs = 1000000;    // one slice of long loop work (SPEC §5: about 1 ms)
+constexpr int kHelperThreads = 2;
+constexpr int kReadAheadWindows = 4;  // cold downloads: windows asked for beyond the one read
+
+std::int64_t monotonic_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::int64_t monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::int64_t ms_of(double seconds) {
+    return std::int64_t(seconds * 1000.0 + 0.5);
+}
+
+}  // namespace
+
+void Listener::on_event(std::uint32_t) {
+    srv_.accept_from(*this);
+}
+
+Server::Server(Config cfg, std::vector<std::string> argv, std::string exe)
+    : cfg(config_),
+      config_(std::move(cfg)),
+      argv_(std::move(argv)),
+      exe_(std::move(exe)),
+      http_listener_(*this, Port::Http),
+      files_listener_(*this, Port::Files) {
+    header_timers.set_timeout(ms_of(config_.header_timeout));
+    idle_timers.set_timeout(ms_of(config_.idle_timeout));
+    linger_timers.set_timeout(2000);
+}
+
+void Server::log(const char* fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    err_log_.line(std::string("duet: ") + buf);
+}
+
+void Server::access_log(const std::string& line) {
+    out_log_.line(line);
+}
+
+int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
+                  HandoverIn handover) {
+    now_ms_ = monotonic_ms();
+    tick();
+    // A reload: the loop steps of the images before this one, the last one's hand-over included.
+    if (generation > 0) metrics.adopt_stalls(getenv("DUET_LOOP_STALLS"));
+    root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
+                 "\",\"generation\":" + std::to_string(generation) + "}\n";
+    std::string err;
+    // Named temporaries of uploads carried over a reload are still being written: keep them.
+    if (handover.present) store.keep_temps_at_open();
+    store.set_index(&index);  // counting and sweeping happen in the index build, off the loop
+    use_helpers_for_store();  // lookups, publishes, deletes, new files (store_lookup.cpp)
+    if (!store.open(config_.data, err)) {
+        log("store %s: %s", config_.data.c_str(), err.c_str());
+        return 2;
+    }
+    if (!partials.open(store, metrics, std::int64_t(config_.partial_ttl), err)) {
+        log("store %s: %s", config_.data.c_str(), err.c_str());
+        return 2;
+    }
+    if (int rc = loop.init(); rc < 0) {
+        log("epoll: %s", std::strerror(-rc));
+        return 1;
+    }
+    out_log_.attach(loop);
+    err_log_.attach(loop);
+    if (int rc = helpers.start(loop, kHelperThreads); rc < 0) {
+        log("helper threads: %s", std::strerror(-rc));
+        return 1;
+    }
+    partials.use_helpers(helpers, [this] { wake_parked(); });
+    index.start(!handover.present, inherited_inotify.store);  // handed-over uploads' temps stay
+    http_listener_.fd = std::move(sockets.http);
+    files_listener_.fd = std::move(sockets.files);
+    resume_accepting();
+    if (!life_.init(*this, loop, exe_, config_.watch, config_.reload, inherited_inotify.reload,
+                    err)) {
+        log("%s", err.c_str());
+        return 2;
+    }
+    for (const HandedConn& h : handed_conns)
+        add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
+    if (handover.present) resume_handed(handover);
+    print_ready();
+    notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
+    return 0;
+}
+
+// Assembled without printf: an idle duet then never maps libc's formatting code (its pages
+// count in the resident size).
+void Server::print_ready() {
+    err_log_.line("duet: ready http=" + local_address(http_listener_.fd.get()) +
+                  " files=" + local_address(files_listener_.fd.get()) + " data=" + config_.data +
+                  " pid=" + std::to_string(getpid()) + " generation=" + std::to_string(generation));
+}
+
+void Server::tick() {
+    now_ms_ = monotonic_ms();
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != date_second_) {  // the Date field is formatted once a second, not per request
+        date_second_ = ts.tv_sec;
+        date_header_ = "Date: " + http_date(ts.tv_sec) + "\r\nServer: duet/" + kVersion + "\r\n";
+    }
+}
+
+void Server::accept_from(Listener& l) {
+    for (int i = 0; i < kAcceptsPerEvent; ++i) {
+        if (open_conns_ >= config_.max_conns) {
+            pause_accepting();  // resumed when a connection closes
+            return;
+        }
+        int fd = accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Out of descriptors: pausing beats spinning on a listener that stays readable.
+                if (!accept_paused_)
+                    log("accept: %s; pausing new connections", std::strerror(errno));
+                pause_accepting();
+                accept_retry_at_ = now_ms_ + kAcceptRetryMs;
+                return;
+            }
+            return;
+        }
+        add_conn(fd, l.port());
+    }
+}
+
+void Server::add_conn(int fd, Port port, char handed) {
+    Conn* c;
+    if (port == Port::Http) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c = new HttpConn(*this, fd);
+    } else {
+        auto* f = new FileConn(*this, fd);
+        if (handed == 'a') f->set_authed();
+        c = f;
+    }
+    // An HTTP client owes its first head at once; a file-port user may be typing into nc, so
+    // there the clock starts with the first byte of a line. A keep-alive connection handed over
+    // by a reload owes nothing yet: like any idle keep-alive one, only --idle-timeout applies
+    // (an unsolicited 408 would be read as the answer to the client's next request).
+    if (port == Port::Http && !handed) header_timers.touch(c->head_timer, now_ms_);
+    link_conn(c, fd);  // last: a failed registration closes it, cancelling both timers
+}
+
+void Server::link_conn(Conn* c, int fd) {
+    if (c->port() == Port::Http) {
+        ++metrics.open_http;
+    } else {
+        ++metrics.open_files;
+        ++metrics.file_sessions;
+    }
+    ++metrics.accepted;
+    ++open_conns_;
+    c->next = conns_;
+    if (conns_) conns_->prev = c;
+    conns_ = c;
+    idle_timers.touch(c->idle_timer, now_ms_);
+    c->set_interest(EPOLLIN);
+    if (loop.add(fd, EPOLLIN, c) < 0) c->close_now();
+}
+
+void Server::conn_closed(Conn* c) {
+    if (c->prev) c->prev->next = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (conns_ == c) conns_ = c->next;
+    c->prev = c->next = nullptr;
+    --open_conns_;
+    if (c->port() == Port::Http)
+        --metrics.open_http;
+    else
+        --metrics.open_files;
+    dead_.push_back(c);
+    reading_ahead_.erase(c);
+    std::erase_if(preparing_, [c](const Preparing& p) { return p.conn == c; });
+    if (!store_ops_.empty()) drop_store_op(c);
+    if (c->parked()) {
+        for (auto& p : parked_)
+            if (p == c) p = nullptr;
+        c->set_parked(false);
+    }
+    if (accept_paused_ && accept_retry_at_ < 0 && !draining_ && !reload_pending_)
+        resume_accepting();
+}
+
+bool Server::any_publishing() const {
+    // A resumable upload's checkpoint on a helper counts too, even one whose connection is gone:
+    // the next image must load the state file this one announced.
+    if (partials.syncing() > 0) return true;
+    // A publish or delete whose rename or unlink is on a helper, even one whose client is gone.
+    if (store.mutations_in_flight() > 0) return true;
+    for (Conn* c = conns_; c; c = c->next)
+        if (c->publishing()) return true;
+    return false;
+}
+
+void Server::park(Conn* c) {
+    if (c->parked()) return;
+    c->set_parked(true);
+    parked_.push_back(c);
+}
+
+void Server::read_ahead(Conn* c, int fd, off_t off, std::size_t len) {
+    reading_ahead_.insert(c);
+    auto file = std::make_shared<Fd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [file, off, len] {
+        if (!*file) return;
+        // Blocking reads are fine here: this is what helpers are for. The next windows are only
+        // asked for, so the disk keeps a queue of reads while this one is sent.
+        ::posix_fadvise(file->get(), off + off_t(len), off_t(len) * kReadAheadWindows,
+                        POSIX_FADV_WILLNEED);
+        thread_local std::vector<char> buf(256 * 1024);
+        for (std::size_t done = 0; done < len;) {
+            ssize_t n = ::pread(file->get(), buf.data(), std::min(buf.size(), len - done),
+                                off + off_t(done));
+            if (n <= 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            done += std::size_t(n);
+        }
+    };
+    job->done = [this, c] {
+        if (reading_ahead_.erase(c)) c->disk_ready();
+        wake_parked();
+    };
+    helpers.submit(std::move(job), true);
+}
+
+std::shared_ptr<DiskWait> Server::fsync_later(int fd) {
+    auto wait = std::make_shared<DiskWait>();
+    auto file = std::make_shared<Fd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!*file) {
+        wait->done = true;
+        wait->rc = -errno;
+        return wait;
+    }
+    auto rc = std::make_shared<int>(0);
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [file, rc] { *rc = ::fsync(file->get()) == 0 ? 0 : -errno; };
+    job->done = [this, wait, rc] {
+        wait->done = true;
+        wait->rc = *rc;
+        wake_parked();
+    };
+    helpers.submit(std::move(job));
+    return wait;
+}
+
+void Server::wake_now() {
+    wake_due_ = false;
+    if (parked_.empty()) return;
+    std::vector<Conn*> woken;
+    woken.swap(parked_);
+    for (Conn* c : woken) {
+        if (!c) continue;
+        c->set_parked(false);
+        if (!c->dead()) c->resume();
+    }
+}
+
+void Server::reap_dead() {
+    for (Conn* c : dead_) delete c;
+    dead_.clear();
+}
+
+void Server::pause_accepting() {
+    if (accept_paused_ && (http_listener_.registered || files_listener_.registered) == false)
+        return;
+    for (Listener* l : {&http_listener_, &files_listener_}) {
+        if (l->registered) loop.remove(l->fd.get());
+        l->registered = false;
+    }
+    accept_paused_ = true;
+    ++metrics.accept_pauses;
+}
+
+void Server::resume_accepting() {
+    accept_paused_ = false;
+    accept_retry_at_ = -1;
+    for (Listener* l : {&http_listener_, &files_listener_}) {
+        if (l->registered || !l->fd) continue;
+        if (loop.add(l->fd.get(), EPOLLIN, l) == 0) l->registered = true;
+    }
+}
+
+void Server::on_signal(int signo) {
+    switch (signo) {
+        case SIGINT:
+        case SIGTERM:
+            // A second stop request while one runs: do not wait any longer.
+            intent_ = (draining_ && !reloading_) ? Intent::StopNow : Intent::Stop;
+            if (draining_ && !reloading_) {
+                log("second stop signal: exiting now");
+                std::_Exit(1);
+            }
+            break;
+        case SIGQUIT:
+            log("SIGQUIT: exiting now, %zu connection(s) cut", open_conns_);
+            std::_Exit(1);
+        case SIGHUP:
+            if (intent_ == Intent::None) intent_ = Intent::Reload;
+            break;
+        default:
+            break;
+    }
+}
+
+void Server::on_watch_event() {
+    life_.change_seen(now_ms_);
+}
+
+void Server::act_on_intents() {
+    if (life_.reload_due(now_ms_)) {
+        life_.clear_reload_due();
+        if (intent_ == Intent::None) intent_ = Intent::Reload;
+    }
+    life_.poll_check(now_ms_);
+    Intent i = intent_;
+    intent_ = Intent::None;
+    if (i == Intent::Stop && reloading_) {
+        // A stop during a reload's drain wins: what was kept for the next image closes now.
+        notify_service_manager("STOPPING=1");
+        for (const HandedConn& h : handover_) ::close(h.fd);
+        handover_.clear();
+        reloading_ = false;
+        http_listener_.fd.reset();
+        files_listener_.fd.reset();
+        for (Conn* c = conns_; c;) {
+            Conn* next = c->next;
+            c->begin_drain(false);
+            c = next;
+        }
+        log("stop requested during reload: stopping instead");
+    } else if (i == Intent::Stop && !draining_) {
+        // Log after the listeners are closed: whoever reads "stopping" may rely on refusals.
+        begin_drain(false);
+        // The user watching this line is the one deciding whether to wait: say for what, how
+        // long at most, and how not to.
+        if (drained_busy_ == 0)
+            log("stopping: no connection busy, %zu idle closed", closed_idle_);
+        else
+            log("stopping: %zu connection(s) busy, waiting up to %.3g s (--grace) for them to "
+                "finish, %zu idle closed; a second Ctrl+C (SIGINT or SIGTERM) stops at once",
+                drained_busy_, config_.grace, closed_idle_);
+    } else if (i == Intent::Reload && (reload_pending_ || handing_over_) && !draining_) {
+        log("reload requested again: one is under way");
+    } else if (i == Intent::Reload && !draining_) {
+        log("reload requested: checking %s", exe_.c_str());
+        reload_pending_ = true;
+        if (!life_.start_check(exe_, argv_, now_ms_)) on_check_done(false, "cannot run the check");
+    }
+}
+
+void Server::begin_drain(bool for_reload) {
+    draining_ = true;
+    reloading_ = for_reload;
+    drain_started_ = now_ms_;
+    drain_deadline_ = now_ms_ + ms_of(config_.grace);
+    if (for_reload) {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        notify_service_manager(
+            "RELOADING=1\nMONOTONIC_USEC=" +
+            std::to_string(std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000));
+    } else {
+        notify_service_manager("STOPPING=1");
+    }
+    // Stop accepting. On reload the sockets stay open so that new clients wait in the backlog;
+    // on stop they close so that new clients are refused at once instead of waiting for nobody.
+    pause_accepting();
+    if (!for_reload) {
+        http_listener_.fd.reset();
+        files_listener_.fd.reset();
+    }
+    std::size_t before = open_conns_;
+    handover_.clear();
+    for (Conn* c = conns_; c;) {
+        Conn* next = c->next;
+        c->begin_drain(for_reload);
+        c = next;
+    }
+    closed_idle_ = before - open_conns_;
+    drained_busy_ = open_conns_;
+    // On stop, requests waiting for a digest or listing are answered 503 now (see stopping()).
+    if (!for_reload) wake_now();
+}
+
+void Server::check_drain_done() {
+    if (!draining_) return;
+    std::size_t busy = 0;
+    for (Conn* c = conns_; c; c = c->next)
+        if (!c->lingering()) ++busy;
+    // A stop finishes the checkpoints on helpers too (a cut upload's last one has no connection).
+    if (!reloading_ && partials.syncing() > 0 && now_ms_ < drain_deadline_) return;
+    bool cut = false;
+    if (busy > 0) {
+        if (now_ms_ < drain_deadline_) return;
+        cut = true;
+    }
+    std::size_t cut_count = 0;
+    for (Conn* c = conns_; c;) {
+        Conn* next = c->next;
+        if (!c->lingering()) ++cut_count;
+        c->close_now();
+        c = next;
+    }
+    std::int64_t took = monotonic_ms() - drain_started_;
+    const char* what = reloading_ ? "reload" : "stop";
+    if (cut) {
+        log("%s: grace of %.3g s over: %zu connection(s) cut, %zu finished, %zu idle closed", what,
+            config_.grace, cut_count, drained_busy_ - cut_count, closed_idle_);
+    } else {
+        log("%s: %zu busy connection(s) finished, %zu idle %s, in %lld ms", what, drained_busy_,
+            closed_idle_, reloading_ ? "handed over" : "closed", static_cast<long long>(took));
+    }
+    if (reloading_) {
+        finish_reload();
+        return;
+    }
+    exit_code_ = 0;
+}
+
+void Server::finish_reload() {
+    std::vector<HandedConn> conn_fds = std::move(handover_);
+    handover_.clear();
+    // The next image takes fds 1 and 2 as they were inherited (blocking), with what we could
+    // still write of our buffered lines.
+    out_log_.detach();
+    err_log_.detach();
+    pass_stalls();
+    reexec(exe_, argv_, http_listener_.fd.get(), files_listener_.fd.get(), conn_fds, -1,
+           passed_inotify(), generation + 1, reloads + 1, started_at);
+    log("reload failed: cannot exec %s: %s", exe_.c_str(), std::strerror(errno));
+    std::_Exit(1);
+}
+
+void Server::hand_over(Conn* c) {
+    char kind = c->handover_kind();
+    handover_.push_back({c->release_for_handover(), kind});
+}
+
+void Server::expire_timers() {
+    for (TimerNode* n; (n = header_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        Conn* c = Conn::from_head_timer(n);
+        c->on_header_timeout();
+    }
+    for (TimerNode* n; (n = linger_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        Conn::from_head_timer(n)->close_now();
+    }
+    for (TimerNode* n; (n = throttle_timers.expired(now_ms_));) {
+        TimerList::cancel(*n);
+        Conn::from_head_timer(n)->on_throttle_release();
+    }
+    for (TimerNode* n; (n = idle_timers.expired(now_ms_));) {
+        Conn* c = Conn::from_idle_timer(n);
+        if (c->parked()) {
+            // Waiting for duet's own work (a digest, a cold read, an fsync) is not the client
+            // being idle: the clock starts again from now.
+            idle_timers.touch(*n, now_ms_);
+            continue;
+        }
+        TimerList::cancel(*n);
+        ++metrics.timeouts;
+        c->on_idle_timeout();
+    }
+    if (now_ms_ >= partial_sweep_at_) {
+        // A bounded look at the partial uploads each second: expiry never costs a long step.
+        partial_sweep_at_ = now_ms_ + 1000;
+        timespec ts;
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+        partials.sweep(ts.tv_sec, 256);
+    }
+    if (accept_paused_ && accept_retry_at_ >= 0 && now_ms_ >= accept_retry_at_ && !draining_ &&
+        !reload_pending_)
+        resume_accepting();
+}
+
+int Server::next_timeout_ms() const {
+    std::int64_t next = now_ms_ + 1000;  // at least once a second, for the Date field
+    auto consider = [&](std::int64_t d) {
+        if (d >= 0 && d < next) next = d;
+    };
+    consider(header_timers.next_deadline());
+    consider(idle_timers.next_deadline());
+    consider(linger_timers.next_deadline());
+    consider(throttle_timers.next_deadline());
+    consider(life_.reload_due_ms());
+    consider(accept_retry_at_);
+    if (life_.check_running()) consider(now_ms_ + 10);  // poll the check child
+    if (draining_) consider(drain_deadline_);
+    if (wake_due_ || index.has_work()) consider(now_ms_);  // more slices: poll, do not wait
+    if (!preparing_.empty()) consider(prepare_pace_ms_ > 0 ? prepare_due_ms_ : now_ms_);
+    std::int64_t wait = next - now_ms_;
+    return wait < 0 ? 0 : int(wait);
+}
+
+void Server::record_step(std::int64_t ns) {
+    metrics.record_stall(double(ns) / 1e9);
+}
+
+void Server::pass_stalls() {
+    if (step_started_ns_ >= 0) record_step(monotonic_ns() - step_started_ns_);
+    step_started_ns_ = -1;
+    setenv("DUET_LOOP_STALLS", metrics.stalls_env().c_str(), 1);
+}
+
+int Server::run() {
+    while (exit_code_ < 0) {
+        expire_timers();
+        act_on_intents();
+        check_drain_done();
+        reap_dead();
+        if (exit_code_ >= 0) break;
+        if (step_started_ns_ >= 0) record_step(monotonic_ns() - step_started_ns_);
+        int rc = loop.wait(next_timeout_ms());
+        if (rc < 0) {
+            log("epoll_wait: %s", std::strerror(-rc));
+            return 1;
+        }
+        step_started_ns_ = monotonic_ns();
+        out_budget_ = kOutputPerStep;
+        tick();  // one clock read per iteration, taken after the wait
+        loop.dispatch();
+        if (wake_due_) wake_now();
+        // Long loop work (listing renders) goes one slice per iteration, between events.
+        if (index.has_work()) index.run_slice(kSliceNs);
+        if (wake_due_) wake_now();
+        store.forget_lookups();  // helpers' lookups served the requests they woke
+        // A reload's streams written ahead, a slice per iteration too; then the hand-over.
+        prepare_slice(kSliceNs);
+        continue_hand_over();
+        check_drain_done();
+        reap_dead();
+    }
+    return exit_code_;
+}
+
+}  // namespace duet

@@ -1,0 +1,203 @@
+// An append to a partial upload and its checkpoints (SPEC §5 "Disk I/O off the loop"): the bytes
+// are written on the loop (into the page cache), and each checkpoint (fdatasync of the data, the
+// state file replaced durably, the partial directory fsynced) runs on a helper thread. The offset
+// a client is told only moves when a checkpoint is done, on the loop: never past durable bytes.
+// One checkpoint per partial at a time, so state files are renamed in the order they were asked.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "duet/store/partial_store.hpp"
+
+namespace duet {
+namespace {
+
+constexpr std::uint64_t kBacklogCheckpoints = 3;
+
+// Starts writeback of [from, to) without waiting, so the next checkpoint's fdatasync has only
+// the tail left to wait for (as Upload::write does for a PUT).
+void start_writeback(int fd, std::uint64_t from, std::uint64_t to) {
+    ::sync_file_range(fd, off64_t(from), off64_t(to - from), SYNC_FILE_RANGE_WRITE);
+}
+
+}  // namespace
+
+// ---- PartialAppend ------------------------------------------------------------------------------
+
+int PartialAppend::write(const void* data, std::size_t len) {
+    if (!p_) return -EBADF;
+    if (p_->gone) return -ECANCELED;
+    if (int rc = failed(); rc < 0) return rc;  // those bytes may be lost: the append stops
+    const char* c = static_cast<const char*>(data);
+    while (len > 0) {
+        ssize_t n = ::pwrite(fd_.get(), c, len, off_t(offset_));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EIO;
+        sha_.update(c, std::size_t(n));
+        if (hold_) append_sha_.update(c, std::size_t(n));
+        c += n;
+        len -= std::size_t(n);
+        offset_ += std::uint64_t(n);
+        since_checkpoint_ += std::uint64_t(n);
+    }
+    if (offset_ - written_back_ >= PartialStore::kWritebackBytes) {
+        start_writeback(fd_.get(), written_back_, offset_);
+        written_back_ = offset_;
+    }
+    // One checkpoint in flight at a time; a reload waiting for them starts no new one.
+    if (!hold_ && !syncing() && !store_->held_ &&
+        since_checkpoint_ >= PartialStore::kCheckpointBytes)
+        checkpoint();
+    return 0;
+}
+
+bool PartialAppend::backlogged() const {
+    // Reading pauses only when three more checkpoints' worth arrived behind the one running: a
+    // fast sender keeps the disk busy without waiting on each fdatasync, and at most ~64 MiB are
+    // ever not yet durable (what a crash makes the client send again).
+    return syncing() && since_checkpoint_ >= kBacklogCheckpoints * PartialStore::kCheckpointBytes;
+}
+
+std::shared_ptr<DiskWait> PartialAppend::checkpoint() {
+    if (!p_ || hold_) return nullptr;  // held: nothing of this append is durable before its end
+    if (failed() < 0) return last_;
+    if (offset_ == p_->offset || (last_ && last_->offset == offset_)) return last_;
+    since_checkpoint_ = 0;
+    last_ = store_->request_checkpoint(p_, fd_.get(), offset_, sha_);
+    return last_;
+}
+
+bool PartialAppend::append_digest_is(const Digest& digest) {
+    Sha256 copy = append_sha_;
+    return copy.finish() == digest;
+}
+
+void PartialAppend::rollback() {
+    if (!p_) return;
+    offset_ = written_back_ = start_;
+    sha_ = start_sha_;
+    append_sha_.reset();
+    since_checkpoint_ = 0;
+    if (fd_) (void)::ftruncate(fd_.get(), off_t(start_));
+}
+
+std::shared_ptr<DiskWait> PartialAppend::finish() {
+    auto wait = std::make_shared<DiskWait>();
+    wait->done = true;
+    if (!p_) return wait;
+    std::shared_ptr<DiskWait> last;
+    if (hold_) {
+        rollback();
+    } else if (p_->gone) {
+        wait->rc = -ECANCELED;
+    } else if (int rc = failed(); rc < 0) {
+        wait->rc = rc;
+    } else {
+        last = checkpoint();
+    }
+    // Bytes that could not be made durable are not part of the partial: the next append
+    // starts at the durable offset (and truncates there). Until the last checkpoint is done the
+    // partial stays busy: a new append would truncate under it.
+    p_->active = nullptr;
+    if (p_->syncing || p_->queued)
+        p_->release_when_synced = true;
+    else
+        p_->busy = false;
+    p_.reset();
+    fd_.reset();
+    store_ = nullptr;
+    hold_ = false;
+    last_.reset();
+    return last ? last : wait;
+}
+
+// ---- PartialStore: the checkpoints --------------------------------------------------------------
+
+std::shared_ptr<Checkpoint> PartialStore::request_checkpoint(const PartialRef& p, int data_fd,
+                                                             std::uint64_t offset,
+                                                             const Sha256& sha) {
+    std::shared_ptr<Checkpoint>& slot = p->syncing ? p->queued : p->syncing;
+    if (!slot) {
+        slot = std::make_shared<Checkpoint>();
+        slot->data.reset(::fcntl(data_fd, F_DUPFD_CLOEXEC, 0));
+    }
+    // A queued checkpoint not yet started takes the newest offset: its waiters get more.
+    slot->offset = offset;
+    slot->sha = sha;
+    std::shared_ptr<Checkpoint> cp = slot;
+    if (cp == p->syncing) start_sync(p);
+    return cp;
+}
+
+// Hands p->syncing to a helper. Its state text is made here, on the loop, from the partial as
+// it stands (a later set_spec cannot run meanwhile: the partial is busy).
+void PartialStore::start_sync(const PartialRef& p) {
+    std::shared_ptr<Checkpoint> cp = p->syncing;
+    ++syncing_;
+    Partial next = *p;
+    next.offset = cp->offset;
+    next.sha = cp->sha;
+    next.touched = partial_detail::wall_now();
+    auto dir = std::make_shared<Fd>(dir_ ? ::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0) : -1);
+    auto rc = std::make_shared<int>(cp->data && *dir ? 0 : -EBADF);
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [cp, dir, rc, name = path(p->id, ".state"),
+                 text = partial_detail::serialize(next)] {
+        if (*rc < 0) return;
+        // Data first, then the state that announces it: a crash between them leaves the old
+        // state, which the data file covers.
+        if (::fdatasync(cp->data.get()) != 0) {
+            *rc = -errno;
+            return;
+        }
+        *rc = partial_detail::replace_file(dir->get(), name, text);
+    };
+    job->done = [this, p, rc, touched = next.touched] {
+        p->touched = *rc == 0 && !p->gone ? touched : p->touched;
+        sync_done(p, *rc);
+    };
+    if (helpers_) {
+        helpers_->submit(std::move(job));
+    } else {
+        job->work();
+        job->done();
+    }
+}
+
+void PartialStore::sync_done(const PartialRef& p, int rc) {
+    --syncing_;
+    std::shared_ptr<Checkpoint> cp = std::move(p->syncing);
+    cp->data.reset();
+    if (p->gone) {
+        // Cancelled meanwhile: drop() removed the files, but the rename may have come after.
+        if (dir_) ::unlinkat(dir_.get(), path(p->id, ".state").c_str(), 0);
+        if (rc == 0) rc = -ECANCELED;
+    } else if (rc == 0 && cp->offset > p->offset) {
+        metrics_->partial_bytes += cp->offset - p->offset;
+        p->offset = cp->offset;
+        p->sha = cp->sha;
+    }
+    cp->rc = rc;
+    cp->done = true;
+    if (std::shared_ptr<Checkpoint> next = std::move(p->queued)) {
+        p->syncing = next;
+        if (rc < 0) {
+            // After a failed fdatasync the kernel may have dropped the dirty pages: a later sync
+            // could succeed without them. The queued checkpoint fails too.
+            ++syncing_;
+            sync_done(p, rc);
+            return;
+        }
+        start_sync(p);
+    } else if (p->release_when_synced) {
+        p->release_when_synced = false;
+        p->busy = false;
+    }
+    if (synced_) synced_();
+}
+
+}  // namespace duet

@@ -1,0 +1,334 @@
+// Listings from the store index (see store_index.hpp): one shared body per version of a small
+// store, one ListingStream per client of a big one. Both render entries with the same functions,
+// so the totals kept by account() are exactly the bytes a stream sends.
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "duet/server/server.hpp"
+#include "duet/store/store_index.hpp"
+
+namespace duet {
+namespace {
+
+// A JSON entry, or a LIST line, is at most this long (names are ≤ 255 bytes).
+constexpr std::size_t kMaxEntry = 512;
+
+std::int64_t clock_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A file duet may not read is listed with its size and no digest (null / "-"), as a lookup would
+// say; one that failed otherwise is not listed (it cannot be served).
+bool unreadable(const StoreIndex::Entry& e) {
+    return e.state == StoreIndex::State::Failed && (e.error == EACCES || e.error == EPERM);
+}
+
+bool listed(const StoreIndex::Entry& e) {
+    return e.state == StoreIndex::State::Ready || unreadable(e);
+}
+
+std::size_t digits(std::uint64_t v) {
+    std::size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        ++n;
+    }
+    return n;
+}
+
+std::int64_t mtime_s(const StoreIndex::Entry& e) {
+    return e.mtime_ns / 1000000000;
+}
+
+std::size_t sdigits(std::int64_t v) {
+    return v < 0 ? 1 + digits(std::uint64_t(0) - std::uint64_t(v)) : digits(std::uint64_t(v));
+}
+
+char* put(char* p, std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+}
+
+char* put_u64(char* p, std::uint64_t v) {
+    std::size_t n = digits(v);
+    for (std::size_t i = n; i-- > 0; v /= 10) p[i] = char('0' + v % 10);
+    return p + n;
+}
+
+char* put_i64(char* p, std::int64_t v) {
+    if (v >= 0) return put_u64(p, std::uint64_t(v));
+    *p++ = '-';
+    return put_u64(p, std::uint64_t(0) - std::uint64_t(v));
+}
+
+char* put_hex(char* p, const Digest& d) {
+    static const char kHex[] = "0123456789abcdef";
+    for (unsigned char b : d) {
+        *p++ = kHex[b >> 4];
+        *p++ = kHex[b & 15];
+    }
+    return p;
+}
+
+constexpr std::string_view kName = "{\"name\":\"",
+                           kSize = "\",\"size\":", kSha = ",\"sha256\":", kMtime = ",\"mtime\":";
+
+std::size_t json_size(std::string_view name, const StoreIndex::Entry& e) {
+    return kName.size() + name.size() + kSize.size() + digits(e.size) + kSha.size() +
+           (unreadable(e) ? 4 : 66) + kMtime.size() + sdigits(mtime_s(e)) + 1;
+}
+
+std::size_t text_size(std::string_view name, const StoreIndex::Entry& e) {
+    return name.size() + 1 + digits(e.size) + 1 + (unreadable(e) ? 1 : 64) + 1;
+}
+
+// {"name":"N","size":S,"sha256":"HEX"|null,"mtime":T}
+char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
+    p = put(p, kName);
+    p = put(p, name);
+    p = put(p, kSize);
+    p = put_u64(p, e.size);
+    p = put(p, kSha);
+    if (unreadable(e)) {
+        p = put(p, "null");
+    } else {
+        *p++ = '"';
+        p = put_hex(p, e.sha256);
+        *p++ = '"';
+    }
+    p = put(p, kMtime);
+    p = put_i64(p, mtime_s(e));
+    *p++ = '}';
+    return p;
+}
+
+// NAME SIZE HEX|-
+char* render_text(char* p, std::string_view name, const StoreIndex::Entry& e) {
+    p = put(p, name);
+    *p++ = ' ';
+    p = put_u64(p, e.size);
+    *p++ = ' ';
+    if (unreadable(e))
+        *p++ = '-';
+    else
+        p = put_hex(p, e.sha256);
+    *p++ = '\n';
+    return p;
+}
+
+}  // namespace
+
+void StoreIndex::account(std::string_view name, const Entry& e, int sign) {
+    if (!listed(e)) return;
+    std::uint64_t j = json_size(name, e), t = text_size(name, e);
+    if (sign > 0) {
+        ++listed_;
+        json_bytes_ += j;
+        text_bytes_ += t;
+    } else {
+        --listed_;
+        json_bytes_ -= j;
+        text_bytes_ -= t;
+    }
+}
+
+void StoreIndex::before_change(const std::string& name) {
+    auto it = entries_.find(name);
+    const Entry* old = it == entries_.end() ? nullptr : &it->second;
+    for (ListingStream* ls : streams_) ls->before_change(name, old);
+}
+
+bool StoreIndex::listing(bool json, std::shared_ptr<const std::string>& body,
+                         std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
+                         std::uint64_t& length) {
+    if (listing_ready() && json_bytes_ + listed_ > kSharedListing) {
+        // A reload is writing ahead what each stream owes: a new one waits (parked, its request
+        // unread) and is carried to the next image, which answers it. So the writing ahead
+        // has a fixed amount to do and ends, however many clients keep asking.
+        if (srv_.preparing_hand_over()) return false;
+        stream = std::make_unique<ListingStream>(*this, json);
+        count = stream->count();
+        length = stream->length();
+        return true;
+    }
+    body = json ? json_listing() : text_listing(count);
+    if (body) length = body->size();
+    return body != nullptr;
+}
+
+void StoreIndex::want_render() {
+    if (render_) return;
+    render_ = std::make_unique<Render>();
+    render_->version = version_;
+}
+
+std::shared_ptr<const std::string> StoreIndex::json_listing() {
+    if (json_ && (listing_version_ == version_ || stale_renders_ >= 2)) return json_;
+    if (listing_ready()) want_render();
+    return nullptr;
+}
+
+std::shared_ptr<const std::string> StoreIndex::text_listing(std::uint64_t& count) {
+    count = text_count_;
+    if (text_ && (listing_version_ == version_ || stale_renders_ >= 2)) return text_;
+    if (listing_ready()) want_render();
+    return nullptr;
+}
+
+bool StoreIndex::run_slice(std::int64_t budget_ns) {
+    if (walk_due_) {
+        walk_due_ = false;
+        pump_hashing();  // the bounded walk for the next file to hash goes on
+    }
+    if (!render_) return false;
+    if (!listing_ready()) {
+        render_.reset();  // a digest went missing meanwhile: render again once it is back
+        return false;
+    }
+    Render& r = *render_;
+    std::int64_t until = clock_ns() + budget_ns;
+    auto it = r.started ? entries_.upper_bound(r.cursor) : entries_.begin();
+    r.started = true;
+    char buf[kMaxEntry];
+    for (int n = 0; it != entries_.end(); ++it, ++n) {
+        if ((n & 63) == 63 && clock_ns() >= until) {
+            r.cursor = std::prev(it)->first;
+            return true;
+        }
+        const Entry& e = it->second;
+        if (!listed(e)) continue;
+        if (r.count) r.json += ',';
+        r.json.append(buf, std::size_t(render_json(buf, it->first, e) - buf));
+        r.text.append(buf, std::size_t(render_text(buf, it->first, e) - buf));
+        ++r.count;
+    }
+    r.json += "]\n";
+    json_ = std::make_shared<const std::string>(std::move(r.json));
+    text_ = std::make_shared<const std::string>(std::move(r.text));
+    text_count_ = r.count;
+    listing_version_ = r.version;
+    // Under constant change a fresh render may never match the version; after two in a row the
+    // latest is served anyway, so listings cannot starve.
+    stale_renders_ = listing_version_ == version_ ? 0 : stale_renders_ + 1;
+    render_.reset();
+    srv_.wake_parked();
+    return false;
+}
+
+// ---- one client's stream ----
+
+ListingStream::ListingStream(StoreIndex& index, bool json) : index_(&index), json_(json) {
+    count_ = index.listed_;
+    if (json)
+        length_ = count_ == 0 ? 3 : 1 + index.json_bytes_ + (count_ - 1) + 2;  // [a,b]\n
+    else
+        length_ = index.text_bytes_;
+    index.streams_.push_back(this);
+}
+
+ListingStream::~ListingStream() {
+    if (!index_) return;
+    auto& v = index_->streams_;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+        if (*it == this) {
+            *it = v.back();
+            v.pop_back();
+            break;
+        }
+    }
+}
+
+void ListingStream::before_change(const std::string& name, const StoreIndex::Entry* old) {
+    if (name <= cursor_ && !cursor_.empty()) return;  // already sent
+    if (old && listed(*old))
+        kept_.try_emplace(name, *old);
+    else
+        kept_.try_emplace(name, std::nullopt);
+}
+
+void ListingStream::detach(bool keep_rest) {
+    if (!index_) return;
+    if (keep_rest) {
+        auto& m = index_->entries_;
+        for (auto it = cursor_.empty() ? m.begin() : m.upper_bound(cursor_); it != m.end(); ++it)
+            if (listed(it->second)) kept_.try_emplace(it->first, it->second);
+    }
+    index_ = nullptr;  // from now on only kept_ is read
+}
+
+std::size_t ListingStream::fill(char* p, std::size_t room) {
+    if (finished_) return 0;
+    char* out = p;
+    char* end = p + room;
+    if (json_ && sent_bytes_ == 0) {
+        if (room < 1) return 0;
+        *out++ = '[';
+    }
+    static const std::map<std::string, StoreIndex::Entry, std::less<>> kNone;
+    const auto& m = index_ ? index_->entries_ : kNone;
+    auto it = cursor_.empty() ? m.begin() : m.upper_bound(cursor_);
+    auto kept = cursor_.empty() ? kept_.begin() : kept_.upper_bound(cursor_);
+    std::string_view last;
+    for (;;) {
+        // The next name in order from the index or from what was kept (which wins: it is the
+        // state this listing promised).
+        const std::string* name = nullptr;
+        const StoreIndex::Entry* e = nullptr;
+        bool from_kept = kept != kept_.end() && (it == m.end() || kept->first <= it->first);
+        if (from_kept) {
+            name = &kept->first;
+            e = kept->second ? &*kept->second : nullptr;
+        } else if (it != m.end()) {
+            name = &it->first;
+            e = &it->second;
+        } else {
+            break;
+        }
+        if (e && listed(*e)) {
+            std::size_t comma = json_ && sent_count_ > 0 ? 1 : 0;
+            std::size_t need = comma + (json_ ? json_size(*name, *e) : text_size(*name, *e));
+            if (need > std::size_t(end - out)) break;  // next time round
+            // More than was promised cannot happen while every change ahead is kept; if it
+            // did, the entry is left out rather than break the framing.
+            std::uint64_t after = sent_bytes_ + std::uint64_t(out - p) + need + (json_ ? 2 : 0);
+            if (sent_count_ < count_ && after <= length_) {
+                if (comma) *out++ = ',';
+                out = json_ ? render_json(out, *name, *e) : render_text(out, *name, *e);
+                ++sent_count_;
+            }
+        }
+        last = *name;
+        if (from_kept) {
+            if (it != m.end() && it->first == kept->first) ++it;
+            ++kept;
+        } else {
+            ++it;
+        }
+    }
+    if (!last.empty()) cursor_.assign(last);
+    kept_.erase(kept_.begin(), kept);
+    bool at_end = it == m.end() && kept == kept_.end();
+    std::size_t n = std::size_t(out - p);
+    if (at_end) {
+        if (json_) {
+            // The promised length exactly, whatever happened: spaces are valid JSON.
+            std::uint64_t want = length_ - (sent_bytes_ + n);
+            if (want < 2 || std::size_t(end - out) < want) {
+                sent_bytes_ += n;
+                return n;  // the tail next time round
+            }
+            for (; want > 2; --want) *out++ = ' ';
+            *out++ = ']';
+            *out++ = '\n';
+            n = std::size_t(out - p);
+        }
+        finished_ = true;
+    }
+    sent_bytes_ += n;
+    return n;
+}
+
+}  // namespace duet
