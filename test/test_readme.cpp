@@ -354,7 +354,7 @@ Test(readme, every_file_port_command_and_err_code_is_in_the_reference) {
         cr_expect(in_help, "HELP does not list %s", name.c_str());
     }
     std::set<std::string> codes;
-    for (const auto& e : fs::directory_iterator("src")) {
+    for (const auto& e : fs::recursive_directory_iterator("src")) {
         std::string src = t::read_file(e.path().string());
         for (std::size_t at = src.find("\"ERR "); at != std::string::npos;
              at = src.find("\"ERR ", at + 1)) {
