@@ -25,7 +25,7 @@ Q        := $(if $(V),,@)
 
 # src/ holds one folder per layer (see README "Source layout"); objects are named by file alone,
 # so every source file name is unique across the folders.
-LAYERS   := core event net store http fileport server
+LAYERS   := core event net store session http fileport server
 SRCS     := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.cpp))
 HDRS     := $(foreach l,$(LAYERS),$(wildcard include/duet/$(l)/*.hpp))
 LIB_SRCS := $(filter-out src/server/main.cpp,$(SRCS))

@@ -11,9 +11,10 @@ allowed() {
         event) echo "core event" ;;
         net) echo "core event net" ;;
         store) echo "core event store" ;;
-        http) echo "core event net store http" ;;
-        fileport) echo "core event net store fileport" ;;
-        server) echo "core event net store http fileport server" ;;
+        session) echo "core event net store session" ;;
+        http) echo "core event net store session http" ;;
+        fileport) echo "core event net store session fileport" ;;
+        server) echo "core event net store session http fileport server" ;;
         *) echo "" ;;
     esac
 }
@@ -29,7 +30,7 @@ for f in src/*/*.cpp include/duet/*/*.hpp; do
     layer=${layer%%/*}
     ok=$(allowed "$layer")
     if [ -z "$ok" ]; then
-        echo "$f: '$layer' is not a layer (core event net store http fileport server)"
+        echo "$f: '$layer' is not a layer (core event net store session http fileport server)"
         bad=$((bad + 1))
         continue
     fi

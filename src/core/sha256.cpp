@@ -227,4 +227,39 @@ bool parse_hex_digest(std::string_view hex, Digest& out) {
     return true;
 }
 
+// The partial store's hash-state text (its state files): Sha256::save()'s
+// bytes in hex, less the tail-length byte.
+std::string sha_state_text(const Sha256& sha) {
+    // save(): h (32 bytes), the count (8), the tail's length (1), the tail. The file leaves the
+    // length out: it follows from the count.
+    std::string bin = sha.save();
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * bin.size());
+    for (std::size_t i = 0; i < bin.size(); ++i) {
+        if (i == 40) continue;
+        auto c = static_cast<unsigned char>(bin[i]);
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+    return out;
+}
+
+bool sha_state_from_text(std::string_view text, Sha256& sha) {
+    if (text.size() % 2 != 0 || text.size() < 2 * 40) return false;
+    std::string bin;
+    bin.reserve(text.size() / 2 + 1);
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+        int v = 0;
+        for (char c : text.substr(i, 2)) {
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) return false;
+            v = v << 4 | d;
+        }
+        bin += static_cast<char>(v);
+        if (bin.size() == 40) bin += static_cast<char>((text.size() / 2) - 40);  // tail length
+    }
+    return sha.restore(bin);  // checks that the tail length agrees with the count
+}
+
 }  // namespace duet

@@ -1,6 +1,7 @@
 // The helper-thread pool. See helpers.hpp.
 #include "duet/event/helpers.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -167,6 +168,26 @@ void Helpers::shutdown() {
     queue_.clear();
     background_.clear();
     finished_.clear();
+}
+
+std::shared_ptr<DiskWait> Helpers::fsync_later(int fd, std::function<void()> then) {
+    auto wait = std::make_shared<DiskWait>();
+    auto file = std::make_shared<Fd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!*file) {
+        wait->done = true;
+        wait->rc = -errno;
+        return wait;
+    }
+    auto rc = std::make_shared<int>(0);
+    auto job = std::make_unique<Job>();
+    job->work = [file, rc] { *rc = ::fsync(file->get()) == 0 ? 0 : -errno; };
+    job->done = [wait, rc, then = std::move(then)] {
+        wait->done = true;
+        wait->rc = *rc;
+        then();
+    };
+    submit(std::move(job));
+    return wait;
 }
 
 }  // namespace duet

@@ -4,9 +4,8 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "duet/http/http_fields.hpp"
 #include "duet/core/log_escape.hpp"
-#include "duet/server/server.hpp"
+#include "duet/core/text.hpp"
 
 namespace duet {
 namespace {
@@ -37,7 +36,7 @@ FileConn::~FileConn() {
     // a sized upload's bytes stay as a partial upload (SPEC §3), and the metrics count it as
     // failed.
     if (up_) {
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         if (up_->sized) keep_partial();
     }
 }
@@ -63,13 +62,13 @@ void FileConn::begin_drain(bool for_reload) {
 
 void FileConn::on_quiet() {
     if (reload_handover_)
-        srv_.hand_over(this);
+        host().hand_over(this);
     else
         close_now();
 }
 
 void FileConn::on_header_timeout() {
-    ++srv_.metrics.timeouts;
+    ++host().metrics.timeouts;
     if (up_ || output_pending()) return;
     reply_and_close("ERR 408 command line timeout");
     pump_now();
@@ -78,7 +77,7 @@ void FileConn::on_header_timeout() {
 void FileConn::on_idle_timeout() {
     if (up_ && up_->stage != 0) return;  // the client waits for helpers, not the other way round
     if (up_ && up_->append.active()) {
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         cut_resume("ERR 408 upload stalled; ");
         pump_now();
         return;
@@ -87,7 +86,7 @@ void FileConn::on_idle_timeout() {
         if (!up_->sized) {
             fail_upload("ERR 408 upload stalled; nothing stored");
         } else {
-            ++srv_.metrics.uploads_failed;
+            ++host().metrics.uploads_failed;
             std::string got = keep_partial();
             up_.reset();
             reply_and_close("ERR 408 upload stalled; " + got + ", partial kept");
@@ -107,12 +106,12 @@ void FileConn::on_eof() {
         return;
     }
     if (up_ && up_->append.active()) {  // a RESUME cut short: answered after its checkpoint
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         cut_resume("ERR 400 short upload: ");
         return;
     }
     if (up_) {  // a sized upload cut short: nothing published, its bytes kept as a partial
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         std::string got = keep_partial();
         up_.reset();
         reply("ERR 400 short upload: " + got + ", partial kept");
@@ -169,9 +168,9 @@ bool FileConn::process() {
         c = parse_command(text);
         // An AUTH from an address that guessed too often waits its turn, parked; its line
         // stays in the buffer and is read again on release.
-        if (c.verb == Verb::Auth && !c.error && !srv_.cfg.token.empty() && auth_attempt_must_wait())
+        if (c.verb == Verb::Auth && !c.error && !host().cfg.token.empty() && auth_attempt_must_wait())
             break;
-        if (srv_.cfg.access_log) {
+        if (host().cfg.access_log) {
             if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
             // The token is a secret: logs show that an AUTH happened, never what it carried.
             log_->line = c.verb == Verb::Auth ? std::string("AUTH ***") : log_escape(text);
@@ -182,7 +181,7 @@ bool FileConn::process() {
         // bytes start at in_.head() (put() itself reads none of them).
         if (parked()) break;
         in_.consume(used);
-        ++srv_.metrics.file_commands;
+        ++host().metrics.file_commands;
         progressed = true;
     }
     return progressed;
@@ -200,7 +199,7 @@ void FileConn::run(const Command& c, std::string_view) {
     }
     bool open_verb = c.verb == Verb::Ping || c.verb == Verb::Help || c.verb == Verb::Quit ||
                      c.verb == Verb::Auth || c.verb == Verb::Unknown;
-    if (!open_verb && !srv_.cfg.token.empty() && !authed_) {
+    if (!open_verb && !host().cfg.token.empty() && !authed_) {
         // A sized or unsized PUT would be followed by bytes we cannot read as commands.
         if (c.verb == Verb::Put || c.verb == Verb::Resume)
             reply_and_close("ERR 401 authentication required");
@@ -231,13 +230,12 @@ void FileConn::run(const Command& c, std::string_view) {
             del(c);
             return;
         case Verb::Auth: {
-            if (srv_.cfg.token.empty()) {
+            if (host().cfg.token.empty()) {
                 authed_ = true;
                 reply("OK");
                 return;
             }
-            std::string token = "Bearer " + std::string(c.name);
-            bool ok = bearer_matches(token, srv_.cfg.token);
+            bool ok = token_matches(c.name, host().cfg.token);
             bool too_many = auth_result(ok);
             authed_ = authed_ || ok;  // a wrong AUTH does not undo an earlier good one
             if (ok)
@@ -270,19 +268,19 @@ void FileConn::run(const Command& c, std::string_view) {
 void FileConn::put(const Command& c) {
     if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
     // Checked before any byte is read; the bytes that follow cannot be told from commands.
-    if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
+    if (int rc = host().store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
         if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
-        if (rc == -EINPROGRESS && !srv_.stopping()) return srv_.park(this);  // digest on its way
+        if (rc == -EINPROGRESS && !host().stopping()) return host().park(this);  // digest on its way
         if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close("ERR 500 cannot stat");
     }
-    if (c.sized && c.size > srv_.cfg.max_upload)
+    if (c.sized && c.size > host().cfg.max_upload)
         return reply_and_close("ERR 413 upload larger than the server accepts");
     // As HTTP does with Content-Length: a size that can never fit, or does not fit now, is
     // refused before any byte is read.
     std::uint64_t total = 0, avail = 0;
-    if (c.sized && srv_.store.space(total, avail) == 0) {
+    if (c.sized && host().store.space(total, avail) == 0) {
         if (c.size > total) return reply_and_close("ERR 413 upload larger than the file system");
         if (c.size > avail) return reply_and_close("ERR 507 not enough free space; nothing stored");
     }
@@ -290,7 +288,7 @@ void FileConn::put(const Command& c) {
     // its checks too, then adopts the file.
     auto in = std::make_unique<Incoming>();
     int rc = 0;
-    if (!srv_.upload_file(this, in->upload, rc)) return;
+    if (!host().upload_file(this, in->upload, rc)) return;
     if (rc < 0) {
         if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
@@ -311,12 +309,12 @@ bool FileConn::feed_upload() {
     if (in_.empty()) return false;
     // A RESUME two checkpoints ahead of the disk waits for the one on a helper.
     if (u.append.backlogged()) {
-        srv_.park(this);
+        host().park(this);
         return false;
     }
     std::size_t n = in_.size();
     if (u.sized && n > u.left) n = std::size_t(u.left);
-    if (!u.sized && u.upload.size() + n > srv_.cfg.max_upload) {
+    if (!u.sized && u.upload.size() + n > host().cfg.max_upload) {
         fail_upload("ERR 413 upload larger than the server accepts");
         return false;
     }
@@ -324,7 +322,7 @@ bool FileConn::feed_upload() {
     in_.consume(n);
     if (rc < 0) {
         if (u.append.active()) {
-            ++srv_.metrics.uploads_failed;
+            ++host().metrics.uploads_failed;
             std::string got = keep_partial();
             up_.reset();
             reply_and_close(rc == -ECANCELED ? "ERR 410 the partial upload was cancelled"
@@ -343,7 +341,7 @@ bool FileConn::feed_upload() {
 }
 
 void FileConn::fail_upload(const char* answer) {
-    ++srv_.metrics.uploads_failed;
+    ++host().metrics.uploads_failed;
     up_.reset();
     reply_and_close(answer);
 }
@@ -355,13 +353,13 @@ void FileConn::finish_upload() {
     if (up_->append.active()) return finish_resume();
     Incoming& u = *up_;
     u.stage = 1;
-    u.wait = srv_.fsync_later(u.upload.fd());
+    u.wait = host().fsync_later(u.upload.fd());
 }
 
 bool FileConn::advance_publish() {
     Incoming& u = *up_;
     if (!u.wait->done) {
-        srv_.park(this);
+        host().park(this);
         return false;
     }
     if (u.stage == 3 || u.stage == 4) return after_last_checkpoint();
@@ -373,14 +371,14 @@ bool FileConn::advance_publish() {
         StoreOpRef op;
         if (u.publishing) {
             // A completed partial (file_resume.cpp): its precondition failing is -ESTALE there.
-            rc = srv_.partials.publish(u.publishing, op);
+            rc = host().partials.publish(u.publishing, op);
         } else {
             u.upload.set_synced();
             u.upload.defer_dir_sync();
             rc = u.upload.commit_async(u.name, u.has_digest ? &u.digest : nullptr, u.pre, op);
         }
         if (rc == -EINPROGRESS) {
-            srv_.park(this);
+            host().park(this);
             return false;
         }
         if (rc == 0) {
@@ -393,7 +391,7 @@ bool FileConn::advance_publish() {
         if (rc == 0) {
             u.info = op.info;
             u.stage = 2;
-            u.wait = srv_.fsync_later(srv_.store.dirfd());
+            u.wait = host().fsync_later(host().store.dirfd());
             return advance_publish();
         }
     }
@@ -408,14 +406,14 @@ bool FileConn::advance_publish() {
     up_.reset();
     if (rc == -EBADMSG || rc == -ECANCELED) {
         // The byte count was right: the session goes on.
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
     } else if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         reply(kept ? "ERR 403 not readable by the server; partial kept"
                    : "ERR 403 not readable by the server");
     } else if (rc < 0) {
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         if (const char* t = trouble_answer(rc))
             reply_and_close(t);
         else if (kept)
@@ -425,8 +423,8 @@ bool FileConn::advance_publish() {
             reply_and_close(disk_full(rc) ? "ERR 507 disk full; nothing stored"
                                           : "ERR 500 cannot store");
     } else {
-        ++srv_.metrics.uploads_ok;
-        srv_.metrics.upload_bytes += info.size;
+        ++host().metrics.uploads_ok;
+        host().metrics.upload_bytes += info.size;
         reply("OK " + u64(info.size) + " " + to_hex(info.sha256));
     }
     if (close_after) close_after_output();
@@ -437,7 +435,7 @@ void FileConn::get(const Command& c) {
     if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
     Fd fd;
     FileInfo info;
-    int rc = srv_.store.open_read(c.name, fd, info);
+    int rc = host().store.open_read(c.name, fd, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -EACCES) return reply("ERR 403 not readable by the server");
     if (rc < 0 && wait_or_trouble(rc)) return;
@@ -446,14 +444,14 @@ void FileConn::get(const Command& c) {
     std::uint64_t length = info.size - c.offset;
     if (c.length < length) length = c.length;
     reply("OK " + u64(length) + " " + to_hex(info.sha256));
-    ++srv_.metrics.downloads;
+    ++host().metrics.downloads;
     queue_file(std::move(fd), off_t(c.offset), length);
 }
 
 void FileConn::stat(const Command& c) {
     if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
     FileInfo info;
-    int rc = srv_.store.stat(c.name, info);
+    int rc = host().store.stat(c.name, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -EACCES) return reply("ERR 403 not readable by the server");
     if (rc < 0 && wait_or_trouble(rc)) return;
@@ -465,14 +463,14 @@ void FileConn::stat(const Command& c) {
 // not about the file; false if `rc` is none of them.
 bool FileConn::wait_or_trouble(int rc) {
     if (rc == -EINPROGRESS) {
-        if (srv_.stopping())
+        if (host().stopping())
             reply("ERR 503 shutting down");
         else
-            srv_.park(this);
+            host().park(this);
         return true;
     }
     if (const char* t = trouble_answer(rc)) {
-        if (out_of_resources(rc)) ++srv_.metrics.busy_503;
+        if (out_of_resources(rc)) ++host().metrics.busy_503;
         reply(t);
         return true;
     }
@@ -482,11 +480,11 @@ bool FileConn::wait_or_trouble(int rc) {
 // Served from the index: the lines are one shared text per version of a small store, or a
 // stream rendered as the client reads for a big one; COUNT is what it will send (store_index.hpp).
 void FileConn::list() {
-    if (!srv_.store.usable()) return reply("ERR 503 store unavailable");
+    if (!host().store.usable()) return reply("ERR 503 store unavailable");
     std::uint64_t count = 0, length = 0;
     std::shared_ptr<const std::string> lines;
     std::unique_ptr<ListingStream> stream;
-    if (!srv_.index.listing(false, lines, stream, count, length)) {
+    if (!host().index.listing(false, lines, stream, count, length)) {
         wait_or_trouble(-EINPROGRESS);
         return;
     }
@@ -501,12 +499,12 @@ void FileConn::del(const Command& c) {
     if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
     // The checks on the loop, the unlink on a helper: parked meanwhile, the line runs again.
     int rc = 0;
-    if (StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::Delete)) {
-        if (!op->done) return srv_.wait_store_op(this, std::move(op));
+    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Delete)) {
+        if (!op->done) return host().wait_store_op(this, std::move(op));
         rc = op->rc;
     } else {
-        rc = srv_.store.remove_async(c.name, c.pre, op);
-        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+        rc = host().store.remove_async(c.name, c.pre, op);
+        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
         if (rc == 0) rc = op->rc;
     }
     if (rc == -ENOENT) return reply("ERR 404 not found");
@@ -531,10 +529,10 @@ void FileConn::reply_and_close(std::string_view line) {
 }
 
 void FileConn::log_command(std::string_view result) {
-    if (!srv_.cfg.access_log) return;
+    if (!host().cfg.access_log) return;
     if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
     // The answer may quote client bytes (a name): escaped like the command line.
-    srv_.access_log(log_->peer + " files \"" + log_->line + "\" " + log_escape(result));
+    host().access_log(log_->peer + " files \"" + log_->line + "\" " + log_escape(result));
 }
 
 }  // namespace duet

@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "duet/fileport/file_conn.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -74,14 +73,14 @@ void FileConn::encode_state(RecordWriter& w) {
     // A LIST being sent is output like any other (Conn's long body): nothing of its own here.
 }
 
-Conn* FileConn::resume(Server& srv, std::uint16_t version, RecordReader& r,
+Conn* FileConn::resume(SessionHost& host, std::uint16_t version, RecordReader& r,
                        std::int64_t& head_left_ms) {
     if (version != kRecordVersion) {
         r.fail("file-port record version " + std::to_string(version) +
                " is not one this image reads");
         return nullptr;
     }
-    auto c = std::make_unique<FileConn>(srv, -1);
+    auto c = std::make_unique<FileConn>(host, -1);
     if (!c->resume_shared(r, head_left_ms) || !c->resume_state(r)) return nullptr;
     return c.release();
 }
@@ -98,10 +97,10 @@ bool FileConn::resume_state(RecordReader& r) {
         if (!r.record(kIncoming, sub)) return r.fail("upload: " + sub.error());
         auto in = std::make_unique<Incoming>();
         if (sub.has(kAppend)) {
-            if (!sub.record(kAppend, up) || !srv_.partials.resume_append(up, in->append))
+            if (!sub.record(kAppend, up) || !host().partials.resume_append(up, in->append))
                 return r.fail("resume: " + sub.error() + up.error());
             in->total = sub.u64_or(kTotal, 0);
-        } else if (!sub.record(kUpload, up) || !in->upload.resume(srv_.store, up)) {
+        } else if (!sub.record(kUpload, up) || !in->upload.resume(host().store, up)) {
             return r.fail("upload: " + sub.error() + up.error());
         }
         in->name = std::string(sub.bytes(kName));

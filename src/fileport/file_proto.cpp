@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "duet/http/http_parser.hpp"
+#include "duet/core/text.hpp"
 
 namespace duet {
 namespace {

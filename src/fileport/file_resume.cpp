@@ -6,7 +6,6 @@
 
 #include "duet/fileport/file_conn.hpp"
 #include "duet/core/log_escape.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -18,7 +17,7 @@ std::string u64(std::uint64_t v) {
 // The token this session proved with AUTH (none without --token): partials made under a token
 // need it again.
 std::string FileConn::session_token() const {
-    return authed_ ? srv_.cfg.token : std::string();
+    return authed_ ? host().cfg.token : std::string();
 }
 
 int FileConn::write_incoming(const char* p, std::size_t n) {
@@ -41,15 +40,15 @@ std::string FileConn::keep_partial() {
         spec.name = u.name;
         spec.length = u.total;
         spec.token_hash =
-            srv_.cfg.token.empty() ? std::string() : PartialStore::hash_token(session_token());
+            host().cfg.token.empty() ? std::string() : PartialStore::hash_token(session_token());
         spec.has_expected = u.has_digest;
         spec.expected = u.digest;
         spec.pre = u.pre;  // if= is re-checked when the partial is published
         int rc = 0;
-        if (!srv_.partials.adopt(u.upload, spec, rc)) {
+        if (!host().partials.adopt(u.upload, spec, rc)) {
             // The name was validated, but every client byte in a log line goes through the
             // escaping formatter (SPEC §5).
-            srv_.log("cannot keep the partial upload of %s: %s", log_escape(u.name).c_str(),
+            host().log("cannot keep the partial upload of %s: %s", log_escape(u.name).c_str(),
                      std::strerror(-rc));
             got = 0;
         }
@@ -59,15 +58,15 @@ std::string FileConn::keep_partial() {
 
 void FileConn::resume(const Command& c) {
     if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
-    if (c.size > srv_.cfg.max_upload)
+    if (c.size > host().cfg.max_upload)
         return reply_and_close("ERR 413 upload larger than the server accepts");
     // An if= is checked now, like PUT's, before any byte is read; it then replaces what the
     // partial must find at publish, where it is checked again.
-    if (int rc = srv_.store.check_precondition(c.name, c.pre); rc < 0) {
+    if (int rc = host().store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
         if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
         // A digest being computed or a lookup on a helper: the line runs again when woken.
-        if (rc == -EINPROGRESS && !srv_.stopping()) return srv_.park(this);
+        if (rc == -EINPROGRESS && !host().stopping()) return host().park(this);
         if (rc == kStoreGone) return reply_and_close("ERR 503 store unavailable");
         if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
             return reply_and_close("ERR 503 busy, retry");
@@ -75,19 +74,19 @@ void FileConn::resume(const Command& c) {
     }
     std::string token = session_token();
     // A partial this line had created on a helper (below): the line runs again and takes it.
-    StoreOpRef made = srv_.take_store_op(this, StoreOp::Kind::PartialCreate);
-    if (made && !made->done) return srv_.wait_store_op(this, std::move(made));
+    StoreOpRef made = host().take_store_op(this, StoreOp::Kind::PartialCreate);
+    if (made && !made->done) return host().wait_store_op(this, std::move(made));
     PartialRef p = made ? static_cast<PartialCreateOp&>(*made).partial : nullptr;
     if (made && !p)
         return reply_and_close(made->rc == -ENOSPC || made->rc == -EDQUOT ? "ERR 507 disk full"
                                                                           : "ERR 500 cannot store");
-    if (!p) p = srv_.partials.find_named(c.name, c.size);
+    if (!p) p = host().partials.find_named(c.name, c.size);
     if (p && !PartialStore::token_allows(*p, token)) p = nullptr;
     // An append that just ended is still making its last bytes durable on a helper: wait for
     // that (the line runs again when woken), so the offset answered is where it ended.
     if (p && p->busy && !p->active) {
         if (std::shared_ptr<DiskWait> w = PartialStore::pending_sync(*p); w && !w->done)
-            return srv_.park(this);
+            return host().park(this);
     }
     int rc = 0;
     if (!p) {
@@ -101,8 +100,8 @@ void FileConn::resume(const Command& c) {
         spec.pre = c.pre;
         // Its data and state files are made on a helper; the line parks and runs again.
         StoreOpRef op;
-        rc = srv_.partials.create_async(spec, op);
-        if (rc == 0) return srv_.wait_store_op(this, std::move(op));
+        rc = host().partials.create_async(spec, op);
+        if (rc == 0) return host().wait_store_op(this, std::move(op));
         return reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full"
                                                               : "ERR 500 cannot store");
     } else if (!made && (c.has_digest || c.pre.kind != Precondition::Kind::None)) {
@@ -116,11 +115,11 @@ void FileConn::resume(const Command& c) {
         if (c.pre.kind != Precondition::Kind::None) spec.pre = c.pre;
         if (p->busy)
             return reply_and_close("ERR 409 another upload to this partial is in progress");
-        if (srv_.partials.set_spec(*p, spec) < 0)
+        if (host().partials.set_spec(*p, spec) < 0)
             return reply_and_close("ERR 500 cannot record the partial upload");
     }
     auto in = std::make_unique<Incoming>();
-    rc = srv_.partials.begin_append(p, in->append);
+    rc = host().partials.begin_append(p, in->append);
     if (rc == -EBUSY)
         return reply_and_close("ERR 409 another upload to this partial is in progress");
     if (rc < 0) return reply_and_close("ERR 500 cannot open the partial upload");
@@ -167,7 +166,7 @@ bool FileConn::after_last_checkpoint() {
         return true;
     }
     if (rc < 0) {
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         up_.reset();
         reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full; partial kept"
                                                        : "ERR 500 cannot store; partial kept");
@@ -187,12 +186,12 @@ void FileConn::partial_list(const Command& c) {
     std::string token = session_token();
     std::string lines;
     std::size_t count = 0;
-    for (const PartialRef& p : srv_.partials.list(c.name)) {
+    for (const PartialRef& p : host().partials.list(c.name)) {
         if (!PartialStore::token_allows(*p, token)) continue;
         ++count;
         lines += p->spec.name + " " + u64(p->offset) + " " +
                  (p->spec.length == kUnknownLength ? std::string("-") : u64(p->spec.length)) + " " +
-                 p->id + " " + std::to_string(srv_.partials.expires(*p)) + "\n";
+                 p->id + " " + std::to_string(host().partials.expires(*p)) + "\n";
     }
     reply("OK " + u64(count));
     queue_extra(std::move(lines));

@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "duet/core/log_escape.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -31,7 +30,7 @@ void HttpConn::on_eof() {
         return;
     }
     if (body_) {
-        if (body_->upload.active()) ++srv_.metrics.uploads_failed;
+        if (body_->upload.active()) ++host().metrics.uploads_failed;
         body_.reset();
     }
     if (!output_pending()) {
@@ -44,13 +43,13 @@ void HttpConn::on_eof() {
 HttpConn::~HttpConn() {
     // Closed mid-upload by a reset, a read error or a forced stop: as on the file port, the
     // temporary goes with the Upload and the metrics count it as failed.
-    if (body_ && body_->upload.active()) ++srv_.metrics.uploads_failed;
+    if (body_ && body_->upload.active()) ++host().metrics.uploads_failed;
 }
 
 void HttpConn::on_idle_timeout() {
     // A body that stopped arriving is answered before the close, like the file port's ERR 408.
     if (body_ && !closing()) {
-        if (body_->upload.active()) ++srv_.metrics.uploads_failed;
+        if (body_->upload.active()) ++host().metrics.uploads_failed;
         body_.reset();
         respond_fatal(408, "The request body stalled; nothing was stored.");
         pump_now();
@@ -60,7 +59,7 @@ void HttpConn::on_idle_timeout() {
 }
 
 void HttpConn::on_header_timeout() {
-    ++srv_.metrics.timeouts;
+    ++host().metrics.timeouts;
     if (output_pending() || body_) {
         close_now();
         return;
@@ -80,7 +79,7 @@ void HttpConn::begin_drain(bool for_reload) {
 
 void HttpConn::on_quiet() {
     if (reload_handover_)
-        srv_.hand_over(this);
+        host().hand_over(this);
     else
         close_now();
 }
@@ -119,7 +118,7 @@ bool HttpConn::process() {
         ex_ = Exchange{};
         if (r.status == ParseStatus::Error) {
             ex_.keep_alive = false;
-            if (srv_.cfg.access_log) set_log_line("(bad request)");
+            if (host().cfg.access_log) set_log_line("(bad request)");
             respond_fatal(r.http_status, r.message);
             expect_unread_input();
             break;
@@ -152,7 +151,7 @@ void HttpConn::handle(const Request& req) {
     // put_file turns this back when it accepts the body.
     if (req.expect_continue && req.body != BodyKind::None) ex_.keep_alive = false;
     ex_.head_only = req.method == "HEAD";
-    if (srv_.cfg.access_log) {
+    if (host().cfg.access_log) {
         // Method and target are the client's bytes: escaped (SPEC §5).
         std::string line;
         append_log_escaped(line, req.method);
@@ -187,7 +186,7 @@ bool HttpConn::feed_body() {
     while (!in_.empty() && !done) {
         // A resumable append two checkpoints ahead of the disk waits for the one on a helper.
         if (b.resumable && b.resumable->append.backlogged()) {
-            srv_.park(this);
+            host().park(this);
             return false;
         }
         std::string_view chunk;
@@ -202,7 +201,7 @@ bool HttpConn::feed_body() {
             auto st = b.chunked.decode(in, chunk);
             in_.consume(in_.size() - in.size());
             if (st == ChunkedDecoder::Status::Error) {
-                if (b.upload.active()) ++srv_.metrics.uploads_failed;
+                if (b.upload.active()) ++host().metrics.uploads_failed;
                 const char* why = b.chunked.error();  // static text; `b` dies with body_
                 body_.reset();
                 respond_fatal(400, why);
@@ -216,8 +215,8 @@ bool HttpConn::feed_body() {
             continue;
         }
         if (!chunk.empty() && b.upload.active()) {
-            if (b.upload.size() + chunk.size() > srv_.cfg.max_upload) {
-                ++srv_.metrics.uploads_failed;
+            if (b.upload.size() + chunk.size() > host().cfg.max_upload) {
+                ++host().metrics.uploads_failed;
                 body_.reset();
                 respond_fatal(413, "The upload is larger than the server accepts.");
                 expect_unread_input();
@@ -225,7 +224,7 @@ bool HttpConn::feed_body() {
             }
             int rc = b.upload.write(chunk.data(), chunk.size());
             if (rc < 0) {
-                ++srv_.metrics.uploads_failed;
+                ++host().metrics.uploads_failed;
                 body_.reset();
                 bool full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
                 respond_fatal(full ? 507 : 500,
@@ -272,7 +271,7 @@ void HttpConn::send_file(ResponseHead& head, Fd file, std::uint64_t offset, std:
     queue(head.finish());
     log_access(head.status(), length);
     if (!ex_.head_only) {
-        ++srv_.metrics.downloads;
+        ++host().metrics.downloads;
         queue_file(std::move(file), static_cast<off_t>(offset), length);
     }
 }
@@ -287,12 +286,12 @@ void HttpConn::end_head(ResponseHead& head, std::uint64_t length) {
     } else if (ex_.minor == 0) {
         head.raw("Connection: keep-alive\r\n");
     }
-    srv_.metrics.count_status(s);
+    host().metrics.count_status(s);
 }
 
 void HttpConn::respond(int status, std::string_view content_type, std::string_view body,
                        std::string_view extra_fields) {
-    ResponseHead head(status, srv_.date_header());
+    ResponseHead head(status, host().date_header());
     if (!content_type.empty()) head.header("Content-Type", content_type);
     head.raw(extra_fields);
     send(head, body);
@@ -318,10 +317,10 @@ void HttpConn::set_log_line(std::string line) {
 }
 
 void HttpConn::log_access(int status, std::uint64_t bytes) {
-    if (!srv_.cfg.access_log) return;
+    if (!host().cfg.access_log) return;
     char tail[64];
     std::snprintf(tail, sizeof tail, "\" %d %llu", status, static_cast<unsigned long long>(bytes));
-    srv_.access_log(peer_address() + " http \"" +
+    host().access_log(peer_address() + " http \"" +
                     (rare_ && rare_->log_line ? *rare_->log_line : "") + tail);
 }
 

@@ -1,7 +1,6 @@
 // CORS (SPEC §2): with --cors, pages from the allowed origins may use the API from a browser,
 // tus uploaders included. Without --cors no CORS field is ever sent.
 #include "duet/http/http_conn.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -22,7 +21,7 @@ constexpr std::string_view kPreflight =
 bool HttpConn::cors_match(const Request& req) {
     const Header* origin = req.find("origin");
     if (!origin) return false;
-    const auto& allowed = srv_.cfg.cors;
+    const auto& allowed = host().cfg.cors;
     for (std::size_t i = 0; i < allowed.size() && i < 255; ++i) {
         if (allowed[i] == "*" || allowed[i] == origin->value) {
             ex_.cors = static_cast<std::uint8_t>(i + 1);
@@ -35,14 +34,14 @@ bool HttpConn::cors_match(const Request& req) {
 // A preflight needs no token: the browser sends it without the Authorization field.
 bool HttpConn::cors_preflight(const Request& req) {
     if (req.method != "OPTIONS" || !req.find("access-control-request-method")) return false;
-    ResponseHead head(204, srv_.date_header());
+    ResponseHead head(204, host().date_header());
     head.raw(kPreflight);
     send(head, {});
     return true;
 }
 
 void HttpConn::cors_fields(ResponseHead& head) const {
-    head.header("Access-Control-Allow-Origin", srv_.cfg.cors[ex_.cors - 1]);
+    head.header("Access-Control-Allow-Origin", host().cfg.cors[ex_.cors - 1]);
     head.raw("Vary: Origin\r\n");
     head.raw(kExpose);
 }

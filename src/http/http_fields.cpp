@@ -340,14 +340,7 @@ bool etag_list_matches(std::string_view list, std::string_view etag) {
 bool bearer_matches(std::string_view authorization, std::string_view token) {
     authorization = trim_ows(authorization);
     if (authorization.size() < 7 || !iequals(authorization.substr(0, 7), "bearer ")) return false;
-    std::string_view given = trim_ows(authorization.substr(7));
-    // Constant time in the token's content: every byte of the expected token is compared.
-    unsigned diff = given.size() != token.size();
-    for (std::size_t i = 0; i < token.size(); ++i) {
-        unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
-        diff |= g ^ static_cast<unsigned char>(token[i]);
-    }
-    return diff == 0;
+    return token_matches(trim_ows(authorization.substr(7)), token);
 }
 
 }  // namespace duet

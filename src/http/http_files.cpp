@@ -6,7 +6,6 @@
 #include "duet/http/http_conditional.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -39,20 +38,20 @@ std::string file_json(const FileInfo& f, bool with_mtime) {
 // Answers a store error that is not about the file itself; false if `rc` is none of them.
 bool HttpConn::store_trouble(int rc) {
     if (rc == kStoreGone) {
-        respond_error(503, "The store is unavailable: " + srv_.store.gone_reason() + ".");
+        respond_error(503, "The store is unavailable: " + host().store.gone_reason() + ".");
         return true;
     }
     if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
-        ++srv_.metrics.busy_503;
+        ++host().metrics.busy_503;
         respond_error(503, "The server is out of resources; retry.", "Retry-After: 1\r\n");
         return true;
     }
     if (rc == -EINPROGRESS) {
         // The digest (or listing) is being computed: wait for it, unless we are stopping.
-        if (srv_.stopping()) {
+        if (host().stopping()) {
             respond_error(503, "The server is shutting down.", "Retry-After: 1\r\n");
         } else {
-            srv_.park(this);
+            host().park(this);
         }
         return true;
     }
@@ -60,7 +59,7 @@ bool HttpConn::store_trouble(int rc) {
 }
 
 void HttpConn::route_files_list(const Request&) {
-    if (!srv_.store.usable()) {
+    if (!host().store.usable()) {
         store_trouble(kStoreGone);
         return;
     }
@@ -69,11 +68,11 @@ void HttpConn::route_files_list(const Request&) {
     std::shared_ptr<const std::string> body;
     std::unique_ptr<ListingStream> stream;
     std::uint64_t count = 0, length = 0;
-    if (!srv_.index.listing(true, body, stream, count, length)) {
+    if (!host().index.listing(true, body, stream, count, length)) {
         store_trouble(-EINPROGRESS);
         return;
     }
-    ResponseHead head(200, srv_.date_header());
+    ResponseHead head(200, host().date_header());
     head.header("Content-Type", "application/json");
     end_head(head, length);
     queue(head.finish());
@@ -199,7 +198,7 @@ bool HttpConn::preconditions(const Request& req, CondMethod m, const FileInfo& i
     }
     switch (evaluate_conditions(m, h, st)) {
         case CondOutcome::NotModified: {
-            ResponseHead head(304, srv_.date_header());
+            ResponseHead head(304, host().date_header());
             head.raw(extra_fields);
             send(head, {});
             return true;
@@ -236,7 +235,7 @@ bool HttpConn::preconditions(const Request& req, CondMethod m, const FileInfo& i
 void HttpConn::get_file(const Request& req, const std::string& name) {
     Fd fd;
     FileInfo info;
-    int rc = srv_.store.open_read(name, fd, info);
+    int rc = host().store.open_read(name, fd, info);
     // RFC 9110 §13.2.1: preconditions are ignored when the answer would not be 2xx/412 anyway.
     if (rc == -ENOENT) {
         respond_error(404, "No file has this name.");
@@ -280,7 +279,7 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
                 break;
         }
     }
-    ResponseHead head(status, srv_.date_header());
+    ResponseHead head(status, host().date_header());
     head.header("Content-Type", "application/octet-stream");
     head.raw(fields);
     if (status == 206) {
@@ -298,18 +297,18 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
 // meanwhile and this runs again, then with the result.
 void HttpConn::delete_file(const Request& req, const std::string& name) {
     int rc = 0;
-    if (StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::Delete)) {
-        if (!op->done) return srv_.wait_store_op(this, std::move(op));
+    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Delete)) {
+        if (!op->done) return host().wait_store_op(this, std::move(op));
         rc = op->rc;
     } else {
         Precondition pre;
         if (has_conditions(req)) {
             FileInfo info;
-            rc = srv_.store.stat(name, info);
+            rc = host().store.stat(name, info);
             if (rc == 0 && preconditions(req, CondMethod::Delete, info, rc, pre)) return;
         }
-        if (rc == 0 || rc == -ENOENT) rc = srv_.store.remove_async(name, pre, op);
-        if (rc == 0 && !op->done) return srv_.wait_store_op(this, std::move(op));
+        if (rc == 0 || rc == -ENOENT) rc = host().store.remove_async(name, pre, op);
+        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
         if (rc == 0) rc = op->rc;
     }
     if (rc == -ENOENT) {
@@ -337,17 +336,17 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     Precondition pre;
     if (has_conditions(req)) {
         FileInfo info;
-        int st = srv_.store.stat(name, info);
+        int st = host().store.stat(name, info);
         if (st == -EACCES) return refuse(403, kUnreadable);
         // The current file's digest is being computed, or the store is gone: wait or say so.
         if (st != 0 && st != -ENOENT && store_trouble(st)) return;
         if (preconditions(req, CondMethod::Put, info, st, pre)) return;
     }
     if (req.body == BodyKind::Length) {
-        if (req.content_length > srv_.cfg.max_upload)
+        if (req.content_length > host().cfg.max_upload)
             return refuse(413, "The upload is larger than the server accepts.");
         std::uint64_t total = 0, avail = 0;
-        if (srv_.store.space(total, avail) == 0) {
+        if (host().store.space(total, avail) == 0) {
             if (req.content_length > total)
                 return refuse(413, "The upload is larger than the store's file system.");
             if (req.content_length > avail)
@@ -358,7 +357,7 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     // again, its checks too, then adopts the file.
     body_ = std::make_unique<Body>();
     int rc = 0;
-    if (!srv_.upload_file(this, body_->upload, rc)) {
+    if (!host().upload_file(this, body_->upload, rc)) {
         body_.reset();
         return;
     }
@@ -384,7 +383,7 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
     }
     if (req.expect_continue && req.minor == 1) {
         // Interim answer: no Content-Length, but Date and Server like every response (SPEC §2).
-        ResponseHead head(100, srv_.date_header());
+        ResponseHead head(100, host().date_header());
         queue(head.finish());
     }
 }
@@ -400,7 +399,7 @@ bool HttpConn::finish_upload() {
     if (b.kind == BodyKind::Chunked && !b.chunked.trailers().empty()) {
         // Digests may come in the trailer section too; each must match like those in the head.
         if (!trailer_digests(b.chunked.trailers(), true, b.expected)) {
-            ++srv_.metrics.uploads_failed;
+            ++host().metrics.uploads_failed;
             b.upload.abort();
             respond_error(400, "A trailer field is malformed; nothing was stored.");
             return false;
@@ -413,7 +412,7 @@ bool HttpConn::finish_upload() {
         return false;
     }
     b.stage = 1;
-    b.wait = srv_.fsync_later(b.upload.fd());
+    b.wait = host().fsync_later(b.upload.fd());
     return true;
 }
 
@@ -421,7 +420,7 @@ bool HttpConn::advance_publish() {
     Body& b = *body_;
     if (b.resumable) return advance_partial_publish();
     if (!b.wait->done) {
-        srv_.park(this);
+        host().park(this);
         return false;
     }
     if (b.stage == 1) {
@@ -438,7 +437,7 @@ bool HttpConn::advance_publish() {
             int rc =
                 b.upload.commit_async(b.name, b.expected.any ? &b.expected.d : nullptr, b.pre, op);
             if (rc == -EINPROGRESS) {
-                srv_.park(this);
+                host().park(this);
                 return false;
             }
             if (rc == 0) {
@@ -454,7 +453,7 @@ bool HttpConn::advance_publish() {
             b.info = op.info;
             b.created = op.created;
             b.stage = 2;
-            b.wait = srv_.fsync_later(srv_.store.dirfd());
+            b.wait = host().fsync_later(host().store.dirfd());
             return advance_publish();
         }
         upload_failed(op.rc);
@@ -462,9 +461,9 @@ bool HttpConn::advance_publish() {
         // The new file is in place, but its name may not survive a crash: say so.
         upload_failed(b.wait->rc);
     } else {
-        ++srv_.metrics.uploads_ok;
-        srv_.metrics.upload_bytes += b.info.size;
-        ResponseHead head(b.created ? 201 : 200, srv_.date_header());
+        ++host().metrics.uploads_ok;
+        host().metrics.upload_bytes += b.info.size;
+        ResponseHead head(b.created ? 201 : 200, host().date_header());
         head.header("Content-Type", "application/json");
         if (b.created) head.header("Location", "/files/" + b.info.name);
         head.header("ETag", quoted_etag(b.info.sha256));
@@ -477,7 +476,7 @@ bool HttpConn::advance_publish() {
 }
 
 void HttpConn::upload_failed(int rc) {
-    ++srv_.metrics.uploads_failed;
+    ++host().metrics.uploads_failed;
     if (rc == -EBADMSG) {
         respond_error(400, "The body does not match its digest; nothing was stored.");
     } else if (rc == -ECANCELED) {

@@ -3,7 +3,6 @@
 // answer bytes already queued (a 100 Continue not yet sent, a download's head) and the file range
 // of a download travel in the shared part (conn_handover.cpp).
 #include "duet/http/http_conn.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -91,13 +90,13 @@ void HttpConn::encode_state(RecordWriter& w) {
     }
 }
 
-Conn* HttpConn::resume(Server& srv, std::uint16_t version, RecordReader& r,
+Conn* HttpConn::resume(SessionHost& host, std::uint16_t version, RecordReader& r,
                        std::int64_t& head_left_ms) {
     if (version != kRecordVersion) {
         r.fail("HTTP record version " + std::to_string(version) + " is not one this image reads");
         return nullptr;
     }
-    auto c = std::make_unique<HttpConn>(srv, -1);
+    auto c = std::make_unique<HttpConn>(host, -1);
     if (!c->resume_shared(r, head_left_ms) || !c->resume_state(r)) return nullptr;
     return c.release();
 }
@@ -111,7 +110,7 @@ bool HttpConn::resume_state(RecordReader& r) {
     ex_.minor = static_cast<std::uint8_t>(minor);
     drain_close_ = r.flag(kDrainClose);
     std::uint64_t cors = r.u64_or(kCors, 0);
-    if (cors > srv_.cfg.cors.size()) return r.fail("bad CORS entry");
+    if (cors > host().cfg.cors.size()) return r.fail("bad CORS entry");
     ex_.cors = static_cast<std::uint8_t>(cors);
     if (r.has(kLogLine)) set_log_line(std::string(r.bytes(kLogLine)));
     if (!r.has(kBody)) return true;
@@ -127,7 +126,7 @@ bool HttpConn::resume_state(RecordReader& r) {
         return r.fail("body: bad chunked-decoder state");
     if (sub.has(kUpload)) {
         RecordReader up = sub.child();
-        if (!sub.record(kUpload, up) || !b->upload.resume(srv_.store, up))
+        if (!sub.record(kUpload, up) || !b->upload.resume(host().store, up))
             return r.fail("upload: " + up.error());
         b->name = std::string(sub.bytes(kName));
         if (!valid_name(b->name)) return r.fail("upload: bad file name");
@@ -146,7 +145,7 @@ bool HttpConn::resume_state(RecordReader& r) {
         if (!sub.record(kResumable, res) || !res.record(kAppend, ap))
             return r.fail("resumable: " + res.error() + ap.error());
         auto rb = std::make_unique<ResumableBody>();
-        if (!srv_.partials.resume_append(ap, rb->append)) return r.fail("resumable: " + ap.error());
+        if (!host().partials.resume_append(ap, rb->append)) return r.fail("resumable: " + ap.error());
         std::uint64_t door = res.u64_or(kDoor, 0), interop = res.u64_or(kInterop, 0);
         if (door > std::uint64_t(UploadDoor::Tus) || interop > 255)
             return r.fail("resumable: bad door");

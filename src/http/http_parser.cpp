@@ -27,9 +27,6 @@ constexpr bool is_target_byte(unsigned char c) {
     return c > 0x20 && c < 0x7f;
 }
 
-constexpr char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
-}
 
 // Empty lines accepted before a request line (RFC 9112 §2.2 asks for at least one).
 constexpr std::size_t kMaxLeadingEmpty = 1024;
@@ -239,12 +236,6 @@ ParseResult interpret(Request& req) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
 
 bool list_has_token(std::string_view list, std::string_view token) {
     while (!list.empty()) {

@@ -7,7 +7,6 @@
 
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
-#include "duet/server/server.hpp"
 
 namespace duet {
 namespace {
@@ -78,7 +77,7 @@ bool allow_lists(std::string_view allow, std::string_view method) {
 }
 
 bool HttpConn::needs_token(const Request& req) const {
-    if (srv_.cfg.token.empty()) return false;
+    if (host().cfg.token.empty()) return false;
     std::string_view path = req.path;
     std::string normalized;
     if (path != "*" && has_dot_segment(path)) path = normalized = remove_dot_segments(path);
@@ -92,7 +91,7 @@ void HttpConn::route(const Request& req) {
         return;
     }
     // A CORS preflight is answered on any route, before the token (SPEC §2 CORS).
-    if (!srv_.cfg.cors.empty() && cors_match(req) && cors_preflight(req)) return;
+    if (!host().cfg.cors.empty() && cors_match(req) && cors_preflight(req)) return;
     // RFC 3986 §5.2.4: "/files/../healthz" is "/healthz"; names are checked after this.
     std::string normalized;
     std::string_view path = req.path;
@@ -113,9 +112,9 @@ void HttpConn::route(const Request& req) {
     }
     bool files =
         r == Route::FilesList || r == Route::File || r == Route::Uploads || r == Route::Upload;
-    if (files && !srv_.cfg.token.empty()) {
+    if (files && !host().cfg.token.empty()) {
         const Header* h = req.find("authorization");
-        bool ok = h && bearer_matches(h->value, srv_.cfg.token);
+        bool ok = h && bearer_matches(h->value, host().cfg.token);
         // Only a request that offers a token is an attempt; too many wrong ones close.
         if (h && auth_result(ok)) ex_.keep_alive = false;
         if (!ok) {
@@ -134,13 +133,13 @@ void HttpConn::route(const Request& req) {
     }
     switch (r) {
         case Route::Root:
-            respond(200, "application/json", srv_.root_body());
+            respond(200, "application/json", host().root_body());
             return;
         case Route::Health:
-            if (srv_.draining())
+            if (host().draining())
                 respond(503, "text/plain", "draining\n");
-            else if (!srv_.store.usable())
-                respond(503, "text/plain", "store unavailable: " + srv_.store.gone_reason() + "\n");
+            else if (!host().store.usable())
+                respond(503, "text/plain", "store unavailable: " + host().store.gone_reason() + "\n");
             else
                 respond(200, "text/plain", "ok\n");
             return;
@@ -148,12 +147,12 @@ void HttpConn::route(const Request& req) {
             timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             double now = double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
-            MetricsContext ctx{now - srv_.started_at, srv_.generation,    srv_.reloads,
-                               srv_.index.files(),    srv_.index.bytes(), srv_.draining()};
-            ctx.log_lines_dropped = srv_.log_lines_dropped();
-            ctx.store_ok = !srv_.store.gone();
-            ctx.index_pending = srv_.index.pending();
-            send_long_typed(200, "text/plain; version=0.0.4", render_metrics(srv_.metrics, ctx));
+            MetricsContext ctx{now - host().started_at, host().generation,    host().reloads,
+                               host().index.files(),    host().index.bytes(), host().draining()};
+            ctx.log_lines_dropped = host().log_lines_dropped();
+            ctx.store_ok = !host().store.gone();
+            ctx.index_pending = host().index.pending();
+            send_long_typed(200, "text/plain; version=0.0.4", render_metrics(host().metrics, ctx));
             return;
         }
         case Route::FilesList:
@@ -175,7 +174,7 @@ void HttpConn::route(const Request& req) {
 }
 
 void HttpConn::send_long_typed(int status, std::string_view content_type, std::string body) {
-    ResponseHead head(status, srv_.date_header());
+    ResponseHead head(status, host().date_header());
     head.header("Content-Type", content_type);
     send_long(head, std::move(body));
 }

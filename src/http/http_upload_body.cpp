@@ -7,7 +7,6 @@
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
-#include "duet/server/server.hpp"
 #include "duet/http/upload_fields.hpp"
 
 namespace duet {
@@ -24,7 +23,7 @@ std::string num(std::uint64_t v) {
 
 bool HttpConn::start_resumable(const Request& req, const PartialRef& p,
                                std::unique_ptr<ResumableBody> rb) {
-    int rc = srv_.partials.begin_append(p, rb->append);
+    int rc = host().partials.begin_append(p, rb->append);
     if (rc < 0) {
         if (req.body != BodyKind::None) ex_.keep_alive = false;
         if (rc == -EBUSY)
@@ -44,7 +43,7 @@ bool HttpConn::start_resumable(const Request& req, const PartialRef& p,
         return true;
     }
     if (req.expect_continue && req.minor == 1) {
-        ResponseHead head(100, srv_.date_header());
+        ResponseHead head(100, host().date_header());
         queue(head.finish());
     }
     return true;
@@ -63,10 +62,10 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     };
     if (p->spec.length != kUnknownLength && after > p->spec.length) {
         body_.reset();
-        srv_.partials.remove(p);
+        host().partials.remove(p);
         return fail(400, "The upload goes past its length; the upload is cancelled.");
     }
-    if (after > srv_.cfg.max_upload)
+    if (after > host().cfg.max_upload)
         return fail(413, "The upload is larger than the server accepts.");
     int rc = ap.write(chunk.data(), chunk.size());
     if (rc == -ECANCELED) return fail(410, "The upload was cancelled.");
@@ -141,7 +140,7 @@ bool HttpConn::after_last_checkpoint() {
         }
     }
     if (rb.door == UploadDoor::Ietf && rb.complete) {
-        if (p->spec.length == kUnknownLength) srv_.partials.set_length(*p, p->offset);
+        if (p->spec.length == kUnknownLength) host().partials.set_length(*p, p->offset);
         if (p->offset != p->spec.length) {
             respond(
                 400, "application/problem+json",
@@ -158,7 +157,7 @@ bool HttpConn::after_last_checkpoint() {
         body_->stage = 1;
         return true;
     }
-    std::string fields = state_fields(*p, srv_.partials.expires(*p));
+    std::string fields = state_fields(*p, host().partials.expires(*p));
     if (rb.door == UploadDoor::Ietf)
         fields += "Upload-Complete: ?0\r\n" + echo + upload_limit_field(p.get());
     if (rb.creation) {
@@ -180,15 +179,15 @@ bool HttpConn::advance_partial_publish() {
     PartialRef p = rb.publishing;
     if (b.stage == 3) {
         if (!b.wait->done) {
-            srv_.park(this);
+            host().park(this);
             return false;
         }
         if (after_last_checkpoint()) return advance_partial_publish();
     } else if (b.stage == 1) {
         StoreOpRef op;
-        int rc = srv_.partials.publish(p, op);
+        int rc = host().partials.publish(p, op);
         if (rc == -EINPROGRESS) {  // a digest or lookup on its way, or another change of the name
-            srv_.park(this);
+            host().park(this);
             return false;
         }
         if (rc == 0) {
@@ -198,7 +197,7 @@ bool HttpConn::advance_partial_publish() {
         }
         publish_failed(rb, rc);
     } else if (!b.wait->done) {
-        srv_.park(this);
+        host().park(this);
         return false;
     } else if (b.stage == 5) {
         const StoreOp& op = static_cast<const StoreOp&>(*b.wait);
@@ -206,13 +205,13 @@ bool HttpConn::advance_partial_publish() {
             b.info = op.info;
             b.created = op.created;
             b.stage = 2;
-            b.wait = srv_.fsync_later(srv_.store.dirfd());
+            b.wait = host().fsync_later(host().store.dirfd());
             return advance_partial_publish();
         }
         publish_failed(rb, op.rc);
     } else if (b.wait->rc < 0) {
         // The file is in place, but its name may not survive a crash: say so.
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         respond_error(500, "The upload could not be made durable.", done_fields(rb));
     } else {
         published_answer(rb, p);
@@ -233,7 +232,7 @@ std::string HttpConn::done_fields(const ResumableBody& rb) const {
 void HttpConn::publish_failed(const ResumableBody& rb, int rc) {
     std::string done = done_fields(rb);
     {
-        ++srv_.metrics.uploads_failed;
+        ++host().metrics.uploads_failed;
         if (rc == -EBADMSG)
             respond_error(400, "The upload does not match its digest; nothing was stored.", done);
         else if (rc == -ESTALE)
@@ -258,8 +257,8 @@ void HttpConn::publish_failed(const ResumableBody& rb, int rc) {
 void HttpConn::published_answer(const ResumableBody& rb, const PartialRef& p) {
     const Body& b = *body_;
     const FileInfo& info = b.info;
-    ++srv_.metrics.uploads_ok;
-    srv_.metrics.upload_bytes += info.size;
+    ++host().metrics.uploads_ok;
+    host().metrics.upload_bytes += info.size;
     std::string fields = done_fields(rb) + "Upload-Offset: " + num(p->offset) + "\r\nETag: \"" +
                          to_hex(info.sha256) + "\"\r\n";
     if (rb.door == UploadDoor::Tus) {

@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <ctime>
 
+#include "duet/core/clock.hpp"
 #include "duet/core/base64.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
-#include "duet/server/server.hpp"
 #include "duet/http/upload_fields.hpp"
 
 namespace duet {
@@ -26,11 +26,7 @@ std::string num(std::uint64_t v) {
     return std::to_string(v);
 }
 
-std::int64_t wall_now() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return ts.tv_sec;
-}
+std::int64_t wall_now() { return wall_seconds(); }
 
 // The media type of a Content-Type value, without parameters or surrounding spaces.
 std::string_view media_type(const Request& req) {
@@ -72,10 +68,10 @@ std::string file_info_json(const FileInfo& f) {
 
 std::string HttpConn::upload_limit_field(const Partial* p) const {
     std::string s = "Upload-Limit: ";
-    if (srv_.cfg.max_upload != UINT64_MAX) s += "max-size=" + num(srv_.cfg.max_upload) + ", ";
-    std::int64_t age = srv_.partials.ttl();
+    if (host().cfg.max_upload != UINT64_MAX) s += "max-size=" + num(host().cfg.max_upload) + ", ";
+    std::int64_t age = host().partials.ttl();
     if (p) {
-        age = srv_.partials.expires(*p) - wall_now();
+        age = host().partials.expires(*p) - wall_now();
         if (age < 0) age = 0;
     }
     s += "max-age=" + num(std::uint64_t(age)) + "\r\n";
@@ -85,7 +81,7 @@ std::string HttpConn::upload_limit_field(const Partial* p) const {
 // An interim answer (never to HTTP/1.0 clients, RFC 9110 §15.2).
 void HttpConn::send_interim(std::string_view fields) {
     if (ex_.minor == 0) return;
-    ResponseHead head(104, srv_.date_header());
+    ResponseHead head(104, host().date_header());
     head.raw(fields);
     queue(head.finish());
 }
@@ -117,20 +113,20 @@ void HttpConn::route_uploads(const Request& req, std::string_view id) {
         if (req.method == "POST") return tus_create(req);
         return list_uploads();
     }
-    PartialRef p = srv_.partials.find(id);
-    if (!p || !PartialStore::token_allows(*p, srv_.cfg.token))
+    PartialRef p = host().partials.find(id);
+    if (!p || !PartialStore::token_allows(*p, host().cfg.token))
         return refuse(404, "No upload has this ID.", "Tus-Resumable: 1.0.0\r\n");
     // An append that just ended is still making its last bytes durable (a helper's checkpoint):
     // whatever this request wants to know or do waits for that, as it would have on the loop.
     if (p->busy && !p->active) {
         if (std::shared_ptr<DiskWait> w = PartialStore::pending_sync(*p); w && !w->done)
-            return srv_.park(this);
+            return host().park(this);
     }
     if (req.method == "GET" || req.method == "HEAD") return upload_status(req, p);
     if (req.method == "DELETE") {
         // An append in flight on another connection fails at its next write (draft §Concurrency:
         // the cancel wins).
-        srv_.partials.remove(p);
+        host().partials.remove(p);
         respond(204, {}, {}, "Tus-Resumable: 1.0.0\r\n");
         return;
     }
@@ -139,8 +135,8 @@ void HttpConn::route_uploads(const Request& req, std::string_view id) {
 
 void HttpConn::upload_options(const Request&) {
     std::string fields(kTusFields);
-    if (srv_.cfg.max_upload != UINT64_MAX)
-        fields += "Tus-Max-Size: " + num(srv_.cfg.max_upload) + "\r\n";
+    if (host().cfg.max_upload != UINT64_MAX)
+        fields += "Tus-Max-Size: " + num(host().cfg.max_upload) + "\r\n";
     fields += upload_limit_field(nullptr);
     fields += "Allow: GET, HEAD, POST, PATCH, DELETE, OPTIONS\r\n";
     respond(204, {}, {}, fields);
@@ -149,14 +145,14 @@ void HttpConn::upload_options(const Request&) {
 void HttpConn::list_uploads() {
     std::string body = "[";
     bool first = true;
-    for (const PartialRef& p : srv_.partials.list()) {
-        if (!PartialStore::token_allows(*p, srv_.cfg.token)) continue;
+    for (const PartialRef& p : host().partials.list()) {
+        if (!PartialStore::token_allows(*p, host().cfg.token)) continue;
         if (!first) body += ',';
         first = false;
         body += "{\"id\":\"" + p->id + "\",\"name\":\"" + p->spec.name +
                 "\",\"offset\":" + num(p->offset) + ",\"length\":" +
                 (p->spec.length == kUnknownLength ? std::string("null") : num(p->spec.length)) +
-                ",\"expires\":" + std::to_string(srv_.partials.expires(*p)) + "}";
+                ",\"expires\":" + std::to_string(host().partials.expires(*p)) + "}";
     }
     body += "]\n";
     send_long_typed(200, "application/json", std::move(body));
@@ -168,9 +164,9 @@ void HttpConn::upload_status(const Request& req, const PartialRef& p) {
     // and never more than what survives a crash.
     std::shared_ptr<DiskWait>& wait = rare().head_wait;
     if (p->active && !wait) wait = p->active->checkpoint();
-    if (wait && !wait->done) return srv_.park(this);
+    if (wait && !wait->done) return host().park(this);
     wait.reset();
-    std::string fields = state_fields(*p, srv_.partials.expires(*p));
+    std::string fields = state_fields(*p, host().partials.expires(*p));
     fields += "Upload-Complete: ?0\r\nCache-Control: no-store\r\n";
     fields += upload_limit_field(p.get());
     if (const Header* v = req.find("upload-draft-interop-version"))
@@ -203,7 +199,7 @@ int HttpConn::creation_checks(const Request& req, const std::string& name, bool 
     spec.expected = expected.d;
     if (!has_conditions(req)) return 0;
     FileInfo info;
-    int st = srv_.store.stat(name, info);
+    int st = host().store.stat(name, info);
     if (st == -EACCES) {
         why = kUnreadable;
         return 403;
@@ -218,17 +214,17 @@ int HttpConn::creation_checks(const Request& req, const std::string& name, bool 
 // runs again, then takes the partial. On failure `status` is 507 (disk full) or 500.
 PartialRef HttpConn::new_partial(PartialSpec& spec, int& status) {
     status = 0;
-    StoreOpRef op = srv_.take_store_op(this, StoreOp::Kind::PartialCreate);
+    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::PartialCreate);
     if (op && !op->done) {
-        srv_.wait_store_op(this, std::move(op));
+        host().wait_store_op(this, std::move(op));
         return nullptr;
     }
     int rc = 0;
     if (!op) {
-        if (!srv_.cfg.token.empty()) spec.token_hash = PartialStore::hash_token(srv_.cfg.token);
-        rc = srv_.partials.create_async(spec, op);
+        if (!host().cfg.token.empty()) spec.token_hash = PartialStore::hash_token(host().cfg.token);
+        rc = host().partials.create_async(spec, op);
         if (rc == 0) {
-            srv_.wait_store_op(this, std::move(op));
+            host().wait_store_op(this, std::move(op));
             return nullptr;
         }
     } else {
@@ -280,7 +276,7 @@ bool HttpConn::create_resumable(const Request& req, const std::string& name) {
     std::uint64_t biggest = spec.length != kUnknownLength  ? spec.length
                             : req.body == BodyKind::Length ? req.content_length
                                                            : 0;
-    if (biggest > srv_.cfg.max_upload)
+    if (biggest > host().cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.",
                       upload_limit_field(nullptr));
     int status = 0;
@@ -328,7 +324,7 @@ void HttpConn::tus_create(const Request& req) {
         if (rc > 0) refuse(rc, why);
         return;
     }
-    if (spec.length > srv_.cfg.max_upload)
+    if (spec.length > host().cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.");
     bool with_upload =
         req.body != BodyKind::None && !(req.body == BodyKind::Length && req.content_length == 0);
@@ -421,15 +417,15 @@ void HttpConn::upload_append(const Request& req, const PartialRef& p) {
         length = implied;
     }
     if (length != kUnknownLength && length < p->offset) return inconsistent();
-    if (length != p->spec.length && srv_.partials.set_length(*p, length) < 0)
+    if (length != p->spec.length && host().partials.set_length(*p, length) < 0)
         return refuse(500, "The upload length could not be recorded.");
     std::uint64_t cl = req.body == BodyKind::Length ? req.content_length : 0;
     if (length != kUnknownLength && offset + cl > length) {
         // The draft: an upload past its length is invalid from now on.
-        srv_.partials.remove(p);
+        host().partials.remove(p);
         return refuse(400, "The append goes past Upload-Length; the upload is cancelled.");
     }
-    if (offset + cl > srv_.cfg.max_upload)
+    if (offset + cl > host().cfg.max_upload)
         return refuse(413, "The upload is larger than the server accepts.",
                       upload_limit_field(p.get()));
     // A Repr-Digest on an append is still of the whole upload (and a Content-Digest too when
@@ -450,7 +446,7 @@ int HttpConn::expect_digest(const PartialRef& p, const ExpectedDigest& e) {
     PartialSpec spec = p->spec;
     spec.has_expected = true;
     spec.expected = e.d;
-    return srv_.partials.set_spec(*p, spec);
+    return host().partials.set_spec(*p, spec);
 }
 
 }  // namespace duet

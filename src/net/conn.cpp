@@ -12,7 +12,7 @@
 
 #include "duet/core/ipv4.hpp"
 #include "duet/net/rest_writer.hpp"
-#include "duet/server/server.hpp"
+#include "duet/net/conn_host.hpp"
 
 namespace duet {
 namespace {
@@ -38,14 +38,14 @@ bool resident(int fd, off_t off, std::uint64_t len) {
 constexpr int kRoundsPerPump = 64;  // process/flush rounds per event
 }  // namespace
 
-Conn::Conn(Server& srv, int fd, Port port) : srv_(srv), fd_(fd), port_(port) {
+Conn::Conn(ConnHost& host, int fd, Port port) : host_(host), fd_(fd), port_(port) {
     head_timer.owner = this;
     idle_timer.owner = this;
 }
 
 Conn::~Conn() {
-    in_.release(srv_.pool);
-    out_.release(srv_.pool);
+    in_.release(host_.pool);
+    out_.release(host_.pool);
 }
 
 bool Conn::wants_input() const {
@@ -81,7 +81,7 @@ void Conn::on_event(std::uint32_t events) {
         return;
     }
     update_interest();
-    if (srv_.draining_conns() && is_idle()) on_quiet();
+    if (host_.draining_conns() && is_idle()) on_quiet();
 }
 
 void Conn::read_input() {
@@ -89,14 +89,14 @@ void Conn::read_input() {
     // A parked connection reads nothing more: its request waits, and level-triggered EPOLLIN on
     // a full buffer would spin the loop.
     for (int i = 0; i < kReadsPerEvent && !dead_ && !parked_ && wants_input(); ++i) {
-        in_.acquire(srv_.pool);
+        in_.acquire(host_.pool);
         if (in_.room() == 0) in_.compact();
         if (in_.room() == 0) break;  // the protocol must consume before we read again
         // recv/send rather than read/writev: the socket calls skip the VFS layers on every request.
         ssize_t n = ::recv(fd_.get(), in_.tail(), in_.room(), 0);
         if (n > 0) {
             in_.commit(static_cast<std::size_t>(n));
-            srv_.metrics.bytes_in += static_cast<std::uint64_t>(n);
+            host_.metrics.bytes_in += static_cast<std::uint64_t>(n);
             touch_progress();
             pump();
             if (static_cast<std::size_t>(n) < 4096) break;  // likely drained the socket
@@ -111,13 +111,13 @@ void Conn::read_input() {
         close_now();
         return;
     }
-    if (!dead_ && in_.empty() && !closing_) in_.release(srv_.pool);
+    if (!dead_ && in_.empty() && !closing_) in_.release(host_.pool);
 }
 
 void Conn::pump_now() {
     pump();
     update_interest();
-    if (!dead_ && !lingering_ && srv_.draining_conns() && is_idle()) on_quiet();
+    if (!dead_ && !lingering_ && host_.draining_conns() && is_idle()) on_quiet();
 }
 
 void Conn::pump() {
@@ -154,15 +154,15 @@ void Conn::write_blocked_or_failed() {
 }
 
 void Conn::refill(std::size_t& turn) {
-    std::size_t allow = std::min(turn, srv_.output_budget());
+    std::size_t allow = std::min(turn, host_.output_budget());
     if (allow == 0) return;
-    out_.acquire(srv_.pool);
+    out_.acquire(host_.pool);
     if (!out_.data) return;
     out_.compact();
     std::size_t n = source_->fill(out_.tail(), std::min({out_.room(), allow, kSourceChunk}));
     out_.commit(n);
     turn -= std::min(turn, n);
-    srv_.spend_output(n);
+    host_.spend_output(n);
     if (source_->done()) source_.reset();
 }
 
@@ -189,7 +189,7 @@ bool Conn::flush() {
         if (extra_) {
             // Long bodies go in turns, within the step's budget shared by all connections.
             std::size_t left = extra_->size() - extra_sent_;
-            std::size_t allow = std::min({left, extra_turn, srv_.output_budget()});
+            std::size_t allow = std::min({left, extra_turn, host_.output_budget()});
             if (allow == 0 && n_iov == 0) {
                 wait_writable();
                 return false;
@@ -203,13 +203,13 @@ bool Conn::flush() {
             write_blocked_or_failed();
             return false;
         }
-        srv_.metrics.bytes_out += static_cast<std::uint64_t>(n);
+        host_.metrics.bytes_out += static_cast<std::uint64_t>(n);
         touch_progress();
         std::size_t left = static_cast<std::size_t>(n);
         std::size_t from_out = left < out_.size() ? left : out_.size();
         out_.consume(from_out);
         left -= from_out;
-        srv_.spend_output(left);
+        host_.spend_output(left);
         extra_turn -= std::min(extra_turn, left);
         if (extra_ && left) {
             extra_sent_ += static_cast<std::uint32_t>(left);
@@ -226,7 +226,7 @@ bool Conn::flush() {
             return false;
         }
         std::size_t want = file_left_ < budget ? std::size_t(file_left_) : std::size_t(budget);
-        want = std::min(want, srv_.output_budget());
+        want = std::min(want, host_.output_budget());
         if (want == 0) {
             wait_writable();  // the step's budget is spent: on with the next step
             return false;
@@ -237,10 +237,10 @@ bool Conn::flush() {
             if (disk_wait_ || !resident(file_.get(), file_off_, want)) {
                 if (!disk_wait_) {
                     disk_wait_ = true;
-                    srv_.read_ahead(this, file_.get(), file_off_, kSendfilePerEvent);
+                    host_.read_ahead(this, file_.get(), file_off_, kSendfilePerEvent);
                 }
                 want_out_ = false;
-                srv_.park(this);
+                host_.park(this);
                 return false;
             }
             resident_until_ = std::uint64_t(file_off_) + want;
@@ -257,20 +257,20 @@ bool Conn::flush() {
         }
         file_left_ -= static_cast<std::uint64_t>(n);
         budget -= static_cast<std::uint64_t>(n);
-        srv_.spend_output(std::size_t(n));
-        srv_.metrics.bytes_out += static_cast<std::uint64_t>(n);
-        srv_.metrics.download_bytes += static_cast<std::uint64_t>(n);
+        host_.spend_output(std::size_t(n));
+        host_.metrics.bytes_out += static_cast<std::uint64_t>(n);
+        host_.metrics.download_bytes += static_cast<std::uint64_t>(n);
         touch_progress();
     }
     if (file_.valid()) file_.reset();
     want_out_ = false;
-    if (out_.empty()) out_.release(srv_.pool);
+    if (out_.empty()) out_.release(host_.pool);
     return true;
 }
 
 bool Conn::queue(const char* p, std::size_t n) {
     if (n == 0) return true;  // an empty view may carry a null pointer, which memcpy must not see
-    out_.acquire(srv_.pool);
+    out_.acquire(host_.pool);
     return out_.append(p, n);
 }
 
@@ -341,11 +341,11 @@ std::string Conn::peer_address() const {
 }
 
 void Conn::touch_progress() {
-    srv_.idle_timers.touch(idle_timer, srv_.now_ms());
+    host_.idle_timers.touch(idle_timer, host_.now_ms());
 }
 
 void Conn::arm_header_timer() {
-    if (!head_timer.linked()) srv_.header_timers.touch(head_timer, srv_.now_ms());
+    if (!head_timer.linked()) host_.header_timers.touch(head_timer, host_.now_ms());
 }
 
 void Conn::cancel_header_timer() {
@@ -375,25 +375,25 @@ bool Conn::auth_attempt_must_wait() {
         throttle_cleared_ = false;  // this attempt has had its wait
         return false;
     }
-    std::int64_t now = srv_.now_ms();
-    std::int64_t at = srv_.throttle.admit(peer_key(), now);
+    std::int64_t now = host_.now_ms();
+    std::int64_t at = host_.throttle.admit(peer_key(), now);
     if (at <= now) return false;
-    ++srv_.metrics.auth_throttled;
+    ++host_.metrics.auth_throttled;
     throttled_ = true;
     cancel_header_timer();
-    srv_.throttle_timers.insert_at(head_timer, at);
+    host_.throttle_timers.insert_at(head_timer, at);
     return true;
 }
 
 bool Conn::auth_result(bool ok) {
     AuthAddr a = peer_key();
     if (ok) {
-        srv_.throttle.success(a);
+        host_.throttle.success(a);
         auth_failures_ = 0;
         return false;
     }
-    ++srv_.metrics.auth_failures;
-    srv_.throttle.failure(a, srv_.now_ms());
+    ++host_.metrics.auth_failures;
+    host_.throttle.failure(a, host_.now_ms());
     if (auth_failures_ < 255) ++auth_failures_;
     return auth_failures_ >= AuthThrottle::kCloseAfter;
 }
@@ -413,7 +413,7 @@ void Conn::update_interest() {
     if (want_out_) want |= EPOLLOUT;
     if (want == interest_) return;
     interest_ = want;
-    srv_.loop.modify(fd_.get(), want, this);
+    host_.loop.modify(fd_.get(), want, this);
 }
 
 void Conn::finish_close() {
@@ -433,11 +433,11 @@ void Conn::start_lingering() {
         return;
     }
     lingering_ = true;
-    in_.release(srv_.pool);
-    out_.release(srv_.pool);
+    in_.release(host_.pool);
+    out_.release(host_.pool);
     cancel_header_timer();
     TimerList::cancel(idle_timer);
-    srv_.linger_timers.touch(head_timer, srv_.now_ms());
+    host_.linger_timers.touch(head_timer, host_.now_ms());
     update_interest();
 }
 
@@ -446,23 +446,23 @@ void Conn::close_now() {
     dead_ = true;
     cancel_header_timer();
     TimerList::cancel(idle_timer);
-    srv_.loop.remove(fd_.get());
+    host_.loop.remove(fd_.get());
     fd_.reset();
     file_.reset();
     extra_.reset();
     source_.reset();
-    in_.release(srv_.pool);
-    out_.release(srv_.pool);
-    srv_.conn_closed(this);
+    in_.release(host_.pool);
+    out_.release(host_.pool);
+    host_.conn_closed(this);
 }
 
 int Conn::release_for_handover() {
     int fd = fd_.get();
-    srv_.loop.remove(fd);
+    host_.loop.remove(fd);
     dead_ = true;
     cancel_header_timer();
     TimerList::cancel(idle_timer);
-    srv_.conn_closed(this);
+    host_.conn_closed(this);
     return fd_.release();
 }
 

@@ -11,7 +11,7 @@
 
 #include "duet/net/conn.hpp"
 #include "duet/net/rest_writer.hpp"
-#include "duet/server/server.hpp"
+#include "duet/net/conn_host.hpp"
 
 namespace duet {
 namespace {
@@ -45,10 +45,10 @@ bool is_connected_stream(int fd) {
 
 HandoverRecord Conn::hand_over(HandoverFds& fds) {
     RecordWriter w(fds);
-    srv_.loop.remove(fd_.get());
+    host_.loop.remove(fd_.get());
     if (head_timer.linked() && !lingering_) {
         // head_timer is the header deadline, or the throttle's release time while parked.
-        std::int64_t left = head_timer.deadline_ms - srv_.now_ms();
+        std::int64_t left = head_timer.deadline_ms - host_.now_ms();
         w.u64(throttled_ ? kThrottledMs : kHeadLeftMs, std::uint64_t(left > 0 ? left : 0));
     }
     w.flag(kThrottleCleared, throttle_cleared_);
@@ -72,7 +72,7 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
     w.flag(kLingering, lingering_);
     encode_state(w);
     dead_ = true;
-    srv_.conn_closed(this);
+    host_.conn_closed(this);
     return HandoverRecord{record_kind(), record_version(), w.take()};
 }
 
@@ -84,7 +84,7 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
 // and the connection sends the file like any other; this is the safety net for a source that was
 // not written ahead, all in one go. If no memory file can be had, the rest travels as bytes.
 void Conn::hand_over_source(RecordWriter& w) {
-    srv_.log("reload: a streamed listing's rest rendered in the hand-over step");
+    host_.log("reload: a streamed listing's rest rendered in the hand-over step");
     RestWriter rest(*source_);
     while (!rest.step(~std::size_t(0))) {
     }
@@ -115,7 +115,7 @@ bool Conn::resume_shared(RecordReader& r, std::int64_t& head_left_ms) {
         std::string_view bytes = r.bytes(tag);
         if (bytes.empty()) continue;
         if (bytes.size() > kBufferSize) return r.fail("buffered bytes larger than a buffer");
-        buf->acquire(srv_.pool);
+        buf->acquire(host_.pool);
         if (!buf->data || !buf->append(bytes.data(), bytes.size())) return r.fail("out of buffers");
     }
     if (std::string_view extra = r.bytes(kExtra); !extra.empty())

@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "duet/core/clock.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_response.hpp"
@@ -29,18 +30,6 @@ constexpr std::int64_t kSliceNs = 1000000;    // one slice of long loop work (SP
 constexpr int kHelperThreads = 2;
 constexpr int kReadAheadWindows = 4;  // cold downloads: windows asked for beyond the one read
 
-std::int64_t monotonic_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-std::int64_t monotonic_ms() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 std::int64_t ms_of(double seconds) {
     return std::int64_t(seconds * 1000.0 + 0.5);
 }
@@ -52,7 +41,7 @@ void Listener::on_event(std::uint32_t) {
 }
 
 Server::Server(Config cfg, std::vector<std::string> argv, std::string exe)
-    : cfg(config_),
+    : SessionHost(config_),
       config_(std::move(cfg)),
       argv_(std::move(argv)),
       exe_(std::move(exe)),
@@ -63,12 +52,9 @@ Server::Server(Config cfg, std::vector<std::string> argv, std::string exe)
     linger_timers.set_timeout(2000);
 }
 
-void Server::log(const char* fmt, ...) {
+void Server::vlog(const char* fmt, va_list ap) {
     char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
     std::vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     err_log_.line(std::string("duet: ") + buf);
 }
 
@@ -88,7 +74,10 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     // Named temporaries of uploads carried over a reload are still being written: keep them.
     if (handover.present) store.keep_temps_at_open();
     store.set_index(&index);  // counting and sweeping happen in the index build, off the loop
-    use_helpers_for_store();  // lookups, publishes, deletes, new files (store_lookup.cpp)
+    // Cold lookups, the disk half of publishes and deletes, new upload files: on the helpers.
+    store.use_helpers(helpers, [this] { wake_parked(); });
+    if (const char* v = std::getenv("DUET_TEST_COLD_LOOKUPS"); v && *v == '1')
+        store.force_cold_lookups();
     if (!store.open(config_.data, err)) {
         log("store %s: %s", config_.data.c_str(), err.c_str());
         return 2;
@@ -215,7 +204,7 @@ void Server::conn_closed(Conn* c) {
     dead_.push_back(c);
     reading_ahead_.erase(c);
     std::erase_if(preparing_, [c](const Preparing& p) { return p.conn == c; });
-    if (!store_ops_.empty()) drop_store_op(c);
+    drop_store_op(c);
     if (c->parked()) {
         for (auto& p : parked_)
             if (p == c) p = nullptr;
@@ -266,26 +255,6 @@ void Server::read_ahead(Conn* c, int fd, off_t off, std::size_t len) {
         wake_parked();
     };
     helpers.submit(std::move(job), true);
-}
-
-std::shared_ptr<DiskWait> Server::fsync_later(int fd) {
-    auto wait = std::make_shared<DiskWait>();
-    auto file = std::make_shared<Fd>(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-    if (!*file) {
-        wait->done = true;
-        wait->rc = -errno;
-        return wait;
-    }
-    auto rc = std::make_shared<int>(0);
-    auto job = std::make_unique<Helpers::Job>();
-    job->work = [file, rc] { *rc = ::fsync(file->get()) == 0 ? 0 : -errno; };
-    job->done = [this, wait, rc] {
-        wait->done = true;
-        wait->rc = *rc;
-        wake_parked();
-    };
-    helpers.submit(std::move(job));
-    return wait;
 }
 
 void Server::wake_now() {
@@ -399,11 +368,7 @@ void Server::begin_drain(bool for_reload) {
     drain_started_ = now_ms_;
     drain_deadline_ = now_ms_ + ms_of(config_.grace);
     if (for_reload) {
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        notify_service_manager(
-            "RELOADING=1\nMONOTONIC_USEC=" +
-            std::to_string(std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000));
+        notify_service_manager("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_us()));
     } else {
         notify_service_manager("STOPPING=1");
     }
@@ -510,9 +475,7 @@ void Server::expire_timers() {
     if (now_ms_ >= partial_sweep_at_) {
         // A bounded look at the partial uploads each second: expiry never costs a long step.
         partial_sweep_at_ = now_ms_ + 1000;
-        timespec ts;
-        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-        partials.sweep(ts.tv_sec, 256);
+        partials.sweep(wall_seconds(), 256);
     }
     if (accept_paused_ && accept_retry_at_ >= 0 && now_ms_ >= accept_retry_at_ && !draining_ &&
         !reload_pending_)

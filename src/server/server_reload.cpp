@@ -10,21 +10,12 @@
 #include <ctime>
 #include <memory>
 
+#include "duet/core/clock.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/server/server.hpp"
 
 namespace duet {
-namespace {
-
-std::int64_t monotonic_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 void Server::on_check_done(bool ok, const std::string& output) {
     reload_pending_ = false;
     if (draining_) return;  // a stop came in meanwhile
@@ -119,11 +110,7 @@ bool Server::hand_over_all() {
             std::strerror(errno));
         return false;
     }
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    notify_service_manager(
-        "RELOADING=1\nMONOTONIC_USEC=" +
-        std::to_string(std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000));
+    notify_service_manager("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_us()));
     pause_accepting();  // the listeners stay open: new clients wait in the backlog
     HandoverOut out;
     if (const char* n = getenv("DUET_TEST_CORRUPT_HANDOVER")) out.corrupt = std::strtoul(n, 0, 10);

@@ -14,7 +14,6 @@
 #include <ctime>
 #include <vector>
 
-#include "duet/server/server.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_meta.hpp"
 
@@ -177,14 +176,14 @@ struct StoreIndex::ScanState {
     }
 };
 
-StoreIndex::StoreIndex(Server& srv) : srv_(srv) {}
+StoreIndex::StoreIndex(Hooks hooks) : hooks_(std::move(hooks)) {}
 StoreIndex::~StoreIndex() {
     for (ListingStream* ls : streams_) ls->detach(false);
 }
 
 void StoreIndex::start(bool sweep_temps, int inherited) {
     inotify_.reset(inherited >= 0 ? inherited : ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (inotify_) srv_.loop.add(inotify_.get(), EPOLLIN, this);
+    if (inotify_) hooks_.loop.add(inotify_.get(), EPOLLIN, this);
     add_watches();
     rebuild(sweep_temps);
 }
@@ -203,7 +202,7 @@ void StoreIndex::rebuild(bool sweep) {
     paused_.reset();
     urgent_.clear();
     hash_cursor_.clear();
-    dir_ = std::make_shared<Fd>(::fcntl(srv_.store.dirfd(), F_DUPFD_CLOEXEC, 0));
+    dir_ = std::make_shared<Fd>(::fcntl(store().dirfd(), F_DUPFD_CLOEXEC, 0));
     render_.reset();
     changed();
     building_ = true;
@@ -236,11 +235,11 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
         }
         building_ = false;
         if (st->error < 0)
-            srv_.log("store index: reading %s: %s", srv_.store.path().c_str(),
+            hooks_.log.log("store index: reading %s: %s", store().path().c_str(),
                      std::strerror(-st->error));
-        srv_.wake_parked();
+        hooks_.wake();
     };
-    srv_.helpers.submit(std::move(job));
+    hooks_.helpers.submit(std::move(job));
 }
 
 // The store changed: cached listing bodies nobody is sending any more are dropped at once (a
@@ -289,7 +288,7 @@ bool StoreIndex::hashing(const std::string& name) const {
 }
 
 void StoreIndex::pump_hashing() {
-    if (current_ || srv_.store.gone() || !dir_ || !*dir_) return;
+    if (current_ || store().gone() || !dir_ || !*dir_) return;
     std::shared_ptr<HashWork> next;
     bool urgent = false;
     while (!next && !urgent_.empty()) {
@@ -334,7 +333,7 @@ void StoreIndex::pump_hashing() {
     if (!next) return;
     if (!next->dir) {
         next->dir = dir_;
-        next->stop = &srv_.helpers.stop_flag();
+        next->stop = &hooks_.helpers.stop_flag();
         next->gen = gen_;
     }
     current_ = next;
@@ -343,7 +342,7 @@ void StoreIndex::pump_hashing() {
     job->work = [next] { next->run(); };
     job->done = [this, next] { hash_done(next); };
     job->background = !urgent;
-    srv_.helpers.submit(std::move(job), urgent);
+    hooks_.helpers.submit(std::move(job), urgent);
 }
 
 void StoreIndex::hash_done(const std::shared_ptr<HashWork>& w) {
@@ -362,7 +361,7 @@ void StoreIndex::hash_done(const std::shared_ptr<HashWork>& w) {
         job->work = [w] { w->run(); };
         job->done = [this, w] { hash_done(w); };
         job->background = !current_urgent_;
-        srv_.helpers.submit(std::move(job), current_urgent_);
+        hooks_.helpers.submit(std::move(job), current_urgent_);
         return;
     }
     auto e = entries_.find(w->name);
@@ -380,18 +379,18 @@ void StoreIndex::hash_done(const std::shared_ptr<HashWork>& w) {
         r.sha256 = w->digest;
         r.state = State::Ready;
         set_entry(w->name, r);
-        if (!w->in_xattr) srv_.store.meta().remember_by_name(w->name, w->st, w->digest);
+        if (!w->in_xattr) store().meta().remember_by_name(w->name, w->st, w->digest);
     }
-    srv_.wake_parked();
+    hooks_.wake();
     pump_hashing();
 }
 
 // A name changed on disk (inotify) or a hash went stale: look at it again.
 // On the loop the name is looked up from the caches only (SPEC §5); a miss goes to a helper.
 void StoreIndex::refresh(const std::string& name) {
-    if (srv_.store.gone()) return;
+    if (store().gone()) return;
     struct stat st;
-    int rc = srv_.store.stat_cached(name, st);
+    int rc = store().stat_cached(name, st);
     if (rc == -EAGAIN) return refresh_later(name);
     refresh_with(name, rc, st);
 }
@@ -442,7 +441,7 @@ void StoreIndex::removed(std::string_view name) {
 }
 
 void StoreIndex::sync_dir_later() {
-    srv_.fsync_later(srv_.store.dirfd());
+    hooks_.helpers.fsync_later(store().dirfd(), [] {});
 }
 
 void StoreIndex::need(std::string_view name, const struct stat& st) {

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "duet/server/server.hpp"
+#include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
 
 namespace duet {
@@ -148,7 +148,7 @@ bool StoreIndex::listing(bool json, std::shared_ptr<const std::string>& body,
         // A reload is writing ahead what each stream owes: a new one waits (parked, its request
         // unread) and is carried to the next image, which answers it. So the writing ahead
         // has a fixed amount to do and ends, however many clients keep asking.
-        if (srv_.preparing_hand_over()) return false;
+        if (hooks_.streams_on_hold()) return false;
         stream = std::make_unique<ListingStream>(*this, json);
         count = stream->count();
         length = stream->length();
@@ -214,7 +214,7 @@ bool StoreIndex::run_slice(std::int64_t budget_ns) {
     // latest is served anyway, so listings cannot starve.
     stale_renders_ = listing_version_ == version_ ? 0 : stale_renders_ + 1;
     render_.reset();
-    srv_.wake_parked();
+    hooks_.wake();
     return false;
 }
 

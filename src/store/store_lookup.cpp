@@ -15,7 +15,6 @@
 #include <cstring>
 #include <memory>
 
-#include "duet/server/server.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
 
@@ -182,37 +181,26 @@ void Store::changed(std::string_view name) {
     if (auto it = looked_.find(name); it != looked_.end()) looked_.erase(it);
 }
 
-// A closed connection's change goes on, nobody to answer. An upload cut while its file was being
-// made counts as failed, as one cut a moment later would.
-void Server::drop_store_op(const Conn* c) {
-    auto it = store_ops_.find(c);
-    if (it == store_ops_.end()) return;
-    StoreOp::Kind k = it->second->kind;
-    if ((k == StoreOp::Kind::TempFile || k == StoreOp::Kind::PartialCreate) &&
-        (c->parked() || !it->second->done))
-        ++metrics.uploads_failed;
-    store_ops_.erase(it);
-}
-
-void Server::use_helpers_for_store() {
-    store.set_cold_lookup([this](const std::string& name) { look_up_later(name); });
-    store.set_offload([this](std::function<void()> work, std::function<void()> done) {
+void Store::use_helpers(Helpers& helpers, std::function<void()> wake) {
+    set_cold_lookup([this, &helpers, wake](const std::string& name) {
+        look_up_later(helpers, wake, name);
+    });
+    set_offload([&helpers, wake](std::function<void()> work, std::function<void()> done) {
         auto job = std::make_unique<Helpers::Job>();
         job->work = std::move(work);
-        job->done = [this, done = std::move(done)] {
+        job->done = [wake, done = std::move(done)] {
             done();
-            wake_parked();
+            wake();
         };
         helpers.submit(std::move(job), true);  // a client waits for it
     });
-    if (const char* v = std::getenv("DUET_TEST_COLD_LOOKUPS"); v && *v == '1')
-        store.force_cold_lookups();
 }
 
 // The helper's half: the blocking lookup on a duplicate of the store's fd (the store may be
 // reopened meanwhile), its result handed to the store on the loop, then the parked requests
 // woken to run again.
-void Server::look_up_later(const std::string& name) {
+void Store::look_up_later(Helpers& helpers, const std::function<void()>& wake,
+                          const std::string& name) {
     struct Result {
         std::string name;
         Fd dir;
@@ -222,15 +210,15 @@ void Server::look_up_later(const std::string& name) {
     };
     auto r = std::make_shared<Result>();
     r->name = name;
-    r->dir.reset(::fcntl(store.dirfd(), F_DUPFD_CLOEXEC, 0));
+    r->dir.reset(::fcntl(dirfd(), F_DUPFD_CLOEXEC, 0));
     if (!r->dir) r->rc = -errno;
     auto job = std::make_unique<Helpers::Job>();
     job->work = [r] {
-        if (r->dir) r->rc = Store::lookup_blocking(r->dir.get(), r->name.c_str(), r->fd, r->st);
+        if (r->dir) r->rc = lookup_blocking(r->dir.get(), r->name.c_str(), r->fd, r->st);
     };
-    job->done = [this, r] {
-        store.looked_up(r->name, r->rc, std::move(r->fd), r->st);
-        wake_parked();
+    job->done = [this, wake, r] {
+        looked_up(r->name, r->rc, std::move(r->fd), r->st);
+        wake();
     };
     helpers.submit(std::move(job), true);  // someone is waiting for it
 }

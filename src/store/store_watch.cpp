@@ -10,7 +10,6 @@
 #include <string>
 
 #include "duet/store/names.hpp"
-#include "duet/server/server.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
 
@@ -35,7 +34,7 @@ void split_path(const std::string& path, std::string& parent, std::string& base)
 
 void StoreIndex::add_watches() {
     if (!inotify_) return;
-    const std::string& path = srv_.store.path();
+    const std::string& path = store().path();
     std::string parent;
     split_path(path, parent, base_);
     store_wd_ = ::inotify_add_watch(inotify_.get(), path.c_str(), kStoreMask);
@@ -44,24 +43,24 @@ void StoreIndex::add_watches() {
 }
 
 void StoreIndex::store_lost(const char* why) {
-    if (srv_.store.gone()) return;
-    srv_.store.mark_gone("the store directory " + srv_.store.path() + " was " + why);
-    srv_.log("store unavailable: %s; answering 503 until a directory appears there again",
-             srv_.store.gone_reason().c_str());
-    srv_.wake_parked();
+    if (store().gone()) return;
+    store().mark_gone("the store directory " + store().path() + " was " + why);
+    hooks_.log.log("store unavailable: %s; answering 503 until a directory appears there again",
+             store().gone_reason().c_str());
+    hooks_.wake();
 }
 
 void StoreIndex::try_reopen() {
     std::string err;
-    if (!srv_.store.reopen(err)) return;
-    srv_.log("store %s is back: serving it (index rebuilding)", srv_.store.path().c_str());
+    if (!store().reopen(err)) return;
+    hooks_.log.log("store %s is back: serving it (index rebuilding)", store().path().c_str());
     if (inotify_ && store_wd_ >= 0) ::inotify_rm_watch(inotify_.get(), store_wd_);
     store_wd_ = -1;
     add_watches();
     json_.reset();
     text_.reset();
     rebuild(false);
-    srv_.wake_parked();
+    hooks_.wake();
 }
 
 void StoreIndex::on_event(std::uint32_t) {
@@ -81,10 +80,10 @@ void StoreIndex::on_event(std::uint32_t) {
         if (ev->wd == parent_wd_ && ev->wd >= 0) {
             if (name != base_) continue;
             if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-                if (srv_.store.gone())
+                if (store().gone())
                     try_reopen();
                 else
-                    srv_.store.usable();  // replaced under us: noticed now
+                    store().usable();  // replaced under us: noticed now
             } else if (ev->mask & IN_DELETE) {
                 store_lost("removed");
             } else if (ev->mask & IN_MOVED_FROM) {
@@ -106,7 +105,7 @@ void StoreIndex::on_event(std::uint32_t) {
             store_lost("unmounted");
             continue;
         }
-        if (!valid_name(name) || srv_.store.gone()) continue;  // dot-names are duet's own
+        if (!valid_name(name) || store().gone()) continue;  // dot-names are duet's own
         if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
             erase(name);
             continue;
@@ -117,16 +116,16 @@ void StoreIndex::on_event(std::uint32_t) {
             // Just created, so its dentry is cached; should it not be, refresh() looks again
             // on a helper.
             struct stat st;
-            int rc = srv_.store.stat_cached(name, st);
+            int rc = store().stat_cached(name, st);
             if (rc != -EAGAIN && (rc != 0 || st.st_nlink < 2)) continue;
         }
         refresh(name);
     }
-    if (overflow && !srv_.store.gone()) {
-        srv_.log("store index: inotify queue overflowed; rescanning %s", srv_.store.path().c_str());
+    if (overflow && !store().gone()) {
+        hooks_.log.log("store index: inotify queue overflowed; rescanning %s", store().path().c_str());
         rebuild(false);
     }
-    srv_.wake_parked();
+    hooks_.wake();
 }
 
 // A name the loop could not look up from the caches: a helper does (warming them), then the loop
@@ -141,7 +140,7 @@ void StoreIndex::refresh_later(const std::string& name) {
     };
     auto r = std::make_shared<Result>();
     r->name = name;
-    r->dir.reset(::fcntl(srv_.store.dirfd(), F_DUPFD_CLOEXEC, 0));
+    r->dir.reset(::fcntl(store().dirfd(), F_DUPFD_CLOEXEC, 0));
     if (!r->dir) return;
     auto job = std::make_unique<Helpers::Job>();
     job->work = [r] {
@@ -149,16 +148,16 @@ void StoreIndex::refresh_later(const std::string& name) {
             ::fstatat(r->dir.get(), r->name.c_str(), &r->st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
     };
     job->done = [this, r] {
-        if (srv_.store.gone()) return;
+        if (store().gone()) return;
         struct stat st;
-        int rc = srv_.store.stat_cached(r->name, st);
+        int rc = store().stat_cached(r->name, st);
         if (rc == -EAGAIN)
             refresh_with(r->name, r->rc, r->st);
         else
             refresh_with(r->name, rc, st);
-        srv_.wake_parked();
+        hooks_.wake();
     };
-    srv_.helpers.submit(std::move(job));
+    hooks_.helpers.submit(std::move(job));
 }
 
 }  // namespace duet

@@ -59,4 +59,9 @@ std::string to_hex(const Digest& d);
 // Accepts exactly 64 hex digits, either case.
 bool parse_hex_digest(std::string_view hex, Digest& out);
 
+// The hash state as the state file keeps it (hex: 8 state words, the byte count, then the
+// buffered tail bytes), built on Sha256::save()/restore() so there is one state API.
+std::string sha_state_text(const Sha256& sha);
+bool sha_state_from_text(std::string_view text, Sha256& sha);
+
 }  // namespace duet

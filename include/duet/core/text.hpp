@@ -11,4 +11,26 @@ inline std::string_view trim_ows(std::string_view s) {
     return s;
 }
 
+// ASCII lower case (RFC 9110 field names, tokens and methods-insensitive words are ASCII).
+constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c; }
+
+// Case-insensitive ASCII comparison.
+inline bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+// A token given by a client against the expected one (both ports), in time independent of where
+// they differ: every byte of the expected token is compared.
+inline bool token_matches(std::string_view given, std::string_view token) {
+    unsigned diff = given.size() != token.size();
+    for (std::size_t i = 0; i < token.size(); ++i) {
+        unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+        diff |= g ^ static_cast<unsigned char>(token[i]);
+    }
+    return diff == 0;
+}
+
 }  // namespace duet

@@ -48,6 +48,9 @@ class Helpers : public Handler {
     // Set when the process is about to exit: long work functions poll it and give up early.
     bool stopping() const { return stop_.load(std::memory_order_relaxed); }
     const std::atomic<bool>& stop_flag() const { return stop_; }
+    // fsync(fd) on a helper, through a duplicate (the caller may close fd meanwhile); the result
+    // lands in the returned DiskWait, then `then` runs on the loop.
+    std::shared_ptr<DiskWait> fsync_later(int fd, std::function<void()> then);
     // Stops and joins the helpers (fast: long jobs check stop_flag between slices).
     void shutdown();
     std::size_t in_flight() const { return in_flight_; }

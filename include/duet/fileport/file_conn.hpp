@@ -8,14 +8,14 @@
 #include "duet/net/conn.hpp"
 #include "duet/fileport/file_proto.hpp"
 #include "duet/store/partial_store.hpp"
-#include "duet/server/server.hpp"
+#include "duet/session/session.hpp"
 #include "duet/store/store.hpp"
 
 namespace duet {
 
-class FileConn final : public Conn {
+class FileConn final : public Session {
   public:
-    FileConn(Server& srv, int fd) : Conn(srv, fd, Port::Files) {}
+    FileConn(SessionHost& host, int fd) : Session(host, fd, Port::Files) {}
     ~FileConn() override;
     void on_header_timeout() override;
     void on_idle_timeout() override;
@@ -31,7 +31,7 @@ class FileConn final : public Conn {
     // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
     // read.
     static constexpr std::uint16_t kRecordVersion = 1;
-    static Conn* resume(Server& srv, std::uint16_t version, RecordReader& r,
+    static Conn* resume(SessionHost& host, std::uint16_t version, RecordReader& r,
                         std::int64_t& head_left_ms);
 
   protected:

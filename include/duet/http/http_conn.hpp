@@ -14,7 +14,7 @@
 #include "duet/http/http_parser.hpp"
 #include "duet/http/http_response.hpp"
 #include "duet/http/http_uploads.hpp"
-#include "duet/server/server.hpp"
+#include "duet/session/session.hpp"
 #include "duet/store/store.hpp"
 
 namespace duet {
@@ -31,9 +31,9 @@ bool head_digests(const Request& req, bool content, ExpectedDigest& out);
 // The same over a chunked trailer section.
 bool trailer_digests(std::string_view trailers, bool content, ExpectedDigest& out);
 
-class HttpConn final : public Conn {
+class HttpConn final : public Session {
   public:
-    HttpConn(Server& srv, int fd) : Conn(srv, fd, Port::Http) {}
+    HttpConn(SessionHost& host, int fd) : Session(host, fd, Port::Http) {}
     ~HttpConn() override;
     void on_header_timeout() override;
     void on_idle_timeout() override;
@@ -46,7 +46,7 @@ class HttpConn final : public Conn {
     // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
     // read.
     static constexpr std::uint16_t kRecordVersion = 1;
-    static Conn* resume(Server& srv, std::uint16_t version, RecordReader& r,
+    static Conn* resume(SessionHost& host, std::uint16_t version, RecordReader& r,
                         std::int64_t& head_left_ms);
 
   protected:

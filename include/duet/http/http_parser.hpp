@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "duet/core/text.hpp"
+
 namespace duet {
 
 inline constexpr std::size_t kMaxRequestLine = 8192;  // longer: 414
@@ -53,8 +55,6 @@ struct ParseResult {
 
 ParseResult parse_request(const char* buf, std::size_t len, Request& req);
 
-// Case-insensitive ASCII comparison.
-bool iequals(std::string_view a, std::string_view b);
 // Is `token` one of the comma-separated elements of `list` (case-insensitive, OWS trimmed)?
 bool list_has_token(std::string_view list, std::string_view token);
 

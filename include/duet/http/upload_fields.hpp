@@ -31,9 +31,4 @@ enum class ChecksumResult { Ok, Unsupported, Malformed };
 // tus Upload-Checksum "ALGORITHM BASE64": Ok for sha256 with a 32-byte digest.
 ChecksumResult parse_tus_checksum(std::string_view value, Digest& out);
 
-// The hash state as the state file keeps it (hex: 8 state words, the byte count, then the
-// buffered tail bytes), built on Sha256::save()/restore() so there is one state API.
-std::string sha_state_text(const Sha256& sha);
-bool sha_state_from_text(std::string_view text, Sha256& sha);
-
 }  // namespace duet

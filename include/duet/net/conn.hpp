@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "duet/core/body_source.hpp"
 #include "duet/net/auth_throttle.hpp"
 #include "duet/core/buffer.hpp"
 #include "duet/core/fd.hpp"
@@ -16,25 +17,14 @@
 
 namespace duet {
 
-class Server;
+class ConnHost;
 enum class Port : std::uint8_t { Http, Files };
-
-// A long body produced as the client reads (the listing of a big store): the connection asks for
-// the next bytes whenever its output buffer has room, so the body is never held whole.
-class BodySource {
-  public:
-    virtual ~BodySource() = default;
-    // Writes the next bytes at `p`, at most `room`; returns how many. 0 while bytes are left:
-    // the next piece needs more room.
-    virtual std::size_t fill(char* p, std::size_t room) = 0;
-    virtual bool done() const = 0;
-};
 
 class RestWriter;
 
 class Conn : public Handler {
   public:
-    Conn(Server& srv, int fd, Port port);
+    Conn(ConnHost& host, int fd, Port port);
     ~Conn() override;
     void on_event(std::uint32_t events) final;
 
@@ -150,7 +140,7 @@ class Conn : public Handler {
     // After checking a token. true when the connection has failed too often and must close.
     bool auth_result(bool ok);
 
-    Server& srv_;
+    ConnHost& host_;
     Fd fd_;
     Buffer in_;
     Buffer out_;

@@ -11,23 +11,15 @@
 #include <unordered_set>
 #include <vector>
 
-#include "duet/net/auth_throttle.hpp"
-#include "duet/core/buffer.hpp"
 #include "duet/core/config.hpp"
-#include "duet/net/conn.hpp"
 #include "duet/core/fd.hpp"
 #include "duet/core/handover.hpp"
-#include "duet/event/helpers.hpp"
-#include "duet/server/lifecycle.hpp"
-#include "duet/net/listeners.hpp"
 #include "duet/event/log_sink.hpp"
-#include "duet/event/loop.hpp"
-#include "duet/core/metrics.hpp"
-#include "duet/store/partial_store.hpp"
+#include "duet/net/conn.hpp"
+#include "duet/net/listeners.hpp"
 #include "duet/net/rest_writer.hpp"
-#include "duet/store/store.hpp"
-#include "duet/store/store_index.hpp"
-#include "duet/event/timers.hpp"
+#include "duet/server/lifecycle.hpp"
+#include "duet/session/session_host.hpp"
 
 namespace duet {
 
@@ -48,7 +40,9 @@ class Listener : public Handler {
 
 enum class Intent : std::uint8_t { None, Stop, StopNow, Reload };
 
-class Server {
+// The server is the one SessionHost (and so ConnHost) of every connection: connections see it
+// only through those views.
+class Server final : public SessionHost {
   public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
@@ -62,100 +56,37 @@ class Server {
     void accept_from(Listener& l);
     // `handed` is set for a connection carried over a reload ('h', 'f' or 'a'), else 0.
     void add_conn(int fd, Port port, char handed = 0);
-    void conn_closed(Conn* c);
+    void conn_closed(Conn* c) override;
     void on_signal(int signo);
     void on_watch_event();
     void on_check_done(bool ok, const std::string& output);
 
-    std::int64_t now_ms() const { return now_ms_; }
-    const std::string& date_header() const { return date_header_; }  // "Date: ...\r\n"
-    // The JSON of GET /, fixed for the life of this image.
-    const std::string& root_body() const { return root_body_; }
     // Stopping or reloading (its check, streams written ahead): /healthz answers 503.
-    bool draining() const { return draining_ || reload_pending_ || handing_over_; }
-    bool draining_conns() const { return draining_; }
-    // A stop (not a reload) is under way: requests parked on the index are answered 503.
-    bool stopping() const { return draining_ && !reloading_; }
+    bool draining() const override { return draining_ || reload_pending_ || handing_over_; }
+    bool draining_conns() const override { return draining_; }
+    bool stopping() const override { return draining_ && !reloading_; }
     // A reload's check passed and the rests of streamed listings are being written ahead (see
     // prepare_slice): a new stream waits for the next image.
     bool preparing_hand_over() const { return handing_over_ && !draining_; }
 
-    // Connections parked on the store index (Conn::parked). wake_parked() asks for all of them to
-    // be run again after the current event; each parks again if what it waits for is not there.
-    void park(Conn* c);
-    void wake_parked() { wake_due_ = true; }
-    // Cold downloads: a helper reads [off, off+len) of `fd` into the page cache (and asks the
-    // kernel for the next window), then the connection is told (if still open) and woken.
-    void read_ahead(Conn* c, int fd, off_t off, std::size_t len);
-    // fsync(fd) on a helper (through a duplicate, so the caller may close fd meanwhile); the
-    // result lands in the returned DiskWait and parked connections are woken.
-    std::shared_ptr<DiskWait> fsync_later(int fd);
-    // A delete whose unlink runs on a helper (Store::remove_async), or an upload's file being
-    // created on one (Store::begin_upload_async): the connection parks with it here, and its
-    // request, run again when woken, takes it back with the result.
-    void wait_store_op(Conn* c, StoreOpRef op) {
-        store_ops_[c] = std::move(op);
-        park(c);
-    }
-    // One of another kind was left by a request that then went another way: dropped.
-    StoreOpRef take_store_op(const Conn* c, StoreOp::Kind kind) {
-        if (store_ops_.empty()) return {};
-        auto it = store_ops_.find(c);
-        if (it == store_ops_.end()) return {};
-        StoreOpRef op = std::move(it->second);
-        store_ops_.erase(it);
-        if (op->kind != kind) return {};
-        return op;
-    }
-    // The file an upload writes into, created on a helper (Store::begin_upload_async): false
-    // while `c` waits for it (parked; its request runs again, checks included), else true with
-    // `rc` the result of adopting it into `up` (0, or -errno / kStoreGone).
-    bool upload_file(Conn* c, Upload& up, int& rc) {
-        StoreOpRef op = take_store_op(c, StoreOp::Kind::TempFile);
-        if (op && !op->done) return wait_store_op(c, std::move(op)), false;
-        rc = op ? 0 : store.begin_upload_async(op);
-        if (rc == 0 && !op->done) return wait_store_op(c, std::move(op)), false;
-        if (rc == 0) rc = store.adopt_upload(*op, up);
-        return true;
-    }
-    // A name the loop could not look up from the caches: a helper looks it up (store_lookup.cpp),
-    // hands the result to the store and wakes the parked connections.
-    void look_up_later(const std::string& name);
-    // Gives the store its helper hooks (cold lookups, the disk half of publishes and deletes).
-    void use_helpers_for_store();
-    void drop_store_op(const Conn* c);  // a closed connection's, in conn_closed
-
-    // Bytes of long bodies and files all connections together may write in one loop step, so a
-    // step's copying stays bounded however many clients read at once; refilled every step.
-    static constexpr std::size_t kOutputPerStep = 4u << 20;
-    std::size_t output_budget() const { return out_budget_; }
-    void spend_output(std::size_t n) { out_budget_ = n < out_budget_ ? out_budget_ - n : 0; }
+    // Connections parked (Conn::parked), run again after the current event once woken.
+    void park(Conn* c) override;
+    void wake_parked() override { wake_due_ = true; }
+    // Cold downloads: a helper reads into the page cache (and asks for the next windows).
+    void read_ahead(Conn* c, int fd, off_t off, std::size_t len) override;
     // Keeps an idle connection's socket for the next image (reload).
-    void hand_over(Conn* c);
+    void hand_over(Conn* c) override;
 
-    const Config& cfg;  // refers to config_
-    Loop loop;
-    Store store;
-    PartialStore partials;
-    StoreIndex index{*this};
-    Helpers helpers;  // after `index`: destroyed (joined) first
-    BufferPool pool;
-    Metrics metrics;
-    TimerList header_timers;
-    TimerList idle_timers;
-    TimerList linger_timers;
-    TimerList throttle_timers;  // connections parked by the guessing throttle, by release time
-    AuthThrottle throttle;
-    std::uint64_t generation = 0;
-    std::uint64_t reloads = 0;
-    double started_at = 0;         // CLOCK_REALTIME seconds of the first start of this PID
     InotifyFds inherited_inotify;  // from the previous image, taken over by start()
 
-    void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-    void access_log(const std::string& line);
-    std::uint64_t log_lines_dropped() const {
+    void vlog(const char* fmt, va_list ap) override;
+    void access_log(const std::string& line) override;
+    std::uint64_t log_lines_dropped() const override {
         return out_log_.dropped_total() + err_log_.dropped_total();
     }
+
+  protected:
+    bool holding_new_streams() const override { return preparing_hand_over(); }
 
   private:
     void tick();
@@ -203,8 +134,6 @@ class Server {
     std::vector<Conn*> dead_;
     std::vector<Conn*> parked_;
     std::unordered_set<Conn*> reading_ahead_;
-    std::unordered_map<const Conn*, StoreOpRef>
-        store_ops_;  // closed ones are removed: a late answer finds none
     bool wake_due_ = false;
     // A reload's check passed: the hand-over waits for streams written ahead and for uploads
     // between fsync and answer (continue_hand_over).
@@ -218,13 +147,9 @@ class Server {
     std::int64_t prepare_pace_ms_ = 0;  // test hook: one turn per stream every so often
     std::int64_t prepare_due_ms_ = 0;
     std::int64_t step_started_ns_ = -1;  // when the current loop step began (epoll_wait returned)
-    std::size_t out_budget_ = kOutputPerStep;
     std::vector<HandedConn> handover_;
     std::size_t open_conns_ = 0;
-    std::int64_t now_ms_ = 0;
     std::int64_t date_second_ = -1;
-    std::string date_header_;
-    std::string root_body_;
     std::int64_t partial_sweep_at_ = 0;  // next bounded sweep of expired partial uploads
     std::int64_t accept_retry_at_ = -1;  // after EMFILE: when to try accepting again
     bool accept_paused_ = false;

@@ -19,7 +19,6 @@
 #include "duet/core/metrics.hpp"
 #include "duet/core/sha256.hpp"
 #include "duet/store/store.hpp"
-#include "duet/http/upload_fields.hpp"
 
 namespace duet {
 

@@ -145,6 +145,9 @@ class Store {
     // connections). Without it (unit tests) both run at once, in the caller.
     using Offload = std::function<void(std::function<void()> work, std::function<void()> done)>;
     void set_offload(Offload f) { offload_ = std::move(f); }
+    // Both hooks on `helpers`: cold lookups and the disk half of publishes and deletes run
+    // there, and `wake` runs parked requests again when one is done.
+    void use_helpers(Helpers& helpers, std::function<void()> wake);
     void run_offloaded(std::function<void()> work, std::function<void()> done);
     std::size_t mutations_in_flight() const { return mutating_.size(); }
     // A publish or delete of `name` by duet is between its check and its books.
@@ -195,6 +198,8 @@ class Store {
     // A helper's result for `name`, kept for the rest of this loop iteration unless duet itself
     // changed the name since the lookup was asked for (then it is stale: dropped).
     void looked_up(const std::string& name, int rc, Fd fd, const struct stat& st);
+    void look_up_later(Helpers& helpers, const std::function<void()>& wake,
+                       const std::string& name);
     // End of a loop iteration: the woken requests have run, the results are dropped.
     void forget_lookups() {
         if (!looked_.empty()) looked_.clear();

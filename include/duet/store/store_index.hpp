@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,14 +30,16 @@
 #include <string_view>
 #include <vector>
 
-#include "duet/net/conn.hpp"
+#include "duet/core/body_source.hpp"
 #include "duet/core/fd.hpp"
 #include "duet/event/loop.hpp"
+#include "duet/core/logger.hpp"
 #include "duet/core/sha256.hpp"
+#include "duet/event/helpers.hpp"
 
 namespace duet {
 
-class Server;
+class Store;
 class ListingStream;
 
 class StoreIndex : public Handler {
@@ -50,7 +53,20 @@ class StoreIndex : public Handler {
         std::int8_t error = 0;  // errno of a failed digest
     };
 
-    explicit StoreIndex(Server& srv);
+    // What the index needs from its owner, and nothing more: the loop (for its inotify fd),
+    // the helpers that read directories and hash files, the store it indexes, where to log,
+    // `wake` to run parked requests again when something they wait for changed, and
+    // `streams_on_hold`, true while a reload writes the rests of streamed listings ahead (a new
+    // stream then waits for the next image).
+    struct Hooks {
+        Loop& loop;
+        Helpers& helpers;
+        Store& store;
+        Logger& log;
+        std::function<void()> wake;
+        std::function<bool()> streams_on_hold;
+    };
+    explicit StoreIndex(Hooks hooks);
     ~StoreIndex() override;
     // Arms the watches (on `inherited`, the previous image's inotify fd, when there is one) and
     // starts the first build. Stale temporary files are swept by it.
@@ -131,7 +147,8 @@ class StoreIndex : public Handler {
     void try_reopen();
     void changed();
 
-    Server& srv_;
+    Hooks hooks_;
+    Store& store() const { return hooks_.store; }
     std::map<std::string, Entry, std::less<>> entries_;
     std::uint64_t bytes_ = 0;
     std::size_t pending_ = 0;

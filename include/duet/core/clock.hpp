@@ -1,0 +1,28 @@
+#pragma once
+// The clocks duet reads, in one place. The loop reads the monotonic clock once per step and
+// shares it (ConnHost::now_ms); these are for that read and for the few places that need the
+// exact time (loop-stall accounting, systemd's MONOTONIC_USEC, wall-clock seconds for expiry).
+#include <time.h>
+
+#include <cstdint>
+
+namespace duet {
+
+inline std::int64_t monotonic_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+inline std::int64_t monotonic_ms() { return monotonic_ns() / 1000000; }
+
+inline std::uint64_t monotonic_us() { return std::uint64_t(monotonic_ns()) / 1000; }
+
+// Wall-clock seconds, coarse (a tick's precision is plenty for dates and expiry).
+inline std::int64_t wall_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return ts.tv_sec;
+}
+
+}  // namespace duet
