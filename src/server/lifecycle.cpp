@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
-#include "duet/server/server.hpp"
 
 extern char** environ;
 
@@ -69,10 +69,10 @@ void notify_service_manager(const std::string& message) {
            reinterpret_cast<sockaddr*>(&addr), alen);
 }
 
-bool Lifecycle::init(Server& srv, Loop& loop, const std::string& exe,
+bool Lifecycle::init(LifecycleEvents& events, Loop& loop, const std::string& exe,
                      const std::vector<std::string>& watch, bool reload, int inherited,
                      std::string& error) {
-    srv_ = &srv;
+    events_ = &events;
     sigset_t set = lifecycle_signals();
     signal_fd_.reset(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
     if (!signal_fd_) {
@@ -140,7 +140,7 @@ void Lifecycle::on_watch_readable() {
                                     ? true
                                     : (name == w.name &&
                                        (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB)));
-                if (relevant) srv_->on_watch_event();
+                if (relevant) events_->on_watch_event();
             }
         }
     }
@@ -150,7 +150,7 @@ void Lifecycle::on_signal_readable() {
     signalfd_siginfo info;
     while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGCHLD) continue;  // the check child: reaped in poll_check
-        srv_->on_signal(int(info.ssi_signo));
+        events_->on_signal(int(info.ssi_signo));
     }
 }
 
@@ -236,7 +236,7 @@ void Lifecycle::finish_check(int status) {
                           ? std::string("killed by signal ") + std::to_string(WTERMSIG(status))
                           : "exit status " + std::to_string(WEXITSTATUS(status));
     }
-    srv_->on_check_done(ok, check_text_);
+    events_->on_check_done(ok, check_text_);
 }
 
 InotifyFds take_inherited_inotify() {

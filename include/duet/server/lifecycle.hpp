@@ -14,7 +14,16 @@
 
 namespace duet {
 
-class Server;
+// What the lifecycle tells its owner (the server), as intents acted on between loop steps.
+class LifecycleEvents {
+  public:
+    virtual void on_signal(int signo) = 0;      // SIGINT, SIGTERM, SIGQUIT, SIGHUP
+    virtual void on_watch_event() = 0;          // a watched file changed (--reload)
+    virtual void on_check_done(bool ok, const std::string& output) = 0;  // `--check` finished
+
+  protected:
+    ~LifecycleEvents() = default;
+};
 
 // The signals we handle through the signalfd. Blocked before anything else starts.
 void block_lifecycle_signals();
@@ -40,7 +49,7 @@ class Lifecycle {
   public:
     // Arms the signalfd and, with --reload, the watches (on `inherited`, the previous image's
     // inotify fd, when there is one). 0 or an error line.
-    bool init(Server& srv, Loop& loop, const std::string& exe,
+    bool init(LifecycleEvents& events, Loop& loop, const std::string& exe,
               const std::vector<std::string>& watch, bool reload, int inherited,
               std::string& error);
     int inotify_fd() const { return inotify_fd_.get(); }
@@ -53,7 +62,7 @@ class Lifecycle {
     std::int64_t reload_due_ms() const { return reload_due_ms_; }
     void clear_reload_due() { reload_due_ms_ = -1; }
 
-    // Starts `exe --check ARGS...`; its result reaches Server::on_check_done.
+    // Starts `exe --check ARGS...`; its result reaches LifecycleEvents::on_check_done.
     bool start_check(const std::string& exe, const std::vector<std::string>& argv,
                      std::int64_t now_ms);
     bool check_running() const { return check_pid_ > 0; }
@@ -80,7 +89,7 @@ class Lifecycle {
     void add_watch(const std::string& path, std::string& error);
     void finish_check(int status);
 
-    Server* srv_ = nullptr;
+    LifecycleEvents* events_ = nullptr;
     Fd signal_fd_;
     Fd inotify_fd_;
     SignalHandler on_signal_;

@@ -42,7 +42,7 @@ enum class Intent : std::uint8_t { None, Stop, StopNow, Reload };
 
 // The server is the one SessionHost (and so ConnHost) of every connection: connections see it
 // only through those views.
-class Server final : public SessionHost {
+class Server final : public SessionHost, public LifecycleEvents {
   public:
     Server(Config cfg, std::vector<std::string> argv, std::string exe);
     // Sets up everything and prints the ready line. Returns an exit code != 0 on failure.
@@ -57,9 +57,9 @@ class Server final : public SessionHost {
     // `handed` is set for a connection carried over a reload ('h', 'f' or 'a'), else 0.
     void add_conn(int fd, Port port, char handed = 0);
     void conn_closed(Conn* c) override;
-    void on_signal(int signo);
-    void on_watch_event();
-    void on_check_done(bool ok, const std::string& output);
+    void on_signal(int signo) override;
+    void on_watch_event() override;
+    void on_check_done(bool ok, const std::string& output) override;
 
     // Stopping or reloading (its check, streams written ahead): /healthz answers 503.
     bool draining() const override { return draining_ || reload_pending_ || handing_over_; }
