@@ -6,24 +6,19 @@
 
 #include "duet/core/log_escape.hpp"
 #include "duet/core/text.hpp"
+#include "duet/session/store_errors.hpp"
 
 namespace duet {
 namespace {
 constexpr std::size_t kOutputHighWater = 32 * 1024;
 
-bool disk_full(int rc) {
-    return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
-}
-
-bool out_of_resources(int rc) {
-    return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM;
-}
-
 // The answer to a store error that is not about the file itself, or null.
 const char* trouble_answer(int rc) {
-    if (rc == kStoreGone) return "ERR 503 store unavailable";
-    if (out_of_resources(rc)) return "ERR 503 busy, retry";
-    return nullptr;
+    switch (classify_store_error(rc)) {
+        case StoreTrouble::Gone: return "ERR 503 store unavailable";
+        case StoreTrouble::Busy: return "ERR 503 busy, retry";
+        default: return nullptr;
+    }
 }
 
 std::string u64(std::uint64_t v) {
@@ -470,7 +465,7 @@ bool FileConn::wait_or_trouble(int rc) {
         return true;
     }
     if (const char* t = trouble_answer(rc)) {
-        if (out_of_resources(rc)) ++host().metrics.busy_503;
+        if (classify_store_error(rc) == StoreTrouble::Busy) ++host().metrics.busy_503;
         reply(t);
         return true;
     }

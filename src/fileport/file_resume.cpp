@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "duet/fileport/file_conn.hpp"
+#include "duet/session/store_errors.hpp"
 #include "duet/core/log_escape.hpp"
 
 namespace duet {
@@ -78,7 +79,7 @@ void FileConn::resume(const Command& c) {
     if (made && !made->done) return host().wait_store_op(this, std::move(made));
     PartialRef p = made ? static_cast<PartialCreateOp&>(*made).partial : nullptr;
     if (made && !p)
-        return reply_and_close(made->rc == -ENOSPC || made->rc == -EDQUOT ? "ERR 507 disk full"
+        return reply_and_close(disk_full(made->rc) ? "ERR 507 disk full"
                                                                           : "ERR 500 cannot store");
     if (!p) p = host().partials.find_named(c.name, c.size);
     if (p && !PartialStore::token_allows(*p, token)) p = nullptr;
@@ -102,7 +103,7 @@ void FileConn::resume(const Command& c) {
         StoreOpRef op;
         rc = host().partials.create_async(spec, op);
         if (rc == 0) return host().wait_store_op(this, std::move(op));
-        return reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full"
+        return reply_and_close(disk_full(rc) ? "ERR 507 disk full"
                                                               : "ERR 500 cannot store");
     } else if (!made && (c.has_digest || c.pre.kind != Precondition::Kind::None)) {
         // (A partial just made for this line has them already.) Checked at publish; recorded with
@@ -168,7 +169,7 @@ bool FileConn::after_last_checkpoint() {
     if (rc < 0) {
         ++host().metrics.uploads_failed;
         up_.reset();
-        reply_and_close(rc == -ENOSPC || rc == -EDQUOT ? "ERR 507 disk full; partial kept"
+        reply_and_close(disk_full(rc) ? "ERR 507 disk full; partial kept"
                                                        : "ERR 500 cannot store; partial kept");
         return true;
     }

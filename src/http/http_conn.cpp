@@ -1,5 +1,6 @@
 // HTTP framing: request heads, bodies, keep-alive, pipelining, errors and timeouts.
 #include "duet/http/http_conn.hpp"
+#include "duet/session/store_errors.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -226,7 +227,7 @@ bool HttpConn::feed_body() {
             if (rc < 0) {
                 ++host().metrics.uploads_failed;
                 body_.reset();
-                bool full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+                bool full = disk_full(rc);
                 respond_fatal(full ? 507 : 500,
                               full ? "The disk is full; nothing was stored."
                                    : "Writing the upload failed; nothing was stored.");

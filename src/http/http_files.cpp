@@ -6,6 +6,7 @@
 #include "duet/http/http_conditional.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
+#include "duet/session/store_errors.hpp"
 
 namespace duet {
 namespace {
@@ -37,25 +38,24 @@ std::string file_json(const FileInfo& f, bool with_mtime) {
 
 // Answers a store error that is not about the file itself; false if `rc` is none of them.
 bool HttpConn::store_trouble(int rc) {
-    if (rc == kStoreGone) {
-        respond_error(503, "The store is unavailable: " + host().store.gone_reason() + ".");
-        return true;
+    switch (classify_store_error(rc)) {
+        case StoreTrouble::Gone:
+            respond_error(503, "The store is unavailable: " + host().store.gone_reason() + ".");
+            return true;
+        case StoreTrouble::Busy:
+            ++host().metrics.busy_503;
+            respond_error(503, "The server is out of resources; retry.", "Retry-After: 1\r\n");
+            return true;
+        case StoreTrouble::Wait:
+            // The digest (or listing) is being computed: wait for it, unless we are stopping.
+            if (host().stopping())
+                respond_error(503, "The server is shutting down.", "Retry-After: 1\r\n");
+            else
+                host().park(this);
+            return true;
+        default:
+            return false;
     }
-    if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
-        ++host().metrics.busy_503;
-        respond_error(503, "The server is out of resources; retry.", "Retry-After: 1\r\n");
-        return true;
-    }
-    if (rc == -EINPROGRESS) {
-        // The digest (or listing) is being computed: wait for it, unless we are stopping.
-        if (host().stopping()) {
-            respond_error(503, "The server is shutting down.", "Retry-After: 1\r\n");
-        } else {
-            host().park(this);
-        }
-        return true;
-    }
-    return false;
 }
 
 void HttpConn::route_files_list(const Request&) {
@@ -103,10 +103,6 @@ bool field_value(const Request& req, std::string_view name, std::string& storage
     }
     if (n > 1) out = storage;
     return n > 0;
-}
-
-bool disk_full(int rc) {
-    return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
 }
 
 bool is_star(std::string_view v) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "duet/http/http_conn.hpp"
+#include "duet/session/store_errors.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
 #include "duet/http/upload_fields.hpp"
@@ -69,7 +70,7 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
         return fail(413, "The upload is larger than the server accepts.");
     int rc = ap.write(chunk.data(), chunk.size());
     if (rc == -ECANCELED) return fail(410, "The upload was cancelled.");
-    if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG)
+    if (disk_full(rc))
         return fail(507, "The disk is full; the upload is kept at its last durable offset.");
     if (rc < 0)
         return fail(500, "Writing the upload failed; it is kept at its last durable offset.");
@@ -115,7 +116,7 @@ bool HttpConn::after_last_checkpoint() {
         return false;
     }
     if (rc < 0) {
-        bool full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+        bool full = disk_full(rc);
         respond_error(full ? 507 : 500,
                       full ? "The disk is full; the upload is kept at its last durable offset."
                            : "The upload could not be made durable.",
@@ -244,7 +245,7 @@ void HttpConn::publish_failed(const ResumableBody& rb, int rc) {
             respond_error(403,
                           "The file exists but the server may not read it; the upload is kept.",
                           "Upload-Complete: ?0\r\n");
-        else if (rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG)
+        else if (disk_full(rc))
             respond_error(507, "The disk is full; the upload is kept.", "Upload-Complete: ?0\r\n");
         else if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
             store_trouble(rc);

@@ -8,6 +8,7 @@
 #include "duet/core/clock.hpp"
 #include "duet/core/base64.hpp"
 #include "duet/http/http_conn.hpp"
+#include "duet/session/store_errors.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
 #include "duet/http/upload_fields.hpp"
@@ -231,7 +232,7 @@ PartialRef HttpConn::new_partial(PartialSpec& spec, int& status) {
         rc = op->rc;
     }
     PartialRef p = op ? static_cast<PartialCreateOp&>(*op).partial : nullptr;
-    if (!p) status = rc == -ENOSPC || rc == -EDQUOT ? 507 : 500;
+    if (!p) status = disk_full(rc) ? 507 : 500;
     return p;
 }
 
