@@ -38,7 +38,7 @@ FileConn::~FileConn() {
 
 bool FileConn::wants_input() const {
     if (closing()) return false;
-    if (up_) return !peer_closed_ && up_->stage == 0;
+    if (up_) return !peer_closed_ && up_->stage == PublishStage::None;
     return !output_blocked() && out_.size() < kOutputHighWater;
 }
 
@@ -70,7 +70,7 @@ void FileConn::on_header_timeout() {
 }
 
 void FileConn::on_idle_timeout() {
-    if (up_ && up_->stage != 0) return;  // the client waits for helpers, not the other way round
+    if (up_ && up_->stage != PublishStage::None) return;  // the client waits for helpers, not the other way round
     if (up_ && up_->append.active()) {
         ++host().metrics.uploads_failed;
         cut_resume("ERR 408 upload stalled; ");
@@ -94,7 +94,7 @@ void FileConn::on_idle_timeout() {
 
 void FileConn::on_eof() {
     peer_closed_ = true;
-    if (up_ && up_->stage != 0) return;  // complete and being published
+    if (up_ && up_->stage != PublishStage::None) return;  // complete and being published
     if (up_ && !up_->sized) {
         up_->close_after = true;
         finish_upload();  // PUT NAME: the half-close ends the bytes
@@ -118,7 +118,7 @@ void FileConn::on_eof() {
 bool FileConn::process() {
     bool progressed = false;
     while (!dead() && !closing() && !parked()) {
-        if (up_ && up_->stage != 0) {
+        if (up_ && up_->stage != PublishStage::None) {
             if (!advance_publish()) break;
             progressed = true;
             continue;
@@ -347,7 +347,7 @@ void FileConn::fail_upload(const char* answer) {
 void FileConn::finish_upload() {
     if (up_->append.active()) return finish_resume();
     Incoming& u = *up_;
-    u.stage = 1;
+    u.stage = PublishStage::SyncData;
     u.wait = host().fsync_later(u.upload.fd());
 }
 
@@ -357,9 +357,9 @@ bool FileConn::advance_publish() {
         host().park(this);
         return false;
     }
-    if (u.stage == 3 || u.stage == 4) return after_last_checkpoint();
+    if (u.stage == PublishStage::Checkpoint || u.stage == PublishStage::CheckpointThenPublish) return after_last_checkpoint();
     int rc = u.wait->rc;
-    if (u.stage == 1 && rc == 0) {
+    if (u.stage == PublishStage::SyncData && rc == 0) {
         // The checks run now, on the loop; the rename on a helper (store_publish.cpp). A
         // compare-and-swap whose digest or lookup is on its way, or whose name another change
         // by duet holds, waits here and comes again.
@@ -377,15 +377,15 @@ bool FileConn::advance_publish() {
             return false;
         }
         if (rc == 0) {
-            u.stage = 5;
+            u.stage = PublishStage::Rename;
             u.wait = op;
             return advance_publish();
         }
-    } else if (u.stage == 5) {
+    } else if (u.stage == PublishStage::Rename) {
         const StoreOp& op = static_cast<const StoreOp&>(*u.wait);
         if (rc == 0) {
             u.info = op.info;
-            u.stage = 2;
+            u.stage = PublishStage::SyncDir;
             u.wait = host().fsync_later(host().store.dirfd());
             return advance_publish();
         }

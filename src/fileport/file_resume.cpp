@@ -136,30 +136,30 @@ void FileConn::resume(const Command& c) {
     if (up_->left == 0) finish_resume();
 }
 
-// All the bytes arrived: the append's last checkpoint runs on a helper (stage 4), then the
+// All the bytes arrived: the append's last checkpoint runs on a helper (CheckpointThenPublish), then the
 // publish (after_last_checkpoint).
 void FileConn::finish_resume() {
     Incoming& u = *up_;
     u.publishing = u.append.ref();
     u.wait = u.append.finish();
-    u.stage = 4;
+    u.stage = PublishStage::CheckpointThenPublish;
 }
 
-// The session was cut (half-close, stall): what arrived is made durable on a helper (stage 3),
+// The session was cut (half-close, stall): what arrived is made durable on a helper (Checkpoint),
 // and the answer says how much that is.
 void FileConn::cut_resume(std::string answer) {
     Incoming& u = *up_;
     u.publishing = u.append.ref();
     u.wait = u.append.finish();
     u.cut_answer = std::move(answer);
-    u.stage = 3;
+    u.stage = PublishStage::Checkpoint;
 }
 
 bool FileConn::after_last_checkpoint() {
     Incoming& u = *up_;
     PartialRef p = std::move(u.publishing);
     int rc = u.wait->rc;
-    if (u.stage == 3) {
+    if (u.stage == PublishStage::Checkpoint) {
         std::string answer =
             u.cut_answer + "got " + u64(p->offset) + " of " + u64(u.total) + " bytes, partial kept";
         up_.reset();
@@ -177,7 +177,7 @@ bool FileConn::after_last_checkpoint() {
     // only waits for a digest a compare-and-swap needs, then checks and renames in one step; the
     // directory's fsync runs on a helper.
     u.publishing = p;
-    u.stage = 1;
+    u.stage = PublishStage::SyncData;
     u.wait = std::make_shared<DiskWait>(DiskWait{true, 0});
     return true;
 }

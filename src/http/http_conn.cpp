@@ -26,7 +26,7 @@ bool HttpConn::is_idle() const {
 
 void HttpConn::on_eof() {
     // The client is done sending. A body cut short stores nothing; anything queued still goes out.
-    if (body_ && body_->stage != 0) {
+    if (body_ && body_->stage != PublishStage::None) {
         body_->peer_gone = true;  // complete and being published: answered, then closed
         return;
     }
@@ -88,7 +88,7 @@ void HttpConn::on_quiet() {
 bool HttpConn::process() {
     bool progressed = false;
     while (!dead() && !closing() && !parked()) {
-        if (body_ && body_->stage != 0) {
+        if (body_ && body_->stage != PublishStage::None) {
             if (!advance_publish()) break;
             progressed = true;
             continue;

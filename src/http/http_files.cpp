@@ -407,7 +407,7 @@ bool HttpConn::finish_upload() {
         upload_failed(-EBADMSG);
         return false;
     }
-    b.stage = 1;
+    b.stage = PublishStage::SyncData;
     b.wait = host().fsync_later(b.upload.fd());
     return true;
 }
@@ -419,7 +419,7 @@ bool HttpConn::advance_publish() {
         host().park(this);
         return false;
     }
-    if (b.stage == 1) {
+    if (b.stage == PublishStage::SyncData) {
         if (b.wait->rc < 0) {
             b.upload.abort();
             upload_failed(b.wait->rc);
@@ -437,18 +437,18 @@ bool HttpConn::advance_publish() {
                 return false;
             }
             if (rc == 0) {
-                b.stage = 5;
+                b.stage = PublishStage::Rename;
                 b.wait = op;
                 return advance_publish();
             }
             upload_failed(rc);
         }
-    } else if (b.stage == 5) {
+    } else if (b.stage == PublishStage::Rename) {
         const StoreOp& op = static_cast<const StoreOp&>(*b.wait);
         if (op.rc == 0) {
             b.info = op.info;
             b.created = op.created;
-            b.stage = 2;
+            b.stage = PublishStage::SyncDir;
             b.wait = host().fsync_later(host().store.dirfd());
             return advance_publish();
         }

@@ -82,7 +82,7 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     return true;
 }
 
-// The body has arrived: the append's last checkpoint starts on a helper (stage 3); the answer
+// The body has arrived: the append's last checkpoint starts on a helper (PublishStage::Checkpoint); the answer
 // comes after it (after_last_checkpoint). true while the body stays (process() drives
 // advance_publish()); false when answered already.
 bool HttpConn::finish_resumable() {
@@ -99,12 +99,12 @@ bool HttpConn::finish_resumable() {
     }
     rb.publishing = p;
     body_->wait = rb.append.finish();
-    body_->stage = 3;
+    body_->stage = PublishStage::Checkpoint;
     return true;
 }
 
 // After the last checkpoint: the answer, or (complete) on to the publish. true when publishing
-// goes on (stage 1), false when answered.
+// goes on (SyncData), false when answered.
 bool HttpConn::after_last_checkpoint() {
     ResumableBody& rb = *body_->resumable;
     PartialRef p = rb.publishing;
@@ -150,12 +150,12 @@ bool HttpConn::after_last_checkpoint() {
             return false;
         }
         rb.publishing = p;
-        body_->stage = 1;
+        body_->stage = PublishStage::SyncData;
         return true;
     }
     if (rb.door == UploadDoor::Tus && p->offset == p->spec.length) {
         rb.publishing = p;
-        body_->stage = 1;
+        body_->stage = PublishStage::SyncData;
         return true;
     }
     std::string fields = state_fields(*p, host().partials.expires(*p));
@@ -171,20 +171,20 @@ bool HttpConn::after_last_checkpoint() {
 }
 
 // Publishing a completed partial follows PUT's steps (SPEC §5, see finish_upload): its bytes are
-// durable already (stage 3 waited for the append's last checkpoint); stage 1: the checks on the
-// loop (after any digest a compare-and-swap needs is known); stage 5: the rename on a helper;
-// stage 2: the directory's fsync on a helper; then the answer.
+// durable already (Checkpoint waited for the append's last checkpoint); SyncData: the checks on the
+// loop (after any digest a compare-and-swap needs is known); Rename: on a helper;
+// SyncDir: the directory's fsync on a helper; then the answer.
 bool HttpConn::advance_partial_publish() {
     Body& b = *body_;
     ResumableBody& rb = *b.resumable;
     PartialRef p = rb.publishing;
-    if (b.stage == 3) {
+    if (b.stage == PublishStage::Checkpoint) {
         if (!b.wait->done) {
             host().park(this);
             return false;
         }
         if (after_last_checkpoint()) return advance_partial_publish();
-    } else if (b.stage == 1) {
+    } else if (b.stage == PublishStage::SyncData) {
         StoreOpRef op;
         int rc = host().partials.publish(p, op);
         if (rc == -EINPROGRESS) {  // a digest or lookup on its way, or another change of the name
@@ -192,7 +192,7 @@ bool HttpConn::advance_partial_publish() {
             return false;
         }
         if (rc == 0) {
-            b.stage = 5;
+            b.stage = PublishStage::Rename;
             b.wait = op;
             return advance_partial_publish();
         }
@@ -200,12 +200,12 @@ bool HttpConn::advance_partial_publish() {
     } else if (!b.wait->done) {
         host().park(this);
         return false;
-    } else if (b.stage == 5) {
+    } else if (b.stage == PublishStage::Rename) {
         const StoreOp& op = static_cast<const StoreOp&>(*b.wait);
         if (op.rc == 0) {
             b.info = op.info;
             b.created = op.created;
-            b.stage = 2;
+            b.stage = PublishStage::SyncDir;
             b.wait = host().fsync_later(host().store.dirfd());
             return advance_partial_publish();
         }

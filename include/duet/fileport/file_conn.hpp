@@ -8,6 +8,7 @@
 #include "duet/net/conn.hpp"
 #include "duet/fileport/file_proto.hpp"
 #include "duet/store/partial_store.hpp"
+#include "duet/session/publish_stage.hpp"
 #include "duet/session/session.hpp"
 #include "duet/store/store.hpp"
 
@@ -21,7 +22,7 @@ class FileConn final : public Session {
     void on_idle_timeout() override;
     void begin_drain(bool for_reload) override;
     bool is_idle() const override;
-    bool publishing() const override { return up_ && up_->stage != 0; }
+    bool publishing() const override { return up_ && up_->stage != PublishStage::None; }
     void on_quiet() override;
     char handover_kind() const override { return authed_ ? 'a' : 'f'; }
     // A session carried over a reload keeps its AUTH.
@@ -56,11 +57,10 @@ class FileConn final : public Session {
         PartialAppend append;
         std::uint64_t total = 0;  // the whole upload's SIZE
         PartialRef publishing;    // RESUME complete, its append ended: being published
-        // Publishing with the fsyncs on helpers (see HttpConn): 1 data, 5 the rename on a
-        // helper, 2 directory. A RESUME's
-        // append waits for its last checkpoint first: 4 before the publish, 3 before the
-        // answer to a cut (`cut_answer` + "got N of SIZE bytes, partial kept").
-        std::uint8_t stage = 0;
+        // Publishing with the fsyncs on helpers. A RESUME's append waits for its last checkpoint
+        // first: before the publish, or before the answer to a cut (`cut_answer` + "got N of
+        // SIZE bytes, partial kept").
+        PublishStage stage = PublishStage::None;
         std::string cut_answer;
         bool close_after = false;  // PUT NAME ended by a half-close: close after the answer
         std::shared_ptr<DiskWait> wait;

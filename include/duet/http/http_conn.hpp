@@ -14,6 +14,7 @@
 #include "duet/http/http_parser.hpp"
 #include "duet/http/http_response.hpp"
 #include "duet/http/http_uploads.hpp"
+#include "duet/session/publish_stage.hpp"
 #include "duet/session/session.hpp"
 #include "duet/store/store.hpp"
 
@@ -40,7 +41,7 @@ class HttpConn final : public Session {
     void begin_drain(bool for_reload) override;
     void on_quiet() override;
     bool is_idle() const override;
-    bool publishing() const override { return body_ && body_->stage != 0; }
+    bool publishing() const override { return body_ && body_->stage != PublishStage::None; }
 
     // Reload hand-over (http_handover.cpp): the whole session state, in whatever state it is.
     // resume() rebuilds a connection from its record; nullptr (with r.error()) when it cannot be
@@ -69,10 +70,9 @@ class HttpConn final : public Session {
         ExpectedDigest expected;
         Precondition pre;
         std::unique_ptr<ResumableBody> resumable;  // appends to a partial upload instead
-        // Publishing (SPEC §5: the fsyncs run on helpers): 1 syncing the data, 5 the rename on
-        // a helper, 2 syncing the directory after it; 3 a resumable append's last checkpoint. The
-        // body stays until the answer is queued.
-        std::uint8_t stage = 0;
+        // Publishing, with the fsyncs and the rename on helpers. The body stays until the
+        // answer is queued.
+        PublishStage stage = PublishStage::None;
         bool peer_gone = false;  // the client half-closed meanwhile: close after the answer
         std::shared_ptr<DiskWait> wait;
         FileInfo info;
