@@ -4,17 +4,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "duet/fileport/file_answers.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/session/store_errors.hpp"
 #include "duet/core/log_escape.hpp"
 
 namespace duet {
-namespace {
-std::string u64(std::uint64_t v) {
-    return std::to_string(v);
-}
-}  // namespace
-
 // The token this session proved with AUTH (none without --token): partials made under a token
 // need it again.
 std::string FileConn::session_token() const {
