@@ -101,7 +101,7 @@ std::vector<std::string> store_listing(const std::string& data_dir);
 extern const std::vector<std::string> kBookkeeping;
 // store_listing() joined with spaces, for messages.
 std::string joined(const std::vector<std::string>& names);
-// An HTTP error answer as SPEC §2 wants it: Content-Type application/json, a body of the exact form
+// An HTTP error answer as README "HTTP API" wants it: Content-Type application/json, a body of the exact form
 // {"error":"<non-empty sentence>"} whose length matches Content-Length, containing `text` if given.
 bool is_json_error(const std::string& response, const std::string& text = "");
 // SHA-256 of `data` as lower-case hex (the library's implementation, tested on NIST vectors).

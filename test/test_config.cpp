@@ -286,7 +286,7 @@ Test(config, empty_environment_variable_is_unset) {
 }
 
 Test(config, empty_duet_token_is_refused_not_no_auth) {
-    // SPEC §2 Token: an empty token from the environment is a bad option, like --token=.
+    // README "Tokens": an empty token from the environment is a bad option, like --token=.
     expect_refused({}, "DUET_TOKEN", Env{{"DUET_TOKEN", ""}});
     // A flag still beats it.
     Parsed p = accepted({"--token", "t"}, Env{{"DUET_TOKEN", ""}});

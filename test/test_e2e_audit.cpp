@@ -1,5 +1,5 @@
 // Black-box tests for what an outside audit found unchecked (issue 13): the HTTP and file-port
-// access log (fields, one line per request, escaping per SPEC §5), a bare LF after chunk data,
+// access log (fields, one line per request, escaping per README "Limits"), a bare LF after chunk data,
 // DEL/PUT without AUTH on files that exist, the status of a DELETE aimed at a directory symlink,
 // and /metrics values that must move by exactly what the test did.
 #include <arpa/inet.h>
@@ -109,7 +109,7 @@ std::string cmd(int fd, const std::string& line) {
 }
 
 // A connection from a loopback address of its own (127.0.0.2, .3, ...): the token-guessing
-// throttle counts failures per client address (SPEC §2 "Token"), and this test is about what
+// throttle counts failures per client address (README "Token"), and this test is about what
 // one wrong attempt does, not about the throttle.
 int connect_fresh(int port) {
     static int next = 2;
@@ -232,7 +232,7 @@ Test(audit, file_port_access_log_has_the_command_and_result_but_never_the_token)
     cr_expect(g_log.find("wrong-guess") == std::string::npos, "a guessed token reached the log");
 }
 
-// SPEC §5: every byte a client chose is escaped: no control byte, no quote that ends the field,
+// README "Limits": every byte a client chose is escaped: no control byte, no quote that ends the field,
 // nothing that forges a second line.
 Test(audit, access_log_escapes_what_clients_choose) {
     boot_logged();
@@ -262,7 +262,7 @@ Test(audit, access_log_escapes_what_clients_choose) {
 // ---- framing ----
 
 // Chunked framing needs CRLF: a bare LF after the chunk data is 400, the connection closes, and
-// nothing is stored (SPEC §2 "Protocol rules"); likewise a bare LF after the chunk size.
+// nothing is stored (README "Protocol rules"); likewise a bare LF after the chunk size.
 Test(audit, bare_lf_in_chunked_framing_is_400_and_stores_nothing) {
     t::boot();
     const char* bodies[] = {"5\r\nhello\n0\r\n\r\n", "5\nhello\r\n0\r\n\r\n",

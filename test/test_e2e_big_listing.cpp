@@ -1,4 +1,4 @@
-// Black-box tests of listings too big to share (SPEC §5 "The store index", issue 10): past 2 MiB
+// Black-box tests of listings too big to share (README "The store index", issue 10): past 2 MiB
 // of JSON each client's GET /files or LIST is rendered from the index as it reads. With a slow
 // reader and files added, replaced and removed while it reads, the listing is complete, exactly
 // as long as promised (Content-Length, "OK COUNT"), each name once, and shows the store as it was

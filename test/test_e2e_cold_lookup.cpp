@@ -1,4 +1,4 @@
-// SPEC §5 "Disk I/O off the loop", for name lookups: the loop thread (tid == pid) looks store
+// README "Disk I/O off the loop", for name lookups: the loop thread (tid == pid) looks store
 // names up only from the kernel's caches (openat2 with RESOLVE_CACHED); a lookup that would need
 // the disk is done by a helper thread, and the request is then answered as usual.
 //

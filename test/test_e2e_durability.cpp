@@ -1,4 +1,4 @@
-// Durability, proven from the outside (SPEC §2 "Uploads"): duet runs under `strace -f` (every
+// Durability, proven from the outside (README "Uploads"): duet runs under `strace -f` (every
 // thread, so fsyncs moved to helper threads are seen too), and for each kind of upload on both
 // ports the trace must show, in this order:
 //

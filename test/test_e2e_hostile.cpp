@@ -341,7 +341,7 @@ Test(hostile, slow_reader_of_a_big_download_costs_bounded_memory) {
     boot();
     const std::size_t kSize = 64u << 20;
     std::string big = t::random_bytes(kSize, 7);
-    // Dropped into the store by hand, as the SPEC allows.
+    // Dropped into the store by hand, as the README allows.
     cr_assert(t::write_file(g_srv.data_dir + "/big.bin", big));
     // Warm up: the first listing computes the digest; the server's RSS settles afterwards.
     cr_assert(server_answers_root());

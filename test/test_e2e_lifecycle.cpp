@@ -1,4 +1,4 @@
-// Black-box lifecycle tests (SPEC §4): graceful and forced stops, drains with work in flight,
+// Black-box lifecycle tests (README "Stop and reload"): graceful and forced stops, drains with work in flight,
 // reloads by signal and by replacing the executable, socket passing (our own and systemd's),
 // service-manager notifications, and a second copy on a taken port.
 // Every process started here is tracked by PID and killed in the suite's .fini if a test aborts.

@@ -1,4 +1,4 @@
-// Black-box reload tests (SPEC §4, issue 12): every connection crosses the execve in whatever
+// Black-box reload tests (README "Stop and reload", issue 12): every connection crosses the execve in whatever
 // state it is. Many reloads (SIGHUP and a replaced binary under --reload, mixed) while downloads
 // are read slowly, uploads trickle in (HTTP sized and chunked, file port sized and unsized),
 // heads and command lines are half sent, keep-alive connections sit idle and LISTs are paused;
@@ -755,7 +755,7 @@ Test(reload, resumable_appends_in_flight_cross_a_reload) {
     cr_assert_eq(t::stop(d), 0);
 }
 
-// Reloads while an append's checkpoints run on helpers (SPEC §5): the hand-over waits for the
+// Reloads while an append's checkpoints run on helpers (README "Limits"): the hand-over waits for the
 // checkpoint in flight (and starts no new one meanwhile), so the next image loads the state file
 // this one announced and takes the append on from there. 48 MiB in four pieces, a SIGHUP after
 // each: each piece crosses the 16 MiB checkpoint mark, so a reload lands while one is in flight.

@@ -1,4 +1,4 @@
-// Black-box (issue 10, SPEC §5 "The loop never waits", §4 reload): a reload while slow clients
+// Black-box (issue 10, README "The loop never waits", §4 reload): a reload while slow clients
 // stream big listings. The old image writes what each stream still owes into a memory file in
 // slices of about 1 ms before the hand-over (README "Stop and reload"), not in the hand-over step:
 // with 6 listings of a 100,000-file store owed, that one step took ~100 ms (optimised build).

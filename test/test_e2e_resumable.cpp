@@ -1,4 +1,4 @@
-// Resumable uploads, black-box (SPEC §2 "Resumable uploads", §3 RESUME/PARTIAL): the IETF draft
+// Resumable uploads, black-box (README "Resumable uploads", §3 RESUME/PARTIAL): the IETF draft
 // over raw sockets, tus 1.0.0, the file port with the real nc, and crossing doors. Bad input,
 // token, disk full, expiry and CORS: test_e2e_resumable_limits.cpp.
 #include <criterion/criterion.h>
@@ -321,7 +321,7 @@ Test(resumable, partials_survive_a_restart) {
                  "OK 4\nOK 10 " + hex_sha256("abcdefghij") + "\n");
 }
 
-// A stop (SIGTERM) while an append's checkpoints run on helpers finishes them (SPEC §4: a stop
+// A stop (SIGTERM) while an append's checkpoints run on helpers finishes them (README "Stop and reload": a stop
 // finishes in-flight work): the append is answered with its whole offset, and a restart finds the
 // partial there. 20 MiB crosses a mid-append checkpoint; the last one starts as the body ends.
 Test(resumable, stop_with_a_checkpoint_in_flight_finishes_it) {

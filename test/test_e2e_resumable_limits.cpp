@@ -1,5 +1,5 @@
 // Resumable uploads, black-box: bad input (unknown IDs, another token, past the length, two
-// appends at once, --max-upload), disk full, expiry and CORS (SPEC §2).
+// appends at once, --max-upload), disk full, expiry and CORS (README "HTTP API").
 #include <criterion/criterion.h>
 
 #include "resumable_helper.hpp"
@@ -200,7 +200,7 @@ Test(resumable_limits, no_cors_header_without_the_option) {
     cr_expect_eq(t::header_of(r, "Access-Control-Allow-Methods"), "");
 }
 
-// The store removed while an append runs (SPEC §5 "The store can go away"): its last checkpoint
+// The store removed while an append runs (README "The store can go away"): its last checkpoint
 // (on a helper) cannot write the state file into the removed directory, so the answer is an
 // error that names the last durable offset, never the bytes received. A mid-append checkpoint
 // that fails ends the append at its next bytes the same way.

@@ -1,4 +1,4 @@
-// The file port's line framing and command parser (SPEC §3).
+// The file port's line framing and command parser (README "File port").
 #include <criterion/criterion.h>
 
 #include <cctype>

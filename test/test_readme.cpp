@@ -1,4 +1,4 @@
-// README.md is the user's whole reference (SPEC §6), so it is tested like code:
+// README.md is the user's whole reference (README), so it is tested like code:
 // - the tour runs verbatim, in a fresh directory, against the built binary;
 // - no link leaves the repository, and every in-page anchor exists;
 // - every route and method, HTTP status, file-port command and ERR code the code can produce is in

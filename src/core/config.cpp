@@ -230,7 +230,7 @@ bool apply_env(const GetEnv& getenv, const std::vector<std::string>& given, Pars
         bool overridden = false;
         for (const std::string& g : given) overridden = overridden || g == flag;
         const char* v = overridden ? nullptr : getenv(env);
-        // An empty DUET_TOKEN is a mistake, never "no authentication" (SPEC §2 Token); other
+        // An empty DUET_TOKEN is a mistake, never "no authentication" (README "Tokens"); other
         // empty variables count as unset.
         bool token = std::string_view(flag) == "--token";
         if (v && (*v || token) && !p.apply(flag, v)) {

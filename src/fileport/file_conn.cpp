@@ -18,8 +18,8 @@ constexpr std::size_t kOutputHighWater = 32 * 1024;
 
 FileConn::~FileConn() {
     // Closed mid-upload by a path that did not finish it (a reset, a read error, a forced stop):
-    // a sized upload's bytes stay as a partial upload (SPEC §3), and the metrics count it as
-    // failed.
+    // a sized upload's bytes stay as a partial upload (README "File port"), and the metrics count
+    // it as failed.
     if (up_) {
         ++host().metrics.uploads_failed;
         if (up_->sized) keep_partial();
@@ -60,7 +60,8 @@ void FileConn::on_header_timeout() {
 }
 
 void FileConn::on_idle_timeout() {
-    if (up_ && up_->stage != PublishStage::None) return;  // the client waits for helpers, not the other way round
+    if (up_ && up_->stage != PublishStage::None)
+        return;  // the client waits for helpers, not the other way round
     if (up_ && up_->append.active()) {
         ++host().metrics.uploads_failed;
         cut_resume("ERR 408 upload stalled; ");
@@ -153,7 +154,8 @@ bool FileConn::process() {
         c = parse_command(text);
         // An AUTH from an address that guessed too often waits its turn, parked; its line
         // stays in the buffer and is read again on release.
-        if (c.verb == Verb::Auth && !c.error && !host().cfg.token.empty() && auth_attempt_must_wait())
+        if (c.verb == Verb::Auth && !c.error && !host().cfg.token.empty() &&
+            auth_attempt_must_wait())
             break;
         if (host().cfg.access_log) {
             if (!log_) log_ = std::make_unique<AccessLog>(AccessLog{peer_address(), {}});
@@ -174,7 +176,7 @@ bool FileConn::process() {
 
 void FileConn::run(const Command& c, std::string_view) {
     if (c.error) {
-        // A bad name says which rule it breaks (SPEC §2 "Name errors"), on this port too.
+        // A bad name says which rule it breaks (README "Name errors"), on this port too.
         std::string text = c.bad_name ? "ERR 400 " + name_error(c.name) : std::string(c.error);
         if (c.error_closes)
             reply_and_close(text);

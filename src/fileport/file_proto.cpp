@@ -48,7 +48,7 @@ bool is_if_word(std::string_view w) {
     return w.size() >= 3 && iequals(w.substr(0, 3), "if=");
 }
 
-// "if=none" or "if=SHA256" (SPEC §3 preconditions).
+// "if=none" or "if=SHA256" (README "File port" preconditions).
 bool parse_if(std::string_view w, Precondition& pre) {
     std::string_view v = w.substr(3);
     if (iequals(v, "none")) {

@@ -1,13 +1,13 @@
-// Resumable uploads on the file port (SPEC §3 RESUME, PARTIAL): the session side of the shared
-// partial-upload store. A sized PUT cut short leaves a partial; RESUME says where the server
+// Resumable uploads on the file port (README "File port", RESUME, PARTIAL): the session side of the
+// shared partial-upload store. A sized PUT cut short leaves a partial; RESUME says where the server
 // stands and takes the rest; PARTIAL lists what can be resumed.
 #include <cerrno>
 #include <cstring>
 
+#include "duet/core/log_escape.hpp"
 #include "duet/fileport/file_answers.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/session/store_errors.hpp"
-#include "duet/core/log_escape.hpp"
 
 namespace duet {
 // The token this session proved with AUTH (none without --token): partials made under a token
@@ -43,9 +43,9 @@ std::string FileConn::keep_partial() {
         int rc = 0;
         if (!host().partials.adopt(u.upload, spec, rc)) {
             // The name was validated, but every client byte in a log line goes through the
-            // escaping formatter (SPEC §5).
+            // escaping formatter (README "Limits").
             host().log("cannot keep the partial upload of %s: %s", log_escape(u.name).c_str(),
-                     std::strerror(-rc));
+                       std::strerror(-rc));
             got = 0;
         }
     }
@@ -74,8 +74,7 @@ void FileConn::resume(const Command& c) {
     if (made && !made->done) return host().wait_store_op(this, std::move(made));
     PartialRef p = made ? static_cast<PartialCreateOp&>(*made).partial : nullptr;
     if (made && !p)
-        return reply_and_close(disk_full(made->rc) ? "ERR 507 disk full"
-                                                                          : "ERR 500 cannot store");
+        return reply_and_close(disk_full(made->rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
     if (!p) p = host().partials.find_named(c.name, c.size);
     if (p && !PartialStore::token_allows(*p, token)) p = nullptr;
     // An append that just ended is still making its last bytes durable on a helper: wait for
@@ -98,8 +97,7 @@ void FileConn::resume(const Command& c) {
         StoreOpRef op;
         rc = host().partials.create_async(spec, op);
         if (rc == 0) return host().wait_store_op(this, std::move(op));
-        return reply_and_close(disk_full(rc) ? "ERR 507 disk full"
-                                                              : "ERR 500 cannot store");
+        return reply_and_close(disk_full(rc) ? "ERR 507 disk full" : "ERR 500 cannot store");
     } else if (!made && (c.has_digest || c.pre.kind != Precondition::Kind::None)) {
         // (A partial just made for this line has them already.) Checked at publish; recorded with
         // the partial, so a RESUME cut again keeps them.
@@ -131,8 +129,8 @@ void FileConn::resume(const Command& c) {
     if (up_->left == 0) finish_resume();
 }
 
-// All the bytes arrived: the append's last checkpoint runs on a helper (CheckpointThenPublish), then the
-// publish (after_last_checkpoint).
+// All the bytes arrived: the append's last checkpoint runs on a helper (CheckpointThenPublish),
+// then the publish (after_last_checkpoint).
 void FileConn::finish_resume() {
     Incoming& u = *up_;
     u.publishing = u.append.ref();
@@ -165,7 +163,7 @@ bool FileConn::after_last_checkpoint() {
         ++host().metrics.uploads_failed;
         up_.reset();
         reply_and_close(disk_full(rc) ? "ERR 507 disk full; partial kept"
-                                                       : "ERR 500 cannot store; partial kept");
+                                      : "ERR 500 cannot store; partial kept");
         return true;
     }
     // Published like a PUT (advance_publish): its bytes are durable already, so the first stage

@@ -15,7 +15,8 @@ void FileConn::put(const Command& c) {
     if (int rc = host().store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
         if (rc == -EACCES) return reply_and_close("ERR 403 not readable by the server");
-        if (rc == -EINPROGRESS && !host().stopping()) return host().park(this);  // digest on its way
+        if (rc == -EINPROGRESS && !host().stopping())
+            return host().park(this);  // digest on its way
         if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close("ERR 500 cannot stat");
     }
@@ -106,7 +107,8 @@ bool FileConn::advance_publish() {
         host().park(this);
         return false;
     }
-    if (u.stage == PublishStage::Checkpoint || u.stage == PublishStage::CheckpointThenPublish) return after_last_checkpoint();
+    if (u.stage == PublishStage::Checkpoint || u.stage == PublishStage::CheckpointThenPublish)
+        return after_last_checkpoint();
     int rc = u.wait->rc;
     if (u.stage == PublishStage::SyncData && rc == 0) {
         // The checks run now, on the loop; the rename on a helper (store_publish.cpp). A

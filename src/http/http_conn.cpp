@@ -1,11 +1,11 @@
 // HTTP framing: request heads, bodies, keep-alive, pipelining, errors and timeouts.
 #include "duet/http/http_conn.hpp"
-#include "duet/session/store_errors.hpp"
 
 #include <cerrno>
 #include <cstring>
 
 #include "duet/core/log_escape.hpp"
+#include "duet/session/store_errors.hpp"
 
 namespace duet {
 namespace {
@@ -148,12 +148,12 @@ bool HttpConn::parse_due(std::size_t size) const {
 void HttpConn::handle(const Request& req) {
     ex_.minor = static_cast<std::uint8_t>(req.minor);
     ex_.keep_alive = req.keep_alive && !drain_close_;
-    // A client waiting for 100 Continue gets any other answer with a close (SPEC §2 Uploads);
+    // A client waiting for 100 Continue gets any other answer with a close (README "Uploads");
     // put_file turns this back when it accepts the body.
     if (req.expect_continue && req.body != BodyKind::None) ex_.keep_alive = false;
     ex_.head_only = req.method == "HEAD";
     if (host().cfg.access_log) {
-        // Method and target are the client's bytes: escaped (SPEC §5).
+        // Method and target are the client's bytes: escaped (README "Limits").
         std::string line;
         append_log_escaped(line, req.method);
         line += ' ';
@@ -322,7 +322,7 @@ void HttpConn::log_access(int status, std::uint64_t bytes) {
     char tail[64];
     std::snprintf(tail, sizeof tail, "\" %d %llu", status, static_cast<unsigned long long>(bytes));
     host().access_log(peer_address() + " http \"" +
-                    (rare_ && rare_->log_line ? *rare_->log_line : "") + tail);
+                      (rare_ && rare_->log_line ? *rare_->log_line : "") + tail);
 }
 
 }  // namespace duet

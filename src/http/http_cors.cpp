@@ -1,10 +1,10 @@
-// CORS (SPEC §2): with --cors, pages from the allowed origins may use the API from a browser,
-// tus uploaders included. Without --cors no CORS field is ever sent.
+// CORS (README "HTTP API"): with --cors, pages from the allowed origins may use the API from a
+// browser, tus uploaders included. Without --cors no CORS field is ever sent.
 #include "duet/http/http_conn.hpp"
 
 namespace duet {
 namespace {
-// Every response field a browser script needs to read (the SPEC's list).
+// Every response field a browser script needs to read (the README's list).
 constexpr std::string_view kExpose =
     "Access-Control-Expose-Headers: Location, ETag, Repr-Digest, Upload-Offset, Upload-Length, "
     "Upload-Complete, Upload-Limit, Upload-Draft-Interop-Version, Tus-Resumable, Tus-Version, "

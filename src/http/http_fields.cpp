@@ -1,8 +1,8 @@
 #include "duet/http/http_fields.hpp"
 
 #include "duet/core/base64.hpp"
-#include "duet/http/http_parser.hpp"
 #include "duet/core/text.hpp"
+#include "duet/http/http_parser.hpp"
 
 namespace duet {
 namespace {

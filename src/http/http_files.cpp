@@ -378,7 +378,8 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         return;
     }
     if (req.expect_continue && req.minor == 1) {
-        // Interim answer: no Content-Length, but Date and Server like every response (SPEC §2).
+        // Interim answer: no Content-Length, but Date and Server like every response (README "HTTP
+        // API").
         ResponseHead head(100, host().date_header());
         queue(head.finish());
     }

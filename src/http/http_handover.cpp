@@ -145,7 +145,8 @@ bool HttpConn::resume_state(RecordReader& r) {
         if (!sub.record(kResumable, res) || !res.record(kAppend, ap))
             return r.fail("resumable: " + res.error() + ap.error());
         auto rb = std::make_unique<ResumableBody>();
-        if (!host().partials.resume_append(ap, rb->append)) return r.fail("resumable: " + ap.error());
+        if (!host().partials.resume_append(ap, rb->append))
+            return r.fail("resumable: " + ap.error());
         std::uint64_t door = res.u64_or(kDoor, 0), interop = res.u64_or(kInterop, 0);
         if (door > std::uint64_t(UploadDoor::Tus) || interop > 255)
             return r.fail("resumable: bad door");

@@ -27,7 +27,6 @@ constexpr bool is_target_byte(unsigned char c) {
     return c > 0x20 && c < 0x7f;
 }
 
-
 // Empty lines accepted before a request line (RFC 9112 §2.2 asks for at least one).
 constexpr std::size_t kMaxLeadingEmpty = 1024;
 
@@ -126,7 +125,7 @@ bool all_digits(std::string_view s) {
 }
 
 // RFC 3986 uri-host [":" port] (RFC 9112 §3.2): IP-literal, IPv4 or reg-name, then digits only.
-// Stricter than reg-name in one way the SPEC asks for: no ',' (a list of hosts). Empty is
+// Stricter than reg-name in one way the README asks for: no ',' (a list of hosts). Empty is
 // allowed (RFC 9112 §3.2: the target may have no authority).
 bool valid_host(std::string_view h) {
     std::size_t i = 0;
@@ -179,7 +178,8 @@ bool scan_codings(std::string_view rest, bool& has_te, bool& chunked_only) {
     return any;
 }
 
-// Applies the framing and connection rules of RFC 9112 §6 and SPEC §2 to the parsed fields.
+// Applies the framing and connection rules of RFC 9112 §6 and README "HTTP API" to the parsed
+// fields.
 ParseResult interpret(Request& req) {
     int hosts = 0;
     bool has_length = false, has_te = false, te_chunked_only = true, te_empty = false;
@@ -235,7 +235,6 @@ ParseResult interpret(Request& req) {
 }
 
 }  // namespace
-
 
 bool list_has_token(std::string_view list, std::string_view token) {
     while (!list.empty()) {

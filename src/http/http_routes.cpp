@@ -90,7 +90,7 @@ void HttpConn::route(const Request& req) {
         respond_error(501, "This method is not implemented.");
         return;
     }
-    // A CORS preflight is answered on any route, before the token (SPEC §2 CORS).
+    // A CORS preflight is answered on any route, before the token (README "CORS").
     if (!host().cfg.cors.empty() && cors_match(req) && cors_preflight(req)) return;
     // RFC 3986 §5.2.4: "/files/../healthz" is "/healthz"; names are checked after this.
     std::string normalized;
@@ -139,7 +139,8 @@ void HttpConn::route(const Request& req) {
             if (host().draining())
                 respond(503, "text/plain", "draining\n");
             else if (!host().store.usable())
-                respond(503, "text/plain", "store unavailable: " + host().store.gone_reason() + "\n");
+                respond(503, "text/plain",
+                        "store unavailable: " + host().store.gone_reason() + "\n");
             else
                 respond(200, "text/plain", "ok\n");
             return;

@@ -5,10 +5,10 @@
 #include <string>
 
 #include "duet/http/http_conn.hpp"
-#include "duet/session/store_errors.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
 #include "duet/http/upload_fields.hpp"
+#include "duet/session/store_errors.hpp"
 
 namespace duet {
 namespace {
@@ -82,8 +82,8 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     return true;
 }
 
-// The body has arrived: the append's last checkpoint starts on a helper (PublishStage::Checkpoint); the answer
-// comes after it (after_last_checkpoint). true while the body stays (process() drives
+// The body has arrived: the append's last checkpoint starts on a helper (PublishStage::Checkpoint);
+// the answer comes after it (after_last_checkpoint). true while the body stays (process() drives
 // advance_publish()); false when answered already.
 bool HttpConn::finish_resumable() {
     ResumableBody& rb = *body_->resumable;
@@ -124,7 +124,7 @@ bool HttpConn::after_last_checkpoint() {
         return false;
     }
     if (body_->kind == BodyKind::Chunked && !body_->chunked.trailers().empty()) {
-        // Digests in the trailer section count like those in the head (SPEC §2 Digests).
+        // Digests in the trailer section count like those in the head (README "Digests").
         ExpectedDigest expected;
         bool whole = rb.door == UploadDoor::Ietf && rb.creation && rb.complete;
         if (!trailer_digests(body_->chunked.trailers(), whole, expected)) {
@@ -170,9 +170,9 @@ bool HttpConn::after_last_checkpoint() {
     return false;
 }
 
-// Publishing a completed partial follows PUT's steps (SPEC §5, see finish_upload): its bytes are
-// durable already (Checkpoint waited for the append's last checkpoint); SyncData: the checks on the
-// loop (after any digest a compare-and-swap needs is known); Rename: on a helper;
+// Publishing a completed partial follows PUT's steps (README "Limits", see finish_upload): its
+// bytes are durable already (Checkpoint waited for the append's last checkpoint); SyncData: the
+// checks on the loop (after any digest a compare-and-swap needs is known); Rename: on a helper;
 // SyncDir: the directory's fsync on a helper; then the answer.
 bool HttpConn::advance_partial_publish() {
     Body& b = *body_;

@@ -1,17 +1,17 @@
-// Resumable uploads over HTTP (SPEC §2): the IETF draft (creation on /files/NAME with 104
+// Resumable uploads over HTTP (README "HTTP API"): the IETF draft (creation on /files/NAME with 104
 // interim answers, HEAD/PATCH/DELETE on /uploads/ID) and tus 1.0.0 (OPTIONS/POST /uploads,
 // HEAD/PATCH/DELETE /uploads/ID), both over the shared partial-upload store.
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
 
-#include "duet/core/clock.hpp"
 #include "duet/core/base64.hpp"
+#include "duet/core/clock.hpp"
 #include "duet/http/http_conn.hpp"
-#include "duet/session/store_errors.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
 #include "duet/http/upload_fields.hpp"
+#include "duet/session/store_errors.hpp"
 
 namespace duet {
 namespace {
@@ -27,7 +27,9 @@ std::string num(std::uint64_t v) {
     return std::to_string(v);
 }
 
-std::int64_t wall_now() { return wall_seconds(); }
+std::int64_t wall_now() {
+    return wall_seconds();
+}
 
 // The media type of a Content-Type value, without parameters or surrounding spaces.
 std::string_view media_type(const Request& req) {

@@ -11,8 +11,8 @@
 #include <cstring>
 
 #include "duet/core/ipv4.hpp"
-#include "duet/net/rest_writer.hpp"
 #include "duet/net/conn_host.hpp"
+#include "duet/net/rest_writer.hpp"
 
 namespace duet {
 namespace {
@@ -232,8 +232,9 @@ bool Conn::flush() {
             return false;
         }
         if (std::uint64_t(file_off_) + want > resident_until_) {
-            // SPEC §5: a cold page would make sendfile wait for the disk on the loop. A helper
-            // reads the window into the page cache meanwhile; the connection parks until then.
+            // README "Limits": a cold page would make sendfile wait for the disk on the loop. A
+            // helper reads the window into the page cache meanwhile; the connection parks until
+            // then.
             if (disk_wait_ || !resident(file_.get(), file_off_, want)) {
                 if (!disk_wait_) {
                     disk_wait_ = true;

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "duet/net/conn.hpp"
-#include "duet/net/rest_writer.hpp"
 #include "duet/net/conn_host.hpp"
+#include "duet/net/rest_writer.hpp"
 
 namespace duet {
 namespace {

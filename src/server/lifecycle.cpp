@@ -12,12 +12,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstddef>
 #include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-
 
 extern char** environ;
 

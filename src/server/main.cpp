@@ -11,8 +11,8 @@
 
 #include "duet/core/config.hpp"
 #include "duet/core/handover.hpp"
-#include "duet/server/lifecycle.hpp"
 #include "duet/net/listeners.hpp"
+#include "duet/server/lifecycle.hpp"
 #include "duet/server/server.hpp"
 #include "duet/store/store.hpp"
 

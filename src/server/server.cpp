@@ -26,7 +26,8 @@ namespace {
 
 constexpr int kAcceptsPerEvent = 64;
 constexpr std::int64_t kAcceptRetryMs = 100;  // after EMFILE/ENFILE
-constexpr std::int64_t kSliceNs = 1000000;    // one slice of long loop work (SPEC §5: about 1 ms)
+constexpr std::int64_t kSliceNs =
+    1000000;  // one slice of long loop work (README "Limits": about 1 ms)
 constexpr int kHelperThreads = 2;
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Reload without waiting (SPEC §4): every connection, whatever it is doing, is written as its
-// protocol's record into a sealed memfd, and the new image takes each one back where it stood.
-// The server only carries the records: it never looks inside one.
+// Reload without waiting (README "Stop and reload"): every connection, whatever it is doing, is
+// written as its protocol's record into a sealed memfd, and the new image takes each one back where
+// it stood. The server only carries the records: it never looks inside one.
 #include <sys/time.h>
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// libFuzzer target for the resumable chunked-body decoder (RFC 9112 §7.1, SPEC §2).
+// libFuzzer target for the resumable chunked-body decoder (RFC 9112 §7.1, README "HTTP API").
 //
 // The input is fed once whole and once in pieces whose sizes come from the input itself (each
 // piece its own exact-size heap copy, so an over-read is an ASan report). Both runs must give the

@@ -1,4 +1,4 @@
-// libFuzzer target for the file port's line framing and command parser (SPEC §3).
+// libFuzzer target for the file port's line framing and command parser (README "File port").
 //
 // The input is a session's byte stream. It is cut into lines with next_line exactly as the
 // connection does (consume, repeat), on the whole buffer and on a prefix, and every line goes

@@ -1,4 +1,4 @@
-// libFuzzer target for the HTTP head parser (SPEC §2 "Protocol rules").
+// libFuzzer target for the HTTP head parser (README "Protocol rules").
 //
 // Properties checked on every input:
 //  - no crash, no over-read: each buffer handed to parse_request is its own exact-size heap copy,

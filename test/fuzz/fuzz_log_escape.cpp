@@ -1,4 +1,4 @@
-// libFuzzer target for the access-log escaper (SPEC §5).
+// libFuzzer target for the access-log escaper (README "Limits").
 //
 // Whatever bytes a client sends, the escaped text must hold no control byte (C0, DEL, or a C1
 // control encoded in UTF-8), no '"' that could end a quoted field, no newline that could forge a

@@ -14,12 +14,18 @@ inline std::int64_t monotonic_ns() {
     return std::int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-inline std::int64_t monotonic_ms() { return monotonic_ns() / 1000000; }
+inline std::int64_t monotonic_ms() {
+    return monotonic_ns() / 1000000;
+}
 
-inline std::uint64_t monotonic_us() { return std::uint64_t(monotonic_ns()) / 1000; }
+inline std::uint64_t monotonic_us() {
+    return std::uint64_t(monotonic_ns()) / 1000;
+}
 
 // A duration option (seconds, fractions allowed) in whole milliseconds, rounded.
-inline std::int64_t ms_of(double seconds) { return std::int64_t(seconds * 1000.0 + 0.5); }
+inline std::int64_t ms_of(double seconds) {
+    return std::int64_t(seconds * 1000.0 + 0.5);
+}
 
 // Wall-clock seconds, coarse (a tick's precision is plenty for dates and expiry).
 inline std::int64_t wall_seconds() {

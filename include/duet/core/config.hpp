@@ -1,6 +1,6 @@
 #pragma once
-// Command-line and environment options (SPEC §1). Parsing is pure: it reads argv and a getenv-like
-// function and returns either a Config or one line naming the bad option.
+// Command-line and environment options (README "Options"). Parsing is pure: it reads argv and a
+// getenv-like function and returns either a Config or one line naming the bad option.
 #include <cstdint>
 #include <functional>
 #include <string>

@@ -1,8 +1,8 @@
 #pragma once
-// The reload hand-over container (SPEC §4, STYLE pattern 16): every client connection crosses the
-// execve as one opaque record written by its protocol, plus the fds the records refer to by index.
-// The server only carries records; it never looks inside one. The container is written into a
-// sealed memfd whose number the next image finds in DUET_HANDOVER_FD.
+// The reload hand-over container (README "Stop and reload", STYLE pattern 16): every client
+// connection crosses the execve as one opaque record written by its protocol, plus the fds the
+// records refer to by index. The server only carries records; it never looks inside one. The
+// container is written into a sealed memfd whose number the next image finds in DUET_HANDOVER_FD.
 //
 // Layout (little-endian):
 //   "DUETHO\r\n"  u32 format  u32 fd_count  u32 record_count

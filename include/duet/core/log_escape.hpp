@@ -1,6 +1,7 @@
 #pragma once
-// Access-log escaping (SPEC §5): every byte a client chose goes through here before it reaches a
-// log line, so no line can carry a control byte, end a quoted field or forge a second line. Pure.
+// Access-log escaping (README "Limits"): every byte a client chose goes through here before it
+// reaches a log line, so no line can carry a control byte, end a quoted field or forge a second
+// line. Pure.
 #include <string>
 #include <string_view>
 

@@ -12,7 +12,9 @@ inline std::string_view trim_ows(std::string_view s) {
 }
 
 // ASCII lower case (RFC 9110 field names, tokens and methods-insensitive words are ASCII).
-constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c; }
+constexpr char ascii_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
+}
 
 // Case-insensitive ASCII comparison.
 inline bool iequals(std::string_view a, std::string_view b) {

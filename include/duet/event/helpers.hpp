@@ -1,5 +1,5 @@
 #pragma once
-// A small pool of helper threads for calls that wait for a disk (SPEC §5 "Disk I/O off the
+// A small pool of helper threads for calls that wait for a disk (README "Disk I/O off the
 // loop"): hashing a file's bytes, reading a directory, fsync. libuv's and nginx's `aio threads`
 // model. A helper runs only the work function, which touches nothing but the file-system and the
 // job's own fields; the loop hears of each finished job through an eventfd it watches and runs the

@@ -1,5 +1,5 @@
 #pragma once
-// stdout and stderr written without ever blocking the loop (SPEC §5 "Logs never block"). Each
+// stdout and stderr written without ever blocking the loop (README "Logs never block"). Each
 // stream gets its own bounded buffer (1 MiB); a reader that stalls costs whole dropped lines,
 // counted, and one "duet: N log lines dropped" line once it catches up — never service.
 //

@@ -10,12 +10,17 @@ namespace duet {
 // The answer to a store error that is not about the file itself, or null.
 inline const char* trouble_answer(int rc) {
     switch (classify_store_error(rc)) {
-        case StoreTrouble::Gone: return "ERR 503 store unavailable";
-        case StoreTrouble::Busy: return "ERR 503 busy, retry";
-        default: return nullptr;
+        case StoreTrouble::Gone:
+            return "ERR 503 store unavailable";
+        case StoreTrouble::Busy:
+            return "ERR 503 busy, retry";
+        default:
+            return nullptr;
     }
 }
 
-inline std::string u64(std::uint64_t v) { return std::to_string(v); }
+inline std::string u64(std::uint64_t v) {
+    return std::to_string(v);
+}
 
 }  // namespace duet

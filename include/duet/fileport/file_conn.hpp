@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "duet/net/conn.hpp"
 #include "duet/fileport/file_proto.hpp"
-#include "duet/store/partial_store.hpp"
+#include "duet/net/conn.hpp"
 #include "duet/session/publish_stage.hpp"
 #include "duet/session/session.hpp"
+#include "duet/store/partial_store.hpp"
 #include "duet/store/store.hpp"
 
 namespace duet {

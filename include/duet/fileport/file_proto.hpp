@@ -1,6 +1,6 @@
 #pragma once
-// The file port's command language (SPEC §3), as pure functions: line framing and words in,
-// a typed command or a one-line error out. No I/O.
+// The file port's command language (README "File port"), as pure functions: line framing and words
+// in, a typed command or a one-line error out. No I/O.
 #include <cstddef>
 #include <cstdint>
 #include <span>

@@ -24,7 +24,7 @@ class ChunkedDecoder {
     const char* error() const { return error_; }
     void reset() { *this = ChunkedDecoder{}; }
     // The trailer section once Done: its field lines, each ended by '\n' (CRLF turned into LF).
-    // Kept because fields such as Repr-Digest may come there (SPEC §2 Digests).
+    // Kept because fields such as Repr-Digest may come there (README "Digests").
     std::string_view trailers() const { return trailers_; }
     // The decoder's position as bytes, to carry a body across a reload; restore() checks every
     // part and returns false (the decoder unchanged) for anything it could not have produced.

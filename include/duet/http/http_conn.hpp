@@ -7,13 +7,13 @@
 #include <string>
 #include <string_view>
 
-#include "duet/net/conn.hpp"
 #include "duet/http/http_body.hpp"
 #include "duet/http/http_conditional.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_parser.hpp"
 #include "duet/http/http_response.hpp"
 #include "duet/http/http_uploads.hpp"
+#include "duet/net/conn.hpp"
 #include "duet/session/publish_stage.hpp"
 #include "duet/session/session.hpp"
 #include "duet/store/store.hpp"

@@ -1,6 +1,6 @@
 #pragma once
-// The route table (SPEC §2): every path the HTTP port serves and the methods each takes. The
-// router reads it, and the README test checks that every row is documented.
+// The route table (README "HTTP API"): every path the HTTP port serves and the methods each takes.
+// The router reads it, and the README test checks that every row is documented.
 #include <span>
 #include <string_view>
 

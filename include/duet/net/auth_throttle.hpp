@@ -1,5 +1,5 @@
 #pragma once
-// Throttled token guessing (SPEC §2 Token), shared by both ports. Per client address: after
+// Throttled token guessing (README "Tokens"), shared by both ports. Per client address: after
 // kFreeFailures failed attempts within kWindowMs, each further attempt is answered only after a
 // delay that doubles per failure (kBaseDelayMs, up to kMaxDelayMs). Attempts from one address
 // are released one after another (each waits for the previous one's slot), so opening many

@@ -8,12 +8,12 @@
 #include <string>
 
 #include "duet/core/body_source.hpp"
-#include "duet/net/auth_throttle.hpp"
 #include "duet/core/buffer.hpp"
 #include "duet/core/fd.hpp"
 #include "duet/core/handover.hpp"
 #include "duet/event/loop.hpp"
 #include "duet/event/timers.hpp"
+#include "duet/net/auth_throttle.hpp"
 
 namespace duet {
 
@@ -133,7 +133,7 @@ class Conn : public Handler {
     void arm_header_timer();
     void cancel_header_timer();
 
-    // Token guessing (SPEC §2 Token), the same on both ports. Before checking a token: true when
+    // Token guessing (README "Tokens"), the same on both ports. Before checking a token: true when
     // the attempt must wait; the connection is then parked (no reading, no processing) and the
     // same input is processed again once the delay is over. The loop and everyone else go on.
     bool auth_attempt_must_wait();

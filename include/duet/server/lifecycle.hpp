@@ -9,16 +9,16 @@
 #include <vector>
 
 #include "duet/core/fd.hpp"
-#include "duet/net/listeners.hpp"
 #include "duet/event/loop.hpp"
+#include "duet/net/listeners.hpp"
 
 namespace duet {
 
 // What the lifecycle tells its owner (the server), as intents acted on between loop steps.
 class LifecycleEvents {
   public:
-    virtual void on_signal(int signo) = 0;      // SIGINT, SIGTERM, SIGQUIT, SIGHUP
-    virtual void on_watch_event() = 0;          // a watched file changed (--reload)
+    virtual void on_signal(int signo) = 0;  // SIGINT, SIGTERM, SIGQUIT, SIGHUP
+    virtual void on_watch_event() = 0;      // a watched file changed (--reload)
     virtual void on_check_done(bool ok, const std::string& output) = 0;  // `--check` finished
 
   protected:

@@ -25,6 +25,8 @@ constexpr StoreTrouble classify_store_error(int rc) {
     return StoreTrouble::None;
 }
 
-constexpr bool disk_full(int rc) { return classify_store_error(rc) == StoreTrouble::DiskFull; }
+constexpr bool disk_full(int rc) {
+    return classify_store_error(rc) == StoreTrouble::DiskFull;
+}
 
 }  // namespace duet
