@@ -3,6 +3,7 @@
 // digests folded from heads and trailers, RESUME/PARTIAL names by PUT's rules, and token checks
 // on /uploads counted by the same guessing throttle as /files.
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 
 #include "resumable_helper.hpp"
 
@@ -209,4 +210,37 @@ Test(resumable_semantics, wrong_tokens_on_uploads_are_counted_and_throttled) {
     close(fd);
     cr_expect_eq(metric("duet_auth_failures_total"), "6");
     cr_expect_eq(metric("duet_auth_throttled_total"), "1", "the sixth guess was not delayed");
+}
+
+// ---- Every door publishes files alike --------------------------------------------------------
+
+// A file published by HTTP PUT, an IETF upload, a tus upload, a file-port PUT and a RESUME gets
+// the same permission bits (0644 less the umask), whatever door it came through.
+Test(resumable_semantics, every_door_publishes_the_same_mode) {
+    boot();
+    cr_assert_eq(t::status_of(put_plain("put.bin", "p")), 201);
+    std::string r = http(request("PUT", "/files/ietf.bin", kIetf + "Upload-Complete: ?1\r\n", "i"));
+    cr_assert_eq(t::status_of(r), 201, "%s", r.c_str());
+    std::string meta = "Upload-Metadata: filename " + b64("tus.bin") + "\r\n";
+    r = http(request("POST", "/uploads", kTus + meta + "Upload-Length: 1\r\n"));
+    cr_assert_eq(t::status_of(r), 201, "%s", r.c_str());
+    r = http(request("PATCH", t::header_of(r, "Location"),
+                     kTus + "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n",
+                     "t"));
+    cr_assert_eq(t::status_of(r), 204, "%s", r.c_str());
+    cr_assert_eq(nc("echo 'PUT port.bin 1'; printf x").substr(0, 3), "OK ");
+    cr_assert_eq(nc("echo 'PUT res.bin 2'; printf a").substr(0, 7), "ERR 400");
+    cr_assert_eq(nc("echo 'RESUME res.bin 2'; printf b").substr(0, 3), "OK ");
+    struct stat put {};
+    cr_assert_eq(::stat((g_dir + "/data/put.bin").c_str(), &put), 0);
+    for (const char* name : {"ietf.bin", "tus.bin", "port.bin", "res.bin"}) {
+        struct stat st {};
+        cr_assert_eq(::stat((g_dir + "/data/" + name).c_str(), &st), 0, "%s missing", name);
+        cr_expect_eq(st.st_mode & 07777, put.st_mode & 07777, "%s has mode %o, PUT's is %o", name,
+                     unsigned(st.st_mode & 07777), unsigned(put.st_mode & 07777));
+    }
+    mode_t mask = ::umask(0);
+    ::umask(mask);  // duet inherits the test's umask
+    cr_expect_eq(put.st_mode & 07777, 0644u & ~unsigned(mask), "PUT made mode %o",
+                 unsigned(put.st_mode & 07777));
 }

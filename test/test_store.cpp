@@ -632,9 +632,16 @@ Test(store, open_creates_and_check_validates) {
     std::string missing_parent = g_dir + "/no/such/dir";
     cr_assert(!Store::check(missing_parent, err));
     cr_assert(err.find(missing_parent) != std::string::npos, "%s", err.c_str());
+    // The message names the missing parent and the first missing folder above it.
+    std::string says = "its parent " + g_dir + "/no/such does not exist (nor does " + g_dir + "/no)";
+    cr_assert(err.find(says) != std::string::npos, "%s", err.c_str());
     Store s2;
     cr_assert(!s2.open(missing_parent, err));
-    cr_assert(err.find("no such file") != std::string::npos, "%s", err.c_str());
+    cr_assert(err.find(says) != std::string::npos, "%s", err.c_str());
+    cr_assert(err.find("mkdir -p " + g_dir + "/no/such") != std::string::npos, "%s", err.c_str());
+    cr_assert(!s2.open(g_dir + "/absent/dir", err));
+    cr_assert(err.find("its parent " + g_dir + "/absent does not exist;") != std::string::npos,
+              "%s", err.c_str());
 
     std::string file = g_dir + "/plainfile";
     write_file(file, "x");

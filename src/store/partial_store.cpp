@@ -327,7 +327,7 @@ PartialRef PartialStore::create(const PartialSpec& spec, int& rc) {
     p->spec = spec;
     p->created = p->touched = wall_now();
     int fd = ::openat(dir_.get(), path(p->id, ".data").c_str(),
-                      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                      O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
         rc = -errno;
         return nullptr;
@@ -366,7 +366,7 @@ int PartialStore::create_async(const PartialSpec& spec, StoreOpRef& op) {
     auto work = [job] {
         int dir = job->dir.get();
         int fd = ::openat(dir, job->data.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
             job->rc = -errno;
             return;

@@ -41,6 +41,29 @@ bool fail(std::string& err, const char* what, const std::string& dir, int e) {
     return false;
 }
 
+// mkdir said ENOENT: the parent is missing. Names it, and the first folder of the path that is
+// missing, so the message says what to create.
+bool fail_missing_parent(std::string& err, const std::string& dir) {
+    std::string path = dir;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    std::string parent = path.substr(0, path.find_last_of('/') + 1);
+    while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+    if (parent.empty()) parent = ".";
+    std::string first = parent;  // the highest missing ancestor
+    for (std::string up = parent;;) {
+        struct stat st;
+        if (::stat(up.c_str(), &st) == 0) break;
+        first = up;
+        std::size_t slash = up.find_last_of('/');
+        if (slash == std::string::npos || slash == 0) break;
+        up.resize(slash);
+    }
+    err = "cannot create store directory " + dir + ": its parent " + parent + " does not exist";
+    if (first != parent) err += " (nor does " + first + ")";
+    err += "; create it first (mkdir -p " + parent + ") or choose another --data";
+    return false;
+}
+
 bool is_regular_at(int dirfd, const char* name, struct stat& st) {
     return ::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
@@ -134,7 +157,8 @@ int Upload::write(const void* data, std::size_t len) {
 bool Store::open(const std::string& dir, std::string& err) {
     path_ = dir;
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-        return fail(err, "cannot create store directory", dir, errno);
+        return errno == ENOENT ? fail_missing_parent(err, dir)
+                               : fail(err, "cannot create store directory", dir, errno);
     return reopen(err);
 }
 
@@ -183,6 +207,7 @@ void Store::mark_gone(std::string reason) {
 // What open() does, with a probe file, and undone: a directory made for the check is removed again.
 bool Store::check(const std::string& dir, std::string& err) {
     bool created = ::mkdir(dir.c_str(), 0755) == 0;
+    if (!created && errno == ENOENT) return fail_missing_parent(err, dir);
     if (!created && errno != EEXIST) return fail(err, "cannot create store directory", dir, errno);
     bool ok = false;
     if (Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); !fd)
