@@ -54,7 +54,7 @@ COLD     := config listeners lifecycle main metrics store store_meta file_conn h
             server_reload server_drain file_upload
 $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
 
-.PHONY: all run test check-deps unit clean mutants
+.PHONY: all run test check-deps unit clean mutants reload-compat
 all: build/duet
 
 build/duet: $(OBJS)
@@ -124,6 +124,11 @@ test: check-deps
 # copy of the tree, rebuilds and runs the tests; fails unless every mutation is caught.
 mutants:
 	@bash test/mutants/run.sh
+
+# Opt-in: a reload from an older build (OLD=rev, default the commit before the layer folders)
+# into this one, with downloads, uploads and half-sent requests in flight, loses nothing.
+reload-compat:
+	@bash test/reload_compat.sh
 
 # libFuzzer targets (clang-14): `make fuzz FUZZ_SECONDS=600` for a longer run.
 -include test/fuzz/fuzz.mk
