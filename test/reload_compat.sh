@@ -36,7 +36,7 @@ cp build/duet "$tmp/duet.new"
 
 mkdir -p "$tmp/data"
 head -c $((48 << 20)) /dev/urandom > "$tmp/data/big.bin"
-"$tmp/duet" --http 127.0.0.1:0 --files 127.0.0.1:0 --data "$tmp/data" --grace 20 \
+"$tmp/duet" --http 127.0.0.1:0 --files 127.0.0.1:0 --data "$tmp/data" --grace 20 --header-timeout 30 \
     2> "$tmp/log" &
 pid=$!
 for _ in $(seq 100); do grep -q 'ready' "$tmp/log" && break; sleep 0.1; done
@@ -131,7 +131,11 @@ while time.time() < deadline:
 check("the new image is ready", time.time() < deadline)
 check("the new image is the new build", os.stat("/proc/%d/exe" % pid).st_ino == new_inode != old_inode)
 
-# After it: every client finishes on the new image.
+# After it: every client finishes on the new image (the half-sent head first: its header
+# timeout runs across the reload).
+half.sendall(b"st: x\r\n\r\n")
+h, b = read_response(half)
+check("half-sent head completed after the reload: 200 and the file", h is not None and " 200 " in h.split("\r\n")[0] and b == big, str(h)[:80])
 for i, (s, first) in enumerate(downloads):
     buf = first
     while True:
@@ -148,9 +152,6 @@ check("HTTP PUT sent across the reload: 201", h is not None and " 201 " in h.spl
 fput.sendall(port_body[1_000_000:])
 line = read_line(fput)
 check("file-port PUT sent across the reload: OK", line.startswith("OK %d %s" % (len(port_body), hashlib.sha256(port_body).hexdigest())), line)
-half.sendall(b"st: x\r\n\r\n")
-h, b = read_response(half)
-check("half-sent head completed after the reload: 200 and the file", h is not None and " 200 " in h.split("\r\n")[0] and b == big, str(h)[:80])
 keep.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 h, _ = read_response(keep)
 check("keep-alive connection reused after the reload", h is not None and " 200 " in h.split("\r\n")[0], str(h))
