@@ -32,15 +32,20 @@
 
 #include "duet/core/body_source.hpp"
 #include "duet/core/fd.hpp"
-#include "duet/event/loop.hpp"
 #include "duet/core/logger.hpp"
 #include "duet/core/sha256.hpp"
 #include "duet/event/helpers.hpp"
+#include "duet/event/loop.hpp"
 
 namespace duet {
 
 class Store;
 class ListingStream;
+
+// A file's modification time in ns: with its size, how the index tells a version from the next.
+inline std::int64_t mtime_ns(const struct stat& st) {
+    return std::int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
 
 class StoreIndex : public Handler {
   public:
@@ -52,6 +57,10 @@ class StoreIndex : public Handler {
         State state = State::Pending;
         std::int8_t error = 0;  // errno of a failed digest
     };
+    // Whether `e` describes the version of the file whose status is `st`.
+    static bool same_file(const Entry& e, const struct stat& st) {
+        return e.size == std::uint64_t(st.st_size) && e.mtime_ns == mtime_ns(st);
+    }
 
     // What the index needs from its owner, and nothing more: the loop (for its inotify fd),
     // the helpers that read directories and hash files, the store it indexes, where to log,
