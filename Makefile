@@ -34,7 +34,8 @@ vpath %.cpp $(LAYERS:%=src/%)
 # a few 64 KiB windows of the binary (the kernel maps file pages 64 KiB around each one touched)
 # instead of touching one in every window; request code follows, upload and reload code last.
 STARTUP  := main config listeners lifecycle server server_reload loop helpers log_sink terminate \
-            metrics http_response names buffer store store_meta store_index store_watch \
+            metrics http_response names buffer store upload store_meta store_index store_hashing \
+            store_watch \
             partial_store
 REQUEST  := conn http_conn http_parser http_routes http_fields http_conditional http_files \
             store_lookup store_waits server_waits store_listing file_conn file_proto log_escape \
@@ -49,7 +50,7 @@ TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.c
 # Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
 build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
 # Code off the request path is optimised for size: it keeps the binary and its resident pages small.
-COLD     := config listeners lifecycle main metrics store store_meta file_conn http_files terminate \
+COLD     := config listeners lifecycle main metrics store upload store_meta file_conn http_files terminate \
             handover handover_record conn_handover http_handover file_handover upload_handover \
             server_reload server_drain file_upload
 $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
