@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "duet/store/partial_state_file.hpp"
 #include "duet/store/partial_store.hpp"
 
 namespace duet {

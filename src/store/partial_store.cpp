@@ -1,6 +1,6 @@
 // The partial-upload store: durable bytes and state of unfinished uploads, shared by the IETF
-// draft, tus and the file port. Everything that makes data durable is in the "durability"
-// section below; an append's checkpoints run them on helper threads (partial_checkpoint.cpp).
+// draft, tus and the file port. The state file and its durable replacement are in
+// partial_state_file.cpp; an append's checkpoints run on helper threads (partial_checkpoint.cpp).
 #include "duet/store/partial_store.hpp"
 
 #include <fcntl.h>
@@ -14,74 +14,12 @@
 #include <cstring>
 #include <ctime>
 
+#include "duet/store/partial_state_file.hpp"
 #include "duet/store/store_meta.hpp"
 
 namespace duet {
-namespace partial_detail {
-
-// ---- durability: the only place that fsyncs --------------------------------------------------
-
-// Replaces `name` in `dirfd` with `content` atomically and durably: a reader (or a restart)
-// sees the old whole file or the new whole file. Write temp, fsync, rename, fsync dir.
-int replace_file(int dirfd, const std::string& name, const std::string& content) {
-    std::string tmp = name + ".tmp";
-    int fd =
-        ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return -errno;
-    Fd f(fd);
-    const char* p = content.data();
-    std::size_t left = content.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            ::unlinkat(dirfd, tmp.c_str(), 0);
-            return -e;
-        }
-        p += n;
-        left -= std::size_t(n);
-    }
-    if (::fsync(fd) != 0 || ::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
-        int e = errno;
-        ::unlinkat(dirfd, tmp.c_str(), 0);
-        return -e;
-    }
-    return ::fsync(dirfd) == 0 ? 0 : -errno;
-}
-
-std::int64_t wall_now() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return ts.tv_sec;
-}
-
-std::string serialize(const Partial& p) {
-    const PartialSpec& s = p.spec;
-    std::string out = "duet-partial 1\n";
-    auto kv = [&](const char* k, const std::string& v) { ((out += k) += ' ') += v + "\n"; };
-    kv("name", s.name);
-    kv("length", s.length == kUnknownLength ? "-" : std::to_string(s.length));
-    kv("offset", std::to_string(p.offset));
-    kv("token", s.token_hash.empty() ? "-" : s.token_hash);
-    kv("expected", s.has_expected ? to_hex(s.expected) : "-");
-    using K = Precondition::Kind;
-    kv("precond", s.pre.kind == K::None           ? "-"
-                  : s.pre.kind == K::MustNotExist ? "absent"
-                  : s.pre.kind == K::MustExist    ? "exists"
-                                                  : "match:" + to_hex(s.pre.etag));
-    kv("created", std::to_string(p.created));
-    kv("touched", std::to_string(p.touched));
-    kv("sha", sha_state_text(p.sha));
-    return out;
-}
-
-}  // namespace partial_detail
-
 namespace {
-using partial_detail::replace_file;
-using partial_detail::serialize;
-using partial_detail::wall_now;
+using namespace partial_detail;
 
 // The bytes of an append are on disk (data only: the size is covered by the state's offset).
 int sync_data(int fd) {
@@ -90,119 +28,6 @@ int sync_data(int fd) {
 
 void sync_dir(int dirfd) {
     ::fsync(dirfd);
-}
-
-// ---- state file ---------------------------------------------------------------------------------
-
-std::string new_id() {
-    std::uint8_t raw[16];
-    std::size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return {};
-        }
-        got += std::size_t(n);
-    }
-    static const char hex[] = "0123456789abcdef";
-    std::string id;
-    for (std::uint8_t b : raw) {
-        id += hex[b >> 4];
-        id += hex[b & 15];
-    }
-    return id;
-}
-
-bool valid_id(std::string_view id) {
-    if (id.size() != 32) return false;
-    return std::all_of(id.begin(), id.end(),
-                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-bool to_u64(std::string_view s, std::uint64_t& v) {
-    if (s.empty() || s.size() > 20) return false;
-    v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + std::uint64_t(c - '0');
-    }
-    return true;
-}
-
-bool parse_state(std::string_view text, Partial& p) {
-    if (text.substr(0, 15) != "duet-partial 1\n") return false;
-    text.remove_prefix(15);
-    int seen = 0;
-    while (!text.empty()) {
-        std::size_t nl = text.find('\n');
-        if (nl == std::string_view::npos) return false;  // torn: cannot happen after rename
-        std::string_view line = text.substr(0, nl);
-        text.remove_prefix(nl + 1);
-        std::size_t sp = line.find(' ');
-        if (sp == std::string_view::npos) return false;
-        std::string_view k = line.substr(0, sp), v = line.substr(sp + 1);
-        std::uint64_t n = 0;
-        PartialSpec& s = p.spec;
-        if (k == "name") {
-            if (!valid_name(v)) return false;
-            s.name = std::string(v);
-        } else if (k == "length") {
-            if (v == "-")
-                s.length = kUnknownLength;
-            else if (!to_u64(v, s.length))
-                return false;
-        } else if (k == "offset") {
-            if (!to_u64(v, p.offset)) return false;
-        } else if (k == "token") {
-            s.token_hash = v == "-" ? std::string() : std::string(v);
-        } else if (k == "expected") {
-            s.has_expected = v != "-";
-            if (s.has_expected && !parse_hex_digest(v, s.expected)) return false;
-        } else if (k == "precond") {
-            using K = Precondition::Kind;
-            if (v == "-") {
-                s.pre.kind = K::None;
-            } else if (v == "absent") {
-                s.pre.kind = K::MustNotExist;
-            } else if (v == "exists") {
-                s.pre.kind = K::MustExist;
-            } else if (v.substr(0, 6) == "match:" && parse_hex_digest(v.substr(6), s.pre.etag)) {
-                s.pre.kind = K::MustMatch;
-            } else {
-                return false;
-            }
-        } else if (k == "created" || k == "touched") {
-            if (!to_u64(v, n)) return false;
-            (k == "created" ? p.created : p.touched) = std::int64_t(n);
-        } else if (k == "sha") {
-            if (!sha_state_from_text(v, p.sha)) return false;
-        } else {
-            continue;  // a later version's field: ignore
-        }
-        ++seen;
-    }
-    // The hash state must describe exactly the bytes the offset announces.
-    return seen >= 9 && p.sha.bytes() == p.offset &&
-           (p.spec.length == kUnknownLength || p.offset <= p.spec.length);
-}
-
-int read_small(int dirfd, const std::string& name, std::string& out) {
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return -errno;
-    Fd f(fd);
-    char buf[4096];
-    out.clear();
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        if (n == 0) return 0;
-        out.append(buf, std::size_t(n));
-        if (out.size() > 16384) return -EFBIG;
-    }
 }
 
 bool ends_with(std::string_view s, std::string_view tail) {

@@ -46,7 +46,7 @@ void StoreIndex::store_lost(const char* why) {
     if (store().gone()) return;
     store().mark_gone("the store directory " + store().path() + " was " + why);
     hooks_.log.log("store unavailable: %s; answering 503 until a directory appears there again",
-             store().gone_reason().c_str());
+                   store().gone_reason().c_str());
     hooks_.wake();
 }
 
@@ -122,7 +122,8 @@ void StoreIndex::on_event(std::uint32_t) {
         refresh(name);
     }
     if (overflow && !store().gone()) {
-        hooks_.log.log("store index: inotify queue overflowed; rescanning %s", store().path().c_str());
+        hooks_.log.log("store index: inotify queue overflowed; rescanning %s",
+                       store().path().c_str());
         rebuild(false);
     }
     hooks_.wake();

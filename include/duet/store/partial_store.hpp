@@ -15,9 +15,9 @@
 
 #include "duet/core/fd.hpp"
 #include "duet/core/handover_record.hpp"
-#include "duet/event/helpers.hpp"
 #include "duet/core/metrics.hpp"
 #include "duet/core/sha256.hpp"
+#include "duet/event/helpers.hpp"
 #include "duet/store/store.hpp"
 
 namespace duet {
@@ -228,13 +228,5 @@ class PartialStore {
     std::size_t syncing_ = 0;
     bool held_ = false;
 };
-
-namespace partial_detail {
-// partial_store.cpp: the state file's text, and its durable replacement (temporary, fsync,
-// rename, fsync of the directory).
-std::string serialize(const Partial& p);
-int replace_file(int dirfd, const std::string& name, const std::string& content);
-std::int64_t wall_now();
-}  // namespace partial_detail
 
 }  // namespace duet

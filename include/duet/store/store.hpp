@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "duet/core/fd.hpp"
+#include "duet/core/sha256.hpp"
 #include "duet/event/helpers.hpp"
 #include "duet/store/names.hpp"
-#include "duet/core/sha256.hpp"
 #include "duet/store/store_meta.hpp"
 
 namespace duet {
