@@ -1,4 +1,4 @@
-// An append to a partial upload and its checkpoints (SPEC §5 "Disk I/O off the loop"): the bytes
+// An append to a partial upload and its checkpoints (README "Disk I/O off the loop"): the bytes
 // are written on the loop (into the page cache), and each checkpoint (fdatasync of the data, the
 // state file replaced durably, the partial directory fsynced) runs on a helper thread. The offset
 // a client is told only moves when a checkpoint is done, on the loop: never past durable bytes.

@@ -72,7 +72,7 @@ struct StoreIndex::ScanState {
             }
             const char* n = ent->d_name;
             if (sweep && store_detail::is_temp_name(n)) {
-                ::unlinkat(dir.get(), n, 0);  // left by a crash: SPEC §4
+                ::unlinkat(dir.get(), n, 0);  // left by a crash: README "Stop and reload"
                 continue;
             }
             if (!indexable(n)) continue;
@@ -193,7 +193,8 @@ void StoreIndex::erase(const std::string& name) {
 }
 
 // A name changed on disk (inotify) or a hash went stale: look at it again.
-// On the loop the name is looked up from the caches only (SPEC §5); a miss goes to a helper.
+// On the loop the name is looked up from the caches only (README "Limits"); a miss goes to a
+// helper.
 void StoreIndex::refresh(const std::string& name) {
     if (store().gone()) return;
     struct stat st;

@@ -1,4 +1,4 @@
-// Looking a name up in the store without waiting for the disk on the loop (SPEC §5 "Disk I/O off
+// Looking a name up in the store without waiting for the disk on the loop (README "Disk I/O off
 // the loop"). On the loop a name is resolved only from the kernel's dentry and inode caches
 // (openat2 with RESOLVE_CACHED, which fails with EAGAIN where the lookup would need I/O); such a
 // miss goes to a helper thread, which does the blocking lookup (warming those caches) and hands

@@ -1,5 +1,5 @@
 // Publishing an upload and deleting a file, with the calls that wait for the disk (fsync, link,
-// rename, unlink) on a helper thread (SPEC §5 "Disk I/O off the loop").
+// rename, unlink) on a helper thread (README "Disk I/O off the loop").
 //
 // Compare-and-swap stays atomic with respect to duet's own writers: the precondition is checked on
 // the loop right before the job is submitted, and from then until the job's books are done the

@@ -1,5 +1,5 @@
 #pragma once
-// Client file names (SPEC §2 "File names"), pure and apart from the store so that the parsers and
+// Client file names (README "File names"), pure and apart from the store so that the parsers and
 // their fuzz targets can check names without linking the store.
 #include <string>
 #include <string_view>

@@ -1,5 +1,5 @@
 #pragma once
-// Partial uploads (SPEC §2 "Resumable uploads", §3 RESUME/PARTIAL): one store of unfinished
+// Partial uploads (README "Resumable uploads", §3 RESUME/PARTIAL): one store of unfinished
 // uploads behind three front doors (IETF draft, tus 1.0.0, the file port). Each partial lives in
 // the store's ".duet-partial" directory as ID.data (the bytes received) and ID.state (name,
 // length, offset, token, digests, precondition, times and the SHA-256 state at the offset).
@@ -35,8 +35,8 @@ struct PartialSpec {
     Precondition pre;
 };
 
-// A checkpoint of an append (SPEC §5: on a helper): the data fdatasync'd, the state file with
-// `offset` written, fsynced and renamed, the partial directory fsynced. done/rc are set on the
+// A checkpoint of an append (README "Limits": on a helper): the data fdatasync'd, the state file
+// with `offset` written, fsynced and renamed, the partial directory fsynced. done/rc are set on the
 // loop, after which the partial's offset is `offset` (when rc is 0).
 struct Checkpoint : DiskWait {
     Fd data;  // a duplicate: the append may end or cross a reload meanwhile

@@ -1,6 +1,6 @@
 #pragma once
 // The file store shared by both ports: one directory, reached only through a directory fd with
-// openat-family calls, so a name can never lead outside it. Client names follow the SPEC rule and
+// openat-family calls, so a name can never lead outside it. Client names follow the README rule and
 // are checked before any system call sees them; duet's own bookkeeping uses names starting with
 // '.'.
 #include <sys/stat.h>
@@ -29,7 +29,7 @@ class RecordReader;
 class Store;
 class StoreIndex;
 
-// The store directory is gone (removed, renamed, unmounted): SPEC §5, answered with 503.
+// The store directory is gone (removed, renamed, unmounted): README "Limits", answered with 503.
 inline constexpr int kStoreGone = -ESTALE;
 
 // What must still hold at the moment a change is published (compare-and-swap): checked by the
@@ -54,9 +54,9 @@ struct FileInfo {
     bool readable = true;    // false: listed with its size, but duet may not read it (no digest)
 };
 
-// A change of the store whose file-system half runs on a helper (SPEC §5): done once the books
-// (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish the
-// new file's info and whether the name is new.
+// A change of the store whose file-system half runs on a helper (README "Limits"): done once the
+// books (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish
+// the new file's info and whether the name is new.
 struct StoreOp : DiskWait {
     enum class Kind : std::uint8_t { Publish, Delete, TempFile, PartialCreate };
     Kind kind = Kind::Publish;
@@ -102,7 +102,7 @@ class Upload {
     // record does not describe a temporary file of this store.
     void hand_over(RecordWriter& w);
     bool resume(Store& store, RecordReader& r);
-    // Publish with the disk waits off the loop (SPEC §5): a helper fsyncs fd() first, then
+    // Publish with the disk waits off the loop (README "Limits"): a helper fsyncs fd() first, then
     // set_synced() makes commit() skip that fsync; with defer_dir_sync() commit() leaves the
     // directory's fsync to the caller (a helper again), to be done before the answer.
     int fd() const { return fd_.get(); }
@@ -136,7 +136,7 @@ class Store {
     // 0 or -errno. -ENOENT also for entries that are not regular files (symlinks, dirs, fifos).
     int stat(std::string_view name, FileInfo& out);
     int open_read(std::string_view name, Fd& fd, FileInfo& out);
-    // -EACCES when duet may not read the file (SPEC: unreadable is 403 everywhere, delete too);
+    // -EACCES when duet may not read the file (README: unreadable is 403 everywhere, delete too);
     // -ECANCELED when `pre` does not hold right before the unlink.
     int remove(std::string_view name, const Precondition& pre = {});
     // The same with the unlink on a helper; -EINPROGRESS, other -errno and 0 as commit_async.
@@ -181,7 +181,7 @@ class Store {
     void set_index(StoreIndex* index) { index_ = index; }
     DigestMeta& meta() { return meta_; }
 
-    // SPEC §5 "Disk I/O off the loop" (store_lookup.cpp). With a cold-lookup hook (the server),
+    // README "Disk I/O off the loop" (store_lookup.cpp). With a cold-lookup hook (the server),
     // names are looked up only in the kernel's caches (openat2 RESOLVE_CACHED); a lookup that
     // would wait for the disk calls `cold(name)` once (a helper then runs lookup_blocking() and
     // hands the result to looked_up()) and the caller gets -EINPROGRESS: it parks and runs again
@@ -206,7 +206,7 @@ class Store {
     }
     std::size_t cold_in_flight() const { return cold_pending_.size(); }
 
-    // SPEC §5 "The store can go away". usable() checks the link count of the open directory and
+    // README "The store can go away". usable() checks the link count of the open directory and
     // that the path still names it; a failed check, or mark_gone() from the index's watch, makes
     // every write, listing and lookup kStoreGone until reopen() finds a directory at the path.
     bool usable();

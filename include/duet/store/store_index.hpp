@@ -1,5 +1,5 @@
 #pragma once
-// The store index (SPEC §5 "The store index"): name → size, mtime, SHA-256 or "being computed",
+// The store index (README "The store index"): name → size, mtime, SHA-256 or "being computed",
 // in memory, so that no request reads a directory or a file's bytes on the loop.
 //
 // - Built at start by helper threads (readdir, fstatat, the digest record) in batches that the
