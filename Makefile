@@ -117,9 +117,10 @@ unit: $(TESTS) build/duet build/duet-san
 # and runs one target at a time beside the test binaries that only wait on sockets, before the
 # load-sensitive ones (test/run.sh's ALONGSIDE).
 test: check-deps
+	@sh test/layers.sh
 	@$(MAKE) --no-print-directory unit $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build)
 	@ALONGSIDE="$(if $(wildcard test/fuzz/fuzz.mk),$(MAKE) --no-print-directory -j1 fuzz-smoke)" \
-	    sh test/run.sh $(TESTS)
+	    bash test/run.sh $(TESTS)
 
 # Opt-in, not part of `make test`: applies each test/mutants/*.patch (a small realistic bug) to a
 # copy of the tree, rebuilds and runs the tests; fails unless every mutation is caught.

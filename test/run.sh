@@ -1,15 +1,18 @@
-#!/bin/sh
-# Runs every Criterion test binary given and prints one summary line for the whole suite.
+#!/usr/bin/env bash
+# Runs every Criterion test binary given, prints a line per binary as it finishes, the slowest
+# five, and one summary line for the whole suite.
 #
-# Binaries run side by side, TEST_JOBS at a time (default: the number of cores), each with
-# Criterion's own --jobs 2: every test starts its own server on port 0 in its own directory, so
-# they cannot collide, and most of their time is spent waiting on sockets. Binaries whose tests
-# measure time, CPU or memory under load (names matching SERIAL) run afterwards, alone, so the
-# other binaries do not skew what they measure. A test's stderr line starting "note:" is shown.
+# Binaries run side by side, TEST_JOBS at a time (default: cores + 1: most of them wait on
+# sockets), each with Criterion's --jobs 2, the longest first (their times from the last run are
+# kept in build/test-times). Every test starts its own server on port 0 in its own directory, so
+# they cannot collide. Binaries whose tests measure time, CPU or memory under load (names
+# matching SERIAL) run afterwards, one at a time, so the others do not skew what they measure.
+# A test's stderr line starting "note:" is shown. When nothing has finished for 10 s, a line
+# says what is still running.
 #
 # ALONGSIDE, when set, is a command (`make test` passes the fuzz smoke) run in the background
-# beside the parallel binaries, which mostly wait on sockets; it is waited for before the
-# load-sensitive ones start, and its failure fails the run.
+# beside the parallel binaries; it is waited for before the load-sensitive ones start, and its
+# failure fails the run.
 #
 # The summary line is "tests: N passed, M failed, K skipped". Criterion leaves skipped tests out
 # of its Synthesis counts, so they are read from its TAP report and listed one per line with their
@@ -17,12 +20,19 @@
 # the convention for a reason that cannot apply on this machine (no SHA-NI, say); a missing tool
 # or service is never such a reason: test/deps.sh installs it.
 SERIAL='*hostile* *stress* *latency*'
-jobs=${TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
+jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
+times_file=${TEST_TIMES:-build/test-times}
 out=$(mktemp -d "${TMPDIR:-/tmp}/duet-tests.XXXXXX") || exit 1
-trap 'rm -rf "$out"' EXIT
+declare -A started_at=() pid_of=()
+cleanup() {
+    for p in "${pid_of[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    rm -rf "$out"
+}
+trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 is_serial() {
+    local pat
     for pat in $SERIAL; do
         # shellcheck disable=SC2254 # the patterns are meant to match
         case $(basename "$1") in $pat) return 0 ;; esac
@@ -30,33 +40,97 @@ is_serial() {
     return 1
 }
 
-parallel="" serial=""
-for t in "$@"; do
-    if is_serial "$t"; then serial="$serial $t"; else parallel="$parallel $t"; fi
-done
+# Last run's seconds per binary, longest first; unknown ones go first (they may be long).
+last_time() {
+    local t
+    t=$(awk -v n="$(basename "$1")" '$1 == n { print $2 }' "$times_file" 2>/dev/null)
+    echo "${t:-999999}"
+}
 
-# One binary: its whole output in $out/NAME.out, its exit status in $out/NAME.rc.
-run_one='"$1" --jobs 2 --tap="$2/$(basename "$1").tap" >"$2/$(basename "$1").out" 2>&1; echo $? >"$2/$(basename "$1").rc"'
+parallel=() serial=()
+for t in "$@"; do
+    if is_serial "$t"; then serial+=("$t"); else parallel+=("$t"); fi
+done
+mapfile -t parallel < <(for t in "${parallel[@]}"; do echo "$(last_time "$t") $t"; done |
+    sort -rn | cut -d' ' -f2-)
+
+now() { date +%s%3N; }  # milliseconds
+declare -A seconds=()
+suite_start=$(now)
+last_news=$(now)
+
+start_one() {
+    local t=$1 name
+    name=$(basename "$t")
+    ( "$t" --jobs 2 --tap="$out/$name.tap" >"$out/$name.out" 2>&1; echo $? >"$out/$name.rc" ) &
+    pid_of[$name]=$!
+    started_at[$name]=$(now)
+}
+
+# One line for a finished binary: its counts from the Criterion summary, and its time.
+report_one() {
+    local name=$1 line p f c s verdict
+    s=$(($(now) - started_at[$name]))
+    seconds[$name]=$s
+    line=$(grep 'Synthesis' "$out/$name.out" 2>/dev/null | tail -1)
+    p=$(printf '%s' "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
+    f=$(printf '%s' "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
+    c=$(printf '%s' "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
+    verdict=ok
+    [ "$(cat "$out/$name.rc" 2>/dev/null)" = 0 ] && [ -n "$line" ] || verdict=FAIL
+    printf '  %-4s %-34s %4s passed, %s failed %4d.%d s\n' "$verdict" "$name" "${p:-0}" \
+        "$((${f:-0} + ${c:-0}))" "$((s / 1000))" "$((s % 1000 / 100))"
+    last_news=$(now)
+}
+
+# Waits until fewer than $1 binaries run, reporting each one that finishes.
+wait_below() {
+    local limit=$1 name running
+    while [ "${#pid_of[@]}" -ge "$limit" ] && [ "${#pid_of[@]}" -gt 0 ]; do
+        for name in "${!pid_of[@]}"; do
+            if [ -f "$out/$name.rc" ]; then
+                wait "${pid_of[$name]}" 2>/dev/null
+                unset "pid_of[$name]"
+                report_one "$name"
+            fi
+        done
+        [ "${#pid_of[@]}" -lt "$limit" ] && break
+        if [ $(($(now) - last_news)) -gt 10000 ]; then
+            running=$(printf '%s ' "${!pid_of[@]}")
+            printf '  ...  still running after %d s: %s\n' "$((($(now) - suite_start) / 1000))" \
+                "$running"
+            last_news=$(now)
+        fi
+        sleep 0.2
+    done
+}
+
 alongside_pid=""
 if [ -n "${ALONGSIDE:-}" ]; then
     sh -c "$ALONGSIDE" >"$out/alongside.out" 2>&1 &
     alongside_pid=$!
 fi
-# shellcheck disable=SC2086 # one word per binary
-[ -n "$parallel" ] && printf '%s\n' $parallel | xargs -P "$jobs" -I{} sh -c "$run_one" _ {} "$out"
+for t in "${parallel[@]}"; do
+    wait_below "$jobs"
+    start_one "$t"
+done
+wait_below 1
 alongside_rc=0
 if [ -n "$alongside_pid" ]; then
     wait "$alongside_pid" || alongside_rc=$?
     cat "$out/alongside.out"
 fi
-for t in $serial; do sh -c "$run_one" _ "$t" "$out"; done
+for t in "${serial[@]}"; do
+    start_one "$t"
+    wait_below 1
+done
 
 passed=0 failed=0 skipped=0 status=0
 for t in "$@"; do
     name=$(basename "$t")
     o="$out/$name.out"
     rc=$(cat "$out/$name.rc" 2>/dev/null || echo 127)
-    grep -E 'Synthesis|FAIL|Assertion|fail|ERROR|crash|SUMMARY|^note:' "$o" 2>/dev/null | sed "s|^|$name: |"
+    grep -E 'FAIL|Assertion|fail|ERROR|crash|SUMMARY|^note:' "$o" 2>/dev/null | sed "s|^|$name: |"
     line=$(grep 'Synthesis' "$o" 2>/dev/null | tail -1)
     p=$(printf '%s' "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
     f=$(printf '%s' "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
@@ -93,5 +167,11 @@ if [ "$alongside_rc" != 0 ]; then
     failed=$((failed + 1))
     status=1
 fi
+# Times for the next run's order, and the slowest five.
+mkdir -p "$(dirname "$times_file")" 2>/dev/null
+for name in "${!seconds[@]}"; do echo "$name ${seconds[$name]}"; done | sort -k2 -rn >"$times_file"
+echo "slowest:"
+head -5 "$times_file" | awk '{ printf "  %-34s %7.1f s\n", $1, $2 / 1000 }'
+printf 'wall: %d s for the tests\n' "$((($(now) - suite_start) / 1000))"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status
