@@ -44,7 +44,13 @@ FIRST    := $(STARTUP:%=build/obj/%.o) $(REQUEST:%=build/obj/%.o)
 OBJS     := $(FIRST) $(filter-out $(FIRST),$(patsubst %.cpp,build/obj/%.o,$(notdir $(SRCS))))
 SAN_OBJS := $(patsubst %.cpp,build/san/%.o,$(notdir $(SRCS)))
 SAN_LIB  := $(patsubst %.cpp,build/san/%.o,$(notdir $(LIB_SRCS)))
-TESTS    := $(patsubst test/%.cpp,build/test/%,$(wildcard test/test_*.cpp))
+# The longest-running suites are built (and started) first: `make test` runs each binary as
+# soon as it is linked, while the others still build.
+LONG     := test_e2e_big_listing test_e2e_files test_e2e_crash test_e2e_http test_e2e_lifecycle \
+            test_e2e_reload test_e2e_http_files test_e2e_resumable_crash test_e2e_resumable \
+            test_e2e_semantics test_e2e_resumable_clients
+ALL_TESTS := $(patsubst test/%.cpp,%,$(wildcard test/test_*.cpp))
+TESTS    := $(addprefix build/test/,$(filter $(ALL_TESTS),$(LONG)) $(filter-out $(LONG),$(ALL_TESTS)))
 TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.cpp))
 
 # Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
@@ -83,9 +89,20 @@ build/san/t_%.o: test/%.cpp | build/san
 # for test_e2e_http_files.cpp), the largest share of `make test` on two cores.
 # They link the library as an archive, so each takes only the objects it uses (a black-box test
 # needs little more than the helpers).
+# Each is linked under a temporary name and renamed: `make test` starts a binary as soon as it
+# appears, so it must never see one half written.
 build/test/%: test/%.cpp build/san/libduet.a $(TEST_HELPERS) | build/test
 	@echo "  TEST $@"
-	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) $(SAN) -MMD -o $@ $< $(TEST_HELPERS) build/san/libduet.a -lcriterion
+	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) $(SAN) -MMD -MT $@ -MF $@.d -o $@.tmp $< \
+	    $(TEST_HELPERS) build/san/libduet.a -lcriterion && mv $@.tmp $@
+# Black-box drivers only talk to the sanitized server (build/duet-san) over sockets: their own
+# code is compiled without sanitizer instrumentation, which halves its compile time, and linked
+# with the sanitizer runtimes for the helpers they share with the unit tests.
+build/test/test_e2e_%: test/test_e2e_%.cpp build/san/libduet.a $(TEST_HELPERS) | build/test
+	@echo "  TEST $@"
+	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) -MMD -MT $@ -MF $@.d -c -o $@.o $< && \
+	    $(CXX) $(SAN) -o $@.tmp $@.o $(TEST_HELPERS) build/san/libduet.a -lcriterion && \
+	    mv $@.tmp $@ && rm -f $@.o
 
 build/san/libduet.a: $(SAN_LIB)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -112,14 +129,17 @@ check-deps:
 
 unit: $(TESTS) build/duet build/duet-san
 
-# Everything is built in one make so the test binaries and the fuzz targets compile side by side;
-# the fuzz smoke is short (FUZZ_SMOKE_SECONDS per target, 10 by default; `make fuzz` runs long)
-# and runs one target at a time beside the test binaries that only wait on sockets, before the
-# load-sensitive ones (test/run.sh's ALONGSIDE).
+# A pipeline on two cores: the sanitized library first; then the test drivers build (BUILDER,
+# longest suites first) while test/run.sh starts each one as soon as it is linked; once they are
+# built, the release binary and the fuzz targets build and the fuzz smoke runs (ALONGSIDE: a few
+# seconds per target; `make fuzz` runs long) beside the test binaries, which mostly wait on
+# sockets; the load-sensitive suites run last, alone, on the release binary.
 test: check-deps
 	@sh test/layers.sh
-	@$(MAKE) --no-print-directory unit $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build)
-	@ALONGSIDE="$(if $(wildcard test/fuzz/fuzz.mk),$(MAKE) --no-print-directory -j1 fuzz-smoke)" \
+	@$(MAKE) --no-print-directory build/duet-san build/san/libduet.a $(TEST_HELPERS)
+	@BUILDER="$(MAKE) --no-print-directory $(TESTS)" \
+	 ALONGSIDE="$(MAKE) --no-print-directory build/duet $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build \
+	     && $(MAKE) --no-print-directory -j1 fuzz-smoke)" \
 	    bash test/run.sh $(TESTS)
 
 # Opt-in, not part of `make test`: applies each test/mutants/*.patch (a small realistic bug) to a

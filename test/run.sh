@@ -10,9 +10,11 @@
 # A test's stderr line starting "note:" is shown. When nothing has finished for 10 s, a line
 # says what is still running.
 #
-# ALONGSIDE, when set, is a command (`make test` passes the fuzz smoke) run in the background
-# beside the parallel binaries; it is waited for before the load-sensitive ones start, and its
-# failure fails the run.
+# BUILDER, when set, is the command that builds the binaries (`make test` passes make): it runs in
+# the background and each binary starts as soon as it appears (they are linked under another
+# name and renamed). ALONGSIDE, when set, is a command (`make test` passes the release build and
+# the fuzz smoke) started once BUILDER is done, beside the parallel binaries; it is waited for
+# before the load-sensitive ones start. A failure of either fails the run.
 #
 # The summary line is "tests: N passed, M failed, K skipped". Criterion leaves skipped tests out
 # of its Synthesis counts, so they are read from its TAP report and listed one per line with their
@@ -40,7 +42,7 @@ is_serial() {
     return 1
 }
 
-# Last run's seconds per binary, longest first; unknown ones go first (they may be long).
+# Last run's milliseconds per binary; unknown ones go first (they may be long).
 last_time() {
     local t
     t=$(awk -v n="$(basename "$1")" '$1 == n { print $2 }' "$times_file" 2>/dev/null)
@@ -51,8 +53,12 @@ parallel=() serial=()
 for t in "$@"; do
     if is_serial "$t"; then serial+=("$t"); else parallel+=("$t"); fi
 done
-mapfile -t parallel < <(for t in "${parallel[@]}"; do echo "$(last_time "$t") $t"; done |
-    sort -rn | cut -d' ' -f2-)
+# With a BUILDER the binaries start in the order they are built (the order given); otherwise
+# the longest of the last run first.
+if [ -z "${BUILDER:-}" ] && [ -f "$times_file" ]; then
+    mapfile -t parallel < <(for t in "${parallel[@]}"; do echo "$(last_time "$t") $t"; done |
+        sort -rn | cut -d' ' -f2-)
+fi
 
 now() { date +%s%3N; }  # milliseconds
 declare -A seconds=()
@@ -84,9 +90,10 @@ report_one() {
 }
 
 # Waits until fewer than $1 binaries run, reporting each one that finishes.
+# With a second argument: one look only, no waiting.
 wait_below() {
-    local limit=$1 name running
-    while [ "${#pid_of[@]}" -ge "$limit" ] && [ "${#pid_of[@]}" -gt 0 ]; do
+    local limit=$1 once=${2:-} name running
+    while [ -n "$once" ] || { [ "${#pid_of[@]}" -ge "$limit" ] && [ "${#pid_of[@]}" -gt 0 ]; }; do
         for name in "${!pid_of[@]}"; do
             if [ -f "$out/$name.rc" ]; then
                 wait "${pid_of[$name]}" 2>/dev/null
@@ -94,6 +101,7 @@ wait_below() {
                 report_one "$name"
             fi
         done
+        [ -n "$once" ] && break
         [ "${#pid_of[@]}" -lt "$limit" ] && break
         if [ $(($(now) - last_news)) -gt 10000 ]; then
             running=$(printf '%s ' "${!pid_of[@]}")
@@ -105,22 +113,56 @@ wait_below() {
     done
 }
 
-alongside_pid=""
-if [ -n "${ALONGSIDE:-}" ]; then
+alongside_pid="" builder_pid="" builder_rc=0
+start_alongside() {
+    [ -z "${ALONGSIDE:-}" ] || [ -n "$alongside_pid" ] && return
     sh -c "$ALONGSIDE" >"$out/alongside.out" 2>&1 &
     alongside_pid=$!
+}
+builder_running() {
+    [ -n "$builder_pid" ] && [ ! -f "$out/builder.rc" ]
+}
+if [ -n "${BUILDER:-}" ]; then
+    ( sh -c "$BUILDER"; echo $? >"$out/builder.rc" ) &
+    builder_pid=$!
+else
+    start_alongside
 fi
+# A binary that is still being built: wait for it (reporting the ones that finish meanwhile).
+wait_built() {
+    while [ ! -x "$1" ] && builder_running; do
+        wait_below "$jobs" 1
+        sleep 0.2
+    done
+}
 for t in "${parallel[@]}"; do
     wait_below "$jobs"
-    start_one "$t"
+    wait_built "$t"
+    if [ -n "$builder_pid" ] && ! builder_running; then start_alongside; fi
+    if [ -x "$t" ]; then start_one "$t"; fi
 done
+while builder_running; do wait_below "$jobs" 1; sleep 0.2; done
+if [ -n "$builder_pid" ]; then
+    wait "$builder_pid"
+    builder_rc=$(cat "$out/builder.rc")
+fi
+start_alongside
 wait_below 1
 alongside_rc=0
 if [ -n "$alongside_pid" ]; then
+    while kill -0 "$alongside_pid" 2>/dev/null; do
+        if [ $(($(now) - last_news)) -gt 10000 ]; then
+            printf '  ...  still running after %d s: %s\n' "$((($(now) - suite_start) / 1000))" \
+                "$ALONGSIDE"
+            last_news=$(now)
+        fi
+        sleep 0.2
+    done
     wait "$alongside_pid" || alongside_rc=$?
     cat "$out/alongside.out"
 fi
 for t in "${serial[@]}"; do
+    [ -x "$t" ] || continue
     start_one "$t"
     wait_below 1
 done
@@ -162,6 +204,11 @@ for t in "$@"; do
         fi
     fi
 done
+if [ "$builder_rc" != 0 ]; then
+    echo "builder ($BUILDER) failed with status $builder_rc"
+    failed=$((failed + 1))
+    status=1
+fi
 if [ "$alongside_rc" != 0 ]; then
     echo "alongside ($ALONGSIDE) failed with status $alongside_rc"
     failed=$((failed + 1))
