@@ -22,6 +22,9 @@
 # the convention for a reason that cannot apply on this machine (no SHA-NI, say); a missing tool
 # or service is never such a reason: test/deps.sh installs it.
 SERIAL='*hostile* *stress* *latency*'
+# Suites that run the release binary (build/duet), which ALONGSIDE may still be building: they
+# start once it is there.
+RELEASE='test_e2e_reload test_readme'
 jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
 times_file=${TEST_TIMES:-build/test-times}
 out=$(mktemp -d "${TMPDIR:-/tmp}/duet-tests.XXXXXX") || exit 1
@@ -49,9 +52,15 @@ last_time() {
     echo "${t:-999999}"
 }
 
-parallel=() serial=()
+parallel=() serial=() release=()
 for t in "$@"; do
-    if is_serial "$t"; then serial+=("$t"); else parallel+=("$t"); fi
+    if is_serial "$t"; then
+        serial+=("$t")
+    elif [[ " $RELEASE " == *" $(basename "$t") "* ]]; then
+        release+=("$t")
+    else
+        parallel+=("$t")
+    fi
 done
 # With a BUILDER the binaries start in the order they are built (the order given); otherwise
 # the longest of the last run first.
@@ -125,9 +134,8 @@ builder_running() {
 if [ -n "${BUILDER:-}" ]; then
     ( sh -c "$BUILDER"; echo $? >"$out/builder.rc" ) &
     builder_pid=$!
-else
-    start_alongside
 fi
+start_alongside
 # A binary that is still being built: wait for it (reporting the ones that finish meanwhile).
 wait_built() {
     while [ ! -x "$1" ] && builder_running; do
@@ -138,7 +146,15 @@ wait_built() {
 for t in "${parallel[@]}"; do
     wait_below "$jobs"
     wait_built "$t"
-    if [ -n "$builder_pid" ] && ! builder_running; then start_alongside; fi
+    if [ -x "$t" ]; then start_one "$t"; fi
+done
+alongside_running() {
+    [ -n "$alongside_pid" ] && kill -0 "$alongside_pid" 2>/dev/null
+}
+for t in "${release[@]}"; do
+    wait_below "$jobs"
+    wait_built "$t"
+    while [ ! -x build/duet ] && alongside_running; do wait_below "$jobs" 1; sleep 0.2; done
     if [ -x "$t" ]; then start_one "$t"; fi
 done
 while builder_running; do wait_below "$jobs" 1; sleep 0.2; done
@@ -146,7 +162,6 @@ if [ -n "$builder_pid" ]; then
     wait "$builder_pid"
     builder_rc=$(cat "$out/builder.rc")
 fi
-start_alongside
 wait_below 1
 alongside_rc=0
 if [ -n "$alongside_pid" ]; then
