@@ -13,7 +13,7 @@
 FUZZ_CXX      ?= clang++-14
 # The smoke in `make test` only checks that each target runs and the seeds pass; `make fuzz` is
 # where bugs are hunted (the targets run side by side under make's -j).
-FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SMOKE_SECONDS ?= 1
 FUZZ_SECONDS  ?= 300
 FUZZ_SAN      := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
