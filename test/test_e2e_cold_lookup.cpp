@@ -181,7 +181,7 @@ std::string cmd(int fd, const std::string& line) {
     return t::read_line(fd);
 }
 
-std::string quoted(const std::string& hex) {
+std::string quoted_etag(const std::string& hex) {
     return "\"" + hex + "\"";
 }
 
@@ -193,7 +193,7 @@ void exercise(const std::string& data) {
     std::string r = http(req("GET", "/files/a"));
     cr_expect_eq(t::status_of(r), 200, "%s", r.c_str());
     cr_expect_eq(t::body_of(r), hi);
-    cr_expect_eq(t::header_of(r, "etag"), quoted(hex));
+    cr_expect_eq(t::header_of(r, "etag"), quoted_etag(hex));
     r = http(req("HEAD", "/files/a"), true);
     cr_expect_eq(t::status_of(r), 200);
     cr_expect_eq(t::header_of(r, "content-length"), std::to_string(hi.size()));
@@ -202,7 +202,7 @@ void exercise(const std::string& data) {
     cr_expect_eq(t::body_of(r), "hello");
     cr_expect_eq(t::status_of(http(req("GET", "/files/missing1"))), 404);
     cr_expect_eq(
-        t::status_of(http(req("GET", "/files/a", "If-None-Match: " + quoted(hex) + "\r\n"), true)),
+        t::status_of(http(req("GET", "/files/a", "If-None-Match: " + quoted_etag(hex) + "\r\n"), true)),
         304);
     // The file port: STAT, GET, a missing name, DEL of a missing name.
     int fd = files_conn();
@@ -228,13 +228,13 @@ void exercise(const std::string& data) {
     close(fd);
     // HTTP preconditions: If-Match wrong and right, If-None-Match: * on an existing name.
     cr_expect_eq(t::status_of(http(put_req("c", "x", "If-Match: \"nope\"\r\n"))), 412);
-    r = http(put_req("c", "new c", "If-Match: " + quoted(t::sha256_hex("cc")) + "\r\n"));
+    r = http(put_req("c", "new c", "If-Match: " + quoted_etag(t::sha256_hex("cc")) + "\r\n"));
     cr_expect_eq(t::status_of(r), 200, "%s", r.c_str());
     cr_expect_eq(t::status_of(http(put_req("c", "x", "If-None-Match: *\r\n"))), 412);
     cr_expect_eq(t::status_of(http(put_req("d", "dd", "If-None-Match: *\r\n"))), 201);
     cr_expect_eq(t::status_of(http(req("DELETE", "/files/d", "If-Match: \"nope\"\r\n"))), 412);
     cr_expect_eq(t::status_of(http(req("DELETE", "/files/d",
-                                       "If-Match: " + quoted(t::sha256_hex("dd")) + "\r\n"))),
+                                       "If-Match: " + quoted_etag(t::sha256_hex("dd")) + "\r\n"))),
                  204);
     cr_expect_eq(t::status_of(http(req("DELETE", "/files/d"))), 404);
     cr_expect_eq(t::read_file(data + "/c"), "new c");

@@ -64,8 +64,9 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     tick();
     // A reload: the loop steps of the images before this one, the last one's hand-over included.
     if (generation > 0) metrics.adopt_stalls(getenv("DUET_LOOP_STALLS"));
-    root_body_ = std::string("{\"name\":\"duet\",\"version\":\"") + kVersion +
-                 "\",\"generation\":" + std::to_string(generation) + "}\n";
+    root_body_ = "{\"name\":\"duet\",\"version\":\"";
+    root_body_.append(kVersion).append("\",\"generation\":");
+    root_body_.append(std::to_string(generation)).append("}\n");
     std::string err;
     // Named temporaries of uploads carried over a reload are still being written: keep them.
     if (handover.present) store.keep_temps_at_open();
