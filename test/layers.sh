@@ -1,5 +1,5 @@
 #!/bin/sh
-# The include rule that keeps the tree the architecture (README "Source layout"): a file under
+# The include rule that keeps the tree the architecture (src/README.md): a file under
 # src/LAYER/ or include/duet/LAYER/ includes duet headers only from the layers it may build on.
 # Lower layers never see higher ones; http/ and fileport/ are siblings that never see each other.
 # Prints every include that breaks the rule and exits 1, or one line "layers: ok".
