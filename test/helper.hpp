@@ -53,6 +53,10 @@ bool wait_log(Duet& d, const std::string& needle, int timeout_ms = 10000);
 // Parses the newest ready line in err_log into ports/generation; true if one was found after
 // `from`.
 bool parse_ready(Duet& d, std::size_t from = 0);
+// Waits for a ready line after `from` in err_log (a reload's new image); false on timeout.
+bool wait_ready_after(Duet& d, std::size_t from, int timeout_ms = 15000);
+// Sends SIGHUP and waits for the next image's ready line; false when none came.
+bool reload_and_wait(Duet& d, int timeout_ms = 15000);
 // Sends `sig` and waits for exit; returns the exit status (128+signal when killed), or -1.
 int stop(Duet& d, int sig = 15, int timeout_ms = 15000);
 // Waits for exit without signalling; -1 on timeout.
@@ -101,7 +105,8 @@ std::vector<std::string> store_listing(const std::string& data_dir);
 extern const std::vector<std::string> kBookkeeping;
 // store_listing() joined with spaces, for messages.
 std::string joined(const std::vector<std::string>& names);
-// An HTTP error answer as README "HTTP API" wants it: Content-Type application/json, a body of the exact form
+// An HTTP error answer as README "HTTP API" wants it: Content-Type application/json, a body of the
+// exact form
 // {"error":"<non-empty sentence>"} whose length matches Content-Length, containing `text` if given.
 bool is_json_error(const std::string& response, const std::string& text = "");
 // SHA-256 of `data` as lower-case hex (the library's implementation, tested on NIST vectors).

@@ -129,6 +129,20 @@ bool wait_log(Duet& d, const std::string& needle, int timeout_ms) {
     }
 }
 
+bool wait_ready_after(Duet& d, std::size_t from, int timeout_ms) {
+    std::int64_t deadline = now_ms() + timeout_ms;
+    while (!parse_ready(d, from)) {
+        if (now_ms() >= deadline) return false;
+        wait_log(d, "\x01", 20);  // nothing matches: just reads stderr for up to 20 ms
+    }
+    return true;
+}
+
+bool reload_and_wait(Duet& d, int timeout_ms) {
+    std::size_t from = d.err_log.size();
+    return kill(d.pid, SIGHUP) == 0 && wait_ready_after(d, from, timeout_ms);
+}
+
 bool start(Duet& d, std::vector<std::string> args, std::string data_dir,
            std::vector<std::string> env, std::string binary) {
     if (binary.empty()) binary = duet_binary();

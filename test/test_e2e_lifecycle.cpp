@@ -1,7 +1,7 @@
-// Black-box lifecycle tests (README "Stop and reload"): graceful and forced stops, drains with work in flight,
-// reloads by signal and by replacing the executable, socket passing (our own and systemd's),
-// service-manager notifications, and a second copy on a taken port.
-// Every process started here is tracked by PID and killed in the suite's .fini if a test aborts.
+// Black-box lifecycle tests (README "Stop and reload"): graceful and forced stops, drains with work
+// in flight, reloads by signal and by replacing the executable, socket passing (our own and
+// systemd's), service-manager notifications, and a second copy on a taken port. Every process
+// started here is tracked by PID and killed in the suite's .fini if a test aborts.
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -121,15 +121,6 @@ void spawn(t::Duet& d, const std::vector<std::string>& argv, std::vector<std::st
 }
 
 // Waits for a ready line that starts after offset `from` in the stderr log.
-bool wait_ready_after(t::Duet& d, std::size_t from, int timeout_ms = 10000) {
-    std::int64_t deadline = t::now_ms() + timeout_ms;
-    while (!t::parse_ready(d, from)) {
-        if (t::now_ms() >= deadline) return false;
-        t::wait_log(d, "\x01", 20);  // nothing matches: just reads stderr for up to 20 ms
-    }
-    return true;
-}
-
 // True while the process has not exited (it is not reaped, so t::wait_exit still works).
 bool still_running(t::Duet& d) {
     siginfo_t info{};
@@ -402,7 +393,7 @@ std::string copy_binary(std::string& dir) {
 // Waits for the next ready line and checks that it is the same process on the same ports.
 void expect_reloaded(t::Duet& d, std::size_t from, int generation) {
     int http = d.http_port, files = d.files_port;
-    cr_assert(wait_ready_after(d, from), "no new ready line; stderr:\n%s", d.err_log.c_str());
+    cr_assert(t::wait_ready_after(d, from), "no new ready line; stderr:\n%s", d.err_log.c_str());
     cr_assert_eq(d.generation, generation, "%s", d.ready_line.c_str());
     cr_assert_eq(d.http_port, http);
     cr_assert_eq(d.files_port, files);
@@ -550,7 +541,7 @@ Test(lifecycle, clients_see_no_error_during_five_reloads) {
     for (int g = 1; g <= 5; ++g) {
         std::size_t from = d.err_log.size();
         kill(d.pid, SIGHUP);
-        if (!wait_ready_after(d, from) || d.generation != g) break;
+        if (!t::wait_ready_after(d, from) || d.generation != g) break;
         int seen = ok;
         while (ok < seen + 3 && refused + failed == 0) usleep(2000);  // traffic between reloads
     }
@@ -652,7 +643,7 @@ Test(lifecycle, systemd_socket_activate_passes_both_ports) {
     }
     cr_assert(first >= 0, "systemd-socket-activate never listened:\n%s", d.err_log.c_str());
     cr_assert(t::send_all(first, kGetRoot));
-    cr_assert(wait_ready_after(d, 0), "no ready line; stderr:\n%s", d.err_log.c_str());
+    cr_assert(t::wait_ready_after(d, 0), "no ready line; stderr:\n%s", d.err_log.c_str());
     cr_assert_eq(d.http_port, p1, "%s", d.ready_line.c_str());
     cr_assert_eq(d.files_port, p2, "%s", d.ready_line.c_str());
     cr_assert_eq(t::status_of(t::read_response(first)), 200);
@@ -678,7 +669,7 @@ Test(lifecycle, systemd_socket_activate_without_names_takes_http_first) {
     }
     cr_assert(first >= 0, "systemd-socket-activate never listened:\n%s", d.err_log.c_str());
     cr_assert(t::send_all(first, "PING\n"));
-    cr_assert(wait_ready_after(d, 0), "no ready line; stderr:\n%s", d.err_log.c_str());
+    cr_assert(t::wait_ready_after(d, 0), "no ready line; stderr:\n%s", d.err_log.c_str());
     cr_assert_eq(d.http_port, p1, "%s", d.ready_line.c_str());
     cr_assert_eq(d.files_port, p2, "%s", d.ready_line.c_str());
     cr_assert_eq(t::read_line(first), "OK pong");
@@ -767,7 +758,7 @@ void notify_sequence(const std::string& name) {
     cr_assert(usec >= before && usec <= monotonic_usec(), "MONOTONIC_USEC=%lld out of range",
               static_cast<long long>(usec));
     cr_assert_neq(next_notify(sock, "READY=1"), "", "no READY=1 after the reload");
-    cr_assert(wait_ready_after(d, from));
+    cr_assert(t::wait_ready_after(d, from));
     cr_assert_eq(d.generation, 1);
     cr_assert_eq(kill(d.pid, SIGTERM), 0);
     cr_assert_neq(next_notify(sock, "STOPPING=1"), "", "no STOPPING=1");

@@ -1,8 +1,8 @@
-// Black-box reload tests (README "Stop and reload", issue 12): every connection crosses the execve in whatever
-// state it is. Many reloads (SIGHUP and a replaced binary under --reload, mixed) while downloads
-// are read slowly, uploads trickle in (HTTP sized and chunked, file port sized and unsized),
-// heads and command lines are half sent, keep-alive connections sit idle and LISTs are paused;
-// then the fall-back drain when the new image reads another hand-over format, one corrupted
+// Black-box reload tests (README "Stop and reload", issue 12): every connection crosses the execve
+// in whatever state it is. Many reloads (SIGHUP and a replaced binary under --reload, mixed) while
+// downloads are read slowly, uploads trickle in (HTTP sized and chunked, file port sized and
+// unsized), heads and command lines are half sent, keep-alive connections sit idle and LISTs are
+// paused; then the fall-back drain when the new image reads another hand-over format, one corrupted
 // record costing one connection, reloads that never wait for --grace, and flat fds and memory
 // after many reloads.
 #include <arpa/inet.h>
@@ -86,20 +86,11 @@ std::string abs_path(const std::string& p) {
     return realpath(p.c_str(), buf) ? buf : p;
 }
 
-bool wait_ready_after(t::Duet& d, std::size_t from, int timeout_ms = 15000) {
-    std::int64_t deadline = t::now_ms() + timeout_ms;
-    while (!t::parse_ready(d, from)) {
-        if (t::now_ms() >= deadline) return false;
-        t::wait_log(d, "\x01", 20);
-    }
-    return true;
-}
-
 // A reload by SIGHUP; waits for the next generation's ready line.
 void reload_by_signal(t::Duet& d, int generation) {
     std::size_t from = d.err_log.size();
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
-    cr_assert(wait_ready_after(d, from), "no ready line after SIGHUP:\n%s", d.err_log.c_str());
+    cr_assert(t::wait_ready_after(d, from), "no ready line after SIGHUP:\n%s", d.err_log.c_str());
     cr_assert_eq(d.generation, generation, "%s", d.ready_line.c_str());
 }
 
@@ -461,7 +452,8 @@ Test(reload, every_connection_state_crosses_twenty_mixed_reloads) {
         } else {
             cr_assert_eq(kill(d.pid, SIGHUP), 0);
         }
-        cr_assert(wait_ready_after(d, from), "reload %d: no ready line:\n%s", g, d.err_log.c_str());
+        cr_assert(t::wait_ready_after(d, from), "reload %d: no ready line:\n%s", g,
+                  d.err_log.c_str());
         reload_ms_max = std::max(reload_ms_max, t::now_ms() - t0);
         cr_assert_eq(d.generation, g, "%s", d.ready_line.c_str());
         sched.allowed = g;
@@ -570,7 +562,7 @@ Test(reload, new_image_reading_another_format_gets_a_drain_and_a_log_line) {
     cr_assert_not(t::parse_ready(d, from), "reloaded before the download finished");
     got += t::read_n(fd, big.size() - got.size(), 20000);
     cr_assert(got == big, "download differs (%zu bytes)", got.size());
-    cr_assert(wait_ready_after(d, from), "no reload after the drain:\n%s", d.err_log.c_str());
+    cr_assert(t::wait_ready_after(d, from), "no reload after the drain:\n%s", d.err_log.c_str());
     cr_assert_eq(d.generation, 1);
     // Once done, the download's connection went over idle, the old way, as did the idle one.
     cr_assert(t::send_all(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -755,9 +747,9 @@ Test(reload, resumable_appends_in_flight_cross_a_reload) {
     cr_assert_eq(t::stop(d), 0);
 }
 
-// Reloads while an append's checkpoints run on helpers (README "Limits"): the hand-over waits for the
-// checkpoint in flight (and starts no new one meanwhile), so the next image loads the state file
-// this one announced and takes the append on from there. 48 MiB in four pieces, a SIGHUP after
+// Reloads while an append's checkpoints run on helpers (README "Limits"): the hand-over waits for
+// the checkpoint in flight (and starts no new one meanwhile), so the next image loads the state
+// file this one announced and takes the append on from there. 48 MiB in four pieces, a SIGHUP after
 // each: each piece crosses the 16 MiB checkpoint mark, so a reload lands while one is in flight.
 // Every 104 reports a growing offset, the answer the whole upload, and the file is the source:
 // no byte lost, none counted twice.

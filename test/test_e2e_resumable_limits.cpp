@@ -138,11 +138,61 @@ Test(resumable_limits, disk_full_mid_append_is_507_and_keeps_the_partial) {
     std::string r = final_response(fd);
     close(fd);
     cr_expect_eq(t::status_of(r), 507, "%s", r.c_str());
+    // The 507 says where a resume starts: a durable offset, at most what HEAD says later.
+    std::string said = t::header_of(r, "Upload-Offset");
+    cr_expect(!said.empty(), "no Upload-Offset on the 507: %s", r.c_str());
     r = http(request("HEAD", loc), true);
     cr_expect_eq(t::status_of(r), 204, "the partial is gone: %s", r.c_str());
     std::uint64_t off = std::strtoull(t::header_of(r, "Upload-Offset").c_str(), nullptr, 10);
     cr_expect(off > 0 && off <= (1u << 20), "offset %llu", (unsigned long long)off);
+    cr_expect(std::strtoull(said.c_str(), nullptr, 10) <= off, "507 said %s, HEAD %llu",
+              said.c_str(), (unsigned long long)off);
     cr_expect_eq(t::status_of(http(request("GET", "/files/full.bin"))), 404);
+}
+
+// A declared length is checked at creation as a PUT's Content-Length is: larger than the store's
+// file system is 413 at once, on both HTTP doors, and no partial is made.
+Test(resumable_limits, a_length_larger_than_the_file_system_is_413_at_creation) {
+    boot();
+    const std::string huge = "100000000000000";  // 100 TB
+    std::string r = http(request("POST", "/uploads",
+                                 kTus + "Upload-Length: " + huge +
+                                     "\r\nUpload-Metadata: filename " + b64("h.bin") + "\r\n"));
+    cr_expect_eq(t::status_of(r), 413, "%s", r.c_str());
+    cr_expect(t::is_json_error(r, "file system"), "%s", r.c_str());
+    r = http(request("POST", "/files/h.bin",
+                     "Upload-Complete: ?0\r\nUpload-Length: " + huge + "\r\n" + kIetf, "abc"));
+    cr_expect_eq(t::status_of(r), 413, "%s", r.c_str());
+    int fd = t::connect_port(g_srv.files_port);
+    cr_expect_eq(files_cmd(fd, "RESUME h.bin " + huge),
+                 "ERR 413 upload larger than the file system");
+    close(fd);
+    cr_expect_eq(t::body_of(http(request("GET", "/uploads"))), "[]\n");
+    // POST /files/NAME without Upload-Complete: 400 saying what is missing, not a 405.
+    r = http(request("POST", "/files/p.bin", "", "abc"));
+    cr_expect_eq(t::status_of(r), 400, "%s", r.c_str());
+    cr_expect(t::is_json_error(r, "Upload-Complete"), "%s", r.c_str());
+    cr_expect_eq(t::header_of(r, "Allow"), "", "%s", r.c_str());
+}
+
+// Expiry keeps up with creation: hundreds of partials that expire together are all gone within
+// a couple of sweeps, not 16 a second.
+Test(resumable_limits, expiry_keeps_up_with_hundreds_of_partials) {
+    boot({"--partial-ttl", "1"});
+    constexpr int kParts = 400;
+    for (int i = 0; i < kParts; ++i) {
+        std::string r = http(request("POST", "/files/x" + std::to_string(i) + ".bin",
+                                     "Upload-Complete: ?0\r\n" + kIetf, "abc"));
+        cr_assert_eq(t::status_of(r), 201, "%s", r.c_str());
+    }
+    std::string left;
+    for (int i = 0; i < 60; ++i) {  // the sweep runs each second: bounded polling, 6 s
+        left = metric("duet_partial_uploads");
+        if (left == "0") break;
+        usleep(100000);
+    }
+    cr_expect_eq(left, "0", "partials left after 6 s");
+    cr_expect_eq(metric("duet_partial_uploads_expired_total"), std::to_string(kParts));
 }
 
 Test(resumable_limits, untouched_partials_expire_after_the_ttl) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "duet/store/partial_state_file.hpp"
 #include "duet/store/partial_store.hpp"
 
 using namespace duet;
@@ -415,4 +416,28 @@ Test(partial_store, a_failed_checkpoint_fails_the_append_and_the_one_queued_behi
     std::shared_ptr<DiskWait> fin = ap.finish();
     cr_expect(fin->done && fin->rc < 0);
     cr_expect(!p->busy);
+}
+
+// A state file is read back only when every number is in range: a length or offset past 2^63-1
+// (or past 2^64, which would wrap) is a damaged file, refused rather than read as another number.
+Test(partial_store, state_files_with_out_of_range_numbers_are_refused) {
+    Fixture f;
+    f.open();
+    int rc = 0;
+    PartialRef p = f.parts.create(spec_for("n.bin", 10), rc);
+    cr_assert(p);
+    std::string good = partial_detail::serialize(*p);
+    Partial back;
+    cr_assert(partial_detail::parse_state(good, back), "%s", good.c_str());
+    cr_expect_eq(back.spec.length, 10u);
+    for (const char* bad :
+         {"99999999999999999999", "18446744073709551616", "9223372036854775808"}) {
+        std::string text = good;
+        std::size_t at = text.find("length 10\n");
+        cr_assert(at != std::string::npos, "%s", text.c_str());
+        text.replace(at, 10, std::string("length ") + bad + "\n");
+        Partial out;
+        cr_expect_not(partial_detail::parse_state(text, out), "length %s was read as %llu", bad,
+                      (unsigned long long)out.spec.length);
+    }
 }

@@ -28,7 +28,7 @@ enum : std::uint16_t {
     kDigest = 5,
     kPrecondition = 6,  // if=: encode_precondition
     kAppend = 7,        // RESUME: PartialAppend::hand_over instead of kUpload
-    kTotal = 8,         // RESUME: the whole upload's SIZE
+    kTotal = 8,         // the whole upload's SIZE (sized PUT and RESUME)
 };
 // Inside the listing record: one entry per line still owed, in order.
 enum : std::uint16_t { kEntry = 1 };
@@ -55,11 +55,11 @@ void FileConn::encode_state(RecordWriter& w) {
         if (up_->append.active()) {
             up_->append.hand_over(up);
             sub.record(kAppend, up);
-            sub.u64(kTotal, up_->total);
         } else {
             up_->upload.hand_over(up);
             sub.record(kUpload, up);
         }
+        sub.u64(kTotal, up_->total);
         sub.bytes(kName, up_->name);
         sub.u64(kLeft, up_->left);
         sub.u64(kSized, up_->sized);
@@ -99,13 +99,15 @@ bool FileConn::resume_state(RecordReader& r) {
         if (sub.has(kAppend)) {
             if (!sub.record(kAppend, up) || !host().partials.resume_append(up, in->append))
                 return r.fail("resume: " + sub.error() + up.error());
-            in->total = sub.u64_or(kTotal, 0);
         } else if (!sub.record(kUpload, up) || !in->upload.resume(host().store, up)) {
             return r.fail("upload: " + sub.error() + up.error());
         }
         in->name = std::string(sub.bytes(kName));
         in->left = sub.u64_or(kLeft, 0);
         in->sized = sub.u64_or(kSized, 1) != 0;
+        // Images before this one wrote the SIZE of a RESUME only; a sized PUT's is what it has
+        // received plus what is left.
+        in->total = sub.u64_or(kTotal, in->sized ? in->upload.size() + in->left : 0);
         if (!valid_name(in->name)) return r.fail("upload: bad file name");
         if (sub.has(kDigest)) {
             std::string_view d = sub.bytes(kDigest);

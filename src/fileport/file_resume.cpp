@@ -54,8 +54,7 @@ std::string FileConn::keep_partial() {
 
 void FileConn::resume(const Command& c) {
     if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
-    if (c.size > host().cfg.max_upload)
-        return reply_and_close("ERR 413 upload larger than the server accepts");
+    if (const char* refusal = size_refusal(c.size, false)) return reply_and_close(refusal);
     // An if= is checked now, like PUT's, before any byte is read; it then replaces what the
     // partial must find at publish, where it is checked again.
     if (int rc = host().store.check_precondition(c.name, c.pre); rc < 0) {

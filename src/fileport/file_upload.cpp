@@ -9,6 +9,17 @@
 
 namespace duet {
 
+// As HTTP does with Content-Length: a size that can never fit, or does not fit now, is refused
+// before any byte is read.
+const char* FileConn::size_refusal(std::uint64_t size, bool whole) {
+    if (size > host().cfg.max_upload) return "ERR 413 upload larger than the server accepts";
+    std::uint64_t total = 0, avail = 0;
+    if (host().store.space(total, avail) != 0) return nullptr;
+    if (size > total) return "ERR 413 upload larger than the file system";
+    if (whole && size > avail) return "ERR 507 not enough free space; nothing stored";
+    return nullptr;
+}
+
 void FileConn::put(const Command& c) {
     if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
     // Checked before any byte is read; the bytes that follow cannot be told from commands.
@@ -20,15 +31,8 @@ void FileConn::put(const Command& c) {
         if (const char* t = trouble_answer(rc)) return reply_and_close(t);
         return reply_and_close("ERR 500 cannot stat");
     }
-    if (c.sized && c.size > host().cfg.max_upload)
-        return reply_and_close("ERR 413 upload larger than the server accepts");
-    // As HTTP does with Content-Length: a size that can never fit, or does not fit now, is
-    // refused before any byte is read.
-    std::uint64_t total = 0, avail = 0;
-    if (c.sized && host().store.space(total, avail) == 0) {
-        if (c.size > total) return reply_and_close("ERR 413 upload larger than the file system");
-        if (c.size > avail) return reply_and_close("ERR 507 not enough free space; nothing stored");
-    }
+    if (c.sized)
+        if (const char* refusal = size_refusal(c.size, true)) return reply_and_close(refusal);
     // The file is created on a helper (Store::begin_upload_async): the line parks and runs again,
     // its checks too, then adopts the file.
     auto in = std::make_unique<Incoming>();

@@ -302,10 +302,10 @@ void HttpConn::respond_error(int status, std::string_view message, std::string_v
     respond(status, "application/json", json_error(message), extra_fields);
 }
 
-void HttpConn::respond_fatal(int status, std::string_view message) {
+void HttpConn::respond_fatal(int status, std::string_view message, std::string_view extra_fields) {
     ex_.keep_alive = false;
     ex_.head_only = false;
-    respond_error(status, message);
+    respond_error(status, message, extra_fields);
 }
 
 HttpConn::Rare& HttpConn::rare() {

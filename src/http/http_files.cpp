@@ -160,8 +160,11 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
         if (resumable && create_resumable(req, name)) return;
         if (req.method == "POST" && !resumable) {
             if (req.body != BodyKind::None) ex_.keep_alive = false;
-            respond_error(405, "POST here needs Upload-Complete (a resumable upload).",
-                          "Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n");
+            // Not 405: POST is a method this route takes, with that field (RFC 9110 §15.5.6
+            // would have Allow list it, which tells the client nothing).
+            respond_error(400,
+                          "POST here creates a resumable upload: it needs an Upload-Complete "
+                          "field (or use PUT).");
             return;
         }
         put_file(req, name);
@@ -170,6 +173,24 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
     } else {
         get_file(req, name);
     }
+}
+
+int HttpConn::size_refusal(std::uint64_t size, std::string_view& msg) {
+    if (size > host().cfg.max_upload) {
+        msg = "The upload is larger than the server accepts.";
+        return 413;
+    }
+    std::uint64_t total = 0, avail = 0;
+    if (host().store.space(total, avail) != 0) return 0;
+    if (size > total) {
+        msg = "The upload is larger than the store's file system.";
+        return 413;
+    }
+    if (size > avail) {
+        msg = "The disk has not enough free space; nothing was stored.";
+        return 507;
+    }
+    return 0;
 }
 
 // RFC 9110 §13.2: evaluates the preconditions against the current file. Returns true when it has
@@ -338,17 +359,9 @@ void HttpConn::put_file(const Request& req, const std::string& name) {
         if (st != 0 && st != -ENOENT && store_trouble(st)) return;
         if (preconditions(req, CondMethod::Put, info, st, pre)) return;
     }
-    if (req.body == BodyKind::Length) {
-        if (req.content_length > host().cfg.max_upload)
-            return refuse(413, "The upload is larger than the server accepts.");
-        std::uint64_t total = 0, avail = 0;
-        if (host().store.space(total, avail) == 0) {
-            if (req.content_length > total)
-                return refuse(413, "The upload is larger than the store's file system.");
-            if (req.content_length > avail)
-                return refuse(507, "The disk has not enough free space; nothing was stored.");
-        }
-    }
+    std::string_view too_big;
+    if (req.body == BodyKind::Length)
+        if (int status = size_refusal(req.content_length, too_big)) return refuse(status, too_big);
     // The file is created on a helper (Store::begin_upload_async): the request parks and runs
     // again, its checks too, then adopts the file.
     body_ = std::make_unique<Body>();

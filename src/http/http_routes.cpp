@@ -136,8 +136,10 @@ void HttpConn::route(const Request& req) {
             respond(200, "application/json", host().root_body());
             return;
         case Route::Health:
-            if (host().draining())
-                respond(503, "text/plain", "draining\n");
+            // A reload is not a stop: the process serves through it, and a load balancer polling
+            // this must not take duet out of service for it.
+            if (host().stopping())
+                respond(503, "text/plain", "stopping\n");
             else if (!host().store.usable())
                 respond(503, "text/plain",
                         "store unavailable: " + host().store.gone_reason() + "\n");

@@ -57,7 +57,9 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     std::uint64_t after = ap.offset() + chunk.size();
     auto fail = [&](int status, std::string_view msg) {
         body_.reset();  // ends the append: what arrived so far is made durable
-        respond_fatal(status, msg);
+        // Where a resume starts: the offset durable now (the end's checkpoint may add to it).
+        respond_fatal(status, msg,
+                      p->gone ? std::string() : "Upload-Offset: " + num(p->offset) + "\r\n");
         expect_unread_input();
         return false;
     };
@@ -140,6 +142,12 @@ bool HttpConn::after_last_checkpoint() {
             return false;
         }
     }
+    // An append that reaches the length the upload declared completes it even when it says
+    // Upload-Complete: ?0, as tusd does: no further byte could be taken, and a client that sent
+    // every byte (tus-js-client's ietf-draft-05 mode ends so) would otherwise wait forever.
+    if (rb.door == UploadDoor::Ietf && !rb.complete && p->spec.length != kUnknownLength &&
+        p->offset == p->spec.length && p->offset > 0)
+        rb.complete = true;
     if (rb.door == UploadDoor::Ietf && rb.complete) {
         if (p->spec.length == kUnknownLength) host().partials.set_length(*p, p->offset);
         if (p->offset != p->spec.length) {

@@ -279,9 +279,9 @@ bool HttpConn::create_resumable(const Request& req, const std::string& name) {
     std::uint64_t biggest = spec.length != kUnknownLength  ? spec.length
                             : req.body == BodyKind::Length ? req.content_length
                                                            : 0;
-    if (biggest > host().cfg.max_upload)
-        return refuse(413, "The upload is larger than the server accepts.",
-                      upload_limit_field(nullptr));
+    std::string_view too_big;
+    if (int status = size_refusal(biggest, too_big))
+        return refuse(status, too_big, status == 413 ? upload_limit_field(nullptr) : std::string());
     int status = 0;
     PartialRef p = new_partial(spec, status);
     if (!p && status == 0) return true;  // parked: runs again when the files are made
@@ -327,8 +327,8 @@ void HttpConn::tus_create(const Request& req) {
         if (rc > 0) refuse(rc, why);
         return;
     }
-    if (spec.length > host().cfg.max_upload)
-        return refuse(413, "The upload is larger than the server accepts.");
+    std::string_view too_big;
+    if (int status = size_refusal(spec.length, too_big)) return refuse(status, too_big);
     bool with_upload =
         req.body != BodyKind::None && !(req.body == BodyKind::Length && req.content_length == 0);
     if (with_upload && !iequals(media_type(req), "application/offset+octet-stream"))

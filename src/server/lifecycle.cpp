@@ -1,5 +1,6 @@
 #include "duet/server/lifecycle.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
@@ -265,6 +267,26 @@ InotifyFds take_inherited_inotify() {
     }
     unsetenv("DUET_INOTIFY_FDS");
     return out;
+}
+
+std::size_t close_unclaimed_fds(const std::vector<int>& keep) {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return 0;
+    std::vector<int> open;
+    while (dirent* e = ::readdir(dir)) {
+        char* end = nullptr;
+        long n = std::strtol(e->d_name, &end, 10);
+        if (end != e->d_name && *end == 0 && n > 2 && n != ::dirfd(dir)) open.push_back(int(n));
+    }
+    ::closedir(dir);
+    std::size_t sockets = 0;
+    for (int fd : open) {
+        if (std::find(keep.begin(), keep.end(), fd) != keep.end()) continue;
+        struct stat st;
+        if (::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) ++sockets;
+        ::close(fd);
+    }
+    return sockets;
 }
 
 void reexec(const std::string& exe, const std::vector<std::string>& argv, int http_fd, int files_fd,

@@ -91,6 +91,8 @@ int main(int argc, char** argv) {
     // The hand-over a reload left for this image (every connection as a record, handover.hpp) is
     // read before this image opens any fd of its own: its fd table can then only name passed fds.
     HandoverIn handover;
+    // Only a reload's execve sets DUET_GENERATION (main unsets it once read).
+    bool started_by_reload = getenv("DUET_GENERATION") != nullptr;
     if (const char* v = getenv("DUET_HANDOVER_FD")) {
         char* end = nullptr;
         long n = std::strtol(v, &end, 10);
@@ -117,6 +119,15 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "duet: %s\n", error.c_str());
             return 3;
         }
+    }
+    if (started_by_reload) {
+        // Whatever a reload passed that nothing above claimed (connections of a hand-over that
+        // cannot be read, temporary files) is closed now, so clients see EOF at once.
+        std::vector<int> keep = {sockets.http.get(), sockets.files.get(), inherited_inotify.store,
+                                 inherited_inotify.reload};
+        for (const HandedConn& c : handed) keep.push_back(c.fd);
+        for (std::size_t i = 0; i < handover.fds.size(); ++i) keep.push_back(handover.fds.at(i));
+        handover.unclaimed_sockets = close_unclaimed_fds(keep);
     }
     std::vector<std::string> args(argv, argv + argc);
     Server server(cfg, args, resolve_executable(argv[0]));

@@ -105,7 +105,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     }
     for (const HandedConn& h : handed_conns)
         add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
-    if (handover.present) resume_handed(handover);
+    if (handover.present || handover.unclaimed_sockets > 0) resume_handed(handover);
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;
@@ -268,9 +268,10 @@ void Server::expire_timers() {
         c->on_idle_timeout();
     }
     if (now_ms_ >= partial_sweep_at_) {
-        // A bounded look at the partial uploads each second: expiry never costs a long step.
-        partial_sweep_at_ = now_ms_ + 1000;
-        partials.sweep(wall_seconds(), 256);
+        // A bounded look at the partial uploads each second (every 10 ms while a look did not
+        // reach the end): expiry never costs a long step, and keeps up with creation.
+        bool more = partials.sweep(wall_seconds(), 4096);
+        partial_sweep_at_ = now_ms_ + (more ? 10 : 1000);
     }
     if (accept_paused_ && accept_retry_at_ >= 0 && now_ms_ >= accept_retry_at_ && !draining_ &&
         !reload_pending_)

@@ -145,10 +145,13 @@ bool Server::hand_over_all() {
 }
 
 void Server::resume_handed(HandoverIn& in) {
-    if (!in.error.empty()) {
-        log("reload: the hand-over cannot be read (%s): every connection it held is closed",
-            in.error.c_str());
-        return;
+    if (!in.error.empty() || in.unclaimed_sockets > 0) {
+        // main.cpp closed them before this image opened anything: the clients saw EOF at once.
+        metrics.handover_lost += in.unclaimed_sockets;
+        log("reload: %s%s%s: %zu connection(s) it held closed",
+            in.error.empty() ? "sockets nobody claimed" : "the hand-over cannot be read (",
+            in.error.c_str(), in.error.empty() ? "" : ")", in.unclaimed_sockets);
+        if (!in.error.empty()) return;
     }
     struct Resumed {
         Conn* conn;
@@ -174,6 +177,7 @@ void Server::resume_handed(HandoverIn& in) {
             // Its fds were claimed by the failed decoder (and closed with it) or stay in the
             // table, which closes them below: either way the client sees its connection close.
             ++refused;
+            ++metrics.handover_lost;
             log("reload: hand-over record %zu cannot be read (%s): that connection is closed",
                 index, r.error().c_str());
             continue;

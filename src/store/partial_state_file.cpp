@@ -9,10 +9,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
 #include "duet/core/clock.hpp"
+#include "duet/core/text.hpp"
 
 namespace duet {
 namespace partial_detail {
@@ -96,14 +98,9 @@ bool valid_id(std::string_view id) {
                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// Sizes and offsets are file offsets (off_t): anything past 2^63-1 is a damaged file.
 bool to_u64(std::string_view s, std::uint64_t& v) {
-    if (s.empty() || s.size() > 20) return false;
-    v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + std::uint64_t(c - '0');
-    }
-    return true;
+    return parse_decimal(s, std::uint64_t(INT64_MAX), v);
 }
 
 bool parse_state(std::string_view text, Partial& p) {

@@ -364,26 +364,38 @@ void PartialStore::remove(const PartialRef& p) {
     if (p && !p->gone) drop(p->id);
 }
 
-void PartialStore::sweep(std::int64_t now, std::size_t budget) {
+bool PartialStore::sweep(std::int64_t now, std::size_t budget) {
     auto it = parts_.upper_bound(sweep_cursor_);
     if (it == parts_.end()) it = parts_.begin();
-    std::vector<std::string> expired;
-    // Each expiry costs unlinks and a directory fsync: a few per step, the rest next time.
-    constexpr std::size_t kExpiriesPerStep = 16;
-    for (std::size_t seen = 0; it != parts_.end() && seen < budget; ++it, ++seen) {
+    // Looking is cheap; the unlinks and the directory fsync of what expired run on a helper,
+    // in one job per step, so expiry keeps up with any rate of creation.
+    std::vector<std::string> files;
+    for (std::size_t seen = 0; it != parts_.end() && seen < budget; ++seen) {
         sweep_cursor_ = it->first;
-        const Partial& p = *it->second;
-        if (!p.busy && now - p.touched >= ttl_) expired.push_back(p.id);
-        if (expired.size() == kExpiriesPerStep) {
+        Partial& p = *it->second;
+        if (p.busy || now - p.touched < ttl_) {
             ++it;
-            break;
+            continue;
         }
-    }
-    if (it == parts_.end()) sweep_cursor_.clear();
-    for (const std::string& id : expired) {
         ++metrics_->partials_expired;
-        drop(id);
+        files.push_back(path(p.id, ".state"));
+        files.push_back(path(p.id, ".data"));
+        p.gone = true;
+        it = parts_.erase(it);
     }
+    bool more = it != parts_.end();
+    if (!more) sweep_cursor_.clear();
+    if (files.empty() || !dir_) return more;
+    account();
+    auto dir = std::make_shared<Fd>(::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0));
+    store_->run_offloaded(
+        [dir, files = std::move(files)] {
+            if (!*dir) return;
+            for (const std::string& f : files) ::unlinkat(dir->get(), f.c_str(), 0);
+            sync_dir(dir->get());
+        },
+        [] {});
+    return more;
 }
 
 bool PartialStore::token_allows(const Partial& p, std::string_view token) {

@@ -2,7 +2,9 @@
 // offsets, for test/test_e2e_resumable.cpp. Usage:
 //   node tus_upload.js PROTOCOL HTTP_PORT FILE NAME CUTS [TOKEN]
 // PROTOCOL is tus-v1 (endpoint /uploads, name in Upload-Metadata) or ietf-draft-05 (endpoint
-// /files/NAME). Prints one JSON line and exits 0 when the upload succeeded.
+// /files/NAME). Prints one JSON line and exits 0 when the upload succeeded. With
+// TUS_STREAM_CHUNK=BYTES the source is a read stream sent in chunks of that size (tus-js-client
+// then ends an ietf-draft-05 upload with a PATCH that says Upload-Complete: ?0).
 'use strict'
 const fs = require('fs')
 const net = require('net')
@@ -46,7 +48,10 @@ const proxy = net.createServer((client) => {
 proxy.listen(0, '127.0.0.1', () => {
   const base = `http://127.0.0.1:${proxy.address().port}`
   const headers = token ? { Authorization: `Bearer ${token}` } : {}
-  const upload = new tus.Upload(data, {
+  const chunk = Number(process.env.TUS_STREAM_CHUNK || 0)
+  const source = chunk ? fs.createReadStream(file) : data
+  const upload = new tus.Upload(source, {
+    ...(chunk ? { chunkSize: chunk, uploadSize: data.length } : {}),
     endpoint: protocol === 'tus-v1' ? `${base}/uploads` : `${base}/files/${name}`,
     protocol,
     metadata: { filename: name },

@@ -67,6 +67,8 @@ struct HandoverIn {
         std::string_view body;
     };
     std::vector<Record> records;
+    // Sockets a reload passed that no record and no list claimed, closed at start (main.cpp).
+    std::size_t unclaimed_sockets = 0;
 };
 
 // Reads and checks the container from `memfd` (which it closes). Marks every passed fd

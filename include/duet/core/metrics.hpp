@@ -19,7 +19,8 @@ struct Metrics {
     // Resumable uploads (partial_store.cpp): gauges kept current by the store, and counters.
     std::uint64_t partials_open = 0, partial_bytes = 0;
     std::uint64_t partials_resumed = 0, partials_expired = 0;
-    std::uint64_t busy_503 = 0;  // out of descriptors or memory: 503 Retry-After
+    std::uint64_t busy_503 = 0;       // out of descriptors or memory: 503 Retry-After
+    std::uint64_t handover_lost = 0;  // handed-over connections this image could not take back
     // Loop steps: the time from one epoll_wait return to the next epoll_wait call, i.e. how long
     // anyone ready to be served could have waited for the loop (duet_loop_stall_seconds).
     static constexpr int kStallBuckets = 11;

@@ -1,5 +1,6 @@
 #pragma once
 // Small pure text helpers shared by the field parsers.
+#include <cstdint>
 #include <string_view>
 
 namespace duet {
@@ -21,6 +22,20 @@ inline bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
         if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+// A decimal number of digits only, at most `max`: false on anything else, overflow included.
+inline bool parse_decimal(std::string_view s, std::uint64_t max, std::uint64_t& out) {
+    if (s.empty()) return false;
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        std::uint64_t d = std::uint64_t(c - '0');
+        if (v > (max - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    out = v;
     return true;
 }
 

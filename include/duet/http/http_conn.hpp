@@ -93,6 +93,9 @@ class HttpConn final : public Session {
     void route_file(const Request& req, std::string_view raw_name);
     void get_file(const Request& req, const std::string& name);
     void put_file(const Request& req, const std::string& name);
+    // An upload of `size` bytes that can never fit (over --max-upload: 413; over the store's file
+    // system: 413) or does not fit now (over its free space: 507): the status, with `msg`; else 0.
+    int size_refusal(std::uint64_t size, std::string_view& msg);
     void delete_file(const Request& req, const std::string& name);
     bool preconditions(const Request& req, CondMethod m, const FileInfo& info, int rc,
                        Precondition& pre, std::string_view extra_fields = {});
@@ -136,7 +139,8 @@ class HttpConn final : public Session {
     void respond(int status, std::string_view content_type, std::string_view body,
                  std::string_view extra_fields = {});
     void respond_error(int status, std::string_view message, std::string_view extra_fields = {});
-    void respond_fatal(int status, std::string_view message);  // answer, then close
+    // Answers, then closes.
+    void respond_fatal(int status, std::string_view message, std::string_view extra_fields = {});
     void end_head(ResponseHead& head, std::uint64_t length);
 
     bool parse_due(std::size_t size) const;

@@ -44,6 +44,9 @@ struct InotifyFds {
 // Reads and unsets DUET_INOTIFY_FDS; keeps only fds that are inotify instances, close-on-exec
 // again.
 InotifyFds take_inherited_inotify();
+// Closes every open fd above 2 but those in `keep` (a reloaded image: whatever the old one passed
+// that nobody claimed). Returns how many of them were sockets.
+std::size_t close_unclaimed_fds(const std::vector<int>& keep);
 
 class Lifecycle {
   public:

@@ -51,9 +51,10 @@ class SessionHost : public ConnHost {
     std::uint64_t generation = 0;  // images before this one in this process
     std::uint64_t reloads = 0;
     double started_at = 0;  // CLOCK_REALTIME seconds of the first start of this PID
-    // Stopping or reloading: GET /healthz answers 503.
+    // Stopping or reloading (the duet_draining gauge).
     virtual bool draining() const = 0;
-    // A stop (not a reload) is under way: requests parked on the index are answered 503.
+    // A stop (not a reload) is under way: GET /healthz and requests parked on the index are
+    // answered 503.
     virtual bool stopping() const = 0;
     virtual std::uint64_t log_lines_dropped() const = 0;
     virtual void access_log(const std::string& line) = 0;

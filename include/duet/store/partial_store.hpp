@@ -193,8 +193,9 @@ class PartialStore {
     int publish(const PartialRef& p, FileInfo& out, bool& created);
     // Cancels: the files go, any append in progress fails on its next write.
     void remove(const PartialRef& p);
-    // Expires partials untouched for the TTL, looking at no more than `budget` of them.
-    void sweep(std::int64_t now, std::size_t budget);
+    // Expires partials untouched for the TTL, looking at no more than `budget` of them; true
+    // when it stopped before the end (call again soon).
+    bool sweep(std::int64_t now, std::size_t budget);
 
     std::int64_t expires(const Partial& p) const { return p.touched + ttl_; }
     std::int64_t ttl() const { return ttl_; }
