@@ -1,7 +1,7 @@
 // Black-box tests for what an outside audit found unchecked (issue 13): the HTTP and file-port
-// access log (fields, one line per request, escaping per README "Limits"), a bare LF after chunk data,
-// DEL/PUT without AUTH on files that exist, the status of a DELETE aimed at a directory symlink,
-// and /metrics values that must move by exactly what the test did.
+// access log (fields, one line per request, escaping per README "Limits"), a bare LF after chunk
+// data, DEL/PUT without AUTH on files that exist, the status of a DELETE aimed at a directory
+// symlink, and /metrics values that must move by exactly what the test did.
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -232,8 +232,8 @@ Test(audit, file_port_access_log_has_the_command_and_result_but_never_the_token)
     cr_expect(g_log.find("wrong-guess") == std::string::npos, "a guessed token reached the log");
 }
 
-// README "Limits": every byte a client chose is escaped: no control byte, no quote that ends the field,
-// nothing that forges a second line.
+// README "Limits": every byte a client chose is escaped: no control byte, no quote that ends the
+// field, nothing that forges a second line.
 Test(audit, access_log_escapes_what_clients_choose) {
     boot_logged();
     int fd = files_conn();

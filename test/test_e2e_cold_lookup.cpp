@@ -201,9 +201,9 @@ void exercise(const std::string& data) {
     cr_expect_eq(t::status_of(r), 206);
     cr_expect_eq(t::body_of(r), "hello");
     cr_expect_eq(t::status_of(http(req("GET", "/files/missing1"))), 404);
-    cr_expect_eq(
-        t::status_of(http(req("GET", "/files/a", "If-None-Match: " + quoted_etag(hex) + "\r\n"), true)),
-        304);
+    cr_expect_eq(t::status_of(http(
+                     req("GET", "/files/a", "If-None-Match: " + quoted_etag(hex) + "\r\n"), true)),
+                 304);
     // The file port: STAT, GET, a missing name, DEL of a missing name.
     int fd = files_conn();
     cr_expect_eq(cmd(fd, "STAT a").rfind("OK " + std::to_string(hi.size()) + " " + hex, 0), 0u);

@@ -1,5 +1,5 @@
-// Black-box tests of the file-transfer port (README "File port"): every command of the line protocol over
-// raw sockets, the real nc, and the store shared with the HTTP port. Each test starts
+// Black-box tests of the file-transfer port (README "File port"): every command of the line
+// protocol over raw sockets, the real nc, and the store shared with the HTTP port. Each test starts
 // build/duet-san on port 0 with a fresh store; the suite's fini stops it and removes the dirs.
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -452,8 +452,9 @@ Test(e2e_files, list_skips_temporaries_and_non_regular_entries) {
     cr_assert(cmd(fd, "GET subdir").rfind("ERR 404", 0) == 0);
 }
 
-// A temporary left by a crash (README "Stop and reload") is removed at start, the real file beside it kept. The
-// first LIST is answered only once the start-up scan (which sweeps) is over, so no waiting here.
+// A temporary left by a crash (README "Stop and reload") is removed at start, the real file beside
+// it kept. The first LIST is answered only once the start-up scan (which sweeps) is over, so no
+// waiting here.
 Test(e2e_files, a_leftover_temporary_is_swept_at_start) {
     std::string data = t::make_tmpdir() + "/data";
     cr_assert(fs::create_directory(data));

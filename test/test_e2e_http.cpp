@@ -1,6 +1,6 @@
 // Black-box tests of the HTTP port: the built-in routes, keep-alive and pipelining, every protocol
-// error of README "HTTP API", timeouts, --max-conns, and the command line. Each test starts build/duet-san
-// on port 0 and talks to it over raw sockets.
+// error of README "HTTP API", timeouts, --max-conns, and the command line. Each test starts
+// build/duet-san on port 0 and talks to it over raw sockets.
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sys/socket.h>

@@ -1,7 +1,7 @@
-// README "Limits" black-box: the loop never waits. A huge file being hashed, 200 clients listing 10,000
-// files, an access log nobody reads, a store directory that goes away, no file descriptors left:
-// /healthz stays fast (measured from the client), signals act at once, and every answer is the
-// documented one. Latency bounds are the issue's, generous for a loaded 2-core machine.
+// README "Limits" black-box: the loop never waits. A huge file being hashed, 200 clients listing
+// 10,000 files, an access log nobody reads, a store directory that goes away, no file descriptors
+// left: /healthz stays fast (measured from the client), signals act at once, and every answer is
+// the documented one. Latency bounds are the issue's, generous for a loaded 2-core machine.
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <poll.h>

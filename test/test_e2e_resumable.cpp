@@ -321,9 +321,10 @@ Test(resumable, partials_survive_a_restart) {
                  "OK 4\nOK 10 " + hex_sha256("abcdefghij") + "\n");
 }
 
-// A stop (SIGTERM) while an append's checkpoints run on helpers finishes them (README "Stop and reload": a stop
-// finishes in-flight work): the append is answered with its whole offset, and a restart finds the
-// partial there. 20 MiB crosses a mid-append checkpoint; the last one starts as the body ends.
+// A stop (SIGTERM) while an append's checkpoints run on helpers finishes them (README "Stop and
+// reload": a stop finishes in-flight work): the append is answered with its whole offset, and a
+// restart finds the partial there. 20 MiB crosses a mid-append checkpoint; the last one starts as
+// the body ends.
 Test(resumable, stop_with_a_checkpoint_in_flight_finishes_it) {
     boot();
     std::string r = http(request("POST", "/files/s.bin", "Upload-Complete: ?0\r\n" + kIetf, "ab"));

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "duet/fileport/file_proto.hpp"
 #include "duet/core/sha256.hpp"
+#include "duet/fileport/file_proto.hpp"
 
 using duet::Command;
 using duet::LineStatus;

@@ -11,8 +11,8 @@
 
 #include "duet/core/handover.hpp"
 #include "duet/core/handover_record.hpp"
-#include "duet/http/http_body.hpp"
 #include "duet/core/sha256.hpp"
+#include "duet/http/http_body.hpp"
 
 using namespace duet;
 

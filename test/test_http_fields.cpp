@@ -6,8 +6,8 @@
 #include <string>
 
 #include "duet/core/base64.hpp"
-#include "duet/http/http_fields.hpp"
 #include "duet/core/sha256.hpp"
+#include "duet/http/http_fields.hpp"
 
 using duet::DigestField;
 using duet::RangeResult;

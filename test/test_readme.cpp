@@ -269,8 +269,8 @@ Test(readme, tour_runs_verbatim_in_an_empty_directory) {
               out.c_str());
     // It cleans up after itself: nothing of its mktemp directory is left in TMPDIR.
     for (const auto& e : fs::directory_iterator(dir))
-        cr_expect(e.path().filename().string().rfind("tmp.", 0) != 0,
-                  "the tour left %s behind", e.path().c_str());
+        cr_expect(e.path().filename().string().rfind("tmp.", 0) != 0, "the tour left %s behind",
+                  e.path().c_str());
 }
 
 Test(readme, no_link_leaves_the_repository) {

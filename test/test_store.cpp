@@ -633,7 +633,8 @@ Test(store, open_creates_and_check_validates) {
     cr_assert(!Store::check(missing_parent, err));
     cr_assert(err.find(missing_parent) != std::string::npos, "%s", err.c_str());
     // The message names the missing parent and the first missing folder above it.
-    std::string says = "its parent " + g_dir + "/no/such does not exist (nor does " + g_dir + "/no)";
+    std::string says =
+        "its parent " + g_dir + "/no/such does not exist (nor does " + g_dir + "/no)";
     cr_assert(err.find(says) != std::string::npos, "%s", err.c_str());
     Store s2;
     cr_assert(!s2.open(missing_parent, err));

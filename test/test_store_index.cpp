@@ -185,6 +185,7 @@ Test(store_index, a_listing_names_every_file_with_its_size_and_digest) {
     cr_assert(r.run_until([&] { return r.index.listing(false, text, stream, count, length); }));
     cr_assert(text);
     cr_expect_eq(count, 2u);
-    cr_expect(text->find("one.txt") != std::string::npos && text->find("two.txt") != std::string::npos,
-              "%s", text->c_str());
+    cr_expect(
+        text->find("one.txt") != std::string::npos && text->find("two.txt") != std::string::npos,
+        "%s", text->c_str());
 }

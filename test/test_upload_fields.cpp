@@ -5,9 +5,9 @@
 #include <string>
 
 #include "duet/core/base64.hpp"
-#include "duet/store/partial_store.hpp"
 #include "duet/core/sha256.hpp"
 #include "duet/http/upload_fields.hpp"
+#include "duet/store/partial_store.hpp"
 
 using namespace duet;
 
