@@ -31,10 +31,6 @@ std::string line_of(int fd) {
     return l;
 }
 
-std::string sha_hex(const std::string& data) {
-    return t::sha256_hex(data);
-}
-
 // Sockets among the process's open fds.
 int open_sockets(pid_t pid) {
     std::string dir = "/proc/" + std::to_string(pid) + "/fd";
@@ -77,7 +73,7 @@ Test(reload_edges, a_cut_port_put_keeps_its_size_across_reloads) {
     cr_assert(t::send_all(fd, "RESUME z.bin 3000000\n"));
     cr_assert_eq(line_of(fd), "OK 1000000");
     cr_assert(t::send_all(fd, all.substr(1000000)));
-    cr_expect_eq(line_of(fd), "OK 3000000 " + sha_hex(all));
+    cr_expect_eq(line_of(fd), "OK 3000000 " + t::sha256_hex(all));
     close(fd);
     cr_expect_eq(t::read_file(g_srv.data_dir + "/z.bin"), all);
 }

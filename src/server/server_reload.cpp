@@ -148,10 +148,14 @@ void Server::resume_handed(HandoverIn& in) {
     if (!in.error.empty() || in.unclaimed_sockets > 0) {
         // main.cpp closed them before this image opened anything: the clients saw EOF at once.
         metrics.handover_lost += in.unclaimed_sockets;
-        log("reload: %s%s%s: %zu connection(s) it held closed",
-            in.error.empty() ? "sockets nobody claimed" : "the hand-over cannot be read (",
-            in.error.c_str(), in.error.empty() ? "" : ")", in.unclaimed_sockets);
-        if (!in.error.empty()) return;
+        if (!in.error.empty()) {
+            log("reload: the hand-over cannot be read (%s): %zu connection(s) it held closed",
+                in.error.c_str(), in.unclaimed_sockets);
+            return;
+        }
+        log("reload: no hand-over record came with the passed sockets: %zu connection(s) it held "
+            "closed",
+            in.unclaimed_sockets);
     }
     struct Resumed {
         Conn* conn;

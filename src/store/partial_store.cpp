@@ -370,6 +370,7 @@ bool PartialStore::sweep(std::int64_t now, std::size_t budget) {
     // Looking is cheap; the unlinks and the directory fsync of what expired run on a helper,
     // in one job per step, so expiry keeps up with any rate of creation.
     std::vector<std::string> files;
+    std::uint64_t bytes = 0;
     for (std::size_t seen = 0; it != parts_.end() && seen < budget; ++seen) {
         sweep_cursor_ = it->first;
         Partial& p = *it->second;
@@ -380,13 +381,17 @@ bool PartialStore::sweep(std::int64_t now, std::size_t budget) {
         ++metrics_->partials_expired;
         files.push_back(path(p.id, ".state"));
         files.push_back(path(p.id, ".data"));
+        bytes += p.offset;
         p.gone = true;
         it = parts_.erase(it);
     }
     bool more = it != parts_.end();
     if (!more) sweep_cursor_.clear();
-    if (files.empty() || !dir_) return more;
-    account();
+    if (files.empty()) return more;
+    // The gauges without a walk over every partial (account()): the step stays bounded.
+    metrics_->partials_open = parts_.size();
+    metrics_->partial_bytes -= std::min(bytes, metrics_->partial_bytes);
+    if (!dir_) return more;
     auto dir = std::make_shared<Fd>(::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0));
     store_->run_offloaded(
         [dir, files = std::move(files)] {
