@@ -41,6 +41,9 @@ std::string timing_binary();
 void pin_apart(pid_t server);
 // A fresh directory under /tmp.
 std::string make_tmpdir();
+// In /dev/shm (else /tmp): for stores of thousands of files, whose creation on a disk that
+// many tests have just emptied costs seconds of inode search (ext4's recently_deleted).
+std::string make_memory_tmpdir();
 
 // Starts the server with `args` plus --http/--files on 127.0.0.1:0 and --data (a fresh dir
 // unless `data_dir` is given), unless args already name them. `env` entries are "K=V".

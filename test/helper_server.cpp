@@ -51,7 +51,8 @@ void remove_at_teardown(const std::string& dir) {
 void teardown() {
     if (served.pid > 0) stop(served, SIGKILL);
     for (auto& d : booted_dirs)
-        if (d.rfind("/tmp/duet-test-", 0) == 0) sh("rm -rf '" + d + "'");
+        if (d.rfind("/tmp/duet-test-", 0) == 0 || d.rfind("/dev/shm/duet-test-", 0) == 0)
+            sh("rm -rf '" + d + "'");
     booted_dirs.clear();
 }
 
@@ -80,6 +81,12 @@ std::string make_tmpdir() {
     char tmpl[] = "/tmp/duet-test-XXXXXX";
     char* d = mkdtemp(tmpl);
     return d ? d : "";
+}
+
+std::string make_memory_tmpdir() {
+    char tmpl[] = "/dev/shm/duet-test-XXXXXX";
+    char* d = mkdtemp(tmpl);
+    return d ? std::string(d) : make_tmpdir();
 }
 
 static bool has_arg(const std::vector<std::string>& args, const std::string& name) {

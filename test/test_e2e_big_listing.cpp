@@ -41,7 +41,7 @@ std::string name_of(int i, const char* tag = "") {
 // A store of kFiles files whose content is their number (6 bytes each), and a server on it
 // whose index is complete: a first listing has been answered.
 void launch(t::Duet& d, std::vector<std::string> env = {}) {
-    std::string base = t::make_tmpdir();
+    std::string base = t::make_memory_tmpdir();
     cr_assert(!base.empty());
     t::remove_at_teardown(base);
     std::string data = base + "/data";
