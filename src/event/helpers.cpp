@@ -154,6 +154,14 @@ void Helpers::on_event(std::uint32_t) {
         --in_flight_;
         j->done();
     }
+    if (nudged_.exchange(false, std::memory_order_acq_rel) && on_nudge_) on_nudge_();
+}
+
+void Helpers::nudge() {
+    nudged_.store(true, std::memory_order_release);
+    std::uint64_t one = 1;
+    ssize_t n = ::write(event_.get(), &one, sizeof one);
+    (void)n;
 }
 
 void Helpers::shutdown() {

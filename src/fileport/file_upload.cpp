@@ -56,8 +56,9 @@ void FileConn::put(const Command& c) {
 bool FileConn::feed_upload() {
     Incoming& u = *up_;
     if (in_.empty()) return false;
-    // A RESUME two checkpoints ahead of the disk waits for the one on a helper.
-    if (u.append.backlogged()) {
+    // The helper writing the bytes is behind (the upload's pipe is full), or a RESUME is two
+    // checkpoints ahead of the disk: the session reads again once the helper has caught up.
+    if (u.append.backlogged() || u.upload.backlogged()) {
         host().park(this);
         return false;
     }
@@ -102,7 +103,7 @@ void FileConn::finish_upload() {
     if (up_->append.active()) return finish_resume();
     Incoming& u = *up_;
     u.stage = PublishStage::SyncData;
-    u.wait = host().fsync_later(u.upload.fd());
+    u.wait = u.upload.sync_later();  // the pipe drains, then fsyncs
 }
 
 bool FileConn::advance_publish() {

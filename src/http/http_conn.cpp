@@ -185,8 +185,9 @@ bool HttpConn::feed_body() {
     Body& b = *body_;
     bool done = false;
     while (!in_.empty() && !done) {
-        // A resumable append two checkpoints ahead of the disk waits for the one on a helper.
-        if (b.resumable && b.resumable->append.backlogged()) {
+        // The helper writing the bytes is behind (the upload's pipe is full), or a resumable
+        // append is two checkpoints ahead of the disk: read again once the helper caught up.
+        if (b.resumable ? b.resumable->append.backlogged() : b.upload.backlogged()) {
             host().park(this);
             return false;
         }

@@ -422,7 +422,7 @@ bool HttpConn::finish_upload() {
         return false;
     }
     b.stage = PublishStage::SyncData;
-    b.wait = host().fsync_later(b.upload.fd());
+    b.wait = b.upload.sync_later();  // the pipe drains, then fsyncs
     return true;
 }
 

@@ -89,6 +89,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     }
     out_log_.attach(loop);
     err_log_.attach(loop);
+    helpers.set_on_nudge([this] { wake_parked(); });  // an upload's pipe has room again
     if (int rc = helpers.start(loop, kHelperThreads); rc < 0) {
         log("helper threads: %s", std::strerror(-rc));
         return 1;

@@ -213,7 +213,8 @@ int PartialStore::create_async(const PartialSpec& spec, StoreOpRef& op) {
 }
 
 PartialRef PartialStore::adopt(Upload& up, const PartialSpec& spec, int& rc) {
-    rc = up.fd_ ? ensure_dir() : -EBADF;
+    rc = up.active() ? up.settle_now() : -EBADF;  // keeps what made it to the file
+    if (rc == 0) rc = up.fd_ ? ensure_dir() : -EBADF;
     if (rc < 0) {
         up.abort();
         return nullptr;

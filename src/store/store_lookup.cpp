@@ -182,6 +182,7 @@ void Store::changed(std::string_view name) {
 }
 
 void Store::use_helpers(Helpers& helpers, std::function<void()> wake) {
+    pipe_runner_ = {&helpers, wake};
     set_cold_lookup(
         [this, &helpers, wake](const std::string& name) { look_up_later(helpers, wake, name); });
     set_offload([&helpers, wake](std::function<void()> work, std::function<void()> done) {

@@ -72,12 +72,15 @@ void Store::run_offloaded(std::function<void()> work, std::function<void()> done
 
 int Upload::commit_async(std::string_view name, const Digest* expected, const Precondition& pre,
                          StoreOpRef& op, std::function<void(StoreOp&)> then) {
-    if (!fd_ || !store_) return -EBADF;
+    if (!active() || !store_) return -EBADF;
     auto fail = [this](int rc) {
         abort();
         return rc;
     };
     if (!valid_name(name)) return fail(-EINVAL);
+    // The pipe's last bytes first: parks until its helper is done (the store's wake).
+    if (int rc = settle(); rc < 0) return rc == -EINPROGRESS ? rc : fail(rc);
+    if (!fd_) return fail(-EBADF);
     Store& store = *store_;
     if (store.mutating(name)) return -EINPROGRESS;  // parks; woken when that change is done
     Sha256 sha = sha_;  // a copy: a call that must come again finds the state unchanged
@@ -176,6 +179,10 @@ int Upload::commit_async(std::string_view name, const Digest* expected, const Pr
 int Upload::commit(std::string_view name, const Digest* expected, const Precondition& pre,
                    FileInfo& out, bool& created) {
     created = false;
+    if (int rc = settle_now(); rc < 0) {
+        abort();
+        return rc;
+    }
     StoreOpRef op;
     if (int rc = commit_async(name, expected, pre, op); rc < 0) return rc;
     if (!op->done) return -EINPROGRESS;  // a store with an offload: use commit_async

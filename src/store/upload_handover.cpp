@@ -37,6 +37,10 @@ bool decode_precondition(std::string_view bytes, Precondition& out) {
 }
 
 void Upload::hand_over(RecordWriter& w) {
+    // What the pipe holds is written first (a few buffers at most): the record describes the file
+    // as it is. After a write error the record has the bytes that made it, and the client's
+    // count will come up short in the next image.
+    (void)settle_now();
     w.u64(kSize, size_);
     w.u64(kSynced, synced_);
     w.bytes(kSha, sha_.save());

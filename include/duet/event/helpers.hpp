@@ -54,6 +54,10 @@ class Helpers : public Handler {
     // Stops and joins the helpers (fast: long jobs check stop_flag between slices).
     void shutdown();
     std::size_t in_flight() const { return in_flight_; }
+    // From any thread: runs the nudge handler on the loop soon (a helper made progress that a
+    // parked connection waits for, in the middle of a longer job).
+    void nudge();
+    void set_on_nudge(std::function<void()> f) { on_nudge_ = std::move(f); }
 
     void on_event(std::uint32_t events) override;
 
@@ -75,6 +79,8 @@ class Helpers : public Handler {
     bool background_started_ = false;
     std::vector<std::unique_ptr<Job>> finished_;
     std::atomic<bool> stop_{false};
+    std::atomic<bool> nudged_{false};
+    std::function<void()> on_nudge_;
     std::size_t in_flight_ = 0;  // loop side: submitted and not yet done
 };
 

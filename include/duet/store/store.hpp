@@ -21,6 +21,7 @@
 #include "duet/event/helpers.hpp"
 #include "duet/store/names.hpp"
 #include "duet/store/store_meta.hpp"
+#include "duet/store/write_pipe.hpp"
 
 namespace duet {
 
@@ -76,10 +77,19 @@ class Upload {
     Upload& operator=(Upload&&) noexcept;
     ~Upload();
 
-    bool active() const { return fd_.valid(); }
-    std::uint64_t size() const { return size_; }
-    // Appends bytes; 0 or -errno (-ENOSPC/-EDQUOT/-EFBIG mean "disk full").
+    bool active() const { return fd_.valid() || pipe_.active(); }
+    std::uint64_t size() const { return size_; }  // bytes taken, written or still in the pipe
+    // Appends bytes: they are written and hashed on a helper (write_pipe.hpp). 0 or -errno
+    // (-ENOSPC/-EDQUOT/-EFBIG mean "disk full"), which may be the error of earlier bytes.
     int write(const void* data, std::size_t len);
+    // Enough bytes wait for the helper: stop reading until the store's wake (README "Uploads
+    // never hold the loop").
+    bool backlogged() { return pipe_.backlogged(); }
+    // Every byte written, then the file fsynced, on a helper; the wait's rc is the first error.
+    // Then commit_async with set_synced().
+    std::shared_ptr<DiskWait> sync_later();
+    // Waits for the pipe (bounded: a few buffers) and takes its hash: 0 or the first write error.
+    int settle_now();
     // Publishes under `name`: fsync, record digest, rename over the name, fsync the directory.
     // -EBADMSG if `expected` is given and differs (nothing stored);
     // -ECANCELED if `pre` does not hold right before the rename (nothing stored).
@@ -105,7 +115,7 @@ class Upload {
     // Publish with the disk waits off the loop (README "Limits"): a helper fsyncs fd() first, then
     // set_synced() makes commit() skip that fsync; with defer_dir_sync() commit() leaves the
     // directory's fsync to the caller (a helper again), to be done before the answer.
-    int fd() const { return fd_.get(); }
+    int fd() const { return fd_.get(); }  // -1 while the pipe holds the file
     void set_synced() { data_synced_ = true; }
     void defer_dir_sync() { defer_dir_sync_ = true; }
 
@@ -113,6 +123,10 @@ class Upload {
     friend class Store;
     friend class PartialStore;  // a partial upload becomes an Upload to publish, and back
     void reset_state();
+    // The pipe's hash and errors become this upload's once it is idle: -EINPROGRESS until then
+    // (the store's wake comes when it is).
+    int settle();
+    void open_pipe();
 
     class Store* store_ = nullptr;
     Fd fd_;
@@ -122,6 +136,7 @@ class Upload {
     std::string tmp_name_;      // the file's temporary name in the store, if it has one
     bool data_synced_ = false;
     bool defer_dir_sync_ = false;
+    WritePipe pipe_;
 };
 
 class Store {
@@ -149,6 +164,8 @@ class Store {
     // there, and `wake` runs parked requests again when one is done.
     void use_helpers(Helpers& helpers, std::function<void()> wake);
     void run_offloaded(std::function<void()> work, std::function<void()> done);
+    // Where uploads' pipes run (use_helpers; in place without it).
+    const WritePipe::Runner& pipe_runner() const { return pipe_runner_; }
     std::size_t mutations_in_flight() const { return mutating_.size(); }
     // A publish or delete of `name` by duet is between its check and its books.
     bool mutating(std::string_view name) const {
@@ -251,6 +268,7 @@ class Store {
     };
     std::function<void(const std::string&)> cold_;
     Offload offload_;
+    WritePipe::Runner pipe_runner_;
     std::set<std::string, std::less<>> mutating_;
     std::map<std::string, bool, std::less<>> cold_pending_;
     std::map<std::string, Looked, std::less<>> looked_;
