@@ -1,8 +1,9 @@
 // An append to a partial upload and its checkpoints (README "Disk I/O off the loop"): the bytes
-// are written on the loop (into the page cache), and each checkpoint (fdatasync of the data, the
-// state file replaced durably, the partial directory fsynced) runs on a helper thread. The offset
-// a client is told only moves when a checkpoint is done, on the loop: never past durable bytes.
-// One checkpoint per partial at a time, so state files are renamed in the order they were asked.
+// are written and hashed on a helper (the append's pipe, write_pipe.hpp), and each checkpoint
+// (fdatasync of the data, the state file replaced durably, the partial directory fsynced) runs on a
+// helper thread. The offset a client is told only moves when a checkpoint is done, on the loop:
+// never past durable bytes. One checkpoint per partial at a time, so state files are renamed in the
+// order they were asked.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -16,12 +17,6 @@ namespace {
 
 constexpr std::uint64_t kBacklogCheckpoints = 3;
 
-// Starts writeback of [from, to) without waiting, so the next checkpoint's fdatasync has only
-// the tail left to wait for (as Upload::write does for a PUT).
-void start_writeback(int fd, std::uint64_t from, std::uint64_t to) {
-    ::sync_file_range(fd, off64_t(from), off64_t(to - from), SYNC_FILE_RANGE_WRITE);
-}
-
 }  // namespace
 
 // ---- PartialAppend ------------------------------------------------------------------------------
@@ -29,34 +24,48 @@ void start_writeback(int fd, std::uint64_t from, std::uint64_t to) {
 int PartialAppend::write(const void* data, std::size_t len) {
     if (!p_) return -EBADF;
     if (p_->gone) return -ECANCELED;
+    if (write_error_ < 0) return write_error_;
     if (int rc = failed(); rc < 0) return rc;  // those bytes may be lost: the append stops
-    const char* c = static_cast<const char*>(data);
-    while (len > 0) {
-        ssize_t n = ::pwrite(fd_.get(), c, len, off_t(offset_));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        if (n == 0) return -EIO;
-        sha_.update(c, std::size_t(n));
-        if (hold_) append_sha_.update(c, std::size_t(n));
-        c += n;
-        len -= std::size_t(n);
-        offset_ += std::uint64_t(n);
-        since_checkpoint_ += std::uint64_t(n);
+    if (!pipe_.active())
+        pipe_.open(store_->store_->pipe_runner(), std::move(fd_), offset_, sha_,
+                   hold_ ? &append_sha_ : nullptr, PartialStore::kWritebackBytes);
+    if (int rc = pipe_.write(data, len); rc < 0) {
+        settle_now();
+        return rc;
     }
-    if (offset_ - written_back_ >= PartialStore::kWritebackBytes) {
-        start_writeback(fd_.get(), written_back_, offset_);
-        written_back_ = offset_;
-    }
-    // One checkpoint in flight at a time; a reload waiting for them starts no new one.
-    if (!hold_ && !syncing() && !store_->held_ &&
-        since_checkpoint_ >= PartialStore::kCheckpointBytes)
-        checkpoint();
+    offset_ += len;
+    since_checkpoint_ += len;
     return 0;
 }
 
-bool PartialAppend::backlogged() const {
+int PartialAppend::settle() {
+    if (!pipe_.active()) return 0;
+    if (!pipe_.idle()) return -EINPROGRESS;
+    sha_ = pipe_.sha();
+    if (hold_) append_sha_ = pipe_.extra();
+    if (int rc = pipe_.error(); rc < 0) {
+        write_error_ = rc;
+        offset_ = pipe_.offset();  // the file holds these bytes: a checkpoint keeps them
+    }
+    fd_ = pipe_.take_file();
+    return 0;
+}
+
+void PartialAppend::settle_now() {
+    pipe_.wait_idle();
+    settle();
+}
+
+bool PartialAppend::backlogged() {
+    if (!p_) return false;
+    if (pipe_.backlogged()) return true;
+    // One checkpoint in flight at a time; a reload waiting for them starts no new one. Its
+    // hash state is the one after the last byte taken: the pipe drains first.
+    if (!hold_ && !syncing() && !store_->held_ && failed() == 0 && write_error_ == 0 &&
+        since_checkpoint_ >= PartialStore::kCheckpointBytes) {
+        if (settle() == -EINPROGRESS) return true;
+        checkpoint();
+    }
     // Reading pauses only when three more checkpoints' worth arrived behind the one running: a
     // fast sender keeps the disk busy without waiting on each fdatasync, and at most ~64 MiB are
     // ever not yet durable (what a crash makes the client send again).
@@ -65,6 +74,7 @@ bool PartialAppend::backlogged() const {
 
 std::shared_ptr<DiskWait> PartialAppend::checkpoint() {
     if (!p_ || hold_) return nullptr;  // held: nothing of this append is durable before its end
+    settle_now();  // at most a few buffers: the pipe drains before the hash state is read
     if (failed() < 0) return last_;
     if (offset_ == p_->offset || (last_ && last_->offset == offset_)) return last_;
     since_checkpoint_ = 0;
@@ -73,16 +83,22 @@ std::shared_ptr<DiskWait> PartialAppend::checkpoint() {
 }
 
 bool PartialAppend::append_digest_is(const Digest& digest) {
+    settle_now();
     Sha256 copy = append_sha_;
     return copy.finish() == digest;
 }
 
 void PartialAppend::rollback() {
     if (!p_) return;
-    offset_ = written_back_ = start_;
+    if (pipe_.active()) {
+        pipe_.abandon(true);  // no helper writes past the truncation below
+        fd_ = pipe_.take_file();
+    }
+    offset_ = start_;
     sha_ = start_sha_;
     append_sha_.reset();
     since_checkpoint_ = 0;
+    write_error_ = 0;
     if (fd_) (void)::ftruncate(fd_.get(), off_t(start_));
 }
 
@@ -95,10 +111,16 @@ std::shared_ptr<DiskWait> PartialAppend::finish() {
         rollback();
     } else if (p_->gone) {
         wait->rc = -ECANCELED;
-    } else if (int rc = failed(); rc < 0) {
-        wait->rc = rc;
+    } else if (settle_now(); failed() < 0) {
+        wait->rc = failed();
     } else {
+        // After a write error too: what was written before it is kept, but the error is the
+        // append's result (the client is told the durable offset to go on from).
         last = checkpoint();
+        if (write_error_ < 0) {
+            wait->rc = write_error_;
+            last.reset();
+        }
     }
     // Bytes that could not be made durable are not part of the partial: the next append
     // starts at the durable offset (and truncates there). Until the last checkpoint is done the
@@ -109,9 +131,12 @@ std::shared_ptr<DiskWait> PartialAppend::finish() {
     else
         p_->busy = false;
     p_.reset();
+    if (pipe_.active()) pipe_.abandon(false);  // cancelled: what is left is not kept
+    pipe_.close();
     fd_.reset();
     store_ = nullptr;
     hold_ = false;
+    write_error_ = 0;
     last_.reset();
     return last ? last : wait;
 }

@@ -29,9 +29,11 @@ enum : std::uint16_t {
 
 void PartialAppend::hand_over(RecordWriter& w) {
     if (!p_) return;
-    if (failed() < 0) {
+    settle_now();  // the file as the record describes it
+    if (failed() < 0 || write_error_ < 0) {
         // A checkpoint failed: the bytes after the durable offset may be lost even if a later
-        // fdatasync succeeds. The next image goes on from the durable offset instead.
+        // fdatasync succeeds; or a write failed before the client heard of it. The next image
+        // goes on from the durable offset instead.
         offset_ = p_->offset;
         sha_ = p_->sha;
         (void)::ftruncate(fd_.get(), off_t(offset_));
@@ -89,7 +91,7 @@ bool PartialStore::resume_append(RecordReader& r, PartialAppend& ap) {
     ap.append_sha_ = append_sha;
     ap.offset_ = offset;
     ap.start_ = start;
-    ap.written_back_ = p->offset;
+    ap.write_error_ = 0;
     ap.since_checkpoint_ = offset - p->offset;
     ap.hold_ = hold;
     ap.last_.reset();

@@ -296,8 +296,9 @@ int PartialStore::begin_append(const PartialRef& p, PartialAppend& ap) {
     ap.sha_ = p->sha;
     ap.start_sha_ = p->sha;
     ap.append_sha_.reset();
-    ap.offset_ = ap.start_ = ap.written_back_ = p->offset;
+    ap.offset_ = ap.start_ = p->offset;
     ap.since_checkpoint_ = 0;
+    ap.write_error_ = 0;
     ap.hold_ = false;
     ap.last_.reset();
     return 0;

@@ -73,7 +73,8 @@ bool probe_writable(int dirfd, const std::string& dir, std::string& err) {
     Fd fd(
         ::openat(dirfd, probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) return fail(err, "cannot write in store directory", dir, errno);
-    if (::unlinkat(dirfd, probe.c_str(), 0) != 0)
+    // ENOENT: a starting duet swept it as a crash's leftover (a check while a reload begins).
+    if (::unlinkat(dirfd, probe.c_str(), 0) != 0 && errno != ENOENT)
         return fail(err, "cannot remove files in store directory", dir, errno);
     return true;
 }

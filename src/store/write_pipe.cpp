@@ -39,17 +39,18 @@ struct WritePipe::State {
 
 namespace {
 
-int write_at(int fd, const char* p, std::size_t len, std::uint64_t at) {
+// Writes b at the pipe's offset and hashes what was written, a prefix of b after an error.
+int write_buffer(int fd, const char* p, std::size_t len, std::uint64_t& offset, Sha256& sha,
+                 Sha256* extra) {
     while (len > 0) {
-        ssize_t n = ::pwrite(fd, p, len, off_t(at));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        if (n == 0) return -EIO;
+        ssize_t n = ::pwrite(fd, p, len, off_t(offset));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? -errno : -EIO;
+        sha.update(p, std::size_t(n));
+        if (extra) extra->update(p, std::size_t(n));
         p += n;
         len -= std::size_t(n);
-        at += std::uint64_t(n);
+        offset += std::uint64_t(n);
     }
     return 0;
 }
@@ -151,12 +152,8 @@ void WritePipe::wait_idle() {
         s.queued.pop_front();
         s.in_hand = true;
         lock.unlock();
-        int rc = write_at(s.file.get(), b.data.get(), b.size, s.offset);
-        if (rc == 0) {
-            s.sha.update(b.data.get(), b.size);
-            if (s.with_extra) s.extra.update(b.data.get(), b.size);
-            s.offset += b.size;
-        }
+        int rc = write_buffer(s.file.get(), b.data.get(), b.size, s.offset, s.sha,
+                              s.with_extra ? &s.extra : nullptr);
         lock.lock();
         s.in_hand = false;
         if (rc < 0) {
@@ -254,7 +251,8 @@ void WritePipe::run(State& s) {
         Buffer b;
         {
             std::lock_guard<std::mutex> lock(s.mu);
-            if (s.error < 0 || s.dropped) return;
+            // The loop writes the rest itself (wait_idle): one writer at a time, in order.
+            if (s.error < 0 || s.dropped || s.in_hand) return;
             if (s.queued.empty()) {
                 if (!s.sync_asked || s.synced) return;
                 // The last buffer is written: the file's fsync, still on this helper.
@@ -270,11 +268,9 @@ void WritePipe::run(State& s) {
         if (!b.data) {
             rc = ::fsync(s.file.get()) == 0 ? 0 : -errno;
         } else {
-            rc = write_at(s.file.get(), b.data.get(), b.size, s.offset);
+            rc = write_buffer(s.file.get(), b.data.get(), b.size, s.offset, s.sha,
+                              s.with_extra ? &s.extra : nullptr);
             if (rc == 0) {
-                s.sha.update(b.data.get(), b.size);
-                if (s.with_extra) s.extra.update(b.data.get(), b.size);
-                s.offset += b.size;
                 if (s.writeback_every && s.offset - s.written_back >= s.writeback_every) {
                     // Starts writeback without waiting for it, so the final fsync only has the
                     // tail left; errors surface there.

@@ -90,10 +90,12 @@ class PartialAppend {
     std::shared_ptr<DiskWait> checkpoint();
     // A checkpoint of this append is on a helper (or queued behind one).
     bool syncing() const { return p_ && (p_->syncing || p_->queued); }
-    // Another checkpoint's worth arrived while one is still syncing: stop reading until it is
-    // done, so the bytes not yet durable stay bounded (about two checkpoints).
-    bool backlogged() const;
-    // All or nothing (tus Upload-Checksum): no checkpoint until commit_held().
+    // Stop reading until the store's wake: the helper writing the bytes is behind (the pipe is
+    // full), a checkpoint is due and waits for the pipe to drain (it starts here once it has),
+    // or another checkpoint's worth arrived while one is still syncing (so the bytes not yet
+    // durable stay bounded: about two checkpoints).
+    bool backlogged();
+    // All or nothing (tus Upload-Checksum): no checkpoint until commit_held(). Before any byte.
     void hold() { hold_ = true; }
     void release_hold() { hold_ = false; }
     // The bytes of this append hash to `digest` (sha256 of start()..offset())?
@@ -116,9 +118,17 @@ class PartialAppend {
     Sha256 sha_;         // whole-upload hash at offset_
     Sha256 start_sha_;   // at start_, for rollback
     Sha256 append_sha_;  // of this append's bytes only (tus checksum)
-    std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0, written_back_ = 0;
+    std::uint64_t offset_ = 0, start_ = 0, since_checkpoint_ = 0;
     bool hold_ = false;
+    // A write failed: offset_ is what was written; the append takes no more bytes.
+    int write_error_ = 0;
     std::shared_ptr<Checkpoint> last_;  // the newest checkpoint asked for
+    // The bytes and their hashes go through the pipe (write_pipe.hpp), which holds fd_ while
+    // open; settled, the hashes, the offset and the file are this object's again.
+    WritePipe pipe_;
+    int settle();       // -EINPROGRESS until the pipe is idle (the store's wake comes then)
+    void settle_now();  // waits for the pipe: bounded by its few buffers
+    // A checkpoint failed: the bytes after the durable offset may be lost.
     int failed() const { return last_ && last_->done && last_->rc < 0 ? last_->rc : 0; }
 };
 
