@@ -81,6 +81,16 @@ start_duet() {
     wait_ready "$log" 0
 }
 
+# float_helpers PID: duet's loop (the main thread) stays on SERVER_CPU; its helper threads (which
+# write and hash uploads, README "Uploads never hold the loop") may run on both CPUs, as they would
+# on a server whose clients are elsewhere.
+float_helpers() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [ "${t##*/}" = "$1" ] || taskset -p -c "$SERVER_CPU,$LOAD_CPU" "${t##*/}" >/dev/null
+    done
+}
+
 # wait_ready LOG GENERATION: wait (max 10 s) for the ready line of GENERATION, parse its ports
 wait_ready() {
     local log=$1 gen=$2 line=""

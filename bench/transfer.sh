@@ -46,6 +46,7 @@ mkdir -p "$DATA" "$BENCH_TMP/www"
 ln "$BIG" "$BENCH_TMP/www/big.bin" 2>/dev/null || cp "$BIG" "$BENCH_TMP/www/big.bin"
 ln "$BENCH_TMP/www/big.bin" "$DATA/big.bin"
 start_duet "$BENCH_TMP/duet.log" --data "$DATA"
+float_helpers "$DUET_PID"
 start_nginx "$BENCH_TMP/www"
 curl -fsS -o /dev/null -I "http://127.0.0.1:$DUET_HTTP_PORT/files/big.bin"  # digest computed once
 
@@ -130,6 +131,16 @@ for run in $(seq 1 "$RUNS"); do
         grep -q "\"sha256\":\"$want\"" "$BENCH_TMP/out" || { echo "bad upload answer: $(cat "$BENCH_TMP/out")" >&2; exit 1; }
         curl -fsS -X DELETE "http://127.0.0.1:$DUET_HTTP_PORT/files/up.bin"
 
+        # Two uploads at once: both helpers at work.
+        CMD[http-up2]="two of: taskset -c $LOAD_CPU curl -s -T $BIG http://127.0.0.1:PORT/files/upN.bin"
+        timed http-up2 "$run" "$probe" bash -c "
+            taskset -c $LOAD_CPU curl -fsS -T '$BIG' http://127.0.0.1:$DUET_HTTP_PORT/files/up1.bin >$BENCH_TMP/out1 &
+            taskset -c $LOAD_CPU curl -fsS -T '$BIG' http://127.0.0.1:$DUET_HTTP_PORT/files/up2.bin >$BENCH_TMP/out2; wait"
+        for n in 1 2; do
+            grep -q "\"sha256\":\"$want\"" "$BENCH_TMP/out$n" || { echo "bad upload answer: $(cat "$BENCH_TMP/out$n")" >&2; exit 1; }
+            curl -fsS -X DELETE "http://127.0.0.1:$DUET_HTTP_PORT/files/up$n.bin"
+        done
+
         CMD[file-up]="{ echo 'PUT up.bin'; cat $BIG; } | taskset -c $LOAD_CPU nc -N 127.0.0.1 PORT"
         timed file-up "$run" "$probe" bash -c "{ echo 'PUT up.bin'; cat '$BIG'; } | taskset -c $LOAD_CPU nc -N 127.0.0.1 $DUET_FILES_PORT >$BENCH_TMP/out"
         check_eq "$(cat "$BENCH_TMP/out")" "OK $SIZE $want"
@@ -171,6 +182,7 @@ row "HTTP download, nginx (sendfile)" "$ngx" "$(ratio "$ngx" "$raw")x raw $(rati
 row "openssl dgst -sha256" "$sha" "" "-" "$(lat none)"
 row "upload floor (bench/upload_floor.c)" "$ddr" "" "-" "$(lat none)"
 row "HTTP upload, duet (curl -T)" "$(gbps http-up)" "$(ratio "$(gbps http-up)" "$slow")x min(sha,floor)" "$(peak http-up)" "$(lat http-up)"
+row "two HTTP uploads at once (total)" "$(awk -v s="$(secs http-up2)" -v n="$SIZE" 'BEGIN { printf "%.2f", 2 * n / s / 1e9 }')" "$(awk -v a="$(secs http-up)" -v b="$(secs http-up2)" 'BEGIN { printf "%.2f", 2 * a / b }')x one upload" "$(peak http-up2)" "$(lat http-up2)"
 row "file-port upload, duet (nc PUT)" "$(gbps file-up)" "$(ratio "$(gbps file-up)" "$slow")x min(sha,floor)" "$(peak file-up)" "$(lat file-up)"
 row "file-port download, duet (nc GET)" "$(gbps file-dl)" "$(ratio "$(gbps file-dl)" "$raw")x raw $(ratio "$(gbps file-dl)" "$rawsf")x sf" "$(peak file-dl)" "$(lat file-dl)"
 row "no transfer (reference)" "" "" "" "$(lat idle)"
@@ -179,8 +191,8 @@ echo "raw = nc-to-nc copy, sf = sendfile-to-read copy (bench/rawcopy.c)"
 echo "HTTP download duet/nginx per run: $(per_run http-dl-duet http-dl-nginx | spread)x; >= 1x nginx: $(per_run http-dl-duet http-dl-nginx | verdict 1 ge)"
 echo "HTTP upload / upload floor per run: $(per_run http-up floor | spread)x; file-port upload / floor: $(per_run file-up floor | spread)x"
 echo "targets: download >= nginx and >= 0.8x raw; uploads >= 0.8x min(sha256, floor); peak RSS a few MiB; GET / p99 < 5 ms"
-echo "commands (duet: taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data STORE;"
+echo "commands (duet: taskset -c $SERVER_CPU $DUET --http 127.0.0.1:0 --files 127.0.0.1:0 --data STORE, helper threads then on CPUs $SERVER_CPU,$LOAD_CPU;"
 echo "          nginx: taskset -c $SERVER_CPU nginx, master_process off, 1 worker, sendfile on, alias to the file's directory):"
-for c in raw-nc raw-sendfile http-dl-duet http-dl-nginx sha256 floor http-up file-up file-dl; do printf '  %-15s %s\n' "$c" "${CMD[$c]}"; done
+for c in raw-nc raw-sendfile http-dl-duet http-dl-nginx sha256 floor http-up http-up2 file-up file-dl; do printf '  %-15s %s\n' "$c" "${CMD[$c]}"; done
 echo "  GET / probe:    taskset -c $PROBE_CPU $BENCH_BUILD/probe PORT 1000 OUT   (bench/probe.c: open loop, 1000 GET / per second due at fixed times, timeout 1 s = inf)"
 echo "  peak RSS:       echo 5 >/proc/PID/clear_refs before, VmHWM of /proc/PID/status after each transfer (max over runs)"
