@@ -1,15 +1,16 @@
 #pragma once
 // The bytes of one upload on their way into its file (README "Uploads never hold the loop"). The
-// loop only copies what it receives into buffers of kBufferBytes; a helper writes each full one at
-// the file's next offset and feeds it to SHA-256, in order. Once kDepth buffers wait, the caller
+// loop only copies what it receives into buffers of kBufferBytes; on helpers, each full one is
+// written at its place in the file and then fed to SHA-256, in order, the two stages side by side
+// (one buffer written while the one before is hashed). Once kDepth buffers wait, the caller
 // stops reading that socket (backlogged()) until the helper has caught up, so the memory an upload
 // holds stays bounded whatever the client's speed or the disk's. Before anything reads the hash or
 // the file (publish, checkpoint, hand-over), the pipe is drained: finish() without waiting, or
 // wait_idle() where the wait is bounded by those few buffers.
 //
-// Only the helper touches the hash and the write offset while a buffer is being written; the loop
-// reads them once idle() says nothing is queued or in hand. Without helpers (unit tests) every
-// buffer is written in place.
+// Only the hashing stage touches the hash states and the offset they cover; the loop reads them
+// once idle() says nothing is queued or in hand. Without helpers (unit tests) every buffer is
+// written and hashed in place.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -71,10 +72,14 @@ class WritePipe {
     struct Buffer {
         std::unique_ptr<char[]> data;
         std::size_t size = 0;
+        std::uint64_t at = 0;  // its place in the file
     };
     struct State;
-    static void submit(const std::shared_ptr<State>& s);
-    static void run(State& s);  // on a helper
+    static void write_step(State& s, std::unique_lock<std::mutex>& lock);
+    static void hash_step(State& s, std::unique_lock<std::mutex>& lock);
+    static void pump(const std::shared_ptr<State>& s);
+    static void start_job(const std::shared_ptr<State>& s, bool writer);
+    static void run(State& s, bool writer);  // on a helper
     void send_current();
 
     std::shared_ptr<State> s_;
