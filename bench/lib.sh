@@ -5,7 +5,7 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR="$ROOT/bench"
 BENCH_BUILD="$ROOT/build/bench"
-DUET="$ROOT/build/duet"
+DUET=${DUET:-$ROOT/build/duet}  # another binary to compare: DUET=/path bash bench/...
 SERVER_CPU=${SERVER_CPU:-0}  # duet and nginx
 # One connection limit for both servers: nginx worker_connections and duet --max-conns.
 BENCH_MAX_CONNS=${BENCH_MAX_CONNS:-1024}

@@ -32,6 +32,12 @@
 #             control: on 2 cores the cp's own disk and CPU use slow any reader, duet or not; both
 #             runs with the probe on, their order alternating by round); then GET /files shows
 #             big.iso with the digest openssl/sha256sum gives (waits <= CP_WAIT s after the cp ends)
+#   dirty     the kernel's dirty-page limits lowered (vm.dirty_bytes DIRTY_MIB, 32 MiB, and
+#             vm.dirty_background_bytes a quarter of it; restored at exit), so that writing a
+#             COLD_SIZE (1 GiB) PUT into the page cache blocks in balance_dirty_pages at the disk's
+#             pace, ROUNDS rounds, a fresh duet each: the loop's longest step since start
+#             (duet_loop_stall_max_seconds) < 10 ms and /healthz p99 < 10 ms over the whole upload
+#             (the writes block on duet's helpers, never on its loop)
 #   logpipe   --access-log into a pipe nobody reads, 8 clients GET / for LOG_SECS (10 s):
 #             /healthz p99 < 10 ms, log lines dropped > 0, SIGTERM exits 0 within 100 ms
 #   storeloss rm -rf DATA, mkdir DATA, mv DATA DATA2, mkdir DATA while running: time to /healthz 503
@@ -39,7 +45,7 @@
 #             are proven by test_e2e_latency, e2e_responsive/a_store_that_goes_away_is_503_and_comes_back; this only times them)
 # Usage: bench/stall.sh [SCENARIO...]   (all by default, in the order above)
 # env: SECS=10 LOG_SECS=$SECS HASH_SECS=3 HASH_SIZE=8G HASH_WAIT=300 LIST_FILES=10000
-#      LIST_CPU_SECS=5 COLD_SIZE=1G ROUNDS=5 CP_CACHE=cold CP_WAIT=120
+#      LIST_CPU_SECS=5 COLD_SIZE=1G ROUNDS=5 CP_CACHE=cold CP_WAIT=120 DIRTY_MIB=32
 # Files live under $BENCH_TMP (/tmp on this machine's disk, not tmpfs: the cold-cache scenarios
 # need a real disk): up to ~3 GiB at once with the defaults. Needs root for drop_caches.
 set -euo pipefail
@@ -56,8 +62,9 @@ COLD_SIZE=${COLD_SIZE:-1G}
 ROUNDS=${ROUNDS:-5}
 CP_CACHE=${CP_CACHE:-cold}
 CP_WAIT=${CP_WAIT:-120}
+DIRTY_MIB=${DIRTY_MIB:-32}
 PROBE_CPU=${PROBE_CPU:-$SERVER_CPU}
-ALL=(hash8g list10k cold upload cp logpipe storeloss)
+ALL=(hash8g list10k cold upload dirty cp logpipe storeloss)
 
 need curl curl
 need cc gcc
@@ -433,6 +440,65 @@ run_upload() {
     row upload "$COLD_MIB MiB PUT, the whole upload at full speed: /healthz p99 (context: the probe shares CPU 0 with duet's busy loop)" \
         "$(worst "${all_p99[@]}") ms (max $(worst "${all_max[@]}"))" "info"
     stop_pid "$DUET_PID"
+    rm -rf "$data" "$src"
+}
+
+# The four vm.dirty_* settings as they were, to put back (writing a *_bytes one zeroes its *_ratio
+# and the other way round, so the one that was set is written last).
+DIRTY_SAVED=""
+dirty_restore() {
+    [ -n "$DIRTY_SAVED" ] || return 0
+    local kind
+    for kind in dirty dirty_background; do
+        local bytes ratio
+        bytes=$(grep "^${kind}_bytes " <<<"$DIRTY_SAVED" | cut -d' ' -f2)
+        ratio=$(grep "^${kind}_ratio " <<<"$DIRTY_SAVED" | cut -d' ' -f2)
+        if [ "$bytes" != 0 ]; then echo "$bytes" >"/proc/sys/vm/${kind}_bytes"
+        else echo "$ratio" >"/proc/sys/vm/${kind}_ratio"; fi
+    done
+    DIRTY_SAVED=""
+}
+trap 'dirty_restore; bench_cleanup' EXIT
+
+run_dirty() {
+    local data="$BENCH_TMP/dirty" src="$BENCH_TMP/dirty.src" f
+    mkdir -p "$data"
+    make_file "$src" "$COLD_BYTES"
+    cat "$src" >/dev/null
+    DIRTY_SAVED=$(for f in dirty_bytes dirty_ratio dirty_background_bytes dirty_background_ratio; do
+        echo "$f $(cat /proc/sys/vm/$f)"; done)
+    echo $((DIRTY_MIB << 20)) >/proc/sys/vm/dirty_bytes
+    echo $((DIRTY_MIB << 18)) >/proc/sys/vm/dirty_background_bytes
+    echo "  vm.dirty_bytes $((DIRTY_MIB << 20)), vm.dirty_background_bytes $((DIRTY_MIB << 18)) (restored after)"
+    local r out code t0 tl ta p99s=() maxes=() steps=()
+    for r in $(seq 1 "$ROUNDS"); do
+        sync
+        start_duet "$BENCH_TMP/dirty.log" --data "$data"
+        float_helpers "$DUET_PID"
+        local before; before=$(buckets)
+        probe_start "$BENCH_TMP/lat.dirty.$r"
+        sleep 0.2
+        out=$($LOAD "$BENCH_BUILD/put_timed" "$DUET_HTTP_PORT" "/files/up$r.bin" "$src" || true)
+        read -r code t0 tl ta <<<"$out"
+        probe_stop
+        local a n p50 p99 max lost step
+        a=$(lat "$BENCH_TMP/lat.dirty.$r" "$t0" "$ta")
+        read -r n p50 p99 max lost <<<"$a"
+        step=$(metric duet_loop_stall_max_seconds | awk '{ printf "%.2f", $1 * 1000 }')
+        local total; total=$(awk -v a="$t0" -v b="$ta" 'BEGIN { printf "%.0f", b - a }')
+        echo "  round $r: PUT $COLD_MIB MiB -> ${code:-none} in $total ms ($(mib_s "$COLD_BYTES" "$total") MiB/s);" \
+            "longest loop step $step ms; healthz: $(lat_text "$a")"
+        [ "$code" = 201 ] || { p99=inf; step=inf; }
+        p99s+=("$p99"); maxes+=("$max"); steps+=("$step")
+        report "$before"
+        stop_pid "$DUET_PID"
+        rm -f "$data/up$r.bin"
+    done
+    dirty_restore
+    row dirty "$COLD_MIB MiB PUT with vm.dirty_bytes at $DIRTY_MIB MiB (writes throttled to the disk): longest loop step < 10 ms (worst round)" \
+        "$(worst "${steps[@]}") ms" "$(judge lt 10 "${steps[@]}")"
+    row dirty "the same: /healthz p99 < 10 ms over the whole upload (worst round)" \
+        "$(worst "${p99s[@]}") ms (max $(worst "${maxes[@]}"))" "$(judge lt 10 "${p99s[@]}")"
     rm -rf "$data" "$src"
 }
 
