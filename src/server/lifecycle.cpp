@@ -20,6 +20,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "duet/core/trace.hpp"
+
 extern char** environ;
 
 namespace duet {
@@ -340,6 +342,7 @@ void reexec(const std::string& exe, const std::vector<std::string>& argv, int ht
     std::vector<std::string> args = argv;
     for (auto& a : args) cargv.push_back(a.data());
     cargv.push_back(nullptr);
+    trace_reload("execve");
     execve(exe.c_str(), cargv.data(), cenv.data());
 }
 

@@ -11,6 +11,7 @@
 
 #include "duet/core/config.hpp"
 #include "duet/core/handover.hpp"
+#include "duet/core/trace.hpp"
 #include "duet/net/listeners.hpp"
 #include "duet/server/lifecycle.hpp"
 #include "duet/server/server.hpp"
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     using namespace duet;
     // Signals are blocked first, so that one arriving during start-up waits for the signalfd.
     block_lifecycle_signals();
+    if (getenv("DUET_GENERATION")) trace_reload("new image: main");
     Config cfg;
     std::string error;
     switch (parse_config(
@@ -104,6 +106,7 @@ int main(int argc, char** argv) {
         handover.present = true;
         unsetenv("DUET_HANDOVER_FD");
     }
+    if (started_by_reload) trace_reload("new image: hand-over read");
     InotifyFds inherited_inotify = take_inherited_inotify();
     // Listening sockets come first, so that freshly bound ones land on fds 3 and 4.
     ListenSockets sockets;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "duet/core/clock.hpp"
+#include "duet/core/trace.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_response.hpp"
@@ -106,7 +107,9 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     }
     for (const HandedConn& h : handed_conns)
         add_conn(h.fd, h.kind == 'h' ? Port::Http : Port::Files, h.kind);
+    trace_reload("new image: store, helpers, index started");
     if (handover.present || handover.unclaimed_sockets > 0) resume_handed(handover);
+    trace_reload("new image: connections resumed");
     print_ready();
     notify_service_manager("READY=1\nSTATUS=serving\nMAINPID=" + std::to_string(getpid()));
     return 0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "duet/core/clock.hpp"
+#include "duet/core/trace.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/server/server.hpp"
@@ -82,6 +83,7 @@ void Server::act_on_intents() {
         log("reload requested again: one is under way");
     } else if (i == Intent::Reload && !draining_) {
         log("reload requested: checking %s", exe_.c_str());
+        trace_reload("signal: --check spawned next");
         reload_pending_ = true;
         if (!life_.start_check(exe_, argv_, now_ms_)) on_check_done(false, "cannot run the check");
     }

@@ -11,12 +11,14 @@
 #include <memory>
 
 #include "duet/core/clock.hpp"
+#include "duet/core/trace.hpp"
 #include "duet/fileport/file_conn.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/server/server.hpp"
 
 namespace duet {
 void Server::on_check_done(bool ok, const std::string& output) {
+    trace_reload("--check done");
     reload_pending_ = false;
     if (draining_) return;  // a stop came in meanwhile
     if (!ok) {
@@ -87,6 +89,7 @@ void Server::prepare_slice(std::int64_t budget_ns) {
 void Server::continue_hand_over() {
     if (!handing_over_ || !preparing_.empty() || any_publishing()) return;
     handing_over_ = false;
+    trace_reload("nothing to wait for: hand-over begins");
     partials.hold_checkpoints(false);
     if (draining_) return;        // a stop came in meanwhile: it won
     if (hand_over_all()) return;  // execs; back here only if the hand-over could not start
@@ -123,7 +126,9 @@ bool Server::hand_over_all() {
         out.records.push_back(c->hand_over(out.fds));  // unlinks it from conns_
     }
     reap_dead();
+    trace_reload("connections written as records");
     int fd = write_handover(out, std::move(memfd));
+    trace_reload("hand-over sealed");
     // Buffered log lines go out as far as the reader takes them without blocking; the next
     // image starts from fds 1 and 2 as inherited.
     out_log_.detach();
