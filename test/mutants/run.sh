@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make mutants`: does the suite notice realistic bugs? Each test/mutants/NN-name.patch is one small
 # bug (framing, auth, digests, fsync, publish order, names, access log, metrics, ...). For each,
-# this script copies the tree to build/mutants/NAME (with the current objects, so only the patched
-# file recompiles), applies the patch, builds, and runs the test binaries (no fuzzing) until the
-# first one fails: that binary caught the mutation. The binaries named on the patch's
-# "# tests:" line run first, then the unit tests, then the black-box tests, the crash test last.
+# this script copies the tree to build/mutants/NAME (with the current objects and precompiled
+# headers, so only the patched file recompiles), applies the patch, builds, and runs the test
+# binaries (no fuzzing) until the first one fails: that binary caught the mutation. The binaries
+# named on the patch's "# tests:" line run first, then the unit tests, then the black-box tests,
+# the crash test last.
 #
 #   bash test/mutants/run.sh                 every patch
 #   bash test/mutants/run.sh 01 05-chunked   only patches whose names start with these
@@ -76,7 +77,7 @@ for p in "${patches[@]}"; do
     for f in * .clang-format; do
         [ "$f" = build ] || [ ! -e "$f" ] || cp -a "$f" "$dir/"
     done
-    for b in obj san; do [ -d "build/$b" ] && cp -a "build/$b" "$dir/build/"; done
+    for b in obj san pch; do [ -d "build/$b" ] && cp -a "build/$b" "$dir/build/"; done
     start=$(date +%s)
     : >"$log"
     # --fuzz=0: a hunk whose context moved must fail, not land somewhere that changes its meaning.
