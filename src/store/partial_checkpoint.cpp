@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "duet/store/partial_state_file.hpp"
 #include "duet/store/partial_store.hpp"
@@ -103,24 +104,66 @@ void PartialAppend::rollback() {
 }
 
 std::shared_ptr<DiskWait> PartialAppend::finish() {
-    auto wait = std::make_shared<DiskWait>();
-    wait->done = true;
-    if (!p_) return wait;
-    std::shared_ptr<DiskWait> last;
+    if (p_ && !hold_ && !p_->gone && pipe_.active() && !pipe_.idle()) return finish_later();
+    auto out = std::make_shared<DiskWait>();
+    finish_into(out);
+    return out;
+}
+
+// The pipe still holds bytes: the append's state moves to an object only the pipe's continuation
+// reaches, which ends it once they are written, on the loop. Meanwhile the partial stays busy (no
+// other append can start from a stale offset), a request on it waits for `out`
+// (PartialStore::pending_sync), and a reload waits as for a checkpoint (syncing()).
+std::shared_ptr<DiskWait> PartialAppend::finish_later() {
+    auto out = std::make_shared<DiskWait>();
+    auto rest = std::make_shared<PartialAppend>();
+    rest->store_ = std::exchange(store_, nullptr);
+    rest->p_ = std::move(p_);
+    rest->fd_ = std::move(fd_);
+    rest->sha_ = sha_;
+    rest->start_sha_ = start_sha_;
+    rest->append_sha_ = append_sha_;
+    rest->offset_ = offset_;
+    rest->start_ = start_;
+    rest->since_checkpoint_ = since_checkpoint_;
+    rest->write_error_ = std::exchange(write_error_, 0);
+    rest->last_ = std::move(last_);
+    rest->pipe_ = std::move(pipe_);
+    pipe_ = WritePipe();
+    rest->p_->active = nullptr;
+    rest->p_->finishing = out;
+    PartialStore* store = rest->store_;
+    ++store->syncing_;
+    WritePipe& pipe = rest->pipe_;
+    pipe.finish(false, [rest, out, store] {
+        --store->syncing_;
+        PartialRef p = rest->p_;
+        rest->finish_into(out);
+        if (p->finishing == out && out->done) p->finishing.reset();
+    });
+    return out;
+}
+
+void PartialAppend::finish_into(const std::shared_ptr<DiskWait>& out) {
+    if (!p_) {
+        out->done = true;
+        return;
+    }
+    std::shared_ptr<Checkpoint> last;
     if (hold_) {
         rollback();
     } else if (p_->gone) {
-        wait->rc = -ECANCELED;
+        out->rc = -ECANCELED;
     } else if (settle_now(); failed() < 0) {
-        wait->rc = failed();
+        out->rc = failed();
     } else {
         // After a write error too: what was written before it is kept, but the error is the
         // append's result (the client is told the durable offset to go on from).
-        last = checkpoint();
-        if (write_error_ < 0) {
-            wait->rc = write_error_;
-            last.reset();
-        }
+        checkpoint();
+        if (write_error_ < 0)
+            out->rc = write_error_;
+        else
+            last = last_;
     }
     // Bytes that could not be made durable are not part of the partial: the next append
     // starts at the durable offset (and truncates there). Until the last checkpoint is done the
@@ -138,7 +181,12 @@ std::shared_ptr<DiskWait> PartialAppend::finish() {
     hold_ = false;
     write_error_ = 0;
     last_.reset();
-    return last ? last : wait;
+    if (last && !last->done) {
+        last->followers.push_back(out);  // done with the checkpoint, with its rc
+    } else {
+        if (last) out->rc = last->rc;
+        out->done = true;
+    }
 }
 
 // ---- PartialStore: the checkpoints --------------------------------------------------------------
@@ -209,6 +257,11 @@ void PartialStore::sync_done(const PartialRef& p, int rc) {
     }
     cp->rc = rc;
     cp->done = true;
+    for (std::shared_ptr<DiskWait>& f : cp->followers) {
+        f->rc = rc;
+        f->done = true;
+    }
+    cp->followers.clear();
     if (std::shared_ptr<Checkpoint> next = std::move(p->queued)) {
         p->syncing = next;
         if (rc < 0) {

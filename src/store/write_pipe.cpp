@@ -46,6 +46,7 @@ struct WritePipe::State {
 
     // Loop only.
     std::shared_ptr<DiskWait> finished;
+    std::function<void()> then;  // runs once `finished` is done
 
     bool idle() const { return queued.empty() && !writing && !hashing; }
     bool can_write() const { return !writing && error == 0 && !dropped && written < queued.size(); }
@@ -174,7 +175,7 @@ void WritePipe::wait_idle() {
     }
 }
 
-std::shared_ptr<DiskWait> WritePipe::finish(bool fsync) {
+std::shared_ptr<DiskWait> WritePipe::finish(bool fsync, std::function<void()> then) {
     auto wait = std::make_shared<DiskWait>();
     if (!s_) {
         wait->done = true;
@@ -187,6 +188,7 @@ std::shared_ptr<DiskWait> WritePipe::finish(bool fsync) {
         s_->sync_asked = fsync;
     }
     s_->finished = wait;
+    s_->then = std::move(then);
     pump(s_);
     return wait;
 }
@@ -303,6 +305,7 @@ void WritePipe::pump(const std::shared_ptr<State>& s) {
         w->done = true;
         w->rc = s->error < 0 ? s->error : s->dropped ? -ECANCELED : s->sync_rc;
         wake = true;
+        if (std::function<void()> then = std::move(s->then)) then();
     }
     if (wake && s->runner.wake) s->runner.wake();
 }

@@ -41,7 +41,8 @@ struct PartialSpec {
 struct Checkpoint : DiskWait {
     Fd data;  // a duplicate: the append may end or cross a reload meanwhile
     std::uint64_t offset = 0;
-    Sha256 sha;  // hash state at `offset`
+    Sha256 sha;                                        // hash state at `offset`
+    std::vector<std::shared_ptr<DiskWait>> followers;  // done with it, with its rc
 };
 
 struct Partial {
@@ -56,6 +57,9 @@ struct Partial {
     // One checkpoint at a time per partial, so state files are renamed in order: the one on a
     // helper now, and the next (the newest request wins) started when it is done.
     std::shared_ptr<Checkpoint> syncing, queued;
+    // An append that ended while its pipe still held bytes: done once they are written and its
+    // last checkpoint is (PartialAppend::finish).
+    std::shared_ptr<DiskWait> finishing;
     bool release_when_synced = false;  // the append ended: no longer busy once synced
 };
 
@@ -103,7 +107,8 @@ class PartialAppend {
     void rollback();  // back to start(): data truncated, hash state restored
     // Ends the append: the last checkpoint (or a rollback when held); the partial is released
     // once that is done. The wait says when, and its result (rc < 0: the partial stays at its
-    // last durable offset). Never nullptr.
+    // last durable offset). Never nullptr. Bytes still in the pipe are written first, without
+    // waiting on the loop: the rest of the end runs once they are (finish_later).
     std::shared_ptr<DiskWait> finish();
     void end() { finish(); }
     // Reload (partial_handover.cpp): the append goes to the next image as it stands, neither
@@ -126,6 +131,9 @@ class PartialAppend {
     // The bytes and their hashes go through the pipe (write_pipe.hpp), which holds fd_ while
     // open; settled, the hashes, the offset and the file are this object's again.
     WritePipe pipe_;
+    // The end of finish() once the pipe is idle; `out` is done when the last checkpoint is.
+    void finish_into(const std::shared_ptr<DiskWait>& out);
+    std::shared_ptr<DiskWait> finish_later();
     int settle();       // -EINPROGRESS until the pipe is idle (the store's wake comes then)
     void settle_now();  // waits for the pipe: bounded by its few buffers
     // A checkpoint failed: the bytes after the durable offset may be lost.
@@ -159,6 +167,7 @@ class PartialStore {
     void hold_checkpoints(bool on) { held_ = on; }
     // The checkpoint a busy partial waits for (its append ended), or nullptr.
     static std::shared_ptr<DiskWait> pending_sync(const Partial& p) {
+        if (p.finishing && !p.finishing->done) return p.finishing;
         if (p.queued) return p.queued;
         return p.syncing;
     }

@@ -54,8 +54,9 @@ class WritePipe {
     // Blocks until idle (bounded by kDepth buffers): for paths that cannot wait in steps.
     void wait_idle();
     // Sends what is left and, on the helper after the last buffer, fsyncs the file when `fsync`:
-    // the wait is done (rc 0 or the first error) once all of it is, then the runner's wake runs.
-    std::shared_ptr<DiskWait> finish(bool fsync);
+    // the wait is done (rc 0 or the first error) once all of it is, then `then` and the runner's
+    // wake run, on the loop.
+    std::shared_ptr<DiskWait> finish(bool fsync, std::function<void()> then = {});
     // Valid once idle.
     int error() const;
     std::uint64_t offset() const;
