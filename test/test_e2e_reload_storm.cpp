@@ -3,8 +3,8 @@
 // the same store. Four uploads finish during the storm: each answer carries the right digest and
 // each file is right. Four stay unfinished, on resumable doors (an IETF creation, an IETF append,
 // a tus append, a file-port RESUME): after the crash each resumes from the offset the server
-// gives and publishes the right digest. The server's fds are the same before the uploads and
-// once they ended. STORM_ROUNDS=5 runs five rounds (make test runs one).
+// gives and publishes the right digest. The server holds no more fds once they ended than before
+// them. STORM_ROUNDS=5 runs five rounds (make test runs one).
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
@@ -249,10 +249,13 @@ void storm_round(int round, std::mt19937& rng) {
     for (int fd : open_fds) close(fd);
     // The server sees the closes and ends the appends: each last checkpoint's fdatasync holds a
     // data fd until it is done, which takes seconds on a disk busy with a parallel build.
-    for (int i = 0; i < 1500 && fd_count(g_srv.pid) != fds_before; ++i) usleep(10000);
-    cr_expect_eq(fd_count(g_srv.pid), fds_before, "fds before the uploads %zu, after them %zu:\n%s",
-                 fds_before, fd_count(g_srv.pid),
-                 t::sh("ls -l /proc/" + std::to_string(g_srv.pid) + "/fd").c_str());
+    // The baseline may still hold a connection that lingers after its error (the cut creations
+    // above): no more fds than then is what shows nothing leaked.
+    for (int i = 0; i < 1500 && fd_count(g_srv.pid) > fds_before; ++i) usleep(10000);
+    cr_expect_leq(fd_count(g_srv.pid), fds_before,
+                  "fds before the uploads %zu, after them %zu:\n%s", fds_before,
+                  fd_count(g_srv.pid),
+                  t::sh("ls -l /proc/" + std::to_string(g_srv.pid) + "/fd").c_str());
 
     // kill -9, a fresh start on the same store: every unfinished upload resumes to its digest.
     kill(g_srv.pid, SIGKILL);
