@@ -1,8 +1,8 @@
 // upload_floor DIR NAME < DATA: the disk work of one duet upload and nothing else, as a yardstick
 // for upload throughput: read stdin in 64 KiB pieces (duet's socket buffer), write them to an
 // O_TMPFILE file in DIR, start writeback every 8 MiB with sync_file_range(SYNC_FILE_RANGE_WRITE)
-// (as src/store/store.cpp does), then fsync the file, link it under a temporary name, rename it over
-// NAME and fsync DIR. No hashing, no network: `openssl dgst` is the yardstick for the hashing.
+// (as src/store/store.cpp does), then fsync the file, link it under a temporary name, rename it
+// over NAME and fsync DIR. No hashing, no network: `openssl dgst` is the yardstick for the hashing.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
