@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -66,16 +67,34 @@ inline std::string http(const std::string& raw, bool head_only = false) {
 inline const std::string kIetf = "Upload-Draft-Interop-Version: 6\r\n";
 inline const std::string kTus = "Tus-Resumable: 1.0.0\r\n";
 
+// Heads of uploads whose bodies the tests send a piece at a time.
+inline std::string put_head(const std::string& name, std::uint64_t size) {
+    return "PUT /files/" + name + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + num(size) +
+           "\r\n\r\n";
+}
+inline std::string chunked_put_head(const std::string& name) {
+    return "PUT /files/" + name + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+}
+// An IETF creation of the whole upload (Upload-Complete: ?1), by POST or PUT.
+inline std::string ietf_creation_head(const std::string& name, std::uint64_t size,
+                                      const std::string& method = "POST") {
+    return method + " /files/" + name + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + num(size) +
+           "\r\nUpload-Complete: ?1\r\n" + kIetf + "\r\n";
+}
+// One chunk of a chunked body.
+inline std::string chunk(const std::string& bytes) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+    return size + bytes + "\r\n";
+}
+
 // Sends an IETF creation with only the first `sent` bytes of `data`, half-closes, and returns
 // the upload's path from the 104.
 inline std::string ietf_cut_creation(const std::string& name, const std::string& data,
                                      std::size_t sent) {
     int fd = t::connect_port(g_srv.http_port);
     cr_assert(fd >= 0);
-    std::string head = "PUT /files/" + name +
-                       " HTTP/1.1\r\nHost: x\r\nContent-Length: " + num(data.size()) +
-                       "\r\nUpload-Complete: ?1\r\n" + kIetf + "\r\n";
-    cr_assert(t::send_all(fd, head + data.substr(0, sent)));
+    cr_assert(t::send_all(fd, ietf_creation_head(name, data.size(), "PUT") + data.substr(0, sent)));
     std::string first = t::read_response(fd);
     cr_assert_eq(t::status_of(first), 104, "%s", first.c_str());
     cr_expect_eq(t::header_of(first, "Upload-Draft-Interop-Version"), "6");

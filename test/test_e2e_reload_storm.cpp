@@ -59,12 +59,6 @@ std::size_t fd_count(pid_t pid) {
     return n;
 }
 
-std::string chunk(const std::string& b) {
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", b.size());
-    return size + b + "\r\n";
-}
-
 // A partial upload of `name` holding the first `have` bytes, made by an IETF creation cut short;
 // its location.
 std::string partial_of(const std::string& name, const std::string& bytes, std::size_t have) {
@@ -83,12 +77,10 @@ void open_upload(Upload& u) {
     std::string head;
     switch (u.door) {
         case Door::HttpLength:
-            head = "PUT /files/" + u.name + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + size +
-                   "\r\n\r\n";
+            head = rt::put_head(u.name, kSize);
             break;
         case Door::HttpChunked:
-            head = "PUT /files/" + u.name +
-                   " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+            head = rt::chunked_put_head(u.name);
             break;
         case Door::PortUnsized:
             head = "PUT " + u.name + "\n";
@@ -108,8 +100,7 @@ void open_upload(Upload& u) {
             break;
         }
         case Door::Ietf:
-            head = "POST /files/" + u.name + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + size +
-                   "\r\nUpload-Complete: ?1\r\n" + kIetf + "\r\n";
+            head = rt::ietf_creation_head(u.name, kSize);
             break;
         case Door::IetfAppend:
             head = "PATCH " + u.loc + " HTTP/1.1\r\nHost: x\r\nUpload-Offset: " + num(u.from) +
@@ -126,7 +117,7 @@ void open_upload(Upload& u) {
 
 void send_bytes(Upload& u, std::size_t at, std::size_t n) {
     std::string b = u.bytes.substr(at, n);
-    t::send_all(u.fd, u.door == Door::HttpChunked ? chunk(b) : b);  // the server may be gone
+    t::send_all(u.fd, u.door == Door::HttpChunked ? rt::chunk(b) : b);  // the server may be gone
 }
 
 // After the crash: the server's offset, then the rest, then the digest.

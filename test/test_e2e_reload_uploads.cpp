@@ -27,12 +27,6 @@ std::string line_of(int fd) {
     return l;
 }
 
-std::string chunk(const std::string& bytes) {
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
-    return size + bytes + "\r\n";
-}
-
 struct Upload {
     std::string name;
     std::string bytes;
@@ -55,7 +49,7 @@ std::string rest(const Upload& u) {
 }
 
 void send_piece(Upload& u, const std::string& p) {
-    cr_assert(t::send_all(u.fd, u.kind == Upload::HttpChunked ? chunk(p) : p), "%s",
+    cr_assert(t::send_all(u.fd, u.kind == Upload::HttpChunked ? rt::chunk(p) : p), "%s",
               u.name.c_str());
 }
 
@@ -93,16 +87,13 @@ Test(reload_uploads, six_uploads_on_every_door_cross_twenty_reloads_whole) {
         std::string head;
         switch (u.kind) {
             case Upload::HttpLength:
-                head = "PUT /files/" + u.name + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + size +
-                       "\r\n\r\n";
+                head = rt::put_head(u.name, kSize);
                 break;
             case Upload::HttpChunked:
-                head = "PUT /files/" + u.name +
-                       " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+                head = rt::chunked_put_head(u.name);
                 break;
             case Upload::Ietf:
-                head = "POST /files/" + u.name + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + size +
-                       "\r\nUpload-Complete: ?1\r\n" + rt::kIetf + "\r\n";
+                head = rt::ietf_creation_head(u.name, kSize);
                 break;
             case Upload::PortSized:
                 head = "PUT " + u.name + " " + size + "\n";

@@ -335,7 +335,6 @@ int PartialStore::publish(const PartialRef& ref, StoreOpRef& op) {
     up.fd_.reset(fd);
     up.sha_ = p.sha;
     up.size_ = p.offset;
-    up.synced_ = p.offset;
     up.data_synced_ = true;     // every append ended with an fdatasync
     up.defer_dir_sync_ = true;  // the caller syncs the directory (on a helper)
     // The precondition is re-checked right before the rename (compare-and-swap, as for PUT);

@@ -23,7 +23,6 @@ Upload::Upload(Upload&& o) noexcept
       fd_(std::move(o.fd_)),
       sha_(o.sha_),
       size_(std::exchange(o.size_, 0)),
-      synced_(std::exchange(o.synced_, 0)),
       tmp_name_(std::exchange(o.tmp_name_, std::string())),
       data_synced_(std::exchange(o.data_synced_, false)),
       defer_dir_sync_(std::exchange(o.defer_dir_sync_, false)),
@@ -36,7 +35,6 @@ Upload& Upload::operator=(Upload&& o) noexcept {
         fd_ = std::move(o.fd_);
         sha_ = o.sha_;
         size_ = std::exchange(o.size_, 0);
-        synced_ = std::exchange(o.synced_, 0);
         tmp_name_ = std::exchange(o.tmp_name_, std::string());
         data_synced_ = std::exchange(o.data_synced_, false);
         defer_dir_sync_ = std::exchange(o.defer_dir_sync_, false);
@@ -54,7 +52,7 @@ void Upload::reset_state() {
     fd_.reset();
     store_ = nullptr;
     sha_.reset();
-    size_ = synced_ = 0;
+    size_ = 0;
     tmp_name_.clear();
     data_synced_ = defer_dir_sync_ = false;
 }

@@ -42,7 +42,8 @@ void Upload::hand_over(RecordWriter& w) {
     // count will come up short in the next image.
     (void)settle_now();
     w.u64(kSize, size_);
-    w.u64(kSynced, synced_);
+    // Writeback is the pipe's business now; the field stays for images that read it.
+    w.u64(kSynced, size_);
     w.bytes(kSha, sha_.save());
     if (!tmp_name_.empty()) w.bytes(kTempName, tmp_name_);
     w.fd(kFile, std::move(fd_));
@@ -73,7 +74,6 @@ bool Upload::resume(Store& store, RecordReader& r) {
     fd_ = std::move(fd);
     sha_ = sha;
     size_ = size;
-    synced_ = synced;
     tmp_name_ = std::string(tmp);
     return true;
 }

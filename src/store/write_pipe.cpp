@@ -286,6 +286,7 @@ void WritePipe::hash_step(State& s, std::unique_lock<std::mutex>& lock) {
 // finish() once everything is done.
 void WritePipe::pump(const std::shared_ptr<State>& s) {
     bool writer = false, hasher = false, end = false, wake = false;
+    int rc = 0;
     {
         std::lock_guard<std::mutex> lock(s->mu);
         if (!s->writer_job && (s->can_write() || s->can_sync())) writer = s->writer_job = true;
@@ -297,13 +298,14 @@ void WritePipe::pump(const std::shared_ptr<State>& s) {
             s->wants_wake = false;
             wake = true;
         }
+        rc = s->error < 0 ? s->error : s->dropped ? -ECANCELED : s->sync_rc;
     }
     if (writer) start_job(s, true);
     if (hasher) start_job(s, false);
     if (end && s->finished) {
         std::shared_ptr<DiskWait> w = std::move(s->finished);
         w->done = true;
-        w->rc = s->error < 0 ? s->error : s->dropped ? -ECANCELED : s->sync_rc;
+        w->rc = rc;
         wake = true;
         if (std::function<void()> then = std::move(s->then)) then();
     }
@@ -333,12 +335,14 @@ void WritePipe::run(State& s, bool writer) {
         } else {
             if (!s.can_hash()) break;
             hash_step(s, lock);
-        }
-        if (s.wants_wake && s.runner.helpers) {
-            s.wants_wake = false;
-            lock.unlock();
-            s.runner.helpers->nudge();  // room again: a parked reader can go on
-            lock.lock();
+            // A buffer retired: room again (or the end) for a parked reader. Only the hasher
+            // frees one, so only it wakes the loop.
+            if (s.wants_wake && s.runner.helpers) {
+                s.wants_wake = false;
+                lock.unlock();
+                s.runner.helpers->nudge();
+                lock.lock();
+            }
         }
     }
     (writer ? s.writer_job : s.hasher_job) = false;

@@ -132,8 +132,7 @@ class Upload {
     Fd fd_;
     Sha256 sha_;
     std::uint64_t size_ = 0;
-    std::uint64_t synced_ = 0;  // bytes already pushed to writeback
-    std::string tmp_name_;      // the file's temporary name in the store, if it has one
+    std::string tmp_name_;  // the file's temporary name in the store, if it has one
     bool data_synced_ = false;
     bool defer_dir_sync_ = false;
     WritePipe pipe_;
