@@ -496,7 +496,6 @@ Test(hostile, escaping_names_are_refused_on_both_ports) {
         ".hidden",
         "a%2Fb",
         "%2F",
-        "a b",
         "%20",
         "%",
         "%G1",
@@ -509,7 +508,6 @@ Test(hostile, escaping_names_are_refused_on_both_ports) {
     };
     for (auto& n : http_names) {
         std::string target = "/files/" + n;
-        if (n == "a b") target = "/files/a%20b";
         // Raw dot-segments are removed before routing (RFC 3986 §5.2.4): "/files/.." is "/"
         // and "/files/../outside.txt" is "/outside.txt"; neither reaches the store.
         auto want = [&n](const std::string& m) {

@@ -449,10 +449,10 @@ Test(e2e_http_files, hostile_names_are_400_invalid_file_name) {
     std::string long_name(256, 'n');
     // A raw ".." is a dot-segment, removed before routing (RFC 3986 §5.2.4): see
     // test_e2e_semantics. Encoded, it stays a name and is refused.
-    std::vector<std::string> names = {"%2e%2e", "%2E%2E",    ".hidden", "%2ehidden", "a%2Fb",
-                                      "a%2fb",  "a/b",       "%00",     "a%00b",     "a%20b",
-                                      "%zz",    "a%2",       "a%",      "%",         "a%5Cb",
-                                      "x:y",    "caf%C3%A9", "a+b",     long_name};
+    std::vector<std::string> names = {"%2e%2e", "%2E%2E", ".hidden", "%2ehidden",  "a%2Fb",
+                                      "a%2fb",  "a/b",    "%00",     "a%00b",      "%20a",
+                                      "%zz",    "a%2",    "a%",      "%",          "a%5Cb",
+                                      "a%FF",   "a%7F",   "a%C2%9F", "a%E2%81%A9", long_name};
     for (const std::string& name : names) {
         for (const char* method : {"GET", "DELETE", "HEAD"}) {
             std::string r = http(request(method, "/files/" + name), std::string(method) == "HEAD");

@@ -184,11 +184,11 @@ Test(resumable_semantics, resume_and_partial_read_names_like_put) {
     boot();
     int fd = t::connect_port(g_srv.files_port);
     cr_expect_eq(files_cmd(fd, "PARTIAL my file.bin"),
-                 "ERR 400 invalid file name: ' ' at byte 3 is not one of A-Z a-z 0-9 . _ -");
+                 "ERR 400 invalid file name: a space must be written %20 on this port");
     cr_expect_eq(files_cmd(fd, "PARTIAL .hidden"),
                  "ERR 400 invalid file name: must not start with '.'");
     cr_expect_eq(files_cmd(fd, "RESUME my file.bin 10"),
-                 "ERR 400 invalid file name: ' ' at byte 3 is not one of A-Z a-z 0-9 . _ -");
+                 "ERR 400 invalid file name: a space must be written %20 on this port");
     cr_expect(t::peer_closed(fd, 5000), "a refused RESUME left the session open");
     close(fd);
     fd = t::connect_port(g_srv.files_port);

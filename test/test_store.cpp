@@ -17,6 +17,7 @@
 #include <string>
 #include <system_error>
 
+#include "duet/core/json.hpp"
 #include "duet/store/store.hpp"
 
 namespace duet {
@@ -144,14 +145,32 @@ Test(store, valid_name_table) {
         {"/abs", false},
         {"a\\b", false},
         {std::string("a\0b", 3), false},
-        {"a b", false},
-        {"a%2Fb", false},
-        {"caf\xc3\xa9", false},
+        {"a b", true},
+        {"My Report (final).pdf", true},
+        {"a%2Fb", true},  // a name, already decoded: '%' is an ordinary byte
+        {"caf\xc3\xa9", true},
+        {"\xf0\x9f\x93\x84 doc", true},  // U+1F4C4
+        {"a\"b'c", true},
+        {"star*", true},
+        {"colon:", true},
+        {"a+b=c&d", true},
+        {"\xe2\x80\xa9", true},  // U+2029 is not a control the rules name
+        {" lead", false},
+        {"trail ", false},
         {"\xff", false},
+        {"\xc3", false},              // truncated
+        {"\xc0\xaf", false},          // overlong '/'
+        {"\xed\xa0\x80", false},      // a surrogate
+        {"\xf4\x90\x80\x80", false},  // past U+10FFFF
         {"tab\t", false},
         {"new\nline", false},
-        {"star*", false},
-        {"colon:", false},
+        {"del\x7f", false},
+        {"c1\xc2\x80", false},
+        {"c1\xc2\x9f", false},
+        {"bidi\xe2\x80\xaa", false},
+        {"bidi\xe2\x80\xae", false},
+        {"bidi\xe2\x81\xa6", false},
+        {"bidi\xe2\x81\xa9", false},
     };
     for (const auto& c : cases) {
         cr_expect_eq(valid_name(c.name), c.ok, "valid_name(\"%s\") (%zu bytes)", c.name.c_str(),
@@ -684,17 +703,36 @@ Test(store, name_error_says_which_rule_failed) {
     cr_expect(duet::name_error(std::string(256, 'a')) ==
               "invalid file name: is 256 bytes, the limit is 255");
     cr_expect(duet::name_error(std::string(255, 'a')).empty());
-    cr_expect(duet::name_error("my file") ==
-              "invalid file name: ' ' at byte 3 is not one of A-Z a-z 0-9 . _ -");
-    cr_expect(duet::name_error("a/b") ==
-              "invalid file name: '/' at byte 2 is not one of A-Z a-z 0-9 . _ -");
+    cr_expect(duet::name_error("my file").empty());
+    cr_expect(duet::name_error("a/b") == "invalid file name: a '/' inside a name (%2F) at byte 2");
     cr_expect(duet::name_error(std::string("a\0", 2)) ==
-              "invalid file name: byte 0x00 at byte 2 is not one of A-Z a-z 0-9 . _ -");
-    cr_expect(duet::name_error("a\"b") ==
-              "invalid file name: byte 0x22 at byte 2 is not one of A-Z a-z 0-9 . _ -");
+              "invalid file name: a control character (U+0000) at byte 2");
+    cr_expect(duet::name_error("ab\tc") ==
+              "invalid file name: a control character (U+0009) at byte 3");
+    cr_expect(duet::name_error("a\xe2\x80\xae"
+                               "b") ==
+              "invalid file name: a bidirectional control (U+202E) at byte 2");
+    cr_expect(duet::name_error("ok\xff") == "invalid file name: not valid UTF-8 at byte 3");
+    cr_expect(duet::name_error("a\\b") == "invalid file name: a backslash at byte 2");
+    cr_expect(duet::name_error(" a") == "invalid file name: must not start with a space");
+    cr_expect(duet::name_error("a ") == "invalid file name: must not end with a space");
     // Same verdict as valid_name, which wraps it.
-    for (const char* n : {"a", "..", "a b", "A-Z_09.x", "\xff"})
+    for (const char* n : {"a", "..", "a b", "A-Z_09.x", "\xff", " x"})
         cr_expect_eq(duet::valid_name(n), duet::name_error(n).empty(), "%s", n);
+}
+
+Test(store, names_are_encoded_for_the_port_and_urls_and_decoded_back) {
+    std::string name = "My Report 100% (final) na\xc3\xafve.txt";
+    std::string port = duet::port_encode(name);
+    cr_expect(port == "My%20Report%20100%25%20(final)%20na%C3%AFve.txt", "%s", port.c_str());
+    cr_expect_eq(duet::port_encoded_size(name), port.size());
+    std::string back;
+    cr_expect(duet::decode_name(port, back).empty());
+    cr_expect(back == name);
+    cr_expect(duet::url_encode("a b/c+d?#") == "a%20b/c+d%3F%23");
+    cr_expect(duet::decode_name("a%2", back) == "invalid file name: bad percent escape at byte 2");
+    // JSON: a quote is the only byte of a valid name that needs an escape.
+    cr_expect(duet::json_escape("a\"b\\c\x01") == "a\\\"b\\\\c\\u0001");
 }
 
 Test(store, precondition_is_checked_at_commit) {

@@ -113,6 +113,10 @@ std::string render_metrics(const Metrics& m, const MetricsContext& ctx) {
          ctx.log_lines_dropped},
         {"duet_store_available", "1 while the store directory is there, 0 after it went away.",
          "gauge", ctx.store_ok ? 1u : 0u},
+        {"duet_store_skipped_entries",
+         "Entries in the store that are not served: names that break the rules, or not regular "
+         "files (each logged once).",
+         "gauge", ctx.store_skipped},
         {"duet_store_digests_pending", "Files whose SHA-256 is being computed.", "gauge",
          ctx.index_pending},
         {"duet_busy_responses_total", "503 answers for lack of file descriptors or memory.",

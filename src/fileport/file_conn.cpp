@@ -177,7 +177,7 @@ bool FileConn::process() {
 void FileConn::run(const Command& c, std::string_view) {
     if (c.error) {
         // A bad name says which rule it breaks (README "Name errors"), on this port too.
-        std::string text = c.bad_name ? "ERR 400 " + name_error(c.name) : std::string(c.error);
+        std::string text = c.bad_name ? "ERR 400 " + c.name_why : std::string(c.error);
         if (c.error_closes)
             reply_and_close(text);
         else

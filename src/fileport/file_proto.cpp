@@ -32,15 +32,16 @@ bool all_digits(std::string_view s) {
 }
 
 // The name is w[1] up to (not including) the first word from w[2] on that `ends_name` accepts;
-// returns that index. `name` spans the original line, spaces included.
+// returns that index. A name of one word is percent-decoded into c.name and checked; more words
+// mean raw spaces, refused. c.name_why says why the name is refused, or is empty.
 template <class F>
-std::size_t take_name(const std::string_view* w, std::size_t n, std::string_view& name,
-                      F ends_name) {
+std::size_t take_name(Command& c, const std::string_view* w, std::size_t n, F ends_name) {
     std::size_t k = 2;
     while (k < n && !ends_name(w[k])) ++k;
-    const char* begin = w[1].data();
-    const char* end = w[k - 1].data() + w[k - 1].size();
-    name = std::string_view(begin, std::size_t(end - begin));
+    if (k > 2)
+        c.name_why = "invalid file name: a space must be written %20 on this port";
+    else
+        c.name_why = decode_name(w[1], c.name);
     return k;
 }
 
@@ -99,8 +100,8 @@ Command parse_upload(Command c, const std::string_view* w, std::size_t n, bool s
         --n;
     }
     if (n < (size_required ? 3u : 2u)) return usage(c, usage_text, true);
-    std::size_t k = take_name(w, n, c.name, all_digits);
-    if (!valid_name(c.name)) {
+    std::size_t k = take_name(c, w, n, all_digits);
+    if (!c.name_why.empty()) {
         c.bad_name = true;
         return usage(c, "ERR 400 invalid file name", true);
     }
@@ -161,14 +162,14 @@ Command parse_command(std::string_view line) {
                                 "ERR 400 usage: RESUME NAME SIZE [SHA256] [if=SHA256|if=none]");
         case Verb::Partial:
             if (n >= 2) {
-                take_name(w, n, c.name, [](std::string_view) { return false; });
-                if (!valid_name(c.name)) return bad_name(false);
+                take_name(c, w, n, [](std::string_view) { return false; });
+                if (!c.name_why.empty()) return bad_name(false);
             }
             return c;
         case Verb::Get: {
             if (n < 2) return usage(c, "ERR 400 usage: GET NAME [OFFSET [LENGTH]]");
-            std::size_t k = take_name(w, n, c.name, all_digits);
-            if (!valid_name(c.name)) return bad_name(false);
+            std::size_t k = take_name(c, w, n, all_digits);
+            if (!c.name_why.empty()) return bad_name(false);
             if (n - k > 2) return usage(c, "ERR 400 usage: GET NAME [OFFSET [LENGTH]]");
             if (k < n && !to_u64(w[k], c.offset))
                 return usage(c, "ERR 400 OFFSET must be a number");
@@ -187,13 +188,13 @@ Command parse_command(std::string_view line) {
                 return usage(c, c.verb == Verb::Stat
                                     ? "ERR 400 usage: STAT NAME"
                                     : "ERR 400 usage: DEL NAME [if=SHA256|if=none]");
-            take_name(w, n, c.name, [](std::string_view) { return false; });
-            if (!valid_name(c.name)) return bad_name(false);
+            take_name(c, w, n, [](std::string_view) { return false; });
+            if (!c.name_why.empty()) return bad_name(false);
             return c;
         }
         case Verb::Auth:
             if (n != 2) return usage(c, "ERR 400 usage: AUTH TOKEN");
-            c.name = w[1];
+            c.name = std::string(w[1]);
             return c;
         case Verb::List:
         case Verb::Ping:

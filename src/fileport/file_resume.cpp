@@ -182,7 +182,7 @@ void FileConn::partial_list(const Command& c) {
     for (const PartialRef& p : host().partials.list(c.name)) {
         if (!PartialStore::token_allows(*p, token)) continue;
         ++count;
-        lines += p->spec.name + " " + u64(p->offset) + " " +
+        lines += port_encode(p->spec.name) + " " + u64(p->offset) + " " +
                  (p->spec.length == kUnknownLength ? std::string("-") : u64(p->spec.length)) + " " +
                  p->id + " " + std::to_string(host().partials.expires(*p)) + "\n";
     }

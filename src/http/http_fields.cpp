@@ -7,13 +7,6 @@
 namespace duet {
 namespace {
 
-int hex(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 // Plain decimal digits, saturating at UINT64_MAX: a range position too large to represent is
 // still well-formed (RFC 9110 §14.1.1) and means "past any end"; false on empty or non-digit.
 bool to_u64_saturating(std::string_view s, std::uint64_t& out) {
@@ -29,26 +22,6 @@ bool to_u64_saturating(std::string_view s, std::uint64_t& out) {
 }
 
 }  // namespace
-
-bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at) {
-    out.clear();
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '%') {
-            out += in[i];
-            continue;
-        }
-        int hi = i + 2 < in.size() ? hex(in[i + 1]) : -1,
-            lo = i + 2 < in.size() ? hex(in[i + 2]) : -1;
-        if (hi < 0 || lo < 0) {
-            if (bad_at) *bad_at = i + 1;
-            return false;
-        }
-        out += char(hi * 16 + lo);
-        i += 2;
-    }
-    return true;
-}
 
 bool has_dot_segment(std::string_view p) {
     for (std::size_t i = 0; i < p.size(); ++i) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "duet/core/base64.hpp"
+#include "duet/core/json.hpp"
 #include "duet/http/http_conditional.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
@@ -21,7 +22,7 @@ std::string repr_digest(const Digest& d) {
 
 std::string file_json(const FileInfo& f, bool with_mtime) {
     char num[96];
-    std::string s = "{\"name\":\"" + f.name + "\",\"size\":";
+    std::string s = "{\"name\":\"" + json_escape(f.name) + "\",\"size\":";
     std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(f.size));
     s += num;
     // A file duet may not read has no digest it could vouch for: null, not a made-up one.
@@ -142,12 +143,7 @@ bool trailer_digests(std::string_view trailers, bool content, ExpectedDigest& ou
 
 void HttpConn::route_file(const Request& req, std::string_view raw_name) {
     std::string name;
-    std::size_t bad_at = 0;
-    std::string why;
-    if (!percent_decode(raw_name, name, &bad_at))
-        why = "invalid file name: bad percent escape at byte " + std::to_string(bad_at);
-    else
-        why = name_error(name);
+    std::string why = decode_name(raw_name, name);
     if (!why.empty()) {
         if (req.method == "PUT" && req.body != BodyKind::None) ex_.keep_alive = false;
         respond_error(400, why);
@@ -475,7 +471,7 @@ bool HttpConn::advance_publish() {
         host().metrics.upload_bytes += b.info.size;
         ResponseHead head(b.created ? 201 : 200, host().date_header());
         head.header("Content-Type", "application/json");
-        if (b.created) head.header("Location", "/files/" + b.info.name);
+        if (b.created) head.header("Location", "/files/" + url_encode(b.info.name));
         head.header("ETag", quoted_etag(b.info.sha256));
         send(head, file_json(b.info, false) + "\n");
     }

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "duet/core/json.hpp"
+
 namespace duet {
 
 const char* reason_phrase(int status) {
@@ -67,7 +69,7 @@ const char* reason_phrase(int status) {
 
 std::string json_error(std::string_view message) {
     std::string s = "{\"error\":\"";
-    s.append(message);
+    append_json_escaped(s, message);
     s += "\"}\n";
     return s;
 }

@@ -155,6 +155,7 @@ void HttpConn::route(const Request& req) {
             ctx.log_lines_dropped = host().log_lines_dropped();
             ctx.store_ok = !host().store.gone();
             ctx.index_pending = host().index.pending();
+            ctx.store_skipped = host().index.skipped();
             send_long_typed(200, "text/plain; version=0.0.4", render_metrics(host().metrics, ctx));
             return;
         }

@@ -281,7 +281,7 @@ void HttpConn::published_answer(const ResumableBody& rb, const PartialRef& p) {
         return;
     }
     // IETF: what the creation request (a PUT of the file) would have answered.
-    if (b.created) fields += "Location: /files/" + info.name + "\r\n";
+    if (b.created) fields += "Location: /files/" + url_encode(info.name) + "\r\n";
     respond(b.created ? 201 : 200, "application/json", file_info_json(info), fields);
 }
 

@@ -7,6 +7,7 @@
 
 #include "duet/core/base64.hpp"
 #include "duet/core/clock.hpp"
+#include "duet/core/json.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
 #include "duet/http/http_upload_answers.hpp"
@@ -62,7 +63,7 @@ std::string problem_body(std::string_view type, std::string_view title, std::str
 }
 
 std::string file_info_json(const FileInfo& f) {
-    return "{\"name\":\"" + f.name + "\",\"size\":" + num(f.size) + ",\"sha256\":\"" +
+    return "{\"name\":\"" + json_escape(f.name) + "\",\"size\":" + num(f.size) + ",\"sha256\":\"" +
            to_hex(f.sha256) + "\"}\n";
 }
 
@@ -152,7 +153,7 @@ void HttpConn::list_uploads() {
         if (!PartialStore::token_allows(*p, host().cfg.token)) continue;
         if (!first) body += ',';
         first = false;
-        body += "{\"id\":\"" + p->id + "\",\"name\":\"" + p->spec.name +
+        body += "{\"id\":\"" + p->id + "\",\"name\":\"" + json_escape(p->spec.name) +
                 "\",\"offset\":" + num(p->offset) + ",\"length\":" +
                 (p->spec.length == kUnknownLength ? std::string("null") : num(p->spec.length)) +
                 ",\"expires\":" + std::to_string(host().partials.expires(*p)) + "}";

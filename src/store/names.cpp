@@ -1,44 +1,162 @@
 #include "duet/store/names.hpp"
 
-#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 
 namespace duet {
 namespace {
 
-bool is_name_byte(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
+// One UTF-8 sequence at `s[i]` (RFC 3629: no overlongs, no surrogates, at most U+10FFFF):
+// its length and code point, or 0 when it is not well-formed.
+std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) {
+    auto byte = [&s](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = byte(i);
+    if (c < 0x80) {
+        cp = c;
+        return 1;
+    }
+    std::size_t len;
+    char32_t min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, cp = c & 0x1F, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, cp = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + len > s.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        unsigned char t = byte(i + k);
+        if ((t & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (t & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+std::string code_point(char32_t cp) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "U+%04X", unsigned(cp));
+    return buf;
+}
+
+int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+char* put_encoded(char* p, std::string_view name, bool (*keep)(unsigned char)) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (char ch : name) {
+        auto c = static_cast<unsigned char>(ch);
+        if (keep(c)) {
+            *p++ = ch;
+        } else {
+            *p++ = '%';
+            *p++ = kHex[c >> 4];
+            *p++ = kHex[c & 15];
+        }
+    }
+    return p;
+}
+
+std::size_t encoded_size(std::string_view name, bool (*keep)(unsigned char)) {
+    std::size_t n = name.size();
+    for (char c : name)
+        if (!keep(static_cast<unsigned char>(c))) n += 2;
+    return n;
+}
+
+std::string encode(std::string_view name, bool (*keep)(unsigned char)) {
+    std::string out(encoded_size(name, keep), '\0');
+    put_encoded(out.data(), name, keep);
+    return out;
+}
+
+bool port_keeps(unsigned char c) {
+    return c > 0x20 && c < 0x7F && c != '%';
 }
 
 }  // namespace
 
 std::string name_error(std::string_view name) {
-    if (name.empty()) return "invalid file name: is empty";
-    if (name.size() > 255)
-        return "invalid file name: is " + std::to_string(name.size()) + " bytes, the limit is 255";
-    for (std::size_t i = 0; i < name.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(name[i]);
-        if (is_name_byte(c)) continue;
-        // The message goes into JSON and log lines as is: show only harmless bytes literally.
-        char what[16];
-        if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '\'')
-            std::snprintf(what, sizeof what, "'%c'", c);
-        else if (c == ' ')
-            std::snprintf(what, sizeof what, "' '");
-        else
-            std::snprintf(what, sizeof what, "byte 0x%02X", c);
-        return std::string("invalid file name: ") + what + " at byte " + std::to_string(i + 1) +
-               " is not one of A-Z a-z 0-9 . _ -";
+    const std::string head = "invalid file name: ";
+    if (name.empty()) return head + "is empty";
+    if (name.size() > kMaxSegmentBytes)
+        return head + "is " + std::to_string(name.size()) + " bytes, the limit is 255";
+    for (std::size_t i = 0; i < name.size();) {
+        char32_t cp;
+        std::size_t len = utf8_at(name, i, cp);
+        std::string at = " at byte " + std::to_string(i + 1);
+        if (len == 0) return head + "not valid UTF-8" + at;
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            return head + "a control character (" + code_point(cp) + ")" + at;
+        if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
+            return head + "a bidirectional control (" + code_point(cp) + ")" + at;
+        if (cp == '/') return head + "a '/' inside a name (%2F)" + at;
+        if (cp == '\\') return head + "a backslash" + at;
+        i += len;
     }
-    if (name[0] == '.') return "invalid file name: must not start with '.'";
+    if (name[0] == '.') return head + "must not start with '.'";
+    if (name.front() == ' ') return head + "must not start with a space";
+    if (name.back() == ' ') return head + "must not end with a space";
     return {};
 }
 
 bool valid_name(std::string_view name) {
-    if (name.empty() || name.size() > 255 || name[0] == '.') return false;
-    return std::all_of(name.begin(), name.end(),
-                       [](char c) { return is_name_byte(static_cast<unsigned char>(c)); });
+    return name_error(name).empty();
+}
+
+std::string port_encode(std::string_view name) {
+    return encode(name, port_keeps);
+}
+
+std::size_t port_encoded_size(std::string_view name) {
+    return encoded_size(name, port_keeps);
+}
+
+char* put_port_encoded(char* p, std::string_view name) {
+    return put_encoded(p, name, port_keeps);
+}
+
+std::string url_encode(std::string_view name) {
+    return encode(name, [](unsigned char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '.' || c == '_' || c == '~' || c == '!' || c == '$' || c == '&' ||
+               c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' || c == ';' ||
+               c == '=' || c == ':' || c == '@' || c == '/';
+    });
+}
+
+bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at) {
+    out.clear();
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out += in[i];
+            continue;
+        }
+        int hi = i + 2 < in.size() ? hex(in[i + 1]) : -1,
+            lo = i + 2 < in.size() ? hex(in[i + 2]) : -1;
+        if (hi < 0 || lo < 0) {
+            if (bad_at) *bad_at = i + 1;
+            return false;
+        }
+        out += char(hi * 16 + lo);
+        i += 2;
+    }
+    return true;
+}
+
+std::string decode_name(std::string_view raw, std::string& out) {
+    std::size_t bad_at = 0;
+    if (!percent_decode(raw, out, &bad_at))
+        return "invalid file name: bad percent escape at byte " + std::to_string(bad_at);
+    return name_error(out);
 }
 
 }  // namespace duet

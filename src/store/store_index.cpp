@@ -15,6 +15,7 @@
 #include <ctime>
 #include <vector>
 
+#include "duet/core/log_escape.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_meta.hpp"
 
@@ -23,6 +24,22 @@ namespace {
 
 constexpr std::size_t kScanBatch = 512;  // directory entries per helper job
 constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+
+}  // namespace
+
+// Why an entry of the store is not served, or "" when it is (README "File names"). duet's own
+// bookkeeping (".duet-...") and the directory's "." and ".." are neither served nor reported.
+std::string StoreIndex::skip_reason(std::string_view name, const struct stat* st) {
+    if (name == "." || name == ".." || name.starts_with(".duet-")) return {};
+    if (std::string why = name_error(name); !why.empty()) return why;
+    if (!st) return {};
+    if (S_ISLNK(st->st_mode)) return "a symbolic link (duet follows none)";
+    if (S_ISDIR(st->st_mode)) return "a folder (not served yet)";
+    if (!S_ISREG(st->st_mode)) return "not a regular file";
+    return {};
+}
+
+namespace {
 
 bool indexable(std::string_view name) {
     return valid_name(name);  // dot-names (temporaries, sidecar records) are duet's own
@@ -37,6 +54,10 @@ struct StoreIndex::ScanState {
         Entry entry;
         bool has_digest;
     };
+    struct Skipped {
+        std::string name, why;
+    };
+    std::vector<Skipped> skipped;  // this batch's entries not served
     Fd dir, side;
     DIR* stream = nullptr;
     unsigned gen = 0;
@@ -50,6 +71,7 @@ struct StoreIndex::ScanState {
 
     void run() {
         batch.clear();
+        skipped.clear();
         if (!stream) {
             int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (fd >= 0) stream = ::fdopendir(fd);
@@ -75,10 +97,17 @@ struct StoreIndex::ScanState {
                 ::unlinkat(dir.get(), n, 0);  // left by a crash: README "Stop and reload"
                 continue;
             }
-            if (!indexable(n)) continue;
-            struct stat st;
-            if (::fstatat(dir.get(), n, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            if (!indexable(n)) {
+                if (std::string why = skip_reason(n, nullptr); !why.empty())
+                    skipped.push_back({n, std::move(why)});
                 continue;
+            }
+            struct stat st;
+            if (::fstatat(dir.get(), n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+            if (!S_ISREG(st.st_mode)) {
+                skipped.push_back({n, skip_reason(n, &st)});
+                continue;
+            }
             Item it{n, Entry{}, false};
             it.entry.size = std::uint64_t(st.st_size);
             it.entry.mtime_ns = mtime_ns(st);
@@ -144,6 +173,7 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
                 it.entry.state = State::Ready;
             set_entry(it.name, it.entry);
         }
+        for (auto& sk : st->skipped) skip(sk.name, sk.why);
         pump_hashing();
         if (!st->done) {
             scan_step(st);
@@ -156,6 +186,18 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
         hooks_.wake();
     };
     hooks_.helpers.submit(std::move(job));
+}
+
+void StoreIndex::skip(const std::string& name, const std::string& why) {
+    if (skipped_.find(name) != skipped_.end()) return;
+    if (skipped_.size() >= kMaxSkippedKept) {
+        if (skipped_unlogged_++ == 0)
+            hooks_.log.log("store: more than %zu entries skipped; the rest are only counted",
+                           kMaxSkippedKept);
+        return;
+    }
+    skipped_.insert(name);
+    hooks_.log.log("store: not serving \"%s\": %s", log_escape(name).c_str(), why.c_str());
 }
 
 // The store changed: cached listing bodies nobody is sending any more are dropped at once (a
@@ -205,6 +247,7 @@ void StoreIndex::refresh(const std::string& name) {
 
 void StoreIndex::refresh_with(const std::string& name, int rc, const struct stat& st) {
     if (rc != 0 || !S_ISREG(st.st_mode)) {
+        if (rc == 0) skip(name, skip_reason(name, &st));
         erase(name);
         return;
     }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "duet/core/json.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
 
@@ -77,18 +78,18 @@ constexpr std::string_view kName = "{\"name\":\"",
                            kSize = "\",\"size\":", kSha = ",\"sha256\":", kMtime = ",\"mtime\":";
 
 std::size_t json_size(std::string_view name, const StoreIndex::Entry& e) {
-    return kName.size() + name.size() + kSize.size() + digits(e.size) + kSha.size() +
+    return kName.size() + json_escaped_size(name) + kSize.size() + digits(e.size) + kSha.size() +
            (unreadable(e) ? 4 : 66) + kMtime.size() + sdigits(mtime_s(e)) + 1;
 }
 
 std::size_t text_size(std::string_view name, const StoreIndex::Entry& e) {
-    return name.size() + 1 + digits(e.size) + 1 + (unreadable(e) ? 1 : 64) + 1;
+    return port_encoded_size(name) + 1 + digits(e.size) + 1 + (unreadable(e) ? 1 : 64) + 1;
 }
 
 // {"name":"N","size":S,"sha256":"HEX"|null,"mtime":T}
 char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
     p = put(p, kName);
-    p = put(p, name);
+    p = put_json_escaped(p, name);
     p = put(p, kSize);
     p = put_u64(p, e.size);
     p = put(p, kSha);
@@ -107,7 +108,7 @@ char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
 
 // NAME SIZE HEX|-
 char* render_text(char* p, std::string_view name, const StoreIndex::Entry& e) {
-    p = put(p, name);
+    p = put_port_encoded(p, name);
     *p++ = ' ';
     p = put_u64(p, e.size);
     *p++ = ' ';

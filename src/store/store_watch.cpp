@@ -105,7 +105,13 @@ void StoreIndex::on_event(std::uint32_t) {
             store_lost("unmounted");
             continue;
         }
-        if (!valid_name(name) || store().gone()) continue;  // dot-names are duet's own
+        if (store().gone()) continue;
+        if (!valid_name(name)) {
+            // Dot-names are duet's own; anything else that breaks the rules is reported once.
+            if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE))
+                if (std::string why = skip_reason(name, nullptr); !why.empty()) skip(name, why);
+            continue;
+        }
         if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
             erase(name);
             continue;

@@ -56,6 +56,7 @@ struct MetricsContext {
     std::uint64_t log_lines_dropped = 0;
     bool store_ok = true;
     std::uint64_t index_pending = 0;  // files whose digest is being computed
+    std::uint64_t store_skipped = 0;  // entries in the store duet does not serve (logged once)
 };
 
 // Prometheus text exposition format 0.0.4.

@@ -37,7 +37,7 @@ std::span<const VerbName> verb_table();
 
 struct Command {
     Verb verb = Verb::Unknown;
-    std::string_view name;   // PUT/GET/STAT/DEL/RESUME/PARTIAL; the token for AUTH
+    std::string name;        // PUT/GET/STAT/DEL/RESUME/PARTIAL, decoded; the token for AUTH
     bool sized = false;      // PUT NAME SIZE (always for RESUME)
     std::uint64_t size = 0;  // PUT, RESUME
     bool has_digest = false;
@@ -47,24 +47,25 @@ struct Command {
     Precondition pre;                   // PUT/RESUME/DEL: a trailing if=SHA256 or if=none
     const char* error = nullptr;        // "ERR ..." text when the arguments are wrong
     bool error_closes = false;          // the byte stream is out of step after this error
-    // The error is about the name: `name` holds it whole (spaces included) and name_error(name)
-    // says which rule it breaks.
+    // The error is about the name: `name_why` says which rule it breaks.
     bool bad_name = false;
+    std::string name_why;
 };
 
 enum class LineStatus : std::uint8_t { Line, Incomplete, TooLong };
 // Finds one line in `buf`: Line with `line` (without LF and a CR before it) and `consumed`.
 LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed);
 
-// Parses a non-empty line. Command names are case-insensitive; words are split on spaces. A name
-// cannot hold a space, so when a command has more words before its numbers than it takes, they
-// are read as one name with spaces in it ("PUT my file.txt 5": the name "my file.txt"), which is
-// then refused as an invalid name rather than as a bad SIZE.
+// Parses a non-empty line. Command names are case-insensitive; words are split on spaces, and
+// names are percent-decoded ("PUT My%20Report.pdf 5"). When a command has more words before its
+// numbers than it takes, they are read as one name with raw spaces in it ("PUT my file.txt 5"),
+// which is refused as a name (say the space as %20) rather than as a bad SIZE.
 Command parse_command(std::string_view line);
 
 // The HELP text, one usage line per entry.
 inline constexpr const char* kHelpLines[] = {
     "PUT NAME SIZE [SHA256] [if=SHA256|if=none]  then exactly SIZE bytes; answers OK SIZE SHA256",
+    "  (names are percent-encoded: a space is %20, a % is %25; LIST and PARTIAL write them so)",
     "PUT NAME                then bytes until you half-close; answers OK SIZE SHA256",
     "GET NAME [OFFSET [LENGTH]]  answers OK LENGTH SHA256, then the bytes",
     "STAT NAME               answers OK SIZE SHA256 MTIME",

@@ -6,12 +6,9 @@
 #include <string_view>
 
 #include "duet/core/sha256.hpp"
+#include "duet/store/names.hpp"  // percent_decode
 
 namespace duet {
-
-// RFC 3986 percent-decoding. false on a malformed escape ("%", "%G1", "%2"); `bad_at` then gets
-// the 1-based byte position of its '%'.
-bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at = nullptr);
 
 // RFC 3986 §5.2.4 remove_dot_segments on an absolute path: "/a/../b/./c" -> "/b/c".
 std::string remove_dot_segments(std::string_view path);

@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -114,6 +115,8 @@ class StoreIndex : public Handler {
     bool has_work() const { return render_ != nullptr || walk_due_; }
 
     std::uint64_t files() const { return entries_.size(); }
+    // Entries seen in the store that are not served (README "File names"): each is logged once.
+    std::uint64_t skipped() const { return skipped_.size() + skipped_unlogged_; }
     std::uint64_t bytes() const { return bytes_; }
 
     void on_event(std::uint32_t events) override;  // inotify
@@ -148,6 +151,10 @@ class StoreIndex : public Handler {
     // The lookup would wait for the disk: a helper does it (store_watch.cpp).
     void refresh_later(const std::string& name);
     void set_entry(const std::string& name, const Entry& e);
+    // Why an entry is not served ("" when it is; `st` null: judge the name only).
+    static std::string skip_reason(std::string_view name, const struct stat* st);
+    // An entry `name` that the index will not serve, and why: logged the first time.
+    void skip(const std::string& name, const std::string& why);
     void erase(const std::string& name);
     bool listing_ready() const;
     void want_render();
@@ -159,6 +166,10 @@ class StoreIndex : public Handler {
     Hooks hooks_;
     Store& store() const { return hooks_.store; }
     std::map<std::string, Entry, std::less<>> entries_;
+    // Names skipped and logged, up to kMaxSkippedKept; past it they are counted only.
+    static constexpr std::size_t kMaxSkippedKept = 4096;
+    std::set<std::string, std::less<>> skipped_;
+    std::uint64_t skipped_unlogged_ = 0;
     std::uint64_t bytes_ = 0;
     std::size_t pending_ = 0;
     std::uint64_t version_ = 1;
