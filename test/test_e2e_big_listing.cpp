@@ -140,7 +140,7 @@ bool parse_json(const std::string& b, std::map<std::string, Item>& out, std::str
                 i += 65;
                 it.has_digest = true;
             }
-            if (!lit(",\"mtime\":") || !number(mtime) || !lit("}"))
+            if (!lit(",\"mtime\":") || !number(mtime) || !lit(",\"type\":\"file\"}"))
                 return why = "bad mtime of " + name, false;
             if (!last.empty() && name <= last) return why = "out of order: " + name, false;
             last = name;

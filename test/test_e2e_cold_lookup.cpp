@@ -149,8 +149,9 @@ void check_threads(const std::vector<Call>& calls, const std::string& dir,
     for (const std::string& n : helped) {
         bool found = false;
         for (std::size_t i = from; i < calls.size() && !found; ++i)
-            found =
-                calls[i].pid != loop && calls[i].name == "newfstatat" && on_name(calls[i], dir, n);
+            found = calls[i].pid != loop &&
+                    (calls[i].name == "newfstatat" || calls[i].name == "openat2") &&
+                    on_name(calls[i], dir, n);
         cr_expect(found, "no helper thread looked %s up after the ready line", n.c_str());
     }
 }

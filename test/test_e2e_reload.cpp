@@ -609,13 +609,23 @@ Test(reload, a_corrupted_record_closes_one_connection_and_the_process_lives) {
 }
 
 namespace {
-std::size_t fd_count(pid_t pid) {
+std::size_t fd_count_now(pid_t pid) {
     std::size_t n = 0;
     std::error_code ec;
     for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
          !ec && it != fs::directory_iterator(); ++it)
         ++n;
     return n;
+}
+// The fewest fds over a few looks 5 ms apart: a new image's index build holds a folder or two
+// open for a moment, which is not a leak (a leak never goes away).
+std::size_t fd_count(pid_t pid) {
+    std::size_t least = fd_count_now(pid);
+    for (int i = 0; i < 10; ++i) {
+        usleep(5000);
+        least = std::min(least, fd_count_now(pid));
+    }
+    return least;
 }
 long rss_kib(pid_t pid) {
     std::string s = t::read_file("/proc/" + std::to_string(pid) + "/status");

@@ -308,7 +308,9 @@ Test(store, invalid_names_refused) {
     bool created;
     cr_assert_eq(s.stat("../etc/passwd", info), -EINVAL);
     cr_assert_eq(s.open_read(".duet-meta", fd, info), -EINVAL);
-    cr_assert_eq(s.remove("a/b"), -EINVAL);
+    cr_assert_eq(s.remove("a/../b"), -EINVAL);
+    cr_assert_eq(s.remove("a//b"), -EINVAL);
+    cr_assert_eq(s.remove("a/b"), -ENOENT);  // a path, and missing
     cr_assert(!s.exists(""));
     cr_assert_eq(put(s, "..", "x", info, created), -EINVAL);
     cr_assert(entries().empty());

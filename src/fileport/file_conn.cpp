@@ -211,7 +211,10 @@ void FileConn::run(const Command& c, std::string_view) {
             stat(c);
             return;
         case Verb::List:
-            list();
+            list(c);
+            return;
+        case Verb::Mkdir:
+            mkdir(c);
             return;
         case Verb::Del:
             del(c);
@@ -253,7 +256,8 @@ void FileConn::run(const Command& c, std::string_view) {
 }
 
 void FileConn::get(const Command& c) {
-    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    if (!valid_path(c.name)) return reply("ERR 400 " + path_error(c.name));
+    if (c.folder) return reply("ERR 404 not found: a name ending in '/' is a folder");
     Fd fd;
     FileInfo info;
     int rc = host().store.open_read(c.name, fd, info);
@@ -270,7 +274,8 @@ void FileConn::get(const Command& c) {
 }
 
 void FileConn::stat(const Command& c) {
-    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    if (!valid_path(c.name)) return reply("ERR 400 " + path_error(c.name));
+    if (c.folder) return reply("ERR 404 not found: a name ending in '/' is a folder");
     FileInfo info;
     int rc = host().store.stat(c.name, info);
     if (rc == -ENOENT) return reply("ERR 404 not found");
@@ -298,26 +303,9 @@ bool FileConn::wait_or_trouble(int rc) {
     return false;
 }
 
-// Served from the index: the lines are one shared text per version of a small store, or a
-// stream rendered as the client reads for a big one; COUNT is what it will send (store_index.hpp).
-void FileConn::list() {
-    if (!host().store.usable()) return reply("ERR 503 store unavailable");
-    std::uint64_t count = 0, length = 0;
-    std::shared_ptr<const std::string> lines;
-    std::unique_ptr<ListingStream> stream;
-    if (!host().index.listing(false, lines, stream, count, length)) {
-        wait_or_trouble(-EINPROGRESS);
-        return;
-    }
-    reply("OK " + u64(count));
-    if (lines)
-        queue_shared(std::move(lines));
-    else
-        queue_source(std::move(stream));
-}
-
 void FileConn::del(const Command& c) {
-    if (!valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    if (!valid_path(c.name)) return reply("ERR 400 " + path_error(c.name));
+    if (c.folder) return reply("ERR 404 not found: a name ending in '/' is a folder");
     // The checks on the loop, the unlink on a helper: parked meanwhile, the line runs again.
     int rc = 0;
     if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Delete)) {

@@ -108,7 +108,7 @@ bool FileConn::resume_state(RecordReader& r) {
         // Images before this one wrote the SIZE of a RESUME only; a sized PUT's is what it has
         // received plus what is left.
         in->total = sub.u64_or(kTotal, in->sized ? in->upload.size() + in->left : 0);
-        if (!valid_name(in->name)) return r.fail("upload: bad file name");
+        if (!valid_path(in->name)) return r.fail("upload: bad file name");
         if (sub.has(kDigest)) {
             std::string_view d = sub.bytes(kDigest);
             if (d.size() != in->digest.size()) return r.fail("upload: bad digest");
@@ -129,7 +129,7 @@ bool FileConn::resume_state(RecordReader& r) {
             Digest d;
             std::memcpy(d.data(), e.data() + 16, d.size());
             std::string name(e.substr(kEntryFixed));
-            if (!valid_name(name)) return r.fail("listing: bad name");
+            if (!valid_path(name)) return r.fail("listing: bad name");
             lines += name + " " + std::to_string(get_u64(e.data())) + " " +
                      (e[48] != 0 ? to_hex(d) : std::string("-")) + "\n";
         }

@@ -41,7 +41,7 @@ std::size_t take_name(Command& c, const std::string_view* w, std::size_t n, F en
     if (k > 2)
         c.name_why = "invalid file name: a space must be written %20 on this port";
     else
-        c.name_why = decode_name(w[1], c.name);
+        c.name_why = decode_path(w[1], c.name, c.folder);
     return k;
 }
 
@@ -74,9 +74,10 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
 
 // Every command the port knows. Read by verb_of, and by the README test through verb_table().
 constexpr VerbName kVerbs[] = {
-    {"PUT", Verb::Put},   {"GET", Verb::Get},       {"STAT", Verb::Stat},      {"LIST", Verb::List},
-    {"DEL", Verb::Del},   {"AUTH", Verb::Auth},     {"PING", Verb::Ping},      {"HELP", Verb::Help},
-    {"QUIT", Verb::Quit}, {"RESUME", Verb::Resume}, {"PARTIAL", Verb::Partial}};
+    {"PUT", Verb::Put},       {"GET", Verb::Get},         {"STAT", Verb::Stat},
+    {"LIST", Verb::List},     {"DEL", Verb::Del},         {"AUTH", Verb::Auth},
+    {"PING", Verb::Ping},     {"HELP", Verb::Help},       {"QUIT", Verb::Quit},
+    {"RESUME", Verb::Resume}, {"PARTIAL", Verb::Partial}, {"MKDIR", Verb::Mkdir}};
 
 Verb verb_of(std::string_view w) {
     for (auto& v : kVerbs)
@@ -196,7 +197,27 @@ Command parse_command(std::string_view line) {
             if (n != 2) return usage(c, "ERR 400 usage: AUTH TOKEN");
             c.name = std::string(w[1]);
             return c;
-        case Verb::List:
+        case Verb::List: {
+            std::size_t k = 1;
+            if (k < n && w[k] == "-r") {
+                c.recursive = true;
+                ++k;
+            }
+            if (n - k > 1) return usage(c, "ERR 400 usage: LIST [-r] [PATH/]");
+            c.folder = true;
+            if (k < n) {
+                c.name_why = decode_path(w[k], c.name, c.folder);
+                if (!c.name_why.empty()) return bad_name(false);
+                c.folder = true;  // LIST a/ and LIST a both list the folder a
+            }
+            return c;
+        }
+        case Verb::Mkdir:
+            if (n != 2) return usage(c, "ERR 400 usage: MKDIR PATH/");
+            take_name(c, w, n, [](std::string_view) { return false; });
+            if (!c.name_why.empty()) return bad_name(false);
+            if (c.name.empty()) return usage(c, "ERR 405 the top folder exists");
+            return c;
         case Verb::Ping:
         case Verb::Help:
         case Verb::Quit:

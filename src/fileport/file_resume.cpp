@@ -53,7 +53,8 @@ std::string FileConn::keep_partial() {
 }
 
 void FileConn::resume(const Command& c) {
-    if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
+    if (!valid_path(c.name)) return reply_and_close("ERR 400 " + path_error(c.name));
+    if (std::string why = folder_refusal(c); !why.empty()) return reply_and_close(why);
     if (const char* refusal = size_refusal(c.size, false)) return reply_and_close(refusal);
     // An if= is checked now, like PUT's, before any byte is read; it then replaces what the
     // partial must find at publish, where it is checked again.
@@ -175,7 +176,7 @@ bool FileConn::after_last_checkpoint() {
 }
 
 void FileConn::partial_list(const Command& c) {
-    if (!c.name.empty() && !valid_name(c.name)) return reply("ERR 400 " + name_error(c.name));
+    if (!c.name.empty() && !valid_path(c.name)) return reply("ERR 400 " + path_error(c.name));
     std::string token = session_token();
     std::string lines;
     std::size_t count = 0;

@@ -21,7 +21,8 @@ const char* FileConn::size_refusal(std::uint64_t size, bool whole) {
 }
 
 void FileConn::put(const Command& c) {
-    if (!valid_name(c.name)) return reply_and_close("ERR 400 " + name_error(c.name));
+    if (!valid_path(c.name)) return reply_and_close("ERR 400 " + path_error(c.name));
+    if (std::string why = folder_refusal(c); !why.empty()) return reply_and_close(why);
     // Checked before any byte is read; the bytes that follow cannot be told from commands.
     if (int rc = host().store.check_precondition(c.name, c.pre); rc < 0) {
         if (rc == -ECANCELED) return reply_and_close("ERR 412 precondition failed");
@@ -159,6 +160,10 @@ bool FileConn::advance_publish() {
         // The byte count was right: the session goes on.
         ++host().metrics.uploads_failed;
         reply(rc == -EBADMSG ? "ERR 422 digest mismatch" : "ERR 412 precondition failed");
+    } else if (rc == -ENOTDIR || rc == -EISDIR) {  // a folder raced the upload (README "Folders")
+        ++host().metrics.uploads_failed;
+        reply(rc == -EISDIR ? "ERR 409 a folder has this name"
+                            : "ERR 409 a folder on the way is a file");
     } else if (rc == -EACCES) {  // the precondition needed a digest of a file duet may not read
         ++host().metrics.uploads_failed;
         reply(kept ? "ERR 403 not readable by the server; partial kept"

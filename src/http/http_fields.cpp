@@ -23,6 +23,28 @@ bool to_u64_saturating(std::string_view s, std::uint64_t& out) {
 
 }  // namespace
 
+std::string_view query_value(std::string_view target, std::string_view key) {
+    std::size_t q = target.find('?');
+    if (q == std::string_view::npos) return {};
+    std::string_view rest = target.substr(q + 1);
+    std::size_t hash = rest.find('#');
+    if (hash != std::string_view::npos) rest = rest.substr(0, hash);
+    while (!rest.empty()) {
+        std::size_t amp = rest.find('&');
+        std::string_view part = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+        std::size_t eq = part.find('=');
+        if (part.substr(0, eq) != key) continue;
+        return eq == std::string_view::npos ? std::string_view("1") : part.substr(eq + 1);
+    }
+    return {};
+}
+
+bool query_flag(std::string_view target, std::string_view key) {
+    std::string_view v = query_value(target, key);
+    return v == "1" || iequals(v, "true") || iequals(v, "yes");
+}
+
 bool has_dot_segment(std::string_view p) {
     for (std::size_t i = 0; i < p.size(); ++i) {
         if (p[i] != '.' || (i > 0 && p[i - 1] != '/')) continue;

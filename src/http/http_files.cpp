@@ -59,11 +59,12 @@ bool HttpConn::store_trouble(int rc) {
     }
 }
 
-void HttpConn::route_files_list(const Request&) {
+void HttpConn::route_files_list(const Request& req) {
     if (!host().store.usable()) {
         store_trouble(kStoreGone);
         return;
     }
+    if (query_flag(req.target, "recursive")) return list_folder(req, {});
     // Served from the index: one shared body per version of a small store, a stream rendered as
     // the client reads for a big one; either way its exact length is known (store_index.hpp).
     std::shared_ptr<const std::string> body;
@@ -143,10 +144,20 @@ bool trailer_digests(std::string_view trailers, bool content, ExpectedDigest& ou
 
 void HttpConn::route_file(const Request& req, std::string_view raw_name) {
     std::string name;
-    std::string why = decode_name(raw_name, name);
+    bool folder = false;
+    std::string why = decode_path(raw_name, name, folder);
     if (!why.empty()) {
         if (req.method == "PUT" && req.body != BodyKind::None) ex_.keep_alive = false;
         respond_error(400, why);
+        return;
+    }
+    if (folder || req.method == "MKCOL") return route_folder(req, name);
+    if ((req.method == "GET" || req.method == "HEAD") && host().index.holds_folder(name)) {
+        // A folder named without its '/': where it is (README "Folders").
+        std::string to = "/files/" + std::string(raw_name) + "/";
+        std::size_t q = req.target.find('?');
+        if (q != std::string_view::npos) to += req.target.substr(q);
+        respond_error(301, "This is a folder: " + to, "Location: " + to + "\r\n");
         return;
     }
     if (req.method == "PUT" || req.method == "POST") {
@@ -163,6 +174,7 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
                           "field (or use PUT).");
             return;
         }
+        if (path_conflict(req, name)) return;
         put_file(req, name);
     } else if (req.method == "DELETE") {
         delete_file(req, name);
@@ -462,7 +474,12 @@ bool HttpConn::advance_publish() {
             b.wait = host().fsync_later(host().store.dirfd());
             return advance_publish();
         }
-        upload_failed(op.rc);
+        if (!op.conflict.empty() && (op.rc == -ENOTDIR || op.rc == -EISDIR)) {
+            ++host().metrics.uploads_failed;
+            respond_error(409, op.conflict + (op.rc == -EISDIR ? " is a folder" : " is a file"));
+        } else {
+            upload_failed(op.rc);
+        }
     } else if (b.wait->rc < 0) {
         // The new file is in place, but its name may not survive a crash: say so.
         upload_failed(b.wait->rc);
@@ -489,6 +506,9 @@ void HttpConn::upload_failed(int rc) {
         respond_error(412, kPreconditionFailed);
     } else if (rc == -EACCES) {
         respond_error(403, kUnreadable);
+    } else if (rc == -ENOTDIR || rc == -EISDIR) {
+        respond_error(409,
+                      rc == -EISDIR ? "A folder has this name." : "A folder on the way is a file.");
     } else if (disk_full(rc)) {
         respond_error(507, "The disk is full; nothing was stored.");
     } else if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {

@@ -129,7 +129,7 @@ bool HttpConn::resume_state(RecordReader& r) {
         if (!sub.record(kUpload, up) || !b->upload.resume(host().store, up))
             return r.fail("upload: " + up.error());
         b->name = std::string(sub.bytes(kName));
-        if (!valid_name(b->name)) return r.fail("upload: bad file name");
+        if (!valid_path(b->name)) return r.fail("upload: bad file name");
         if (sub.has(kExpected)) {
             std::string_view d = sub.bytes(kExpected);
             if (d.size() != b->expected.d.size()) return r.fail("upload: bad expected digest");

@@ -20,6 +20,8 @@ const char* reason_phrase(int status) {
             return "No Content";
         case 206:
             return "Partial Content";
+        case 301:
+            return "Moved Permanently";
         case 304:
             return "Not Modified";
         case 400:

@@ -321,7 +321,7 @@ void HttpConn::tus_create(const Request& req) {
     if (fr == FieldResult::Malformed) return refuse(400, "Upload-Metadata is malformed.");
     if (fr == FieldResult::Absent)
         return refuse(400, "Upload-Metadata must carry the file name (filename BASE64).");
-    if (std::string why = name_error(spec.name); !why.empty()) return refuse(400, why);
+    if (std::string why = path_error(spec.name); !why.empty()) return refuse(400, why);
     // A Repr-Digest is of the whole upload; preconditions as on the IETF creation.
     std::string_view why;
     if (int rc = creation_checks(req, spec.name, false, spec, why); rc != 0) {

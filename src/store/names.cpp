@@ -111,6 +111,37 @@ bool valid_name(std::string_view name) {
     return name_error(name).empty();
 }
 
+std::string path_error(std::string_view path) {
+    if (path.size() > kMaxPathBytes)
+        return "invalid file name: the path is " + std::to_string(path.size()) +
+               " bytes, the limit is 1024";
+    std::size_t segments = 0;
+    for (std::size_t at = 0;;) {
+        std::size_t slash = path.find('/', at);
+        std::string_view seg =
+            path.substr(at, slash == std::string_view::npos ? path.npos : slash - at);
+        if (++segments > kMaxSegments) return "invalid file name: more than 32 folder levels";
+        // Byte positions count within the segment that breaks a rule.
+        if (std::string why = name_error(seg); !why.empty()) return why;
+        if (slash == std::string_view::npos) return {};
+        at = slash + 1;
+    }
+}
+
+bool valid_path(std::string_view path) {
+    return path_error(path).empty();
+}
+
+std::string_view parent_of(std::string_view path) {
+    std::size_t slash = path.rfind('/');
+    return slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+}
+
+std::string_view leaf_of(std::string_view path) {
+    std::size_t slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
 std::string port_encode(std::string_view name) {
     return encode(name, port_keeps);
 }
@@ -157,6 +188,31 @@ std::string decode_name(std::string_view raw, std::string& out) {
     if (!percent_decode(raw, out, &bad_at))
         return "invalid file name: bad percent escape at byte " + std::to_string(bad_at);
     return name_error(out);
+}
+
+std::string decode_path(std::string_view raw, std::string& out, bool& folder) {
+    out.clear();
+    folder = raw.empty() || raw.back() == '/';
+    if (folder && !raw.empty()) raw.remove_suffix(1);
+    if (raw.empty()) return folder ? std::string() : "invalid file name: is empty";
+    std::string seg;
+    std::size_t segments = 0;
+    for (std::size_t at = 0;;) {
+        std::size_t slash = raw.find('/', at);
+        std::size_t len = slash == std::string_view::npos ? raw.size() - at : slash - at;
+        std::size_t bad_at = 0;
+        if (!percent_decode(raw.substr(at, len), seg, &bad_at))
+            return "invalid file name: bad percent escape at byte " + std::to_string(at + bad_at);
+        // Each segment is checked as decoded, so an encoded '/' is refused inside its segment.
+        if (std::string why = name_error(seg); !why.empty()) return why;
+        if (++segments > kMaxSegments) return "invalid file name: more than 32 folder levels";
+        if (!out.empty()) out += '/';
+        out += seg;
+        if (out.size() > kMaxPathBytes) break;
+        if (slash == std::string_view::npos) break;
+        at = slash + 1;
+    }
+    return path_error(out);
 }
 
 }  // namespace duet

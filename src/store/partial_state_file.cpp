@@ -118,7 +118,7 @@ bool parse_state(std::string_view text, Partial& p) {
         std::uint64_t n = 0;
         PartialSpec& s = p.spec;
         if (k == "name") {
-            if (!valid_name(v)) return false;
+            if (!valid_path(v)) return false;
             s.name = std::string(v);
         } else if (k == "length") {
             if (v == "-")

@@ -16,6 +16,7 @@
 
 #include "duet/store/partial_state_file.hpp"
 #include "duet/store/store_meta.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 namespace {
@@ -106,9 +107,11 @@ bool PartialStore::load_one(const std::string& id, std::int64_t now) {
         return false;  // bytes lost: the draft says deactivate, never report a smaller offset
     // Published just before a crash: the name already holds these very bytes.
     struct stat target;
-    if (p->offset == p->spec.length &&
-        ::fstatat(store_->dirfd(), p->spec.name.c_str(), &target, AT_SYMLINK_NOFOLLOW) == 0 &&
-        target.st_ino == st.st_ino && target.st_dev == st.st_dev)
+    Fd looked(p->offset == p->spec.length
+                  ? store_paths::open_beneath(store_->dirfd(), p->spec.name, O_PATH | O_CLOEXEC)
+                  : -1);
+    if (looked && ::fstat(looked.get(), &target) == 0 && target.st_ino == st.st_ino &&
+        target.st_dev == st.st_dev)
         return false;
     parts_.emplace(id, std::move(p));
     return true;

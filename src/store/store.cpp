@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "duet/store/store_index.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 
@@ -237,8 +238,12 @@ int Store::space(std::uint64_t& total, std::uint64_t& avail) const {
 }
 
 bool Store::exists(std::string_view name) {
+    if (!valid_path(name) || !dir_) return false;
+    int p = store_paths::open_beneath(dir_.get(), name, O_PATH | O_CLOEXEC);
+    if (p < 0) return false;
+    Fd probe(p);
     struct stat st;
-    return valid_name(name) && dir_ && is_regular_at(dir_.get(), std::string(name).c_str(), st);
+    return ::fstat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 int Store::list(std::vector<FileInfo>& out) {

@@ -11,6 +11,7 @@
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
 #include "duet/store/store_meta.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 namespace {
@@ -43,14 +44,20 @@ struct StoreIndex::HashWork {
         if (!fd) {
             // The status first: a file that cannot be opened (EACCES) still fails for the
             // version the index holds, instead of looking changed.
-            if (::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                rc = -errno;
+            // Beneath the store through no symlink (store_paths.hpp), as every lookup.
+            int p = store_paths::open_beneath(dir->get(), name, O_PATH | O_CLOEXEC);
+            if (p < 0 || ::fstat(p, &st) != 0) {
+                rc = p < 0 ? p : -errno;
+                if (p >= 0) ::close(p);
                 finished = true;
                 return;
             }
-            fd.reset(::openat(dir->get(), name.c_str(), kReadFlags));
-            if (!fd || ::fstat(fd.get(), &st) != 0) {
-                rc = errno == ELOOP || errno == ENXIO ? -ENOENT : -errno;
+            ::close(p);
+            int f = store_paths::open_beneath(dir->get(), name, kReadFlags);
+            if (f >= 0) fd.reset(f);
+            if (f < 0 || ::fstat(fd.get(), &st) != 0) {
+                int e = f < 0 ? -f : errno;
+                rc = e == ELOOP || e == ENXIO ? -ENOENT : -e;
                 finished = true;
                 return;
             }

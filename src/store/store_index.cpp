@@ -18,6 +18,7 @@
 #include "duet/core/log_escape.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_meta.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 namespace {
@@ -34,12 +35,15 @@ std::string StoreIndex::skip_reason(std::string_view name, const struct stat* st
     if (std::string why = name_error(name); !why.empty()) return why;
     if (!st) return {};
     if (S_ISLNK(st->st_mode)) return "a symbolic link (duet follows none)";
-    if (S_ISDIR(st->st_mode)) return "a folder (not served yet)";
+    if (S_ISDIR(st->st_mode)) return {};  // a folder is served
     if (!S_ISREG(st->st_mode)) return "not a regular file";
     return {};
 }
 
 namespace {
+
+constexpr const char* kTooDeep = "a folder deeper or longer than a path may be";
+constexpr const char* kTooLong = "a path over 1024 bytes";
 
 bool indexable(std::string_view name) {
     return valid_name(name);  // dot-names (temporaries, sidecar records) are duet's own
@@ -47,10 +51,12 @@ bool indexable(std::string_view name) {
 
 }  // namespace
 
-// One build: a directory stream read by helpers a batch at a time.
+// One build, or the reading of a folder that appeared: folders read by helpers a batch of
+// entries at a time, in order. Each folder is opened first and handed to the loop, which watches
+// it before its entries are read, so nothing created in it meanwhile is missed.
 struct StoreIndex::ScanState {
     struct Item {
-        std::string name;
+        std::string name;  // the path from the top folder
         Entry entry;
         bool has_digest;
     };
@@ -59,8 +65,13 @@ struct StoreIndex::ScanState {
     };
     std::vector<Skipped> skipped;  // this batch's entries not served
     Fd dir, side;
+    std::deque<std::string> folders;  // still to read
+    std::string current;              // the folder being read ("" the top one)
+    std::string prefix;               // current + "/", or ""
     DIR* stream = nullptr;
+    int opened = -1;  // the folder just opened (stream's fd): the loop watches it first
     unsigned gen = 0;
+    bool full = false;  // a whole build (not one folder that appeared)
     bool sweep = false;
     bool done = false;
     int error = 0;
@@ -69,52 +80,99 @@ struct StoreIndex::ScanState {
         if (stream) ::closedir(stream);
     }
 
+    bool open_next() {
+        if (stream) ::closedir(stream);
+        stream = nullptr;
+        while (!folders.empty()) {
+            current = std::move(folders.front());
+            folders.pop_front();
+            prefix = current.empty() ? std::string() : current + "/";
+            int fd = current.empty() ? ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                     : store_paths::open_beneath(
+                                           dir.get(), current, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) {
+                if (current.empty()) error = fd == -1 ? -errno : fd;
+                continue;  // gone meanwhile (its removal reaches the index through inotify)
+            }
+            stream = ::fdopendir(fd);
+            if (!stream) {
+                ::close(fd);
+                continue;
+            }
+            opened = fd;
+            return true;
+        }
+        done = true;
+        return false;
+    }
+
     void run() {
         batch.clear();
         skipped.clear();
-        if (!stream) {
-            int fd = ::openat(dir.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (fd >= 0) stream = ::fdopendir(fd);
-            if (!stream) {
-                if (fd >= 0) ::close(fd);
-                error = -errno;
-                done = true;
-                return;
-            }
+        opened = -1;
+        if (!side)
             side.reset(::openat(dir.get(), DigestMeta::kSidecarDir,
                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!stream) {
+            open_next();
+            return;  // the loop watches it, then the next job reads it
         }
+        int at = ::dirfd(stream);
         while (batch.size() < kScanBatch) {
             errno = 0;
             dirent* ent = ::readdir(stream);
             if (!ent) {
-                error = -errno;
-                done = true;
+                if (current.empty() && errno != 0) error = -errno;
+                open_next();
                 return;
             }
             const char* n = ent->d_name;
-            if (sweep && store_detail::is_temp_name(n)) {
-                ::unlinkat(dir.get(), n, 0);  // left by a crash: README "Stop and reload"
+            if (std::strcmp(n, ".") == 0 || std::strcmp(n, "..") == 0) continue;
+            if (sweep && current.empty() && store_detail::is_temp_name(n)) {
+                ::unlinkat(at, n, 0);  // left by a crash: README "Stop and reload"
                 continue;
             }
+            std::string path = prefix + n;
             if (!indexable(n)) {
                 if (std::string why = skip_reason(n, nullptr); !why.empty())
-                    skipped.push_back({n, std::move(why)});
+                    skipped.push_back({std::move(path), std::move(why)});
                 continue;
             }
             struct stat st;
-            if (::fstatat(dir.get(), n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-            if (!S_ISREG(st.st_mode)) {
-                skipped.push_back({n, skip_reason(n, &st)});
+            if (::fstatat(at, n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+            if (S_ISDIR(st.st_mode)) {
+                if (path.size() > kMaxPathBytes ||
+                    std::size_t(std::count(path.begin(), path.end(), '/')) >= kMaxSegments) {
+                    skipped.emplace_back();
+                    skipped.back().name = std::move(path);
+                    skipped.back().why = kTooDeep;
+                    continue;
+                }
+                Item it{path, Entry{}, true};
+                it.entry.dir = true;
+                it.entry.state = State::Ready;
+                it.entry.mtime_ns = mtime_ns(st);
+                batch.push_back(std::move(it));
+                folders.push_back(std::move(path));
                 continue;
             }
-            Item it{n, Entry{}, false};
+            if (!S_ISREG(st.st_mode)) {
+                skipped.push_back({std::move(path), skip_reason(n, &st)});
+                continue;
+            }
+            if (path.size() > kMaxPathBytes) {
+                skipped.emplace_back();
+                skipped.back().name = std::move(path);
+                skipped.back().why = kTooLong;
+                continue;
+            }
+            Item it{path, Entry{}, false};
             it.entry.size = std::uint64_t(st.st_size);
             it.entry.mtime_ns = mtime_ns(st);
-            Fd fd(::openat(dir.get(), n, kReadFlags));
+            Fd fd(::openat(at, n, kReadFlags));
             if (fd && DigestMeta::xattr_record(fd.get(), st, it.entry.sha256))
                 it.has_digest = true;
-            else if (DigestMeta::sidecar_record(side.get(), n, st, it.entry.sha256))
+            else if (DigestMeta::sidecar_record(side.get(), path.c_str(), st, it.entry.sha256))
                 it.has_digest = true;
             batch.push_back(std::move(it));
         }
@@ -141,7 +199,8 @@ void StoreIndex::rebuild(bool sweep) {
     entries_.clear();
     bytes_ = 0;
     pending_ = 0;
-    listed_ = json_bytes_ = text_bytes_ = 0;
+    folders_.clear();
+    folders_held_ = 0;
     // Late results carry the old gen_ and are dropped.
     current_.reset();
     paused_.reset();
@@ -151,10 +210,16 @@ void StoreIndex::rebuild(bool sweep) {
     render_.reset();
     changed();
     building_ = true;
+    scan_folders({std::string()}, true, sweep);
+}
+
+void StoreIndex::scan_folders(std::deque<std::string> folders, bool full, bool sweep) {
     auto st = std::make_shared<ScanState>();
     st->dir.reset(::fcntl(dir_->get(), F_DUPFD_CLOEXEC, 0));
     st->gen = gen_;
+    st->full = full;
     st->sweep = sweep;
+    st->folders = std::move(folders);
     scan_step(std::move(st));
 }
 
@@ -163,10 +228,16 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
     job->work = [st] { st->run(); };
     job->done = [this, st] {
         if (st->gen != gen_) return;  // a newer build replaced this one
+        // Watched before read (and the top folder is watched already).
+        if (st->opened >= 0 && !st->current.empty()) watch_folder(st->current, st->opened);
         for (auto& it : st->batch) {
             auto found = entries_.find(it.name);
             // Something newer (an upload, an event) got there first and is at least as fresh.
             if (found != entries_.end()) continue;
+            if (it.entry.dir) {
+                set_entry(it.name, it.entry);
+                continue;
+            }
             if (!it.has_digest)
                 it.entry.state = State::Pending;
             else
@@ -179,6 +250,7 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
             scan_step(st);
             return;
         }
+        if (!st->full) return hooks_.wake();
         building_ = false;
         if (st->error < 0)
             hooks_.log.log("store index: reading %s: %s", store().path().c_str(),
@@ -188,8 +260,18 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
     hooks_.helpers.submit(std::move(job));
 }
 
+std::string StoreIndex::file_in_the_way(std::string_view path) const {
+    for (std::size_t slash = path.find('/'); slash != std::string_view::npos;
+         slash = path.find('/', slash + 1)) {
+        auto it = entries_.find(path.substr(0, slash));
+        if (it == entries_.end()) return {};  // missing: the upload creates it
+        if (!it->second.dir) return std::string(path.substr(0, slash));
+    }
+    return {};
+}
+
 void StoreIndex::skip(const std::string& name, const std::string& why) {
-    if (skipped_.find(name) != skipped_.end()) return;
+    if (why.empty() || skipped_.find(name) != skipped_.end()) return;
     if (skipped_.size() >= kMaxSkippedKept) {
         if (skipped_unlogged_++ == 0)
             hooks_.log.log("store: more than %zu entries skipped; the rest are only counted",
@@ -214,9 +296,11 @@ void StoreIndex::set_entry(const std::string& name, const Entry& e) {
     if (!inserted) {
         bytes_ -= std::min(bytes_, it->second.size);
         if (it->second.state == State::Pending) --pending_;
+        if (it->second.dir) --folders_held_;
         account(name, it->second, -1);
         it->second = e;
     }
+    if (e.dir) ++folders_held_;
     account(name, e, +1);
     bytes_ += e.size;
     if (e.state == State::Pending) ++pending_;
@@ -229,6 +313,7 @@ void StoreIndex::erase(const std::string& name) {
     if (!streams_.empty()) before_change(name);
     bytes_ -= std::min(bytes_, it->second.size);
     if (it->second.state == State::Pending) --pending_;
+    if (it->second.dir) --folders_held_;
     account(name, it->second, -1);
     entries_.erase(it);
     changed();
@@ -266,7 +351,20 @@ void StoreIndex::refresh_with(const std::string& name, int rc, const struct stat
     pump_hashing();
 }
 
+void StoreIndex::folder_made(std::string_view path, const struct stat& st) {
+    if (holds_folder(path)) return;
+    Entry e;
+    e.dir = true;
+    e.state = State::Ready;
+    e.mtime_ns = mtime_ns(st);
+    set_entry(std::string(path), e);
+}
+
 void StoreIndex::published(std::string_view name, const struct stat& st, const Digest& d) {
+    // Folders the upload created are listed at once (inotify reports them a little later).
+    for (std::size_t slash = name.find('/'); slash != std::string_view::npos;
+         slash = name.find('/', slash + 1))
+        folder_made(name.substr(0, slash), st);
     Entry e;
     e.size = std::uint64_t(st.st_size);
     e.mtime_ns = mtime_ns(st);

@@ -12,8 +12,8 @@
 namespace duet {
 namespace {
 
-// A JSON entry, or a LIST line, is at most this long (names are ≤ 255 bytes).
-constexpr std::size_t kMaxEntry = 512;
+// A JSON entry, or a LIST line, is at most this long (a path is ≤ 1024 bytes, ≤ 3 when encoded).
+constexpr std::size_t kMaxEntry = 3 * kMaxPathBytes + 256;
 
 std::int64_t clock_ns() {
     timespec ts;
@@ -29,6 +29,11 @@ bool unreadable(const StoreIndex::Entry& e) {
 
 bool listed(const StoreIndex::Entry& e) {
     return e.state == StoreIndex::State::Ready || unreadable(e);
+}
+
+// A recursive listing names files only; a folder's listing names its folders too.
+bool listed_in(const StoreIndex::Entry& e, bool recursive) {
+    return e.dir ? !recursive : listed(e);
 }
 
 std::size_t digits(std::uint64_t v) {
@@ -74,22 +79,35 @@ char* put_hex(char* p, const Digest& d) {
     return p;
 }
 
-constexpr std::string_view kName = "{\"name\":\"",
-                           kSize = "\",\"size\":", kSha = ",\"sha256\":", kMtime = ",\"mtime\":";
+constexpr std::string_view kName = "{\"name\":\"", kSize = "\",\"size\":", kSha = ",\"sha256\":",
+                           kMtime = ",\"mtime\":", kFile = ",\"type\":\"file\"}",
+                           kDir = "\",\"type\":\"dir\"", kDirText = "/ - -\n";
 
 std::size_t json_size(std::string_view name, const StoreIndex::Entry& e) {
+    if (e.dir)
+        return kName.size() + json_escaped_size(name) + kDir.size() + kMtime.size() +
+               sdigits(mtime_s(e)) + 1;
     return kName.size() + json_escaped_size(name) + kSize.size() + digits(e.size) + kSha.size() +
-           (unreadable(e) ? 4 : 66) + kMtime.size() + sdigits(mtime_s(e)) + 1;
+           (unreadable(e) ? 4 : 66) + kMtime.size() + sdigits(mtime_s(e)) + kFile.size();
 }
 
 std::size_t text_size(std::string_view name, const StoreIndex::Entry& e) {
+    if (e.dir) return port_encoded_size(name) + kDirText.size();
     return port_encoded_size(name) + 1 + digits(e.size) + 1 + (unreadable(e) ? 1 : 64) + 1;
 }
 
-// {"name":"N","size":S,"sha256":"HEX"|null,"mtime":T}
+// {"name":"N","size":S,"sha256":"HEX"|null,"mtime":T,"type":"file"} or
+// {"name":"N","type":"dir","mtime":T}
 char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
     p = put(p, kName);
     p = put_json_escaped(p, name);
+    if (e.dir) {
+        p = put(p, kDir);
+        p = put(p, kMtime);
+        p = put_i64(p, mtime_s(e));
+        *p++ = '}';
+        return p;
+    }
     p = put(p, kSize);
     p = put_u64(p, e.size);
     p = put(p, kSha);
@@ -102,13 +120,14 @@ char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
     }
     p = put(p, kMtime);
     p = put_i64(p, mtime_s(e));
-    *p++ = '}';
+    p = put(p, kFile);
     return p;
 }
 
-// NAME SIZE HEX|-
+// NAME SIZE HEX|- or NAME/ - -
 char* render_text(char* p, std::string_view name, const StoreIndex::Entry& e) {
     p = put_port_encoded(p, name);
+    if (e.dir) return put(p, kDirText);
     *p++ = ' ';
     p = put_u64(p, e.size);
     *p++ = ' ';
@@ -123,17 +142,56 @@ char* render_text(char* p, std::string_view name, const StoreIndex::Entry& e) {
 }  // namespace
 
 void StoreIndex::account(std::string_view name, const Entry& e, int sign) {
-    if (!listed(e)) return;
-    std::uint64_t j = json_size(name, e), t = text_size(name, e);
-    if (sign > 0) {
-        ++listed_;
-        json_bytes_ += j;
-        text_bytes_ += t;
-    } else {
-        --listed_;
-        json_bytes_ -= j;
-        text_bytes_ -= t;
+    if (!listed_in(e, false)) return;
+    auto add = [this, sign](std::string_view folder, bool below, std::uint64_t j, std::uint64_t x) {
+        auto it = folders_.try_emplace(std::string(folder)).first;
+        Totals& t = below ? it->second.below : it->second.direct;
+        if (sign > 0) {
+            ++t.count, t.json += j, t.text += x;
+        } else {
+            --t.count, t.json -= j, t.text -= x;
+        }
+        // Nothing left to list: the folder's totals go (the top folder's stay).
+        if (!folder.empty() && it->second.direct.count == 0 && it->second.below.count == 0)
+            folders_.erase(it);
+    };
+    std::string_view leaf = leaf_of(name), folder = parent_of(name);
+    add(folder, false, json_size(leaf, e), text_size(leaf, e));
+    if (e.dir) return;
+    // Every folder above the file, the top one included, lists it recursively.
+    std::uint64_t j = json_size(name, e), x = text_size(name, e);
+    for (std::string_view up = folder;; up = parent_of(up)) {
+        add(up, true, j, x);
+        if (up.empty()) break;
     }
+}
+
+StoreIndex::Totals StoreIndex::totals(const Scope& scope) const {
+    auto it = folders_.find(scope.folder);
+    if (it == folders_.end()) return {};
+    if (!scope.recursive) return it->second.direct;
+    // Recursive names are relative to the folder: its prefix is taken off each full path.
+    Totals t = it->second.below;
+    std::string prefix = scope.prefix();
+    t.json -= t.count * json_escaped_size(prefix);
+    t.text -= t.count * port_encoded_size(prefix);
+    return t;
+}
+
+StoreIndex::EntryMap::const_iterator StoreIndex::next_in_scope(EntryMap::const_iterator it,
+                                                               const std::string& prefix,
+                                                               bool recursive) const {
+    while (it != entries_.end()) {
+        const std::string& key = it->first;
+        if (key.compare(0, prefix.size(), prefix) != 0) return entries_.end();
+        std::size_t slash = key.find('/', prefix.size());
+        if (recursive || slash == std::string::npos) return it;
+        // Inside a subfolder: jump past all of it ('0' follows '/').
+        std::string past = key.substr(0, slash);
+        past += '0';
+        it = entries_.lower_bound(past);
+    }
+    return it;
 }
 
 void StoreIndex::before_change(const std::string& name) {
@@ -142,15 +200,17 @@ void StoreIndex::before_change(const std::string& name) {
     for (ListingStream* ls : streams_) ls->before_change(name, old);
 }
 
-bool StoreIndex::listing(bool json, std::shared_ptr<const std::string>& body,
+bool StoreIndex::listing(const Scope& scope, bool json, std::shared_ptr<const std::string>& body,
                          std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
                          std::uint64_t& length) {
-    if (listing_ready() && json_bytes_ + listed_ > kSharedListing) {
+    Totals top = totals(Scope{});
+    bool shared = scope.folder.empty() && !scope.recursive;
+    if (listing_ready() && (!shared || top.json + top.count > kSharedListing)) {
         // A reload is writing ahead what each stream owes: a new one waits (parked, its request
         // unread) and is carried to the next image, which answers it. So the writing ahead
         // has a fixed amount to do and ends, however many clients keep asking.
         if (hooks_.streams_on_hold()) return false;
-        stream = std::make_unique<ListingStream>(*this, json);
+        stream = std::make_unique<ListingStream>(*this, json, scope);
         count = stream->count();
         length = stream->length();
         return true;
@@ -191,16 +251,19 @@ bool StoreIndex::run_slice(std::int64_t budget_ns) {
     }
     Render& r = *render_;
     std::int64_t until = clock_ns() + budget_ns;
-    auto it = r.started ? entries_.upper_bound(r.cursor) : entries_.begin();
+    // The top folder's own entries: its subfolders' contents are jumped over.
+    static const std::string kTop;
+    auto it =
+        next_in_scope(r.started ? entries_.upper_bound(r.cursor) : entries_.begin(), kTop, false);
     r.started = true;
     char buf[kMaxEntry];
-    for (int n = 0; it != entries_.end(); ++it, ++n) {
+    for (int n = 0; it != entries_.end(); it = next_in_scope(std::next(it), kTop, false), ++n) {
         if ((n & 63) == 63 && clock_ns() >= until) {
             r.cursor = std::prev(it)->first;
             return true;
         }
         const Entry& e = it->second;
-        if (!listed(e)) continue;
+        if (!listed_in(e, false)) continue;
         if (r.count) r.json += ',';
         r.json.append(buf, std::size_t(render_json(buf, it->first, e) - buf));
         r.text.append(buf, std::size_t(render_text(buf, it->first, e) - buf));
@@ -221,13 +284,20 @@ bool StoreIndex::run_slice(std::int64_t budget_ns) {
 
 // ---- one client's stream ----
 
-ListingStream::ListingStream(StoreIndex& index, bool json) : index_(&index), json_(json) {
-    count_ = index.listed_;
+ListingStream::ListingStream(StoreIndex& index, bool json, StoreIndex::Scope scope)
+    : index_(&index), prefix_(scope.prefix()), recursive_(scope.recursive), json_(json) {
+    StoreIndex::Totals t = index.totals(scope);
+    count_ = t.count;
     if (json)
-        length_ = count_ == 0 ? 3 : 1 + index.json_bytes_ + (count_ - 1) + 2;  // [a,b]\n
+        length_ = count_ == 0 ? 3 : 1 + t.json + (count_ - 1) + 2;  // [a,b]\n
     else
-        length_ = index.text_bytes_;
+        length_ = t.text;
     index.streams_.push_back(this);
+}
+
+bool ListingStream::in_scope(const std::string& name) const {
+    if (name.compare(0, prefix_.size(), prefix_) != 0) return false;
+    return recursive_ || name.find('/', prefix_.size()) == std::string::npos;
 }
 
 ListingStream::~ListingStream() {
@@ -244,7 +314,8 @@ ListingStream::~ListingStream() {
 
 void ListingStream::before_change(const std::string& name, const StoreIndex::Entry* old) {
     if (name <= cursor_ && !cursor_.empty()) return;  // already sent
-    if (old && listed(*old))
+    if (!in_scope(name)) return;
+    if (old && listed_in(*old, recursive_))
         kept_.try_emplace(name, *old);
     else
         kept_.try_emplace(name, std::nullopt);
@@ -254,8 +325,10 @@ void ListingStream::detach(bool keep_rest) {
     if (!index_) return;
     if (keep_rest) {
         auto& m = index_->entries_;
-        for (auto it = cursor_.empty() ? m.begin() : m.upper_bound(cursor_); it != m.end(); ++it)
-            if (listed(it->second)) kept_.try_emplace(it->first, it->second);
+        auto from = cursor_.empty() ? m.lower_bound(prefix_) : m.upper_bound(cursor_);
+        for (auto it = index_->next_in_scope(from, prefix_, recursive_); it != m.end();
+             it = index_->next_in_scope(std::next(it), prefix_, recursive_))
+            if (listed_in(it->second, recursive_)) kept_.try_emplace(it->first, it->second);
     }
     index_ = nullptr;  // from now on only kept_ is read
 }
@@ -268,9 +341,12 @@ std::size_t ListingStream::fill(char* p, std::size_t room) {
         if (room < 1) return 0;
         *out++ = '[';
     }
-    static const std::map<std::string, StoreIndex::Entry, std::less<>> kNone;
+    static const StoreIndex::EntryMap kNone;
     const auto& m = index_ ? index_->entries_ : kNone;
-    auto it = cursor_.empty() ? m.begin() : m.upper_bound(cursor_);
+    auto next = [this, &m](StoreIndex::EntryMap::const_iterator at) {
+        return index_ ? index_->next_in_scope(at, prefix_, recursive_) : m.end();
+    };
+    auto it = next(cursor_.empty() ? m.lower_bound(prefix_) : m.upper_bound(cursor_));
     auto kept = cursor_.empty() ? kept_.begin() : kept_.upper_bound(cursor_);
     std::string_view last;
     for (;;) {
@@ -288,25 +364,26 @@ std::size_t ListingStream::fill(char* p, std::size_t room) {
         } else {
             break;
         }
-        if (e && listed(*e)) {
+        std::string_view rel = std::string_view(*name).substr(prefix_.size());
+        if (e && listed_in(*e, recursive_)) {
             std::size_t comma = json_ && sent_count_ > 0 ? 1 : 0;
-            std::size_t need = comma + (json_ ? json_size(*name, *e) : text_size(*name, *e));
+            std::size_t need = comma + (json_ ? json_size(rel, *e) : text_size(rel, *e));
             if (need > std::size_t(end - out)) break;  // next time round
             // More than was promised cannot happen while every change ahead is kept; if it
             // did, the entry is left out rather than break the framing.
             std::uint64_t after = sent_bytes_ + std::uint64_t(out - p) + need + (json_ ? 2 : 0);
             if (sent_count_ < count_ && after <= length_) {
                 if (comma) *out++ = ',';
-                out = json_ ? render_json(out, *name, *e) : render_text(out, *name, *e);
+                out = json_ ? render_json(out, rel, *e) : render_text(out, rel, *e);
                 ++sent_count_;
             }
         }
         last = *name;
         if (from_kept) {
-            if (it != m.end() && it->first == kept->first) ++it;
+            if (it != m.end() && it->first == kept->first) it = next(std::next(it));
             ++kept;
         } else {
-            ++it;
+            it = next(std::next(it));
         }
     }
     if (!last.empty()) cursor_.assign(last);

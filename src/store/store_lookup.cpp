@@ -17,6 +17,7 @@
 
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 
@@ -71,12 +72,19 @@ int open_failed(int e, const struct stat& looked, struct stat& st) {
 }  // namespace
 
 int Store::lookup_blocking(int dirfd, const char* name, Fd& fd, struct stat& st) {
-    // Look before opening: opening a device node or FIFO can block or have side effects.
+    // Look before opening: opening a device node or FIFO can block or have side effects. An O_PATH
+    // open looks without opening (and needs no read permission); the path is resolved beneath the
+    // store through no symlink (store_paths.hpp).
     struct stat pre;
-    if (::fstatat(dirfd, name, &pre, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+    {
+        int p = store_paths::open_beneath(dirfd, name, O_PATH | O_CLOEXEC);
+        if (p < 0) return p == -ELOOP || p == -ENOTDIR ? -ENOENT : p;
+        Fd probe(p);
+        if (::fstat(p, &pre) != 0) return -errno;
+    }
     if (!S_ISREG(pre.st_mode)) return -ENOENT;
-    int f = ::openat(dirfd, name, kReadFlags);
-    if (f < 0) return open_failed(errno, pre, st);
+    int f = store_paths::open_beneath(dirfd, name, kReadFlags);
+    if (f < 0) return open_failed(-f, pre, st);
     return after_open(f, fd, st);
 }
 
@@ -104,7 +112,7 @@ int Store::lookup_cached(const char* name, Fd& fd, struct stat& st) {
             cached_lookups_ = false;
             return lookup_blocking(dir_.get(), name, fd, st);
         }
-        if (!probe) return errno == ELOOP ? -ENOENT : -errno;
+        if (!probe) return errno == ELOOP || errno == ENOTDIR || errno == EXDEV ? -ENOENT : -errno;
         if (::fstat(probe.get(), &pre) != 0) return -errno;
     }
     if (!S_ISREG(pre.st_mode)) return -ENOENT;
@@ -113,17 +121,23 @@ int Store::lookup_cached(const char* name, Fd& fd, struct stat& st) {
     return after_open(f, fd, st);
 }
 
+// fstatat of `path` beneath the store, through no symlink (blocking).
+static int stat_beneath(int dirfd, const char* path, struct stat& st) {
+    int p = store_paths::open_beneath(dirfd, path, O_PATH | O_CLOEXEC);
+    if (p < 0) return p;
+    Fd probe(p);
+    return ::fstat(p, &st) == 0 ? 0 : -errno;
+}
+
 int Store::stat_cached(std::string_view name, struct stat& st) {
-    if (!dir_ || name.size() > 255) return -EINVAL;
-    char n[256];
-    std::memcpy(n, name.data(), name.size());
-    n[name.size()] = '\0';
-    if (!cached_lookups_)
-        return ::fstatat(dir_.get(), n, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+    if (!dir_ || name.size() > kMaxPathBytes) return -EINVAL;
+    std::string path(name);
+    const char* n = path.c_str();
+    if (!cached_lookups_) return stat_beneath(dir_.get(), n, st);
     Fd probe(openat2_cached(dir_.get(), n, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!probe && no_cached_lookup(errno)) {
         cached_lookups_ = false;
-        return ::fstatat(dir_.get(), n, &st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+        return stat_beneath(dir_.get(), n, st);
     }
     if (!probe) return -errno;
     if (::fstat(probe.get(), &st) != 0) return -errno;
@@ -131,12 +145,11 @@ int Store::stat_cached(std::string_view name, struct stat& st) {
 }
 
 int Store::open_regular(std::string_view name, Fd& fd, struct stat& st) {
-    if (!valid_name(name)) return -EINVAL;
+    if (!valid_path(name)) return -EINVAL;
     if (gone()) return kStoreGone;
     if (!dir_) return -EBADF;
-    char n[256];  // valid names are at most 255 bytes
-    std::memcpy(n, name.data(), name.size());
-    n[name.size()] = '\0';
+    std::string path(name);
+    const char* n = path.c_str();
     if (!cold_ || !cached_lookups_) return lookup_blocking(dir_.get(), n, fd, st);
     if (!looked_.empty()) {
         // The run a helper's lookup woke (or another request for the same name in this step).

@@ -8,7 +8,9 @@
 
 #include <cstdio>
 
+#include "duet/store/names.hpp"
 #include "duet/store/store.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 
@@ -154,10 +156,25 @@ bool DigestMeta::write_xattr_record(int fd, const struct stat& st, const Digest&
     return ::fsetxattr(fd, kXattr, buf, sizeof buf, 0) == 0;
 }
 
-bool DigestMeta::sidecar_record(int side_dirfd, const char* name, const struct stat& st,
+std::string DigestMeta::sidecar_name(std::string_view path) {
+    std::string s(path);
+    for (char& c : s)
+        if (c == '/') c = '\\';
+    return s;
+}
+
+std::string DigestMeta::path_of_sidecar(std::string_view sidecar) {
+    std::string s(sidecar);
+    for (char& c : s)
+        if (c == '\\') c = '/';
+    return s;
+}
+
+bool DigestMeta::sidecar_record(int side_dirfd, const char* path, const struct stat& st,
                                 Digest& out) {
     if (side_dirfd < 0) return false;
-    Fd fd(::openat(side_dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    Fd fd(::openat(side_dirfd, sidecar_name(path).c_str(),
+                   O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (!fd) return false;
     std::uint8_t buf[kRecordSize + 1];
     ssize_t n;
@@ -209,11 +226,11 @@ void DigestMeta::published(std::string_view name, const struct stat& st, const D
     }
     // A sidecar record left from an earlier fallback would be ignored anyway (inode differs);
     // dropping it keeps the directory small.
-    if (side_) ::unlinkat(side_.get(), std::string(name).c_str(), 0);
+    if (side_) ::unlinkat(side_.get(), sidecar_name(name).c_str(), 0);
 }
 
 void DigestMeta::forget(std::string_view name) {
-    if (side_) ::unlinkat(side_.get(), std::string(name).c_str(), 0);
+    if (side_) ::unlinkat(side_.get(), sidecar_name(name).c_str(), 0);
 }
 
 void DigestMeta::remember(std::string_view name, int fd, const Record& r) {
@@ -241,7 +258,7 @@ bool DigestMeta::read_xattr(int fd, Record& r) {
 
 bool DigestMeta::read_sidecar(std::string_view name, Record& r) {
     if (!side_) return false;
-    Fd fd(::openat(side_.get(), std::string(name).c_str(),
+    Fd fd(::openat(side_.get(), sidecar_name(name).c_str(),
                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     if (!fd) return false;
     std::uint8_t buf[kRecordSize + 1];
@@ -263,7 +280,7 @@ void DigestMeta::write_sidecar(std::string_view name, const Record& r) {
     if (!fd) return;
     bool ok = write_all(fd.get(), buf, sizeof buf);
     fd.reset();
-    if (!ok || ::renameat(dir, tmp.c_str(), dir, std::string(name).c_str()) != 0)
+    if (!ok || ::renameat(dir, tmp.c_str(), dir, sidecar_name(name).c_str()) != 0)
         ::unlinkat(dir, tmp.c_str(), 0);
 }
 
@@ -281,9 +298,9 @@ void DigestMeta::tidy_sidecar_dir() {
     store_detail::for_each_entry(dir, [&](const char* name) {
         if (!is_temp_name(name)) {
             struct stat st;
-            if (valid_name(name) && ::fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISREG(st.st_mode))
-                return;
+            std::string path = path_of_sidecar(name);
+            Fd fd(valid_path(path) ? store_paths::open_beneath(dirfd_, path, O_PATH) : -1);
+            if (fd && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) return;
         }
         ::unlinkat(dir, name, 0);  // fails harmlessly on anything that is not a plain file
     });

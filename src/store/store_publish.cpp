@@ -17,6 +17,7 @@
 
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 
@@ -44,14 +45,16 @@ int link_temp_name(int dir, int fd, unsigned seq, std::string& tmp_name) {
     return -EEXIST;
 }
 
-int move_into_place(int dir, std::string& tmp_name, const std::string& target, bool no_replace) {
+// The temporary name in the store's top folder `dir` becomes `leaf` in `to` (the target's folder).
+int move_into_place(int dir, std::string& tmp_name, int to, const std::string& leaf,
+                    bool no_replace) {
     if (!no_replace) {
-        if (::renameat(dir, tmp_name.c_str(), dir, target.c_str()) != 0) return -errno;
-    } else if (::renameat2(dir, tmp_name.c_str(), dir, target.c_str(), RENAME_NOREPLACE) != 0) {
+        if (::renameat(dir, tmp_name.c_str(), to, leaf.c_str()) != 0) return -errno;
+    } else if (::renameat2(dir, tmp_name.c_str(), to, leaf.c_str(), RENAME_NOREPLACE) != 0) {
         if (errno != EINVAL && errno != ENOSYS) return -errno;
         // File systems without RENAME_NOREPLACE: link() refuses an existing name just as
         // atomically; the temporary name is then dropped.
-        if (::linkat(dir, tmp_name.c_str(), dir, target.c_str(), 0) != 0) return -errno;
+        if (::linkat(dir, tmp_name.c_str(), to, leaf.c_str(), 0) != 0) return -errno;
         ::unlinkat(dir, tmp_name.c_str(), 0);
     }
     tmp_name.clear();
@@ -77,7 +80,7 @@ int Upload::commit_async(std::string_view name, const Digest* expected, const Pr
         abort();
         return rc;
     };
-    if (!valid_name(name)) return fail(-EINVAL);
+    if (!valid_path(name)) return fail(-EINVAL);
     // The pipe's last bytes first: parks until its helper is done (the store's wake).
     if (int rc = settle(); rc < 0) return rc == -EINPROGRESS ? rc : fail(rc);
     if (!fd_) return fail(-EBADF);
@@ -99,7 +102,7 @@ int Upload::commit_async(std::string_view name, const Digest* expected, const Pr
 
     struct Job {
         Fd dir, fd, side;
-        std::string tmp, target;
+        std::string tmp, target, conflict;
         unsigned seq = 0;
         bool sync_data = false, sync_dir = false, no_replace = false, drop_sidecar = false;
         int rc = 0, synced = 0;
@@ -130,11 +133,23 @@ int Upload::commit_async(std::string_view name, const Digest* expected, const Pr
         // shows the old file or the whole new one, never a prefix.
         if (j.sync_data && ::fsync(j.fd.get()) != 0) j.rc = -errno;
         if (j.rc == 0 && j.tmp.empty()) j.rc = link_temp_name(dir, j.fd.get(), j.seq, j.tmp);
+        // Uploads create their folders (README "Folders"), each durable before the answer.
+        store_paths::Parent parent;
+        std::string_view folder = parent_of(j.target);
+        if (j.rc == 0 && !folder.empty()) {
+            j.rc = store_paths::make_folders(dir, folder, j.conflict);
+            if (j.rc == 0) j.rc = store_paths::open_parent(dir, j.target, parent);
+        } else if (j.rc == 0) {
+            store_paths::open_parent(dir, j.target, parent);
+        }
         if (j.rc == 0) {
-            j.replacing = ::fstatat(dir, j.target.c_str(), &j.old, AT_SYMLINK_NOFOLLOW) == 0 &&
+            int to = parent.fd;
+            j.replacing = ::fstatat(to, parent.leaf.c_str(), &j.old, AT_SYMLINK_NOFOLLOW) == 0 &&
                           S_ISREG(j.old.st_mode);
-            j.rc = move_into_place(dir, j.tmp, j.target, j.no_replace);
+            j.rc = move_into_place(dir, j.tmp, to, parent.leaf, j.no_replace);
             if (j.rc == -EEXIST && j.no_replace) j.rc = -ECANCELED;
+            // A folder under that name: renaming a file over it fails.
+            if (j.rc == -EISDIR) j.conflict = j.target;
         }
         if (j.rc < 0) {
             if (!j.tmp.empty()) ::unlinkat(dir, j.tmp.c_str(), 0);
@@ -142,16 +157,20 @@ int Upload::commit_async(std::string_view name, const Digest* expected, const Pr
         }
         // The rename is durable only once the directory is; it has happened either way, so a
         // failure here is reported after the books are updated.
-        if (j.sync_dir && ::fsync(dir) != 0) j.synced = -errno;
+        // A folder below the top one is synced here always (the caller's deferred sync is of the
+        // top folder).
+        if ((j.sync_dir || parent.fd != dir) && ::fsync(parent.fd) != 0) j.synced = -errno;
         // A sidecar record left from an earlier fallback would be ignored anyway (the inode
         // differs); dropping it keeps that directory small.
-        if (j.drop_sidecar && j.side) ::unlinkat(j.side.get(), j.target.c_str(), 0);
+        if (j.drop_sidecar && j.side)
+            ::unlinkat(j.side.get(), DigestMeta::sidecar_name(j.target).c_str(), 0);
     };
     auto done = [&store, job, op, st, digest, then = std::move(then)] {
         Job& j = *job;
         store.mutating_.erase(j.target);
         op->done = true;
         op->rc = j.rc;
+        op->conflict = j.conflict;
         if (j.rc == 0) {
             store.changed(j.target);
             if (!j.drop_sidecar) store.meta_.published(j.target, st, digest, false);
@@ -192,7 +211,7 @@ int Upload::commit(std::string_view name, const Digest* expected, const Precondi
 }
 
 int Store::remove_async(std::string_view name, const Precondition& pre, StoreOpRef& op) {
-    if (!valid_name(name)) return -EINVAL;
+    if (!valid_path(name)) return -EINVAL;
     if (!usable()) return kStoreGone;
     if (mutating(name)) return -EINPROGRESS;
     // A file duet may not read is not served, so it is not deleted either (403 on both ports).
@@ -223,13 +242,19 @@ int Store::remove_async(std::string_view name, const Precondition& pre, StoreOpR
     op->kind = StoreOp::Kind::Delete;
     auto work = [job] {
         // Should a symlink be swapped in meanwhile, unlinkat removes the link, never its target.
-        if (::unlinkat(job->dir.get(), job->name.c_str(), 0) != 0) {
+        store_paths::Parent parent;
+        if (int rc = store_paths::open_parent(job->dir.get(), job->name, parent); rc < 0) {
+            job->rc = rc;
+            return;
+        }
+        if (::unlinkat(parent.fd, parent.leaf.c_str(), 0) != 0) {
             job->rc = -errno;
             return;
         }
-        if (job->side) ::unlinkat(job->side.get(), job->name.c_str(), 0);  // its digest record
+        if (job->side)  // its digest record
+            ::unlinkat(job->side.get(), DigestMeta::sidecar_name(job->name).c_str(), 0);
         // Make the delete stick; it has happened either way.
-        if (job->sync_dir) ::fsync(job->dir.get());
+        if (job->sync_dir || parent.fd != job->dir.get()) ::fsync(parent.fd);
     };
     auto done = [this, job, op, size = st.st_size] {
         mutating_.erase(job->name);
@@ -241,6 +266,51 @@ int Store::remove_async(std::string_view name, const Precondition& pre, StoreOpR
         if (files_ > 0) --files_;
         bytes_ -= std::min<std::uint64_t>(bytes_, static_cast<std::uint64_t>(size));
         if (index_) index_->sync_dir_later();
+    };
+    run_offloaded(std::move(work), std::move(done));
+    return 0;
+}
+
+int Store::make_folder_async(std::string_view path, StoreOpRef& op) {
+    if (!valid_path(path)) return -EINVAL;
+    if (!usable()) return kStoreGone;
+    if (mutating(path)) return -EINPROGRESS;
+    struct Job {
+        Fd dir;
+        std::string path;
+        int rc = 0;
+        struct stat st {};
+    };
+    auto job = std::make_shared<Job>();
+    job->dir = dup_fd(dir_.get());
+    if (!job->dir) return -errno;
+    job->path = std::string(path);
+    mutating_.insert(job->path);
+    op = std::make_shared<StoreOp>();
+    op->kind = StoreOp::Kind::MakeFolder;
+    auto work = [job] {
+        store_paths::Parent parent;
+        if (int rc = store_paths::open_parent(job->dir.get(), job->path, parent); rc < 0) {
+            job->rc = rc == -ELOOP ? -ENOTDIR : rc;
+            return;
+        }
+        if (::mkdirat(parent.fd, parent.leaf.c_str(), 0755) != 0) {
+            job->rc = -errno;
+            return;
+        }
+        // Durable before the answer: the new folder and the one holding it.
+        Fd made(::openat(parent.fd, parent.leaf.c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!made || ::fstat(made.get(), &job->st) != 0 || ::fsync(made.get()) != 0 ||
+            ::fsync(parent.fd) != 0)
+            job->rc = -errno;
+    };
+    auto done = [this, job, op] {
+        mutating_.erase(job->path);
+        op->done = true;
+        op->rc = job->rc;
+        if (job->rc == 0 && index_) index_->folder_made(job->path, job->st);
+        op->info.name = job->path;
     };
     run_offloaded(std::move(work), std::move(done));
     return 0;

@@ -6,12 +6,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 
+#include "duet/core/log_escape.hpp"
 #include "duet/store/names.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_index.hpp"
+#include "duet/store/store_paths.hpp"
 
 namespace duet {
 namespace {
@@ -19,6 +23,9 @@ namespace {
 constexpr std::uint32_t kStoreMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                      IN_ATTRIB | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF |
                                      IN_ONLYDIR;
+// A folder below the top one: the same events, but its own removal or move is seen in its parent.
+constexpr std::uint32_t kFolderMask =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_CREATE | IN_ONLYDIR;
 constexpr std::uint32_t kParentMask =
     IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
 
@@ -40,6 +47,65 @@ void StoreIndex::add_watches() {
     store_wd_ = ::inotify_add_watch(inotify_.get(), path.c_str(), kStoreMask);
     if (parent_wd_ < 0 && !base_.empty() && base_ != "." && base_ != "..")
         parent_wd_ = ::inotify_add_watch(inotify_.get(), parent.c_str(), kParentMask);
+}
+
+bool StoreIndex::watch_folder(const std::string& path, int fd) {
+    if (!inotify_) return false;
+    char proc[64];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    int wd = ::inotify_add_watch(inotify_.get(), proc, kFolderMask);
+    if (wd < 0) {
+        if (!watch_limit_logged_) {
+            watch_limit_logged_ = true;
+            hooks_.log.log(
+                "store index: cannot watch folder %s (%s): changes made there by hand "
+                "are not seen until the next rescan; raise fs.inotify.max_user_watches",
+                log_escape(path).c_str(), std::strerror(errno));
+        }
+        return false;
+    }
+    // The same folder watched again (a rebuild) keeps its descriptor under its current path.
+    if (auto old = wd_path_.find(wd); old != wd_path_.end()) path_wd_.erase(old->second);
+    wd_path_[wd] = path;
+    path_wd_[path] = wd;
+    return true;
+}
+
+void StoreIndex::folder_appeared(const std::string& path) {
+    struct stat st;
+    if (int rc = store().stat_cached(path, st); rc == 0 && !S_ISDIR(st.st_mode)) return;
+    if (path.size() > kMaxPathBytes || !valid_path(path)) {
+        skip(path, "a folder deeper or longer than a path may be");
+        return;
+    }
+    Entry e;
+    e.dir = true;
+    e.state = State::Ready;
+    e.mtime_ns = mtime_ns(st);
+    set_entry(path, e);
+    scan_folders({path}, false, false);
+}
+
+void StoreIndex::folder_gone(const std::string& path, bool moved) {
+    std::string prefix = path + "/";
+    // Everything below leaves the index (listings in progress keep what they promised).
+    for (auto it = entries_.lower_bound(prefix);
+         it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+        std::string name = (it++)->first;
+        erase(name);
+    }
+    erase(path);
+    // Its watches and those below: a folder moved away keeps them (dropped here), a removed
+    // one's go by themselves (IN_IGNORED).
+    auto drop = [this, moved](std::map<std::string, int, std::less<>>::iterator it) {
+        if (moved && inotify_) ::inotify_rm_watch(inotify_.get(), it->second);
+        wd_path_.erase(it->second);
+        return path_wd_.erase(it);
+    };
+    if (auto it = path_wd_.find(path); it != path_wd_.end()) drop(it);
+    for (auto it = path_wd_.lower_bound(prefix);
+         it != path_wd_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
+        it = drop(it);
 }
 
 void StoreIndex::store_lost(const char* why) {
@@ -91,29 +157,51 @@ void StoreIndex::on_event(std::uint32_t) {
             }
             continue;
         }
-        if (ev->wd != store_wd_ || store_wd_ < 0) continue;
-        if (ev->mask & (IN_DELETE_SELF | IN_IGNORED)) {
-            store_lost("removed");
-            store_wd_ = -1;
-            continue;
+        if (ev->wd == store_wd_ && store_wd_ >= 0) {
+            if (ev->mask & (IN_DELETE_SELF | IN_IGNORED)) {
+                store_lost("removed");
+                store_wd_ = -1;
+                continue;
+            }
+            if (ev->mask & IN_MOVE_SELF) {
+                store_lost("moved away");
+                continue;
+            }
+            if (ev->mask & IN_UNMOUNT) {
+                store_lost("unmounted");
+                continue;
+            }
         }
-        if (ev->mask & IN_MOVE_SELF) {
-            store_lost("moved away");
-            continue;
+        // A folder below the top one: its events name entries in it.
+        std::string folder;
+        if (ev->wd != store_wd_ || store_wd_ < 0) {
+            auto w = wd_path_.find(ev->wd);
+            if (w == wd_path_.end()) continue;  // a watch already dropped
+            if (ev->mask & IN_IGNORED) {
+                path_wd_.erase(w->second);
+                wd_path_.erase(w);
+                continue;
+            }
+            if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) continue;
+            folder = w->second;
         }
-        if (ev->mask & IN_UNMOUNT) {
-            store_lost("unmounted");
-            continue;
-        }
-        if (store().gone()) continue;
+        if (store().gone() || name.empty()) continue;
+        std::string path = folder.empty() ? name : folder + "/" + name;
         if (!valid_name(name)) {
             // Dot-names are duet's own; anything else that breaks the rules is reported once.
             if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE))
-                if (std::string why = skip_reason(name, nullptr); !why.empty()) skip(name, why);
+                if (std::string why = skip_reason(name, nullptr); !why.empty()) skip(path, why);
+            continue;
+        }
+        if (ev->mask & IN_ISDIR) {
+            if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+                folder_gone(path, ev->mask & IN_MOVED_FROM);
+            else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+                folder_appeared(path);
             continue;
         }
         if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
-            erase(name);
+            erase(path);
             continue;
         }
         if (ev->mask & IN_CREATE) {
@@ -122,10 +210,10 @@ void StoreIndex::on_event(std::uint32_t) {
             // Just created, so its dentry is cached; should it not be, refresh() looks again
             // on a helper.
             struct stat st;
-            int rc = store().stat_cached(name, st);
+            int rc = store().stat_cached(path, st);
             if (rc != -EAGAIN && (rc != 0 || st.st_nlink < 2)) continue;
         }
-        refresh(name);
+        refresh(path);
     }
     if (overflow && !store().gone()) {
         hooks_.log.log("store index: inotify queue overflowed; rescanning %s",
@@ -151,8 +239,9 @@ void StoreIndex::refresh_later(const std::string& name) {
     if (!r->dir) return;
     auto job = std::make_unique<Helpers::Job>();
     job->work = [r] {
-        r->rc =
-            ::fstatat(r->dir.get(), r->name.c_str(), &r->st, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+        int p = store_paths::open_beneath(r->dir.get(), r->name, O_PATH | O_CLOEXEC);
+        r->rc = p < 0 ? p : ::fstat(p, &r->st) == 0 ? 0 : -errno;
+        if (p >= 0) ::close(p);
     };
     job->done = [this, r] {
         if (store().gone()) return;

@@ -52,12 +52,14 @@ void check_command(std::string_view line) {
         case Verb::Stat:
         case Verb::Del:
         case Verb::Auth:
-            CHECK(!c.name.empty());
+            CHECK(!c.name.empty() || c.folder);  // "/" is the top folder
             // A name is one word, percent-decoded: written back as the port writes names, it
             // decodes to itself.
-            if (c.verb != Verb::Auth) {
+            if (c.verb != Verb::Auth && !c.name.empty()) {
                 std::string back;
-                CHECK(decode_name(port_encode(c.name), back).empty() && back == c.name);
+                bool folder = false;
+                CHECK(decode_path(port_encode(c.name), back, folder).empty() && back == c.name);
+                CHECK(valid_path(c.name));
                 CHECK(port_encode(c.name).find(' ') == std::string::npos);
             }
             break;

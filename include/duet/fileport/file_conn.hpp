@@ -69,13 +69,18 @@ class FileConn final : public Session {
 
     void run(const Command& c, std::string_view line);
     void put(const Command& c);
+    // Folders (file_folders.cpp, README "Folders").
+    void list(const Command& c);
+    void mkdir(const Command& c);
+    // An upload to a path ending in '/', into a folder that is a file, or onto a folder: the
+    // ERR line (the caller closes, since bytes follow), else "".
+    std::string folder_refusal(const Command& c);
     // The ERR answer for a sized upload of `size` bytes that can never fit (--max-upload, the
     // store's file system) or, with `whole`, does not fit now (its free space: a RESUME may have
     // most of it stored already); nullptr when it may go on.
     const char* size_refusal(std::uint64_t size, bool whole);
     void get(const Command& c);
     void stat(const Command& c);
-    void list();
     void del(const Command& c);
     bool feed_upload();
     void finish_upload();

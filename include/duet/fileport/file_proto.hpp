@@ -25,6 +25,7 @@ enum class Verb : std::uint8_t {
     Quit,
     Resume,
     Partial,
+    Mkdir,
     Unknown
 };
 
@@ -37,7 +38,9 @@ std::span<const VerbName> verb_table();
 
 struct Command {
     Verb verb = Verb::Unknown;
-    std::string name;        // PUT/GET/STAT/DEL/RESUME/PARTIAL, decoded; the token for AUTH
+    std::string name;        // PUT/GET/STAT/DEL/RESUME/PARTIAL/LIST/MKDIR, decoded; AUTH's token
+    bool folder = false;     // the path ended in '/' (README "Folders")
+    bool recursive = false;  // LIST -r
     bool sized = false;      // PUT NAME SIZE (always for RESUME)
     std::uint64_t size = 0;  // PUT, RESUME
     bool has_digest = false;
@@ -56,6 +59,7 @@ enum class LineStatus : std::uint8_t { Line, Incomplete, TooLong };
 // Finds one line in `buf`: Line with `line` (without LF and a CR before it) and `consumed`.
 LineStatus next_line(std::string_view buf, std::string_view& line, std::size_t& consumed);
 
+// Names are paths (README "Folders"): segments joined by '/', each percent-decoded on its own.
 // Parses a non-empty line. Command names are case-insensitive; words are split on spaces, and
 // names are percent-decoded ("PUT My%20Report.pdf 5"). When a command has more words before its
 // numbers than it takes, they are read as one name with raw spaces in it ("PUT my file.txt 5"),
@@ -69,7 +73,10 @@ inline constexpr const char* kHelpLines[] = {
     "PUT NAME                then bytes until you half-close; answers OK SIZE SHA256",
     "GET NAME [OFFSET [LENGTH]]  answers OK LENGTH SHA256, then the bytes",
     "STAT NAME               answers OK SIZE SHA256 MTIME",
-    "LIST                    answers OK COUNT, then NAME SIZE SHA256 per file",
+    "LIST [-r] [PATH/]       answers OK COUNT, then NAME SIZE SHA256 per file, NAME/ - - per "
+    "folder",
+    "                        (-r: every file below, named from the folder listed)",
+    "MKDIR PATH/             makes a folder (its parent must exist)",
     "DEL NAME [if=SHA256|if=none]  deletes the file (if= : ERR 412 unless it holds)",
     "RESUME NAME SIZE [SHA256] [if=SHA256|if=none]  OK OFFSET, then bytes OFFSET..; OK SIZE SHA256",
     "PARTIAL [NAME]          answers OK COUNT, then NAME OFFSET SIZE ID EXPIRES per partial upload",

@@ -91,6 +91,13 @@ class HttpConn final : public Session {
     void route(const Request& req);
     void route_files_list(const Request& req);
     void route_file(const Request& req, std::string_view raw_name);
+    // Folders (http_folders.cpp, README "Folders"): a path that names one (trailing '/', or
+    // MKCOL), its listing, MKCOL.
+    void route_folder(const Request& req, const std::string& path);
+    void list_folder(const Request& req, const std::string& path);
+    void make_folder(const std::string& path);
+    // A PUT into a folder that is a file, or onto a folder: 409 before any byte is read.
+    bool path_conflict(const Request& req, const std::string& name);
     void get_file(const Request& req, const std::string& name);
     void put_file(const Request& req, const std::string& name);
     // An upload of `size` bytes that can never fit (over --max-upload: 413; over the store's file

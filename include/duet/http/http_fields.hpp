@@ -10,6 +10,12 @@
 
 namespace duet {
 
+// The query of `target` turns `key` on: "key", "key=1", "key=true" or "key=yes" among its
+// '&'-separated parts.
+bool query_flag(std::string_view target, std::string_view key);
+// The value of `key` in the query of `target` ("" when absent or empty).
+std::string_view query_value(std::string_view target, std::string_view key);
+
 // RFC 3986 §5.2.4 remove_dot_segments on an absolute path: "/a/../b/./c" -> "/b/c".
 std::string remove_dot_segments(std::string_view path);
 // Whether the path has a "." or ".." segment at all (the common case has none: no copy).

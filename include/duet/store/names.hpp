@@ -12,10 +12,20 @@
 namespace duet {
 
 inline constexpr std::size_t kMaxSegmentBytes = 255;
+// A path (README "Folders"): 1–32 segments joined by '/', at most 1024 bytes in all.
+inline constexpr std::size_t kMaxSegments = 32;
+inline constexpr std::size_t kMaxPathBytes = 1024;
 
 // Which rule `name` (one segment) breaks ("invalid file name: ..."), or "" when it is valid.
 std::string name_error(std::string_view name);
 bool valid_name(std::string_view name);
+
+// Which rule the path `path` ("a/b/c.txt", no leading or trailing '/') breaks, or "".
+std::string path_error(std::string_view path);
+bool valid_path(std::string_view path);
+// The folder holding `path` ("" for the root) and its last segment.
+std::string_view parent_of(std::string_view path);
+std::string_view leaf_of(std::string_view path);
 
 // A name as the file port writes it (README "File port"): a space, '%' and every byte outside
 // printable ASCII as %XX, so that a line stays one line and one word.
@@ -31,5 +41,9 @@ bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at =
 // Decodes one client name given percent-encoded (an HTTP target, a port word) and checks it:
 // "" and `out` the name, or the reason it is refused.
 std::string decode_name(std::string_view raw, std::string& out);
+// The same for a path: '/' separates segments, each percent-decoded on its own (so "%2F" is a '/'
+// inside a segment, refused). A trailing '/' names a folder (`folder`); "" is the root (a
+// folder, `out` empty). "" or the reason it is refused.
+std::string decode_path(std::string_view raw, std::string& out, bool& folder);
 
 }  // namespace duet

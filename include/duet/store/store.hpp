@@ -59,12 +59,15 @@ struct FileInfo {
 // books (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish
 // the new file's info and whether the name is new.
 struct StoreOp : DiskWait {
-    enum class Kind : std::uint8_t { Publish, Delete, TempFile, PartialCreate };
+    enum class Kind : std::uint8_t { Publish, Delete, TempFile, PartialCreate, MakeFolder };
     Kind kind = Kind::Publish;
     FileInfo info;
     bool created = false;
     Fd fd;                 // TempFile: the new upload's file, until adopted
     std::string tmp_name;  // TempFile: its temporary name, when O_TMPFILE is unsupported
+    // Publish: -ENOTDIR (a file where a folder should be: this path) or -EISDIR (a folder has
+    // the name: the name).
+    std::string conflict;
 };
 using StoreOpRef = std::shared_ptr<StoreOp>;
 
@@ -155,6 +158,10 @@ class Store {
     int remove(std::string_view name, const Precondition& pre = {});
     // The same with the unlink on a helper; -EINPROGRESS, other -errno and 0 as commit_async.
     int remove_async(std::string_view name, const Precondition& pre, StoreOpRef& op);
+    // MKCOL / MKDIR (README "Folders"): makes the folder `path` on a helper, durable (it and its
+    // parent fsynced) before the op is done. The op's rc: 0; -EEXIST when something is there
+    // already; -ENOENT when its parent is missing; -ENOTDIR when a folder above is a file.
+    int make_folder_async(std::string_view path, StoreOpRef& op);
     // Set by the server: runs `work` on a helper, then `done` on the loop (and wakes parked
     // connections). Without it (unit tests) both run at once, in the caller.
     using Offload = std::function<void(std::function<void()> work, std::function<void()> done)>;

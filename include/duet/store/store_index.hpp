@@ -57,6 +57,14 @@ class StoreIndex : public Handler {
         Digest sha256{};
         State state = State::Pending;
         std::int8_t error = 0;  // errno of a failed digest
+        bool dir = false;       // a folder (README "Folders"): no size or digest, always Ready
+    };
+    // What a listing shows (README "Folders"): the entries of the folder `folder` ("" the top,
+    // else "a/b"), or with `recursive` every file below it, named relative to it.
+    struct Scope {
+        std::string folder;
+        bool recursive = false;
+        std::string prefix() const { return folder.empty() ? std::string() : folder + "/"; }
     };
     // Whether `e` describes the version of the file whose status is `st`.
     static bool same_file(const Entry& e, const struct stat& st) {
@@ -92,10 +100,24 @@ class StoreIndex : public Handler {
     int digest_for(std::string_view name, const struct stat& st, Digest& out);
     // The index holds `name`: its last look (a scan, an inotify refresh, duet's own publish)
     // found a regular file there. The store then opens it without looking first.
-    bool holds(std::string_view name) const { return entries_.find(name) != entries_.end(); }
+    bool holds(std::string_view name) const {
+        auto it = entries_.find(name);
+        return it != entries_.end() && !it->second.dir;
+    }
+    // The index holds a folder at `path` ("" is the top folder, always there).
+    bool holds_folder(std::string_view path) const {
+        if (path.empty()) return true;
+        auto it = entries_.find(path);
+        return it != entries_.end() && it->second.dir;
+    }
+    // The first folder on the way to `path` that the index holds as a file ("a/b" of
+    // "a/b/c.txt"), or "": an upload there is a conflict (409) before any byte is read.
+    std::string file_in_the_way(std::string_view path) const;
     // Neither the index nor the file's record has this version's digest: hash it, first in line.
     void need(std::string_view name, const struct stat& st);
+    // A publish into folders that may be new: the index holds them at once.
     void published(std::string_view name, const struct stat& st, const Digest& d);
+    void folder_made(std::string_view path, const struct stat& st);
     void removed(std::string_view name);
     // fsync of the store directory on a helper, nobody waiting for it.
     void sync_dir_later();
@@ -109,12 +131,19 @@ class StoreIndex : public Handler {
     // rests ahead (the caller parks and is woken, or carried to the next image).
     bool listing(bool json, std::shared_ptr<const std::string>& body,
                  std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
+                 std::uint64_t& length) {
+        return listing(Scope{}, json, body, stream, count, length);
+    }
+    // The same for any scope: the top folder's listing may be shared, every other one is a
+    // stream of its own.
+    bool listing(const Scope& scope, bool json, std::shared_ptr<const std::string>& body,
+                 std::unique_ptr<ListingStream>& stream, std::uint64_t& count,
                  std::uint64_t& length);
     // One slice of listing work within `budget_ns`; true while more remains.
     bool run_slice(std::int64_t budget_ns);
     bool has_work() const { return render_ != nullptr || walk_due_; }
 
-    std::uint64_t files() const { return entries_.size(); }
+    std::uint64_t files() const { return entries_.size() - folders_held_; }
     // Entries seen in the store that are not served (README "File names"): each is logged once.
     std::uint64_t skipped() const { return skipped_.size() + skipped_unlogged_; }
     std::uint64_t bytes() const { return bytes_; }
@@ -125,9 +154,22 @@ class StoreIndex : public Handler {
     friend class ListingStream;
     std::shared_ptr<const std::string> json_listing();
     std::shared_ptr<const std::string> text_listing(std::uint64_t& count);
-    // The listing's totals, kept with every change: entries listed, bytes of their JSON objects
-    // and of their LIST lines.
+    // The listings' totals, kept with every change for every folder: its own entries (names
+    // relative to it) and every file below it (full paths: a listing from folder F takes the
+    // length of F's prefix off each), so that a listing promises its length before it starts.
+    struct Totals {
+        std::uint64_t count = 0, json = 0, text = 0;
+    };
+    struct FolderTotals {
+        Totals direct, below;
+    };
     void account(std::string_view name, const Entry& e, int sign);
+    Totals totals(const Scope& scope) const;
+    // The next entry at or after `it` that `scope` lists (by name; whether it is listed at all
+    // is listed_in()'s call), skipping whole subfolders of a folder listing.
+    using EntryMap = std::map<std::string, Entry, std::less<>>;
+    EntryMap::const_iterator next_in_scope(EntryMap::const_iterator it, const std::string& prefix,
+                                           bool recursive) const;
     // Every stream that has not sent `name` yet keeps its state from before this change.
     void before_change(const std::string& name);
     struct ScanState;
@@ -143,7 +185,15 @@ class StoreIndex : public Handler {
     struct HashWork;
 
     void rebuild(bool sweep);
+    // Reads the folders `folders` and everything below them (a folder that appeared).
+    void scan_folders(std::deque<std::string> folders, bool full, bool sweep);
     void scan_step(std::shared_ptr<ScanState> st);
+    // A folder seen by inotify: watched, then read (so nothing put in it meanwhile is missed).
+    void folder_appeared(const std::string& path);
+    // A folder removed or moved away: it and everything below it leave the index.
+    void folder_gone(const std::string& path, bool moved);
+    // Watches the folder `path`, open as `fd`; false over the system's watch limit.
+    bool watch_folder(const std::string& path, int fd);
     void hash(const std::string& name, bool urgent);
     void refresh(const std::string& name);
     // refresh() with what a lookup said: `rc` 0 and `st`, or -errno.
@@ -165,7 +215,13 @@ class StoreIndex : public Handler {
 
     Hooks hooks_;
     Store& store() const { return hooks_.store; }
-    std::map<std::string, Entry, std::less<>> entries_;
+    EntryMap entries_;
+    std::uint64_t folders_held_ = 0;                            // entries_ that are folders
+    std::map<std::string, FolderTotals, std::less<>> folders_;  // by folder path, "" the top
+    // inotify watches of the folders below the top one: by watch descriptor, and back.
+    std::map<int, std::string> wd_path_;
+    std::map<std::string, int, std::less<>> path_wd_;
+    bool watch_limit_logged_ = false;
     // Names skipped and logged, up to kMaxSkippedKept; past it they are counted only.
     static constexpr std::size_t kMaxSkippedKept = 4096;
     std::set<std::string, std::less<>> skipped_;
@@ -192,7 +248,6 @@ class StoreIndex : public Handler {
     bool walk_due_ = false;
     std::shared_ptr<Fd> dir_;  // one duplicate of the store fd per build, shared by its jobs
 
-    std::uint64_t listed_ = 0, json_bytes_ = 0, text_bytes_ = 0;
     std::vector<ListingStream*> streams_;
 
     std::unique_ptr<Render> render_;
@@ -211,7 +266,7 @@ class StoreIndex : public Handler {
 // deleted during it still is), and a rebuilt index leaves the stream with a copy of the rest.
 class ListingStream final : public BodySource {
   public:
-    ListingStream(StoreIndex& index, bool json);
+    ListingStream(StoreIndex& index, bool json, StoreIndex::Scope scope = {});
     ~ListingStream() override;
     std::uint64_t count() const { return count_; }
     std::uint64_t length() const { return length_; }
@@ -224,6 +279,9 @@ class ListingStream final : public BodySource {
     void detach(bool keep_rest);  // the index is rebuilt or gone
 
     StoreIndex* index_;
+    std::string prefix_;  // the folder listed, with its '/' ("" the top)
+    bool recursive_ = false;
+    bool in_scope(const std::string& name) const;
     std::map<std::string, std::optional<StoreIndex::Entry>, std::less<>> kept_;
     std::string cursor_;  // the last name sent; empty before the first
     std::uint64_t count_ = 0, length_ = 0, sent_count_ = 0, sent_bytes_ = 0;

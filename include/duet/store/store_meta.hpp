@@ -101,6 +101,10 @@ class DigestMeta {
     // The file under `name` was removed.
     void forget(std::string_view name);
 
+    // The record's name in the sidecar directory for the file at `path`: its '/' written as '\\',
+    // which no name may hold (a path over 255 bytes has no sidecar record: hashed again at start).
+    static std::string sidecar_name(std::string_view path);
+    static std::string path_of_sidecar(std::string_view sidecar);
     // The sidecar directory, if open (-1 if not): a helper drops a stale record through a dup.
     int side_fd() const { return side_.get(); }
     void disable_xattr() { xattr_ok_ = false; }

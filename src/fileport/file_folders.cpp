@@ -1,0 +1,65 @@
+// Folders on the file port (README "Folders"): LIST of a folder or of everything below it, MKDIR,
+// and the refusals of an upload whose path collides with a folder.
+#include <cerrno>
+#include <string>
+
+#include "duet/fileport/file_conn.hpp"
+#include "duet/session/store_errors.hpp"
+
+namespace duet {
+
+// Served from the index: one shared text for the top folder of a small store, else a stream
+// rendered as the client reads; COUNT is what it will send (store_index.hpp).
+void FileConn::list(const Command& c) {
+    if (!host().store.usable()) return reply("ERR 503 store unavailable");
+    StoreIndex& index = host().index;
+    if (!index.holds_folder(c.name)) {
+        if (!index.built()) return (void)wait_or_trouble(-EINPROGRESS);
+        return reply(index.holds(c.name) ? "ERR 404 not a folder" : "ERR 404 not found");
+    }
+    std::uint64_t count = 0, length = 0;
+    std::shared_ptr<const std::string> lines;
+    std::unique_ptr<ListingStream> stream;
+    if (!index.listing(StoreIndex::Scope{c.name, c.recursive}, false, lines, stream, count,
+                       length)) {
+        wait_or_trouble(-EINPROGRESS);
+        return;
+    }
+    reply("OK " + std::to_string(count));
+    if (lines)
+        queue_shared(std::move(lines));
+    else
+        queue_source(std::move(stream));
+}
+
+// The folder is made on a helper (Store::make_folder_async): the line parks and runs again.
+void FileConn::mkdir(const Command& c) {
+    int rc = 0;
+    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::MakeFolder)) {
+        if (!op->done) return host().wait_store_op(this, std::move(op));
+        rc = op->rc;
+    } else {
+        rc = host().store.make_folder_async(c.name, op);
+        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
+        if (rc == 0) rc = op->rc;
+    }
+    if (rc == -EEXIST)
+        return reply(host().index.holds(c.name) ? "ERR 405 a file has this name"
+                                                : "ERR 405 the folder exists");
+    if (rc == -ENOENT) return reply("ERR 409 the folder that would hold it does not exist");
+    if (rc == -ENOTDIR) return reply("ERR 409 a folder on the way is a file");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot make the folder");
+    reply("OK");
+}
+
+std::string FileConn::folder_refusal(const Command& c) {
+    if (c.folder) return "ERR 400 a name ending in '/' is a folder; upload a file under a name";
+    StoreIndex& index = host().index;
+    std::string in_the_way = index.file_in_the_way(c.name);
+    if (!in_the_way.empty()) return "ERR 409 " + port_encode(in_the_way) + " is a file";
+    if (index.holds_folder(c.name)) return "ERR 409 " + port_encode(c.name) + " is a folder";
+    return {};
+}
+
+}  // namespace duet
