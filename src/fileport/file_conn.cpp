@@ -216,6 +216,9 @@ void FileConn::run(const Command& c, std::string_view) {
         case Verb::Mkdir:
             mkdir(c);
             return;
+        case Verb::Move:
+            move(c);
+            return;
         case Verb::Del:
             del(c);
             return;
@@ -304,8 +307,12 @@ bool FileConn::wait_or_trouble(int rc) {
 }
 
 void FileConn::del(const Command& c) {
+    if (c.folder) return del_folder(c);  // README "Folders"
     if (!valid_path(c.name)) return reply("ERR 400 " + path_error(c.name));
-    if (c.folder) return reply("ERR 404 not found: a name ending in '/' is a folder");
+    if (c.pre.kind == Precondition::Kind::None &&
+        (host().index.holds_folder(c.name) ||
+         host().has_store_op(this, StoreOp::Kind::DeleteFolder)))
+        return del_folder(c);
     // The checks on the loop, the unlink on a helper: parked meanwhile, the line runs again.
     int rc = 0;
     if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Delete)) {

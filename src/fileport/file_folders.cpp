@@ -53,6 +53,49 @@ void FileConn::mkdir(const Command& c) {
     reply("OK");
 }
 
+// The folder and everything in it (Store::remove_folder_async): parked meanwhile.
+void FileConn::del_folder(const Command& c) {
+    if (c.name.empty()) return reply("ERR 403 the top folder cannot be deleted");
+    int rc = 0;
+    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::DeleteFolder)) {
+        if (!op->done) return host().wait_store_op(this, std::move(op));
+        rc = op->rc;
+    } else {
+        rc = host().store.remove_folder_async(c.name, op);
+        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
+        if (rc == 0) rc = op->rc;
+    }
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -ENOTDIR) return reply("ERR 404 not a folder");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot delete");
+    reply("OK");
+}
+
+// MOVE SRC DST [if=SHA256|if=none]: if=SHA256 moves only that version of SRC, if=none refuses an
+// existing DST (RENAME_NOREPLACE, so no writer can slip in between).
+void FileConn::move(const Command& c) {
+    int rc = 0;
+    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Move);
+    if (!op) {
+        bool no_replace = c.pre.kind == Precondition::Kind::MustNotExist;
+        Precondition pre = no_replace ? Precondition{} : c.pre;
+        rc = host().store.move_async(c.name, c.dest, pre, no_replace, op);
+    }
+    if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
+    if (rc == 0) rc = op->rc;
+    if (rc == -ENOENT && op && op->conflict == "parent")
+        return reply("ERR 409 the folder that would hold DST does not exist");
+    if (rc == -ENOTDIR) return reply("ERR 409 a folder on the way to DST is a file");
+    if (rc == -ENOENT) return reply("ERR 404 not found");
+    if (rc == -ECANCELED) return reply("ERR 412 precondition failed");
+    if (rc == -EINVAL) return reply("ERR 409 a folder cannot move into itself");
+    if (rc == -EACCES) return reply("ERR 403 not readable by the server");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot move");
+    reply("OK");
+}
+
 std::string FileConn::folder_refusal(const Command& c) {
     if (c.folder) return "ERR 400 a name ending in '/' is a folder; upload a file under a name";
     StoreIndex& index = host().index;

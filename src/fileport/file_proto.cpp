@@ -77,7 +77,8 @@ constexpr VerbName kVerbs[] = {
     {"PUT", Verb::Put},       {"GET", Verb::Get},         {"STAT", Verb::Stat},
     {"LIST", Verb::List},     {"DEL", Verb::Del},         {"AUTH", Verb::Auth},
     {"PING", Verb::Ping},     {"HELP", Verb::Help},       {"QUIT", Verb::Quit},
-    {"RESUME", Verb::Resume}, {"PARTIAL", Verb::Partial}, {"MKDIR", Verb::Mkdir}};
+    {"RESUME", Verb::Resume}, {"PARTIAL", Verb::Partial}, {"MKDIR", Verb::Mkdir},
+    {"MOVE", Verb::Move}};
 
 Verb verb_of(std::string_view w) {
     for (auto& v : kVerbs)
@@ -218,6 +219,21 @@ Command parse_command(std::string_view line) {
             if (!c.name_why.empty()) return bad_name(false);
             if (c.name.empty()) return usage(c, "ERR 405 the top folder exists");
             return c;
+        case Verb::Move: {
+            if (n == 4 && is_if_word(w[3])) {
+                if (!parse_if(w[3], c.pre))
+                    return usage(c, "ERR 400 if= takes a SHA256 (64 hex digits) or none");
+                --n;
+            }
+            if (n != 3) return usage(c, "ERR 400 usage: MOVE SRC DST [if=SHA256|if=none]");
+            bool dest_folder = false;
+            c.name_why = decode_path(w[1], c.name, c.folder);
+            if (c.name_why.empty()) c.name_why = decode_path(w[2], c.dest, dest_folder);
+            if (!c.name_why.empty()) return bad_name(false);
+            if (c.name.empty() || c.dest.empty())
+                return usage(c, "ERR 403 the top folder cannot be moved or replaced");
+            return c;
+        }
         case Verb::Ping:
         case Verb::Help:
         case Verb::Quit:

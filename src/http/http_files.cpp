@@ -151,7 +151,12 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
         respond_error(400, why);
         return;
     }
-    if (folder || req.method == "MKCOL") return route_folder(req, name);
+    // DELETE of a folder works with or without its '/'.
+    if (req.method == "MOVE") return move_entry(req, name);
+    if (folder || req.method == "MKCOL" ||
+        (req.method == "DELETE" && (host().index.holds_folder(name) ||
+                                    host().has_store_op(this, StoreOp::Kind::DeleteFolder))))
+        return route_folder(req, name);
     if ((req.method == "GET" || req.method == "HEAD") && host().index.holds_folder(name)) {
         // A folder named without its '/': where it is (README "Folders").
         std::string to = "/files/" + std::string(raw_name) + "/";

@@ -20,11 +20,11 @@ constexpr RouteSpec kRoutes[] = {
     {"/metrics", false, "Allow: GET, OPTIONS\r\n"},
     {"/files", false, "Allow: GET, HEAD, OPTIONS\r\n"},
     // POST only as a resumable upload creation (Upload-Complete; route_file checks).
-    {"/files/", true, "Allow: GET, HEAD, PUT, POST, DELETE, MKCOL, OPTIONS\r\n"},
+    {"/files/", true, "Allow: GET, HEAD, PUT, POST, DELETE, MKCOL, MOVE, OPTIONS\r\n"},
     {"/uploads", false, "Allow: GET, HEAD, POST, OPTIONS\r\n"},
     {"/uploads/", true, "Allow: GET, HEAD, PATCH, DELETE, OPTIONS\r\n", "ID"},
     // OPTIONS * asks about the server as a whole: every method some route takes.
-    {"*", false, "Allow: GET, HEAD, PUT, POST, PATCH, DELETE, MKCOL, OPTIONS\r\n"},
+    {"*", false, "Allow: GET, HEAD, PUT, POST, PATCH, DELETE, MKCOL, MOVE, OPTIONS\r\n"},
 };
 static_assert(std::size(kRoutes) == std::size_t(Route::Unknown));
 
@@ -49,9 +49,10 @@ bool method_allowed(Route r, std::string_view m) {
 
 // Methods defined by RFC 9110 and RFC 5789; anything else is "not implemented" (501).
 bool known_method(std::string_view m) {
-    // And RFC 4918's MKCOL (README "Folders").
-    static const std::string_view known[] = {"GET",     "HEAD",    "POST",  "PUT",   "DELETE",
-                                             "CONNECT", "OPTIONS", "TRACE", "PATCH", "MKCOL"};
+    // And RFC 4918's MKCOL and MOVE (README "Folders").
+    static const std::string_view known[] = {"GET",    "HEAD",    "POST",    "PUT",
+                                             "DELETE", "CONNECT", "OPTIONS", "TRACE",
+                                             "PATCH",  "MKCOL",   "MOVE"};
     for (auto k : known)
         if (m == k) return true;
     return false;

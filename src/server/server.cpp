@@ -97,6 +97,7 @@ int Server::start(ListenSockets sockets, std::vector<HandedConn> handed_conns,
     }
     partials.use_helpers(helpers, [this] { wake_parked(); });
     index.start(!handover.present, inherited_inotify.store);  // handed-over uploads' temps stay
+    store.empty_trash();  // folders deleted just before a crash or a stop (README "Folders")
     http_listener_.fd = std::move(sockets.http);
     files_listener_.fd = std::move(sockets.files);
     resume_accepting();

@@ -360,6 +360,44 @@ void StoreIndex::folder_made(std::string_view path, const struct stat& st) {
     set_entry(std::string(path), e);
 }
 
+void StoreIndex::moved(std::string_view src, std::string_view dst, bool folder) {
+    std::string from(src), to(dst);
+    if (folder) {
+        // A folder it replaced went to the trash: its entries and watches go.
+        folder_gone(to, true);
+        // The moved folder keeps its entries and its watches (the inodes are the same), under
+        // the new path, so both ports list it there at once.
+        std::string prefix = from + "/";
+        std::vector<std::pair<std::string, Entry>> moving;
+        if (auto it = entries_.find(from); it != entries_.end())
+            moving.emplace_back(to, it->second);
+        for (auto it = entries_.lower_bound(prefix);
+             it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+            moving.emplace_back(to + it->first.substr(from.size()), it->second);
+        std::vector<std::pair<std::string, int>> watches;
+        if (auto w = path_wd_.find(from); w != path_wd_.end()) watches.emplace_back(to, w->second);
+        for (auto w = path_wd_.lower_bound(prefix);
+             w != path_wd_.end() && w->first.compare(0, prefix.size(), prefix) == 0; ++w)
+            watches.emplace_back(to + w->first.substr(from.size()), w->second);
+        folder_gone(from, false);
+        for (auto& [name, e] : moving) set_entry(name, e);
+        for (auto& [path, wd] : watches) {
+            if (auto old = wd_path_.find(wd); old != wd_path_.end()) path_wd_.erase(old->second);
+            wd_path_[wd] = path;
+            path_wd_[path] = wd;
+        }
+        return;
+    }
+    auto it = entries_.find(from);
+    if (it == entries_.end()) return refresh(to);
+    Entry e = it->second;
+    erase(from);
+    if (auto old = entries_.find(to); old != entries_.end() && old->second.dir)
+        folder_gone(to, true);
+    set_entry(to, e);
+    pump_hashing();
+}
+
 void StoreIndex::published(std::string_view name, const struct stat& st, const Digest& d) {
     // Folders the upload created are listed at once (inotify reports them a little later).
     for (std::size_t slash = name.find('/'); slash != std::string_view::npos;

@@ -72,8 +72,12 @@ bool StoreIndex::watch_folder(const std::string& path, int fd) {
 }
 
 void StoreIndex::folder_appeared(const std::string& path) {
-    struct stat st;
-    if (int rc = store().stat_cached(path, st); rc == 0 && !S_ISDIR(st.st_mode)) return;
+    struct stat st {};
+    int rc = store().stat_cached(path, st);
+    if (rc == -EAGAIN)
+        st = {};  // not in the caches: its mtime comes with the next look
+    else if (rc != 0 || !S_ISDIR(st.st_mode))
+        return;  // gone again, or not a folder
     if (path.size() > kMaxPathBytes || !valid_path(path)) {
         skip(path, "a folder deeper or longer than a path may be");
         return;
@@ -193,8 +197,14 @@ void StoreIndex::on_event(std::uint32_t) {
                 if (std::string why = skip_reason(name, nullptr); !why.empty()) skip(path, why);
             continue;
         }
+        // duet's own change of this path is in flight: its books follow when it is done, and an
+        // event seen before then would only undo them (README "Folders").
+        if (store().mutating(path)) continue;
         if (ev->mask & IN_ISDIR) {
-            if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+            struct stat now;
+            // A folder swapped with another (RENAME_EXCHANGE) is still there: not gone.
+            if ((ev->mask & (IN_DELETE | IN_MOVED_FROM)) &&
+                !(store().stat_cached(path, now) == 0 && S_ISDIR(now.st_mode)))
                 folder_gone(path, ev->mask & IN_MOVED_FROM);
             else if (ev->mask & (IN_CREATE | IN_MOVED_TO))
                 folder_appeared(path);

@@ -72,6 +72,8 @@ class FileConn final : public Session {
     // Folders (file_folders.cpp, README "Folders").
     void list(const Command& c);
     void mkdir(const Command& c);
+    void del_folder(const Command& c);
+    void move(const Command& c);
     // An upload to a path ending in '/', into a folder that is a file, or onto a folder: the
     // ERR line (the caller closes, since bytes follow), else "".
     std::string folder_refusal(const Command& c);

@@ -26,6 +26,7 @@ enum class Verb : std::uint8_t {
     Resume,
     Partial,
     Mkdir,
+    Move,
     Unknown
 };
 
@@ -41,6 +42,7 @@ struct Command {
     std::string name;        // PUT/GET/STAT/DEL/RESUME/PARTIAL/LIST/MKDIR, decoded; AUTH's token
     bool folder = false;     // the path ended in '/' (README "Folders")
     bool recursive = false;  // LIST -r
+    std::string dest;        // MOVE's destination, decoded
     bool sized = false;      // PUT NAME SIZE (always for RESUME)
     std::uint64_t size = 0;  // PUT, RESUME
     bool has_digest = false;
@@ -77,6 +79,7 @@ inline constexpr const char* kHelpLines[] = {
     "folder",
     "                        (-r: every file below, named from the folder listed)",
     "MKDIR PATH/             makes a folder (its parent must exist)",
+    "MOVE SRC DST [if=SHA256|if=none]  renames a file or folder (if=none: ERR 412 if DST exists)",
     "DEL NAME [if=SHA256|if=none]  deletes the file (if= : ERR 412 unless it holds)",
     "RESUME NAME SIZE [SHA256] [if=SHA256|if=none]  OK OFFSET, then bytes OFFSET..; OK SIZE SHA256",
     "PARTIAL [NAME]          answers OK COUNT, then NAME OFFSET SIZE ID EXPIRES per partial upload",

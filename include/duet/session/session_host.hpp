@@ -36,6 +36,12 @@ class SessionHost : public ConnHost {
     void wait_store_op(Conn* c, StoreOpRef op);
     // One of another kind was left by a request that then went another way: dropped.
     StoreOpRef take_store_op(const Conn* c, StoreOp::Kind kind);
+    // `c` waits for (or holds the result of) a change of this kind: its request, run again,
+    // must go the same way even if what it saw before has changed since (a deleted folder).
+    bool has_store_op(const Conn* c, StoreOp::Kind kind) const {
+        auto it = store_ops_.find(c);
+        return it != store_ops_.end() && it->second->kind == kind;
+    }
     // The file an upload writes into, created on a helper: false while `c` waits for it (parked;
     // its request runs again, checks included), else true with `rc` the result of adopting it
     // into `up` (0, or -errno / kStoreGone).

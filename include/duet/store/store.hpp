@@ -59,7 +59,15 @@ struct FileInfo {
 // books (index, counts, digest records) are updated on the loop; rc 0 or -errno, and for a publish
 // the new file's info and whether the name is new.
 struct StoreOp : DiskWait {
-    enum class Kind : std::uint8_t { Publish, Delete, TempFile, PartialCreate, MakeFolder };
+    enum class Kind : std::uint8_t {
+        Publish,
+        Delete,
+        TempFile,
+        PartialCreate,
+        MakeFolder,
+        DeleteFolder,
+        Move
+    };
     Kind kind = Kind::Publish;
     FileInfo info;
     bool created = false;
@@ -162,6 +170,23 @@ class Store {
     // parent fsynced) before the op is done. The op's rc: 0; -EEXIST when something is there
     // already; -ENOENT when its parent is missing; -ENOTDIR when a folder above is a file.
     int make_folder_async(std::string_view path, StoreOpRef& op);
+    // DELETE of a folder (store_trash.cpp, README "Folders"): on a helper, the folder is renamed
+    // into the trash (".duet-trash", atomic and durable), so it is gone for everyone at once and
+    // a crash never leaves half of it; then the trash is emptied in bounded steps in the
+    // background. The op's rc: 0; -ENOENT no such folder; -ENOTDIR a file is there.
+    int remove_folder_async(std::string_view path, StoreOpRef& op);
+    // MOVE (store_move.cpp, README "Folders"): renames the file or folder `src` to `dst` in one
+    // atomic step. `pre` must hold for `src` (checked on the loop, as for a delete);
+    // `no_replace` refuses an existing `dst` (RENAME_NOREPLACE: -ECANCELED, no race). A folder
+    // replaced at `dst` goes to the trash. The op's rc: 0 (`created`: dst was new); -ENOENT no
+    // `src`, or `dst`'s folder is missing (`conflict` then says "parent"); -ECANCELED; -EINVAL
+    // a folder into itself; -ENOTDIR a folder on the way to `dst` is a file.
+    int move_async(std::string_view src, std::string_view dst, const Precondition& pre,
+                   bool no_replace, StoreOpRef& op);
+    // Empties the trash in the background, a bounded number of entries per helper job (at start:
+    // what a crash or a stop left there).
+    void empty_trash();
+    static constexpr const char* kTrashDir = ".duet-trash";
     // Set by the server: runs `work` on a helper, then `done` on the loop (and wakes parked
     // connections). Without it (unit tests) both run at once, in the caller.
     using Offload = std::function<void(std::function<void()> work, std::function<void()> done)>;
@@ -275,6 +300,8 @@ class Store {
     std::function<void(const std::string&)> cold_;
     Offload offload_;
     WritePipe::Runner pipe_runner_;
+    bool emptying_trash_ = false, trash_again_ = false;
+    unsigned trash_seq_ = 0;
     std::set<std::string, std::less<>> mutating_;
     std::map<std::string, bool, std::less<>> cold_pending_;
     std::map<std::string, Looked, std::less<>> looked_;

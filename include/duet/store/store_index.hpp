@@ -118,6 +118,10 @@ class StoreIndex : public Handler {
     // A publish into folders that may be new: the index holds them at once.
     void published(std::string_view name, const struct stat& st, const Digest& d);
     void folder_made(std::string_view path, const struct stat& st);
+    // duet deleted (or moved away) the folder at `path`: it and everything below leave at once.
+    void folder_removed(std::string_view path) { folder_gone(std::string(path), true); }
+    // duet renamed `src` to `dst` (a file keeps its entry; a folder is read again at `dst`).
+    void moved(std::string_view src, std::string_view dst, bool folder);
     void removed(std::string_view name);
     // fsync of the store directory on a helper, nobody waiting for it.
     void sync_dir_later();
