@@ -151,7 +151,8 @@ Test(e2e_folders, folder_urls_redirect_and_missing_or_wrong_kinds_are_404) {
     int fd = files_conn();
     cr_expect_eq(cmd(fd, "LIST nothing/"), "ERR 404 not found");
     cr_expect_eq(cmd(fd, "LIST a/f.txt"), "ERR 404 not a folder");
-    cr_expect(cmd(fd, "GET a/").rfind("ERR 404", 0) == 0);
+    cr_expect_eq(cmd(fd, "GET a/f.txt/"), "ERR 404 not a folder");
+    cr_expect_eq(cmd(fd, "GET nothing/"), "ERR 404 not found");
     close(fd);
 }
 

@@ -259,8 +259,8 @@ void FileConn::run(const Command& c, std::string_view) {
 }
 
 void FileConn::get(const Command& c) {
+    if (c.folder) return archive(c);  // README "Folders": the folder as one tar
     if (!valid_path(c.name)) return reply("ERR 400 " + path_error(c.name));
-    if (c.folder) return reply("ERR 404 not found: a name ending in '/' is a folder");
     Fd fd;
     FileInfo info;
     int rc = host().store.open_read(c.name, fd, info);

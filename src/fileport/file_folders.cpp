@@ -96,6 +96,19 @@ void FileConn::move(const Command& c) {
     reply("OK");
 }
 
+void FileConn::archive(const Command& c) {
+    if (!host().store.usable()) return reply("ERR 503 store unavailable");
+    StoreIndex& index = host().index;
+    if (!index.holds_folder(c.name)) {
+        if (!index.built()) return (void)wait_or_trouble(-EINPROGRESS);
+        return reply(index.holds(c.name) ? "ERR 404 not a folder" : "ERR 404 not found");
+    }
+    auto tar = std::make_unique<TarStream>(host().store.dirfd(), index.snapshot(c.name));
+    reply("OK " + std::to_string(tar->length()) + " -");
+    ++host().metrics.downloads;
+    queue_source(std::move(tar));
+}
+
 std::string FileConn::folder_refusal(const Command& c) {
     if (c.folder) return "ERR 400 a name ending in '/' is a folder; upload a file under a name";
     StoreIndex& index = host().index;

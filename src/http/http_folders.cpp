@@ -42,6 +42,7 @@ void HttpConn::list_folder(const Request& req, const std::string& path) {
                                              : "No folder has this name.");
         return;
     }
+    if (query_value(req.target, "archive") == "tar") return archive_folder(path);
     StoreIndex::Scope scope{path, query_flag(req.target, "recursive")};
     std::shared_ptr<const std::string> body;
     std::unique_ptr<ListingStream> stream;
@@ -60,6 +61,28 @@ void HttpConn::list_folder(const Request& req, const std::string& path) {
         queue_shared(std::move(body));
     else
         queue_source(std::move(stream));
+}
+
+// The folder as one tar (README "Folders"): its length from the index's snapshot, taken now; the
+// files' bytes by sendfile as the client reads (TarStream).
+void HttpConn::archive_folder(const std::string& path) {
+    auto tar = std::make_unique<TarStream>(host().store.dirfd(), host().index.snapshot(path));
+    std::string leaf(path.empty() ? std::string_view("files") : leaf_of(path));
+    // A quoted filename without '"' or '\', and the exact name in RFC 8187 form.
+    std::string plain = leaf;
+    for (char& c : plain)
+        if (c == '"' || c == '\\' || static_cast<unsigned char>(c) >= 0x80) c = '_';
+    ResponseHead head(200, host().date_header());
+    head.header("Content-Type", "application/x-tar");
+    head.header("Content-Disposition", "attachment; filename=\"" + plain +
+                                           ".tar\"; filename*=UTF-8''" + url_encode(leaf) + ".tar");
+    std::uint64_t length = tar->length();
+    end_head(head, length);
+    queue(head.finish());
+    log_access(200, length);
+    ++host().metrics.downloads;
+    if (ex_.head_only) return;
+    queue_source(std::move(tar));
 }
 
 // RFC 4918 §9.3: 201 made; 405 something is there; 409 a parent is missing or is a file. The

@@ -168,102 +168,122 @@ void Conn::refill(std::size_t& turn) {
 
 bool Conn::flush() {
     std::size_t extra_turn = kExtraPerEvent;
-    for (;;) {
-        // A body rendered as the client reads: the next buffer's worth once the last one is out
-        // (out_ holds at most what was queued before it, which goes first).
-        if (source_ && !source_held_ && out_.size() < 4096) refill(extra_turn);
-        if (out_.empty() && !extra_) {
-            if (!source_) break;
-            // Held: its rest is being written ahead for a reload, and source_prepared() pumps
-            // again; waiting for EPOLLOUT meanwhile would spin the loop.
-            if (source_held_) {
-                want_out_ = false;
-                return false;
-            }
-            wait_writable();  // this event's share is spent: more after the others had theirs
-            return false;
-        }
-        iovec iov[2];
-        int n_iov = 0;
-        if (!out_.empty()) iov[n_iov++] = {const_cast<char*>(out_.head()), out_.size()};
-        if (extra_) {
-            // Long bodies go in turns, within the step's budget shared by all connections.
-            std::size_t left = extra_->size() - extra_sent_;
-            std::size_t allow = std::min({left, extra_turn, host_.output_budget()});
-            if (allow == 0 && n_iov == 0) {
-                wait_writable();
-                return false;
-            }
-            if (allow > 0) iov[n_iov++] = {const_cast<char*>(extra_->data()) + extra_sent_, allow};
-        }
-        ssize_t n = n_iov == 1 ? ::send(fd_.get(), iov[0].iov_base, iov[0].iov_len, 0)
-                               : ::writev(fd_.get(), iov, n_iov);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            write_blocked_or_failed();
-            return false;
-        }
-        host_.metrics.bytes_out += static_cast<std::uint64_t>(n);
-        touch_progress();
-        std::size_t left = static_cast<std::size_t>(n);
-        std::size_t from_out = left < out_.size() ? left : out_.size();
-        out_.consume(from_out);
-        left -= from_out;
-        host_.spend_output(left);
-        extra_turn -= std::min(extra_turn, left);
-        if (extra_ && left) {
-            extra_sent_ += static_cast<std::uint32_t>(left);
-            if (extra_sent_ == extra_->size()) {
-                extra_.reset();
-                extra_sent_ = 0;
-            }
-        }
-    }
     std::uint64_t budget = kSendfilePerEvent;
-    while (file_left_ > 0) {
-        if (budget == 0) {
-            wait_writable();  // more next time round, after others had their turn
-            return false;
-        }
-        std::size_t want = file_left_ < budget ? std::size_t(file_left_) : std::size_t(budget);
-        want = std::min(want, host_.output_budget());
-        if (want == 0) {
-            wait_writable();  // the step's budget is spent: on with the next step
-            return false;
-        }
-        if (std::uint64_t(file_off_) + want > resident_until_) {
-            // README "Limits": a cold page would make sendfile wait for the disk on the loop. A
-            // helper reads the window into the page cache meanwhile; the connection parks until
-            // then.
-            if (disk_wait_ || !resident(file_.get(), file_off_, want)) {
-                if (!disk_wait_) {
-                    disk_wait_ = true;
-                    host_.read_ahead(this, file_.get(), file_off_, kSendfilePerEvent);
+    for (;;) {  // out_/extra_, then a file range; a source may hand over file ranges in turn
+        for (;;) {
+            // A body rendered as the client reads: the next buffer's worth once the last one is out
+            // (out_ holds at most what was queued before it, which goes first).
+            // (Not while a file range the source handed over is still going out: its bytes first.)
+            if (source_ && !source_held_ && file_left_ == 0 && out_.size() < 4096)
+                refill(extra_turn);
+            if (out_.empty() && !extra_) {
+                if (!source_ || file_left_ > 0) break;
+                if (source_->failed()) {  // the promised length cannot be kept: cut (README)
+                    close_now();
+                    return false;
                 }
-                want_out_ = false;
-                host_.park(this);
+                if (file_left_ == 0 && !source_held_ &&
+                    source_->take_file(file_, file_off_, file_left_)) {
+                    resident_until_ = std::uint64_t(file_off_);
+                    break;
+                }
+                if (source_->failed()) {
+                    close_now();
+                    return false;
+                }
+                // Held: its rest is being written ahead for a reload, and source_prepared() pumps
+                // again; waiting for EPOLLOUT meanwhile would spin the loop.
+                if (source_held_) {
+                    want_out_ = false;
+                    return false;
+                }
+                wait_writable();  // this event's share is spent: more after the others had theirs
                 return false;
             }
-            resident_until_ = std::uint64_t(file_off_) + want;
+            iovec iov[2];
+            int n_iov = 0;
+            if (!out_.empty()) iov[n_iov++] = {const_cast<char*>(out_.head()), out_.size()};
+            if (extra_) {
+                // Long bodies go in turns, within the step's budget shared by all connections.
+                std::size_t left = extra_->size() - extra_sent_;
+                std::size_t allow = std::min({left, extra_turn, host_.output_budget()});
+                if (allow == 0 && n_iov == 0) {
+                    wait_writable();
+                    return false;
+                }
+                if (allow > 0)
+                    iov[n_iov++] = {const_cast<char*>(extra_->data()) + extra_sent_, allow};
+            }
+            ssize_t n = n_iov == 1 ? ::send(fd_.get(), iov[0].iov_base, iov[0].iov_len, 0)
+                                   : ::writev(fd_.get(), iov, n_iov);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                write_blocked_or_failed();
+                return false;
+            }
+            host_.metrics.bytes_out += static_cast<std::uint64_t>(n);
+            touch_progress();
+            std::size_t left = static_cast<std::size_t>(n);
+            std::size_t from_out = left < out_.size() ? left : out_.size();
+            out_.consume(from_out);
+            left -= from_out;
+            host_.spend_output(left);
+            extra_turn -= std::min(extra_turn, left);
+            if (extra_ && left) {
+                extra_sent_ += static_cast<std::uint32_t>(left);
+                if (extra_sent_ == extra_->size()) {
+                    extra_.reset();
+                    extra_sent_ = 0;
+                }
+            }
         }
-        ssize_t n = ::sendfile(fd_.get(), file_.get(), &file_off_, want);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            write_blocked_or_failed();
-            return false;
+        while (file_left_ > 0) {
+            if (budget == 0) {
+                wait_writable();  // more next time round, after others had their turn
+                return false;
+            }
+            std::size_t want = file_left_ < budget ? std::size_t(file_left_) : std::size_t(budget);
+            want = std::min(want, host_.output_budget());
+            if (want == 0) {
+                wait_writable();  // the step's budget is spent: on with the next step
+                return false;
+            }
+            if (std::uint64_t(file_off_) + want > resident_until_) {
+                // README "Limits": a cold page would make sendfile wait for the disk on the loop. A
+                // helper reads the window into the page cache meanwhile; the connection parks until
+                // then.
+                if (disk_wait_ || !resident(file_.get(), file_off_, want)) {
+                    if (!disk_wait_) {
+                        disk_wait_ = true;
+                        host_.read_ahead(this, file_.get(), file_off_, kSendfilePerEvent);
+                    }
+                    want_out_ = false;
+                    host_.park(this);
+                    return false;
+                }
+                resident_until_ = std::uint64_t(file_off_) + want;
+            }
+            ssize_t n = ::sendfile(fd_.get(), file_.get(), &file_off_, want);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                write_blocked_or_failed();
+                return false;
+            }
+            if (n == 0) {  // the file shrank under us: the promised length cannot be kept
+                close_now();
+                return false;
+            }
+            file_left_ -= static_cast<std::uint64_t>(n);
+            budget -= static_cast<std::uint64_t>(n);
+            host_.spend_output(std::size_t(n));
+            host_.metrics.bytes_out += static_cast<std::uint64_t>(n);
+            host_.metrics.download_bytes += static_cast<std::uint64_t>(n);
+            touch_progress();
         }
-        if (n == 0) {  // the file shrank under us: the promised length cannot be kept
-            close_now();
-            return false;
-        }
-        file_left_ -= static_cast<std::uint64_t>(n);
-        budget -= static_cast<std::uint64_t>(n);
-        host_.spend_output(std::size_t(n));
-        host_.metrics.bytes_out += static_cast<std::uint64_t>(n);
-        host_.metrics.download_bytes += static_cast<std::uint64_t>(n);
-        touch_progress();
+        if (file_.valid()) file_.reset();
+        if (source_ && !dead_) continue;  // the source goes on after its file range
+        break;
     }
-    if (file_.valid()) file_.reset();
     want_out_ = false;
     if (out_.empty()) out_.release(host_.pool);
     return true;
@@ -294,6 +314,15 @@ void Conn::queue_source(std::unique_ptr<BodySource> source) {
 
 BodySource* Conn::hold_source() {
     if (!source_ || dead_) return nullptr;
+    if (!source_->can_write_ahead()) {
+        // A folder's tar is not carried over a reload: it is cut where it is (the client sees a
+        // short download and can fetch it again), never resumed with other bytes.
+        source_.reset();
+        file_.reset();
+        file_left_ = 0;
+        closing_ = true;
+        return nullptr;
+    }
     source_held_ = true;
     return source_.get();
 }

@@ -84,6 +84,13 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
 // and the connection sends the file like any other; this is the safety net for a source that was
 // not written ahead, all in one go. If no memory file can be had, the rest travels as bytes.
 void Conn::hand_over_source(RecordWriter& w) {
+    if (!source_->can_write_ahead()) {  // a folder's tar: cut (see hold_source)
+        source_.reset();
+        file_.reset();
+        file_left_ = 0;
+        closing_ = true;
+        return;
+    }
     host_.log("reload: a streamed listing's rest rendered in the hand-over step");
     RestWriter rest(*source_);
     while (!rest.step(~std::size_t(0))) {

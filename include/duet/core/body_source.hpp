@@ -1,5 +1,10 @@
 #pragma once
+#include <sys/types.h>
+
 #include <cstddef>
+#include <cstdint>
+
+#include "duet/core/fd.hpp"
 
 namespace duet {
 
@@ -12,6 +17,13 @@ class BodySource {
     // the next piece needs more room.
     virtual std::size_t fill(char* p, std::size_t room) = 0;
     virtual bool done() const = 0;
+    // After fill() stopped short: a file range to send next as it is (sendfile), then fill() goes
+    // on (a folder's tar). false: none.
+    virtual bool take_file(Fd&, off_t&, std::uint64_t&) { return false; }
+    // The body cannot be had at its promised length any more: the connection closes.
+    virtual bool failed() const { return false; }
+    // Whether a reload may write the rest ahead into memory (a listing); a tar is cut instead.
+    virtual bool can_write_ahead() const { return true; }
 };
 
 }  // namespace duet

@@ -74,6 +74,7 @@ class FileConn final : public Session {
     void mkdir(const Command& c);
     void del_folder(const Command& c);
     void move(const Command& c);
+    void archive(const Command& c);  // GET PATH/: OK LENGTH -, then the folder's tar
     // An upload to a path ending in '/', into a folder that is a file, or onto a folder: the
     // ERR line (the caller closes, since bytes follow), else "".
     std::string folder_refusal(const Command& c);

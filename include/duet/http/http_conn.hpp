@@ -97,6 +97,7 @@ class HttpConn final : public Session {
     void list_folder(const Request& req, const std::string& path);
     void make_folder(const std::string& path);
     void delete_folder(const std::string& path);
+    void archive_folder(const std::string& path);
     void move_entry(const Request& req, const std::string& src);
     // A PUT into a folder that is a file, or onto a folder: 409 before any byte is read.
     bool path_conflict(const Request& req, const std::string& name);
