@@ -91,6 +91,16 @@ float_helpers() {
     done
 }
 
+# big_file FILE MIB: FILE holds MIB MiB of random bytes (made once, kept for later runs), and is
+# read into the page cache
+big_file() {
+    if [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" != "$(($2 << 20))" ]; then
+        echo "making $1 ($2 MiB of random bytes, kept for later runs)" >&2
+        head -c "$(($2 << 20))" /dev/urandom >"$1.tmp" && mv "$1.tmp" "$1"
+    fi
+    cat "$1" >/dev/null
+}
+
 # wait_ready LOG GENERATION: wait (max 10 s) for the ready line of GENERATION, parse its ports
 wait_ready() {
     local log=$1 gen=$2 line=""

@@ -34,11 +34,7 @@ build_helper rawcopy
 build_helper upload_floor
 raise_nofile
 
-if [ "$(stat -c %s "$BIG" 2>/dev/null || echo 0)" != "$SIZE" ]; then
-    echo "making $BIG ($SIZE_MIB MiB of random bytes, kept for later runs)" >&2
-    head -c "$SIZE" /dev/urandom >"$BIG.tmp" && mv "$BIG.tmp" "$BIG"
-fi
-cat "$BIG" >/dev/null  # into the page cache
+big_file "$BIG" "$SIZE_MIB"
 
 # duet's store holds the same inode (hard link) as big.bin; nginx serves the directory of $BIG
 DATA="$BENCH_TMP/data"

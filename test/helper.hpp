@@ -89,6 +89,13 @@ std::string header_of(const std::string& response, const std::string& name);
 // Body after the blank line.
 std::string body_of(const std::string& response);
 
+// "METHOD PATH HTTP/1.1" with Host: x, `fields` (each ending in CRLF), then `body`.
+std::string request(const std::string& method, const std::string& path,
+                    const std::string& fields = "", const std::string& body = "");
+// A file-port connection to `d` (asserts it opened), and one command's first answer line on it.
+int files_conn(const Duet& d);
+std::string files_cmd(int fd, const std::string& line);
+
 // One request on a fresh connection: returns the full response text.
 std::string http(int port, const std::string& raw_request, bool head_only = false);
 

@@ -418,4 +418,20 @@ std::string random_bytes(std::size_t n, unsigned seed) {
     return s;
 }
 
+std::string request(const std::string& method, const std::string& path, const std::string& fields,
+                    const std::string& body) {
+    return method + " " + path + " HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n" + body;
+}
+
+int files_conn(const Duet& d) {
+    int fd = connect_port(d.files_port);
+    cr_assert(fd >= 0, "cannot connect to the file port %d", d.files_port);
+    return fd;
+}
+
+std::string files_cmd(int fd, const std::string& line) {
+    send_all(fd, line + "\n");
+    return read_line(fd);
+}
+
 }  // namespace t

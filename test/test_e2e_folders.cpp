@@ -16,10 +16,7 @@ namespace {
 
 t::Duet& g_srv = t::served;
 
-std::string request(const std::string& method, const std::string& path,
-                    const std::string& fields = "", const std::string& body = "") {
-    return method + " " + path + " HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n" + body;
-}
+using t::request;
 std::string http(const std::string& raw) {
     return t::http(g_srv.http_port, raw);
 }
@@ -35,13 +32,10 @@ int status(const std::string& raw) {
 }
 
 int files_conn() {
-    int fd = t::connect_port(g_srv.files_port);
-    cr_assert(fd >= 0);
-    return fd;
+    return t::files_conn(g_srv);
 }
 std::string cmd(int fd, const std::string& line) {
-    t::send_all(fd, line + "\n");
-    return t::read_line(fd);
+    return t::files_cmd(fd, line);
 }
 // "OK N" then N lines.
 std::vector<std::string> list(int fd, const std::string& args) {

@@ -59,31 +59,9 @@ bool HttpConn::store_trouble(int rc) {
     }
 }
 
+// GET /files is the top folder's listing (http_folders.cpp).
 void HttpConn::route_files_list(const Request& req) {
-    if (!host().store.usable()) {
-        store_trouble(kStoreGone);
-        return;
-    }
-    if (query_flag(req.target, "recursive")) return list_folder(req, {});
-    // Served from the index: one shared body per version of a small store, a stream rendered as
-    // the client reads for a big one; either way its exact length is known (store_index.hpp).
-    std::shared_ptr<const std::string> body;
-    std::unique_ptr<ListingStream> stream;
-    std::uint64_t count = 0, length = 0;
-    if (!host().index.listing(true, body, stream, count, length)) {
-        store_trouble(-EINPROGRESS);
-        return;
-    }
-    ResponseHead head(200, host().date_header());
-    head.header("Content-Type", "application/json");
-    end_head(head, length);
-    queue(head.finish());
-    log_access(200, length);
-    if (ex_.head_only) return;
-    if (body)
-        queue_shared(std::move(body));
-    else
-        queue_source(std::move(stream));
+    list_folder(req, {});
 }
 
 namespace {
