@@ -24,10 +24,10 @@ raise_nofile
 big_file "$BIG" "$SIZE_MIB"
 
 DATA="$BENCH_TMP/data"
-mkdir -p "$DATA/four" "$BENCH_TMP/www/files/four"
+mkdir -p "$DATA/four" "$BENCH_TMP/www/four"
 for i in 1 2 3 4; do
     ln "$BIG" "$DATA/four/f$i.bin" 2>/dev/null || cp "$BIG" "$DATA/four/f$i.bin"
-    ln "$DATA/four/f$i.bin" "$BENCH_TMP/www/files/four/f$i.bin"
+    ln "$DATA/four/f$i.bin" "$BENCH_TMP/www/four/f$i.bin"
 done
 start_duet "$BENCH_TMP/duet.log" --data "$DATA"
 start_nginx "$BENCH_TMP/www"

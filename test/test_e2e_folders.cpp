@@ -242,6 +242,41 @@ Test(e2e_folders, resumable_doors_publish_into_new_folders) {
     cr_expect_eq(list(fd, "-r n/"), std::vector<std::string>{file_line("c/p.bin", "abcdef")});
     close(fd);
     cr_expect_eq(t::body_of(get("n/c/p.bin")), "abcdef");
+
+    // Across doors: a port PUT into a/b/ cut short, continued by tus with the ID PARTIAL gives,
+    // then listed by HTTP.
+    fd = files_conn();
+    cr_assert(t::send_all(fd, "PUT x/y/z.bin 6\n123"));
+    ::shutdown(fd, SHUT_WR);
+    cr_expect_eq(t::read_line(fd), "ERR 400 short upload: got 3 of 6 bytes, partial kept");
+    close(fd);
+    fd = files_conn();
+    std::string ok = cmd(fd, "PARTIAL x/y/z.bin");
+    cr_assert_eq(ok, "OK 1");
+    std::string line = t::read_line(fd);  // NAME OFFSET SIZE ID EXPIRES
+    close(fd);
+    char name[64], id[64];
+    unsigned long off = 0, size = 0;
+    cr_assert_eq(std::sscanf(line.c_str(), "%63s %lu %lu %63s", name, &off, &size, id), 4, "%s",
+                 line.c_str());
+    cr_expect_eq(std::string(name), "x/y/z.bin");
+    r = http(request("HEAD", std::string("/uploads/") + id, "Tus-Resumable: 1.0.0\r\n"));
+    cr_expect_eq(t::header_of(r, "Upload-Offset"), "3", "%s", r.c_str());
+    r = http(request("PATCH", std::string("/uploads/") + id,
+                     "Tus-Resumable: 1.0.0\r\nUpload-Offset: 3\r\nContent-Length: 3\r\n"
+                     "Content-Type: application/offset+octet-stream\r\n",
+                     "456"));
+    cr_expect_eq(t::status_of(r), 204, "%s", r.c_str());
+    std::string listing = t::body_of(http(request("GET", "/files/x/y/")));
+    cr_expect(listing.find("\"name\":\"z.bin\",\"size\":6,\"sha256\":\"" +
+                           t::sha256_hex("123456")) != std::string::npos,
+              "%s", listing.c_str());
+    // A tus name that breaks a rule is refused with the rule named.
+    r = http(request("POST", "/uploads",
+                     "Tus-Resumable: 1.0.0\r\nUpload-Length: 1\r\n"
+                     "Upload-Metadata: filename YS8uaGlkZGVu\r\n"));  // a/.hidden
+    cr_expect_eq(t::status_of(r), 400, "%s", r.c_str());
+    cr_expect(t::is_json_error(r, "must not start with '.'"), "%s", r.c_str());
 }
 
 Test(e2e_folders, folders_made_moved_and_removed_by_hand_are_seen) {
