@@ -36,11 +36,11 @@ vpath %.cpp $(LAYERS:%=src/%)
 # instead of touching one in every window; request code follows, upload and reload code last.
 STARTUP  := main config listeners lifecycle server server_reload loop helpers log_sink terminate \
             metrics http_response names buffer store upload store_meta store_index store_hashing \
-            store_watch \
+            store_watch store_trash \
             partial_store
 REQUEST  := conn http_conn http_parser http_routes http_fields http_conditional http_files \
             store_lookup store_waits server_waits store_listing file_conn file_proto log_escape \
-            auth_throttle http_cors
+            auth_throttle http_cors http_folders file_folders store_paths
 FIRST    := $(STARTUP:%=build/obj/%.o) $(REQUEST:%=build/obj/%.o)
 OBJS     := $(FIRST) $(filter-out $(FIRST),$(patsubst %.cpp,build/obj/%.o,$(notdir $(SRCS))))
 SAN_OBJS := $(patsubst %.cpp,build/san/%.o,$(notdir $(SRCS)))
@@ -67,7 +67,7 @@ build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
 # Code off the request path is optimised for size: it keeps the binary and its resident pages small.
 COLD     := config listeners lifecycle main metrics store upload store_meta file_conn http_files terminate \
             handover handover_record conn_handover http_handover file_handover upload_handover \
-            server_reload server_drain file_upload
+            server_reload server_drain file_upload store_trash store_move
 $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
 
 .PHONY: all run test check-deps unit clean mutants reload-compat

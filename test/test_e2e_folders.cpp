@@ -317,6 +317,40 @@ Test(e2e_folders, folders_made_moved_and_removed_by_hand_are_seen) {
     close(fd);
 }
 
+Test(e2e_folders, folders_over_the_watch_limit_are_read_again_every_few_seconds) {
+    std::string dir = t::make_tmpdir();
+    t::remove_at_teardown(dir);
+    std::string data = dir + "/data";
+    cr_assert(::system(("mkdir -p '" + data + "/a' '" + data + "/b' && echo x > '" + data +
+                        "/a/x.txt' && echo x > '" + data + "/b/x.txt'")
+                           .c_str()) == 0);
+    // One folder watch allowed (a test hook standing in for fs.inotify.max_user_watches): one of
+    // "a" and "b" (in directory order) gets it, the other is over the limit.
+    cr_assert(t::start(g_srv, {}, data, {"DUET_TEST_MAX_WATCHES=1"}));
+    cr_assert(t::wait_log(g_srv, "cannot watch folder "), "%s", g_srv.err_log.c_str());
+    std::size_t at = g_srv.err_log.find("cannot watch folder ") + 20;
+    std::string over = g_srv.err_log.substr(at, 1), watched = over == "a" ? "b" : "a";
+    cr_assert(over == "a" || over == "b", "%s", g_srv.err_log.c_str());
+    std::string u = "/files/" + over + "/";
+    cr_expect(listed_within(u, "\"x.txt\"", 5000));
+    cr_assert(t::write_file(data + "/" + over + "/new.txt", "new"));
+    cr_assert(::unlink((data + "/" + over + "/x.txt").c_str()) == 0);
+    cr_assert(::system(("mkdir '" + data + "/" + over + "/c' && echo f > '" + data + "/" + over +
+                        "/c/f.txt'")
+                           .c_str()) == 0);
+    cr_expect(listed_within(u, "\"new.txt\"", 5000), "a new file is seen");
+    std::int64_t deadline = t::now_ms() + 5000;
+    while (t::now_ms() < deadline &&
+           t::body_of(http(request("GET", u))).find("x.txt") != std::string::npos)
+        usleep(20000);
+    cr_expect(t::body_of(http(request("GET", u))).find("x.txt") == std::string::npos,
+              "a removed file goes");
+    cr_expect(listed_within(u + "c/", "\"f.txt\"", 5000), "a new folder is read");
+    // The watched folder still sees changes at once.
+    cr_assert(t::write_file(data + "/" + watched + "/now.txt", "now"));
+    cr_expect(listed_within("/files/" + watched + "/", "\"now.txt\"", 1000));
+}
+
 Test(e2e_folders, a_symlinked_folder_is_never_followed) {
     std::string dir = t::make_tmpdir();
     t::remove_at_teardown(dir);

@@ -272,6 +272,10 @@ void Server::expire_timers() {
         ++metrics.timeouts;
         c->on_idle_timeout();
     }
+    if (now_ms_ >= rescan_at_) {  // folders over the inotify watch limit (README "Folders")
+        index.rescan_unwatched();
+        rescan_at_ = now_ms_ + kRescanMs;
+    }
     if (now_ms_ >= partial_sweep_at_) {
         // A bounded look at the partial uploads each second (every 10 ms while a look did not
         // reach the end): expiry never costs a long step, and keeps up with creation.

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -185,6 +186,8 @@ StoreIndex::~StoreIndex() {
 }
 
 void StoreIndex::start(bool sweep_temps, int inherited) {
+    if (const char* v = std::getenv("DUET_TEST_MAX_WATCHES"); v && *v)
+        max_watches_ = std::size_t(std::strtoul(v, nullptr, 10));
     inotify_.reset(inherited >= 0 ? inherited : ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (inotify_) hooks_.loop.add(inotify_.get(), EPOLLIN, this);
     add_watches();

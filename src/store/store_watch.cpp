@@ -1,10 +1,12 @@
 // The store index's inotify side: changes made by others in the store directory, and the store
 // directory itself going away (removed, renamed, unmounted) or coming back. See store_index.hpp.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -53,17 +55,22 @@ bool StoreIndex::watch_folder(const std::string& path, int fd) {
     if (!inotify_) return false;
     char proc[64];
     std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    int wd = ::inotify_add_watch(inotify_.get(), proc, kFolderMask);
+    int wd = path_wd_.size() >= max_watches_
+                 ? (errno = ENOSPC, -1)
+                 : ::inotify_add_watch(inotify_.get(), proc, kFolderMask);
     if (wd < 0) {
         if (!watch_limit_logged_) {
             watch_limit_logged_ = true;
             hooks_.log.log(
-                "store index: cannot watch folder %s (%s): changes made there by hand "
-                "are not seen until the next rescan; raise fs.inotify.max_user_watches",
+                "store index: cannot watch folder %s (%s): it and any other folder "
+                "over the limit are read again every few seconds instead; raise "
+                "fs.inotify.max_user_watches to see changes at once",
                 log_escape(path).c_str(), std::strerror(errno));
         }
+        unwatched_.insert(path);
         return false;
     }
+    unwatched_.erase(path);
     // The same folder watched again (a rebuild) keeps its descriptor under its current path.
     if (auto old = wd_path_.find(wd); old != wd_path_.end()) path_wd_.erase(old->second);
     wd_path_[wd] = path;
@@ -110,6 +117,122 @@ void StoreIndex::folder_gone(const std::string& path, bool moved) {
     for (auto it = path_wd_.lower_bound(prefix);
          it != path_wd_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
         it = drop(it);
+    unwatched_.erase(path);
+    for (auto it = unwatched_.lower_bound(prefix);
+         it != unwatched_.end() && it->compare(0, prefix.size(), prefix) == 0;)
+        it = unwatched_.erase(it);
+}
+
+// ---- folders over the watch limit ----
+
+struct StoreIndex::Rescan {
+    struct Item {
+        std::string name;
+        bool dir = false;
+        std::uint64_t size = 0;
+        std::int64_t mtime_ns = 0;
+    };
+    struct Folder {
+        std::string path;
+        bool gone = false;
+        std::vector<Item> items;  // sorted by name
+    };
+    Fd dir;
+    std::vector<Folder> folders;
+};
+
+namespace {
+// Folders read per round: each costs a directory read on a helper and its reconcile on the loop.
+constexpr std::size_t kRescanFolders = 16;
+}  // namespace
+
+void StoreIndex::rescan_unwatched() {
+    if (unwatched_.empty() || rescanning_ || store().gone()) return;
+    auto r = std::make_shared<Rescan>();
+    r->dir.reset(::fcntl(store().dirfd(), F_DUPFD_CLOEXEC, 0));
+    if (!r->dir) return;
+    auto it = unwatched_.upper_bound(rescan_cursor_);
+    for (std::size_t n = 0; n < kRescanFolders && n < unwatched_.size(); ++n, ++it) {
+        if (it == unwatched_.end()) it = unwatched_.begin();
+        r->folders.push_back({*it, false, {}});
+    }
+    rescan_cursor_ = r->folders.back().path;
+    rescanning_ = true;
+    auto job = std::make_unique<Helpers::Job>();
+    job->work = [r] {
+        for (Rescan::Folder& f : r->folders) {
+            int fd =
+                store_paths::open_beneath(r->dir.get(), f.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
+            if (!d) {
+                if (fd >= 0) ::close(fd);
+                f.gone = true;
+                continue;
+            }
+            while (dirent* ent = ::readdir(d)) {
+                std::string_view n = ent->d_name;
+                struct stat st;
+                if (!valid_name(n) ||
+                    ::fstatat(::dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                    continue;
+                if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) continue;
+                f.items.push_back(
+                    {std::string(n), S_ISDIR(st.st_mode), std::uint64_t(st.st_size), mtime_ns(st)});
+            }
+            ::closedir(d);
+            std::sort(f.items.begin(), f.items.end(),
+                      [](const Rescan::Item& a, const Rescan::Item& b) { return a.name < b.name; });
+        }
+    };
+    job->done = [this, r] {
+        rescanning_ = false;
+        for (std::size_t i = 0; i < r->folders.size(); ++i) reconcile(r->folders[i].path, *r, i);
+        pump_hashing();
+        hooks_.wake();
+    };
+    hooks_.helpers.submit(std::move(job));
+}
+
+void StoreIndex::reconcile(const std::string& folder, const Rescan& r, std::size_t at) {
+    const Rescan::Folder& f = r.folders[at];
+    if (f.gone) return folder_gone(folder, false);
+    if (!holds_folder(folder)) return;  // gone from the index meanwhile
+    std::string prefix = folder + "/";
+    // What the index holds there and the folder does not: gone.
+    std::vector<std::pair<std::string, bool>> stale;
+    for (auto it = next_in_scope(entries_.lower_bound(prefix), prefix, false); it != entries_.end();
+         it = next_in_scope(std::next(it), prefix, false)) {
+        std::string_view name = std::string_view(it->first).substr(prefix.size());
+        auto found =
+            std::lower_bound(f.items.begin(), f.items.end(), name,
+                             [](const Rescan::Item& a, std::string_view n) { return a.name < n; });
+        if (found == f.items.end() || found->name != name || found->dir != it->second.dir)
+            stale.emplace_back(it->first, it->second.dir);
+    }
+    for (auto& [path, dir] : stale) {
+        if (dir)
+            folder_gone(path, false);
+        else
+            erase(path);
+    }
+    // What the folder holds and the index does not (or holds in another version): looked at.
+    for (const Rescan::Item& item : f.items) {
+        std::string path = prefix + item.name;
+        if (store().mutating(path)) continue;
+        auto it = entries_.find(path);
+        if (item.dir) {
+            if (it == entries_.end()) folder_appeared(path);
+            continue;
+        }
+        if (it != entries_.end() && it->second.size == item.size &&
+            it->second.mtime_ns == item.mtime_ns)
+            continue;
+        Entry e;
+        e.size = item.size;
+        e.mtime_ns = item.mtime_ns;
+        e.state = State::Pending;
+        set_entry(path, e);
+    }
 }
 
 void StoreIndex::store_lost(const char* why) {

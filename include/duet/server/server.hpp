@@ -151,6 +151,8 @@ class Server final : public SessionHost, public LifecycleEvents {
     std::size_t open_conns_ = 0;
     std::int64_t date_second_ = -1;
     std::int64_t partial_sweep_at_ = 0;  // next bounded sweep of expired partial uploads
+    std::int64_t rescan_at_ = 0;         // next round of folders over the inotify watch limit
+    static constexpr std::int64_t kRescanMs = 2000;
     std::int64_t accept_retry_at_ = -1;  // after EMFILE: when to try accepting again
     bool accept_paused_ = false;
     Intent intent_ = Intent::None;

@@ -150,6 +150,9 @@ class StoreIndex : public Handler {
     // One slice of listing work within `budget_ns`; true while more remains.
     bool run_slice(std::int64_t budget_ns);
     bool has_work() const { return render_ != nullptr || walk_due_; }
+    // Every few seconds (the server's timer): the folders that could not be watched are read
+    // again, a few at a time on a helper, and the index set to what they hold (README "Folders").
+    void rescan_unwatched();
 
     std::uint64_t files() const { return entries_.size() - folders_held_; }
     // Entries seen in the store that are not served (README "File names"): each is logged once.
@@ -200,8 +203,12 @@ class StoreIndex : public Handler {
     void folder_appeared(const std::string& path);
     // A folder removed or moved away: it and everything below it leave the index.
     void folder_gone(const std::string& path, bool moved);
-    // Watches the folder `path`, open as `fd`; false over the system's watch limit.
+    // Watches the folder `path`, open as `fd`; false over the system's watch limit (the folder is
+    // then rescanned every few seconds instead).
     bool watch_folder(const std::string& path, int fd);
+    struct Rescan;
+    // One folder's entries as a helper read them, set against the index's.
+    void reconcile(const std::string& folder, const Rescan& r, std::size_t at);
     void hash(const std::string& name, bool urgent);
     void refresh(const std::string& name);
     // refresh() with what a lookup said: `rc` 0 and `st`, or -errno.
@@ -230,6 +237,11 @@ class StoreIndex : public Handler {
     std::map<int, std::string> wd_path_;
     std::map<std::string, int, std::less<>> path_wd_;
     bool watch_limit_logged_ = false;
+    // Folders over the watch limit: rescanned by rescan_unwatched(), a few per round.
+    std::set<std::string, std::less<>> unwatched_;
+    std::string rescan_cursor_;
+    bool rescanning_ = false;
+    std::size_t max_watches_ = ~std::size_t(0);  // DUET_TEST_MAX_WATCHES (tests)
     // Names skipped and logged, up to kMaxSkippedKept; past it they are counted only.
     static constexpr std::size_t kMaxSkippedKept = 4096;
     std::set<std::string, std::less<>> skipped_;
