@@ -24,18 +24,13 @@ for i in range(int(sys.argv[2])):
         f.write("%016d" % i)
 PY
 
-python3 - "$DUET" "$STORE/data" "$FILES" "$SERVER_CPU" "$LOAD_CPU" <<'PY'
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)" python3 - "$DUET" "$STORE/data" "$FILES" "$SERVER_CPU" "$LOAD_CPU" <<'PY'
 import os, re, socket, subprocess, sys, threading, time
 
 duet, data, files, cpu, load_cpu = sys.argv[1:6]
 
-def status(pid):
-    f = {}
-    for line in open("/proc/%d/status" % pid):
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            f[k] = int(v.split()[0])
-    return f
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from duet_proc import start, status  # noqa: E402
 
 def show(what, pid, peak=None):
     s = status(pid)
@@ -43,18 +38,7 @@ def show(what, pid, peak=None):
     print("%-44s VmRSS %6.1f MiB  VmHWM %6.1f MiB%s" %
           (what, s["VmRSS"] / 1024, s["VmHWM"] / 1024, extra), flush=True)
 
-t0 = time.monotonic()
-p = subprocess.Popen(["taskset", "-c", cpu, duet, "--http", "127.0.0.1:0", "--files",
-                      "127.0.0.1:0", "--data", data], stderr=subprocess.PIPE, text=True)
-line = p.stderr.readline()
-ready_ms = (time.monotonic() - t0) * 1000
-m = re.search(r"http=[^ ]*:(\d+) files=[^ ]*:(\d+)", line)
-if not m:
-    print("no ready line: " + line + p.stderr.read(), file=sys.stderr)
-    p.kill()
-    sys.exit(1)
-http, fport = int(m.group(1)), int(m.group(2))
-threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+p, http, fport, ready_ms = start(duet, data, cpu)
 try:
     print("%s files: ready line %.1f ms after exec (includes taskset's exec)" % (files, ready_ms))
     show("after the ready line", p.pid)

@@ -4,8 +4,8 @@
 # and VmHWM once every digest is computed (a first recursive listing answered whole), then the
 # latency of /healthz from an open-loop probe (bench/probe.c, 1000 requests/s, on SERVER_CPU as in
 # transfer.sh) while CLIENTS (200) clients each list a folder and one lists everything below the
-# top folder, repeated for SECONDS (5).
-# Usage: bench/bigtree.sh   (env: FILES=100000 FOLDERS=1000 CLIENTS=200 SECONDS=5)
+# top folder, repeated for SECONDS_LOAD (5).
+# Usage: bench/bigtree.sh   (env: FILES=100000 FOLDERS=1000 CLIENTS=200 SECONDS_LOAD=5)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -31,33 +31,17 @@ for i in range(files):
         f.write("%016d" % i)
 PY
 
-python3 - "$DUET" "$STORE/data" "$FILES" "$FOLDERS" "$SERVER_CPU" "$LOAD_CPU" "$CLIENTS" "$SECS" \
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)" python3 - "$DUET" "$STORE/data" "$FILES" "$FOLDERS" "$SERVER_CPU" "$LOAD_CPU" "$CLIENTS" "$SECS" \
     "$BENCH_BUILD/probe" "$BENCH_TMP" <<'PY'
 import os, re, socket, subprocess, sys, threading, time
 
 duet, data, files, folders, cpu, load_cpu, clients, secs, probe, tmp = sys.argv[1:11]
 files, folders, clients, secs = int(files), int(folders), int(clients), float(secs)
 
-def status(pid):
-    f = {}
-    for line in open("/proc/%d/status" % pid):
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            f[k] = int(v.split()[0])
-    return f
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from duet_proc import start, status  # noqa: E402
 
-t0 = time.monotonic()
-p = subprocess.Popen(["taskset", "-c", cpu, duet, "--http", "127.0.0.1:0", "--files",
-                      "127.0.0.1:0", "--data", data], stderr=subprocess.PIPE, text=True)
-line = p.stderr.readline()
-ready_ms = (time.monotonic() - t0) * 1000
-m = re.search(r"http=[^ ]*:(\d+) files=[^ ]*:(\d+)", line)
-if not m:
-    print("no ready line: " + line + p.stderr.read(), file=sys.stderr)
-    p.kill()
-    sys.exit(1)
-http, fport = int(m.group(1)), int(m.group(2))
-threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+p, http, fport, ready_ms = start(duet, data, cpu)
 
 def get(path):
     s = socket.create_connection(("127.0.0.1", http))
