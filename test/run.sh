@@ -78,9 +78,9 @@ last_news=$(now)
 start_one() {
     local t=$1 name jobs=2
     name=$(basename "$t")
-    # A suite that measures the loop runs its tests one at a time too: two of its servers side by
-    # side on two cores would measure each other.
-    is_serial "$t" && jobs=1
+    # The suite that measures the loop's latency runs its tests one at a time too: two of its
+    # servers side by side on two cores would measure each other.
+    case $name in *latency*) jobs=1 ;; esac
     ( "$t" --jobs $jobs --tap="$out/$name.tap" >"$out/$name.out" 2>&1; echo $? >"$out/$name.rc" ) &
     pid_of[$name]=$!
     started_at[$name]=$(now)

@@ -152,3 +152,35 @@ Test(e2e_folder_tar, a_file_over_8_gib_gets_a_pax_size) {
     cr_expect_eq(tar[1024 + 156], '0');
     (void)rc;
 }
+
+Test(e2e_folder_tar, a_folder_download_crosses_reloads_whole) {
+    t::boot();
+    std::string one = t::random_bytes(6 << 20, 11), two = t::random_bytes(3 << 20, 12);
+    cr_assert_eq(t::status_of(put("r/one.bin", one)), 201);
+    cr_assert_eq(t::status_of(put("r/two.bin", two)), 201);
+    cr_assert_eq(t::status_of(put("r/s/three.txt", "three")), 201);
+    std::string whole = t::body_of(http(request("GET", "/files/r/?archive=tar")));
+    // A slow reader: the tar is in its first file at the first reload, further on at the second.
+    int fd = t::connect_slow_reader(g_srv.http_port, 16 << 10);
+    cr_assert(fd >= 0);
+    cr_assert(t::send_all(fd, request("GET", "/files/r/?archive=tar")));
+    std::string got = t::read_n(fd, 256 << 10);
+    cr_assert(t::reload_and_wait(g_srv), "%s", g_srv.err_log.c_str());
+    got += t::read_n(fd, 5 << 20);
+    cr_assert(t::reload_and_wait(g_srv), "%s", g_srv.err_log.c_str());
+    got += t::read_all(fd, 30000);
+    close(fd);
+    std::size_t body = got.find("\r\n\r\n") + 4;
+    cr_expect_eq(got.size() - body, whole.size(), "the promised length, across two reloads");
+    cr_expect(got.substr(body) == whole, "the same bytes as a download without a reload");
+    // The file port's tar crosses a reload too.
+    int p = t::files_conn(g_srv);
+    cr_assert(t::send_all(p, "GET r/\n"));
+    std::string line = t::read_line(p);
+    cr_expect_eq(line, "OK " + std::to_string(whole.size()) + " -");
+    std::string bytes = t::read_n(p, 64 << 10);
+    cr_assert(t::reload_and_wait(g_srv));
+    bytes += t::read_n(p, whole.size() - bytes.size(), 30000);
+    close(p);
+    cr_expect(bytes == whole, "%zu of %zu bytes", bytes.size(), whole.size());
+}

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "duet/fileport/file_conn.hpp"
+#include "duet/store/tar_stream.hpp"
 
 namespace duet {
 namespace {
@@ -86,6 +87,11 @@ Conn* FileConn::resume(SessionHost& host, std::uint16_t version, RecordReader& r
 }
 
 bool FileConn::resume_state(RecordReader& r) {
+    if (r.has(kSourceStateTag)) {  // a folder's tar on its way (README "Folders")
+        auto tar = TarStream::decode(host().store.dirfd(), r.bytes(kSourceStateTag));
+        if (!tar) return r.fail("tar: bad state");
+        queue_source(std::move(tar));
+    }
     authed_ = r.flag(kAuthed);
     peer_closed_ = r.flag(kPeerClosed);
     drain_ = r.flag(kDrain);

@@ -3,6 +3,7 @@
 // answer bytes already queued (a 100 Continue not yet sent, a download's head) and the file range
 // of a download travel in the shared part (conn_handover.cpp).
 #include "duet/http/http_conn.hpp"
+#include "duet/store/tar_stream.hpp"
 
 namespace duet {
 namespace {
@@ -102,6 +103,11 @@ Conn* HttpConn::resume(SessionHost& host, std::uint16_t version, RecordReader& r
 }
 
 bool HttpConn::resume_state(RecordReader& r) {
+    if (r.has(kSourceStateTag)) {  // a folder's tar on its way (README "Folders")
+        auto tar = TarStream::decode(host().store.dirfd(), r.bytes(kSourceStateTag));
+        if (!tar) return r.fail("tar: bad state");
+        queue_source(std::move(tar));
+    }
     std::uint64_t requests = r.u64_or(kRequests, 0), minor = r.u64_or(kMinor, 1);
     if (minor > 1) return r.fail("bad HTTP minor version");
     requests_ = static_cast<std::uint32_t>(requests);

@@ -314,15 +314,8 @@ void Conn::queue_source(std::unique_ptr<BodySource> source) {
 
 BodySource* Conn::hold_source() {
     if (!source_ || dead_) return nullptr;
-    if (!source_->can_write_ahead()) {
-        // A folder's tar is not carried over a reload: it is cut where it is (the client sees a
-        // short download and can fetch it again), never resumed with other bytes.
-        source_.reset();
-        file_.reset();
-        file_left_ = 0;
-        closing_ = true;
-        return nullptr;
-    }
+    // A folder's tar is not written ahead: it crosses the reload as its state (Conn::hand_over).
+    if (!source_->can_write_ahead()) return nullptr;
     source_held_ = true;
     return source_.get();
 }

@@ -32,7 +32,9 @@ enum : std::uint16_t {
     kThrottledMs = 12,      // parked by the guessing throttle: time left until released
     kThrottleCleared = 13,  // the attempt being re-processed has had its wait
     kAuthFailures = 14,
+    // 15: Conn::kSourceStateTag
 };
+static_assert(Conn::kSourceStateTag == kAuthFailures + 1);
 
 bool is_connected_stream(int fd) {
     int type = 0, listening = 0;
@@ -58,9 +60,13 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
     w.fd(kSocket, std::move(fd_));
     if (!in_.empty()) w.bytes(kInput, std::string_view(in_.head(), in_.size()));
     if (!out_.empty()) w.bytes(kOutput, std::string_view(out_.head(), out_.size()));
-    if (source_)
+    if (std::string state; source_ && !source_->can_write_ahead() && source_->encode(state)) {
+        // A folder's tar: its state (what is left to send), after the file range in flight.
+        w.bytes(kSourceStateTag, state);
+        source_.reset();
+    } else if (source_) {
         hand_over_source(w);  // with extra_, which goes before it
-    else if (extra_)
+    } else if (extra_)
         w.bytes(kExtra, std::string_view(*extra_).substr(extra_sent_));
     if (file_left_ > 0 && file_) {
         w.fd(kFile, std::move(file_));
@@ -84,7 +90,7 @@ HandoverRecord Conn::hand_over(HandoverFds& fds) {
 // and the connection sends the file like any other; this is the safety net for a source that was
 // not written ahead, all in one go. If no memory file can be had, the rest travels as bytes.
 void Conn::hand_over_source(RecordWriter& w) {
-    if (!source_->can_write_ahead()) {  // a folder's tar: cut (see hold_source)
+    if (!source_->can_write_ahead()) {  // a tar that could not encode its state: cut
         source_.reset();
         file_.reset();
         file_left_ = 0;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "duet/store/names.hpp"
 #include "duet/store/store_paths.hpp"
 
 namespace duet {
@@ -152,6 +153,89 @@ bool TarStream::take_file(Fd& fd, off_t& offset, std::uint64_t& length) {
     offset = 0;
     length = e.size;
     return true;
+}
+
+namespace {
+
+void put_u64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out += char((v >> (8 * i)) & 0xff);
+}
+void put_str(std::string& out, std::string_view s) {
+    put_u64(out, s.size());
+    out += s;
+}
+struct Reader {
+    std::string_view in;
+    bool ok = true;
+    std::uint64_t u64() {
+        if (in.size() < 8) return ok = false, 0;
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i)
+            v |= std::uint64_t(static_cast<unsigned char>(in[i])) << (8 * i);
+        in.remove_prefix(8);
+        return v;
+    }
+    std::string str(std::size_t max) {
+        std::uint64_t n = u64();
+        if (!ok || n > max || n > in.size()) return ok = false, std::string();
+        std::string s(in.substr(0, n));
+        in.remove_prefix(n);
+        return s;
+    }
+};
+
+constexpr std::string_view kMagic = "duet-tar-1";
+
+}  // namespace
+
+bool TarStream::encode(std::string& out) const {
+    if (failed_) return false;
+    out.assign(kMagic);
+    put_u64(out, (started_ ? 1 : 0) | (data_due_ ? 2 : 0) | (done_ ? 4 : 0));
+    put_str(out, std::string_view(pending_).substr(pending_off_));
+    std::size_t from = at_ < entries_.size() ? at_ : entries_.size();
+    put_u64(out, entries_.size() - from);
+    for (std::size_t i = from; i < entries_.size(); ++i) {
+        const TarEntry& e = entries_[i];
+        put_str(out, e.name);
+        put_str(out, e.path);
+        put_u64(out, e.size);
+        put_u64(out, std::uint64_t(e.mtime_ns));
+        put_u64(out, e.dir ? 1 : 0);
+    }
+    return true;
+}
+
+std::unique_ptr<TarStream> TarStream::decode(int store_dir, std::string_view bytes) {
+    if (bytes.substr(0, kMagic.size()) != kMagic) return nullptr;
+    Reader r{bytes.substr(kMagic.size())};
+    std::uint64_t flags = r.u64();
+    std::string pending = r.str(64 * 1024);
+    std::uint64_t n = r.u64();
+    if (!r.ok || flags > 7 || n > r.in.size() / 40) return nullptr;  // 40: an entry's least bytes
+    std::vector<TarEntry> entries;
+    entries.reserve(n);
+    for (std::uint64_t i = 0; i < n && r.ok; ++i) {
+        TarEntry e;
+        e.name = r.str(kMaxPathBytes + 1);
+        e.path = r.str(kMaxPathBytes);
+        e.size = r.u64();
+        e.mtime_ns = std::int64_t(r.u64());
+        std::uint64_t dir = r.u64();
+        if (!r.ok || dir > 1 || !valid_path(e.path) || e.name.empty()) return nullptr;
+        e.dir = dir == 1;
+        entries.push_back(std::move(e));
+    }
+    if (!r.ok || !r.in.empty()) return nullptr;
+    auto t = std::make_unique<TarStream>(store_dir, std::move(entries));
+    t->started_ = flags & 1;
+    t->data_due_ = flags & 2;
+    t->done_ = flags & 4;
+    t->pending_ = std::move(pending);
+    t->pending_off_ = 0;
+    t->at_ = 0;
+    if (t->entries_.empty() && t->started_ && !t->pending_.empty()) t->at_ = 0;
+    return t;
 }
 
 }  // namespace duet

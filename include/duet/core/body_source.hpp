@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "duet/core/fd.hpp"
 
@@ -22,8 +23,11 @@ class BodySource {
     virtual bool take_file(Fd&, off_t&, std::uint64_t&) { return false; }
     // The body cannot be had at its promised length any more: the connection closes.
     virtual bool failed() const { return false; }
-    // Whether a reload may write the rest ahead into memory (a listing); a tar is cut instead.
+    // Whether a reload may write the rest ahead into memory (a listing). A source that says no
+    // crosses a reload as its state instead (encode), which the protocol turns back into a source
+    // in the next image; one that cannot encode itself is cut.
     virtual bool can_write_ahead() const { return true; }
+    virtual bool encode(std::string&) const { return false; }
 };
 
 }  // namespace duet

@@ -94,6 +94,10 @@ class Conn : public Handler {
     // long body), which the hand-over carries as it is.
     void source_prepared(RestWriter& w);
 
+    // The record field that carries a body source's state over a reload (BodySource::encode);
+    // the protocol's resume_state turns it back into a source.
+    static constexpr std::uint16_t kSourceStateTag = 15;
+
   protected:
     // The protocol's half of a hand-over record, and its kind and version.
     virtual void encode_state(RecordWriter& w) = 0;

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,11 @@ class TarStream final : public BodySource {
     bool take_file(Fd& fd, off_t& offset, std::uint64_t& length) override;
     bool failed() const override { return failed_; }
     bool can_write_ahead() const override { return false; }
+    // Reload (README "Folders"): what is left to send, as bytes; decode() rebuilds it in the next
+    // image (nullptr for bytes it could not have written). The file range in flight is the
+    // connection's, carried beside it.
+    bool encode(std::string& out) const override;
+    static std::unique_ptr<TarStream> decode(int store_dir, std::string_view bytes);
 
   private:
     // Moves to the next entry: its header becomes pending_.
