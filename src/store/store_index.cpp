@@ -204,6 +204,7 @@ void StoreIndex::rebuild(bool sweep) {
     pending_ = 0;
     folders_.clear();
     folders_held_ = 0;
+    subtree_scans_ = 0;  // their late results are dropped (gen_)
     // Late results carry the old gen_ and are dropped.
     current_.reset();
     paused_.reset();
@@ -223,6 +224,7 @@ void StoreIndex::scan_folders(std::deque<std::string> folders, bool full, bool s
     st->full = full;
     st->sweep = sweep;
     st->folders = std::move(folders);
+    if (!full) ++subtree_scans_;  // listings wait for it (listing_ready)
     scan_step(std::move(st));
 }
 
@@ -253,7 +255,10 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
             scan_step(st);
             return;
         }
-        if (!st->full) return hooks_.wake();
+        if (!st->full) {
+            --subtree_scans_;
+            return hooks_.wake();
+        }
         building_ = false;
         if (st->error < 0)
             hooks_.log.log("store index: reading %s: %s", store().path().c_str(),
@@ -387,27 +392,22 @@ void StoreIndex::moved(std::string_view src, std::string_view dst, bool folder) 
     if (folder) {
         // A folder it replaced went to the trash: its entries and watches go.
         folder_gone(to, true);
-        // The moved folder keeps its entries and its watches (the inodes are the same), under
-        // the new path, so both ports list it there at once.
+        // The moved folder keeps its watches (the inodes are the same), under the new path; its
+        // entries leave in bulk and are read again at the new path on helpers (listings wait for
+        // that read), so no loop step grows with the folder.
         std::string prefix = from + "/";
-        std::vector<std::pair<std::string, Entry>> moving;
-        if (auto it = entries_.find(from); it != entries_.end())
-            moving.emplace_back(to, it->second);
-        for (auto it = entries_.lower_bound(prefix);
-             it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-            moving.emplace_back(to + it->first.substr(from.size()), it->second);
         std::vector<std::pair<std::string, int>> watches;
         if (auto w = path_wd_.find(from); w != path_wd_.end()) watches.emplace_back(to, w->second);
         for (auto w = path_wd_.lower_bound(prefix);
              w != path_wd_.end() && w->first.compare(0, prefix.size(), prefix) == 0; ++w)
             watches.emplace_back(to + w->first.substr(from.size()), w->second);
         folder_gone(from, false);
-        for (auto& [name, e] : moving) set_entry(name, e);
         for (auto& [path, wd] : watches) {
             if (auto old = wd_path_.find(wd); old != wd_path_.end()) path_wd_.erase(old->second);
             wd_path_[wd] = path;
             path_wd_[path] = wd;
         }
+        folder_appeared(to);
         return;
     }
     auto it = entries_.find(from);
@@ -442,7 +442,7 @@ void StoreIndex::sync_dir_later() {
 }
 
 bool StoreIndex::listing_ready() const {
-    return !building_ && pending_ == 0;
+    return !building_ && pending_ == 0 && subtree_scans_ == 0;
 }
 
 }  // namespace duet

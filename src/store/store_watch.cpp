@@ -99,11 +99,38 @@ void StoreIndex::folder_appeared(const std::string& path) {
 
 void StoreIndex::folder_gone(const std::string& path, bool moved) {
     std::string prefix = path + "/";
-    // Everything below leaves the index (listings in progress keep what they promised).
-    for (auto it = entries_.lower_bound(prefix);
-         it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
-        std::string name = (it++)->first;
-        erase(name);
+    // Everything below leaves the index. Listings in progress keep what they promised, entry by
+    // entry; without any, the subtree goes in bulk: its totals come off its ancestors at once, and
+    // the entries in one range erase (keys from "path/" up to "path0" are exactly those below).
+    if (!streams_.empty()) {
+        for (auto it = entries_.lower_bound(prefix);
+             it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+            std::string name = (it++)->first;
+            erase(name);
+        }
+    } else {
+        auto first = entries_.lower_bound(prefix), last = entries_.lower_bound(path + "0");
+        for (auto it = first; it != last; ++it) {
+            const Entry& e = it->second;
+            bytes_ -= std::min(bytes_, e.size);
+            if (e.state == State::Pending) --pending_;
+            if (e.dir) --folders_held_;
+        }
+        entries_.erase(first, last);
+        if (auto f = folders_.find(path); f != folders_.end()) {
+            Totals below = f->second.below;
+            for (std::string_view up = parent_of(path);; up = parent_of(up)) {
+                if (auto a = folders_.find(up); a != folders_.end()) {
+                    a->second.below.count -= below.count;
+                    a->second.below.json -= below.json;
+                    a->second.below.text -= below.text;
+                }
+                if (up.empty()) break;
+            }
+            folders_.erase(f);
+        }
+        folders_.erase(folders_.lower_bound(prefix), folders_.lower_bound(path + "0"));
+        changed();
     }
     erase(path);
     // Its watches and those below: a folder moved away keeps them (dropped here), a removed

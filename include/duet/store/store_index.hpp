@@ -231,7 +231,8 @@ class StoreIndex : public Handler {
     Hooks hooks_;
     Store& store() const { return hooks_.store; }
     EntryMap entries_;
-    std::uint64_t folders_held_ = 0;                            // entries_ that are folders
+    std::uint64_t folders_held_ = 0;  // entries_ that are folders
+    std::size_t subtree_scans_ = 0;   // folders that appeared or moved, being read
     std::map<std::string, FolderTotals, std::less<>> folders_;  // by folder path, "" the top
     // inotify watches of the folders below the top one: by watch descriptor, and back.
     std::map<int, std::string> wd_path_;
