@@ -103,7 +103,15 @@ void FileConn::archive(const Command& c) {
         if (!index.built()) return (void)wait_or_trouble(-EINPROGRESS);
         return reply(index.holds(c.name) ? "ERR 404 not a folder" : "ERR 404 not found");
     }
-    auto tar = std::make_unique<TarStream>(host().store.dirfd(), index.snapshot(c.name));
+    // The folder is read on a helper (Store::snapshot_async); the line parks meanwhile.
+    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Snapshot);
+    int rc = op ? 0 : host().store.snapshot_async(c.name, op);
+    if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
+    if (rc == 0) rc = op->rc;
+    if (rc == -ENOENT || rc == -ENOTDIR) return reply("ERR 404 not found");
+    if (rc < 0 && wait_or_trouble(rc)) return;
+    if (rc < 0) return reply("ERR 500 cannot read");
+    auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries));
     reply("OK " + std::to_string(tar->length()) + " -");
     ++host().metrics.downloads;
     queue_source(std::move(tar));

@@ -66,7 +66,17 @@ void HttpConn::list_folder(const Request& req, const std::string& path) {
 // The folder as one tar (README "Folders"): its length from the index's snapshot, taken now; the
 // files' bytes by sendfile as the client reads (TarStream).
 void HttpConn::archive_folder(const std::string& path) {
-    auto tar = std::make_unique<TarStream>(host().store.dirfd(), host().index.snapshot(path));
+    // The folder is read on a helper (Store::snapshot_async); the request parks meanwhile.
+    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Snapshot);
+    int rc = op ? 0 : host().store.snapshot_async(path, op);
+    if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
+    if (rc == 0) rc = op->rc;
+    if (rc == -ENOENT || rc == -ENOTDIR) return respond_error(404, "No folder has this name.");
+    if (rc < 0) {
+        if (!store_trouble(rc)) respond_error(500, "The folder could not be read.");
+        return;
+    }
+    auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries));
     std::string leaf(path.empty() ? std::string_view("files") : leaf_of(path));
     // A quoted filename without '"' or '\', and the exact name in RFC 8187 form.
     std::string plain = leaf;

@@ -359,25 +359,6 @@ void StoreIndex::refresh_with(const std::string& name, int rc, const struct stat
     pump_hashing();
 }
 
-std::vector<TarEntry> StoreIndex::snapshot(const std::string& folder) const {
-    std::vector<TarEntry> out;
-    std::string prefix = folder.empty() ? std::string() : folder + "/";
-    for (auto it = entries_.lower_bound(prefix);
-         it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-        const Entry& e = it->second;
-        if (!e.dir && e.state == State::Failed) continue;  // not served, so not archived
-        TarEntry t;
-        t.name = it->first.substr(prefix.size());
-        if (e.dir) t.name += '/';
-        t.path = it->first;
-        t.size = e.dir ? 0 : e.size;
-        t.mtime_ns = e.mtime_ns;
-        t.dir = e.dir;
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
 void StoreIndex::folder_made(std::string_view path, const struct stat& st) {
     if (holds_folder(path)) return;
     Entry e;

@@ -21,6 +21,7 @@
 #include "duet/event/helpers.hpp"
 #include "duet/store/names.hpp"
 #include "duet/store/store_meta.hpp"
+#include "duet/store/tar_stream.hpp"
 #include "duet/store/write_pipe.hpp"
 
 namespace duet {
@@ -66,7 +67,8 @@ struct StoreOp : DiskWait {
         PartialCreate,
         MakeFolder,
         DeleteFolder,
-        Move
+        Move,
+        Snapshot
     };
     Kind kind = Kind::Publish;
     FileInfo info;
@@ -76,6 +78,8 @@ struct StoreOp : DiskWait {
     // Publish: -ENOTDIR (a file where a folder should be: this path) or -EISDIR (a folder has
     // the name: the name).
     std::string conflict;
+    // Snapshot: what a folder holds, for its tar.
+    std::vector<TarEntry> entries;
 };
 using StoreOpRef = std::shared_ptr<StoreOp>;
 
@@ -183,6 +187,10 @@ class Store {
     // a folder into itself; -ENOTDIR a folder on the way to `dst` is a file.
     int move_async(std::string_view src, std::string_view dst, const Precondition& pre,
                    bool no_replace, StoreOpRef& op);
+    // A folder's tar (tar_stream.hpp): everything below `folder` ("" the top one) read from the
+    // disk on a helper, folders and the regular files duet serves, as the directory reads found
+    // them. The op's rc: 0 and `entries`; -ENOENT no such folder.
+    int snapshot_async(const std::string& folder, StoreOpRef& op);
     // Empties the trash in the background, a bounded number of entries per helper job (at start:
     // what a crash or a stop left there).
     void empty_trash();

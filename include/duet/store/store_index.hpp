@@ -37,7 +37,6 @@
 #include "duet/core/sha256.hpp"
 #include "duet/event/helpers.hpp"
 #include "duet/event/loop.hpp"
-#include "duet/store/tar_stream.hpp"
 
 namespace duet {
 
@@ -119,9 +118,6 @@ class StoreIndex : public Handler {
     // A publish into folders that may be new: the index holds them at once.
     void published(std::string_view name, const struct stat& st, const Digest& d);
     void folder_made(std::string_view path, const struct stat& st);
-    // Everything below the folder `folder` ("" the top one), in name order, for its tar: folders
-    // and the files duet serves, named relative to it (README "Folders").
-    std::vector<TarEntry> snapshot(const std::string& folder) const;
     // duet deleted (or moved away) the folder at `path`: it and everything below leave at once.
     void folder_removed(std::string_view path) { folder_gone(std::string(path), true); }
     // duet renamed `src` to `dst` (a file keeps its entry; a folder is read again at `dst`).
