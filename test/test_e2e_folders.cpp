@@ -271,6 +271,16 @@ Test(e2e_folders, resumable_doors_publish_into_new_folders) {
     cr_expect(listing.find("\"name\":\"z.bin\",\"size\":6,\"sha256\":\"" +
                            t::sha256_hex("123456")) != std::string::npos,
               "%s", listing.c_str());
+    // A resumable upload through a file, or onto a folder, is refused at its creation.
+    r = http(request("POST", "/uploads",
+                     "Tus-Resumable: 1.0.0\r\nUpload-Length: 1\r\n"
+                     "Upload-Metadata: filename eC95L3ouYmluL3E=\r\n"));  // x/y/z.bin/q
+    cr_expect_eq(t::status_of(r), 409, "%s", r.c_str());
+    r = http(request("POST", "/files/x/y",
+                     "Upload-Complete: ?1\r\nUpload-Draft-Interop-Version: 6\r\n"
+                     "Content-Length: 1\r\n",
+                     "q"));
+    cr_expect(r.find(" 409 ") != std::string::npos, "%s", r.c_str());
     // A tus name that breaks a rule is refused with the rule named.
     r = http(request("POST", "/uploads",
                      "Tus-Resumable: 1.0.0\r\nUpload-Length: 1\r\n"

@@ -255,6 +255,11 @@ void HttpConn::publish_failed(const ResumableBody& rb, int rc) {
                           "Upload-Complete: ?0\r\n");
         else if (disk_full(rc))
             respond_error(507, "The disk is full; the upload is kept.", "Upload-Complete: ?0\r\n");
+        else if (rc == -ENOTDIR || rc == -EISDIR)
+            respond_error(409,
+                          rc == -EISDIR ? "A folder has this name; the upload is kept."
+                                        : "A folder on the way is a file; the upload is kept.",
+                          "Upload-Complete: ?0\r\n");
         else if (rc == kStoreGone || rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
             store_trouble(rc);
         else

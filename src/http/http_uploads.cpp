@@ -190,6 +190,15 @@ void HttpConn::upload_status(const Request& req, const PartialRef& p) {
 // status to refuse with (`why` set), or -1 when preconditions() has answered already.
 int HttpConn::creation_checks(const Request& req, const std::string& name, bool whole,
                               PartialSpec& spec, std::string_view& why) {
+    // A folder on the way that is a file, or a folder under the name (README "Folders").
+    if (!host().index.file_in_the_way(name).empty()) {
+        why = "A folder on the way is a file.";
+        return 409;
+    }
+    if (host().index.holds_folder(name)) {
+        why = "A folder has this name.";
+        return 409;
+    }
     ExpectedDigest expected;
     if (!head_digests(req, whole, expected)) {
         why = "The digest field is malformed.";
