@@ -111,7 +111,8 @@ void FileConn::archive(const Command& c) {
     if (rc == -ENOENT || rc == -ENOTDIR) return reply("ERR 404 not found");
     if (rc < 0 && wait_or_trouble(rc)) return;
     if (rc < 0) return reply("ERR 500 cannot read");
-    auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries));
+    auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries),
+                                           host().store.pipe_runner().helpers);
     reply("OK " + std::to_string(tar->length()) + " -");
     ++host().metrics.downloads;
     queue_source(std::move(tar));

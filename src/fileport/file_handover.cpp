@@ -88,7 +88,8 @@ Conn* FileConn::resume(SessionHost& host, std::uint16_t version, RecordReader& r
 
 bool FileConn::resume_state(RecordReader& r) {
     if (r.has(kSourceStateTag)) {  // a folder's tar on its way (README "Folders")
-        auto tar = TarStream::decode(host().store.dirfd(), r.bytes(kSourceStateTag));
+        auto tar = TarStream::decode(host().store.dirfd(), r.bytes(kSourceStateTag),
+                                     host().store.pipe_runner().helpers);
         if (!tar) return r.fail("tar: bad state");
         queue_source(std::move(tar));
     }

@@ -76,7 +76,8 @@ void HttpConn::archive_folder(const std::string& path) {
         if (!store_trouble(rc)) respond_error(500, "The folder could not be read.");
         return;
     }
-    auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries));
+    auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries),
+                                           host().store.pipe_runner().helpers);
     std::string leaf(path.empty() ? std::string_view("files") : leaf_of(path));
     // A quoted filename without '"' or '\', and the exact name in RFC 8187 form.
     std::string plain = leaf;

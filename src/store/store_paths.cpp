@@ -53,6 +53,16 @@ int open_beneath(int root, std::string_view path, int flags, mode_t mode) {
     return walk_open(root, path, flags, mode);
 }
 
+int open_beneath_cached(int root, std::string_view path, int flags) {
+    if (openat2_missing) return -ENOSYS;
+    open_how how{};
+    how.flags = std::uint64_t(flags | O_NOFOLLOW);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+    std::string p(path);
+    int f = int(::syscall(SYS_openat2, root, p.c_str(), &how, sizeof how));
+    return f >= 0 ? f : -errno;
+}
+
 int open_parent(int root, std::string_view path, Parent& out) {
     out.leaf.assign(leaf_of(path));
     std::string_view parent = parent_of(path);

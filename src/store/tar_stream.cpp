@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -91,9 +92,26 @@ std::uint64_t tar_length(const std::vector<TarEntry>& entries) {
     return n;
 }
 
-TarStream::TarStream(int store_dir, std::vector<TarEntry> entries)
-    : dir_(store_dir), entries_(std::move(entries)) {
+TarStream::TarStream(int store_dir, std::vector<TarEntry> entries, Helpers* helpers)
+    : dir_(store_dir), helpers_(helpers), entries_(std::move(entries)) {
     length_ = tar_length(entries_);
+}
+
+void TarStream::warm_next() {
+    if (!helpers_) return;
+    std::size_t i = at_ + 1;
+    while (i < entries_.size() && entries_[i].dir) ++i;
+    if (i >= entries_.size()) return;
+    auto dir = std::make_shared<Fd>(::fcntl(dir_, F_DUPFD_CLOEXEC, 0));
+    if (!*dir) return;
+    auto job = std::make_unique<Helpers::Job>();
+    job->background = true;  // nobody waits for it
+    job->work = [dir, path = entries_[i].path] {
+        int f = store_paths::open_beneath(dir->get(), path, O_PATH | O_CLOEXEC);
+        if (f >= 0) ::close(f);
+    };
+    job->done = [] {};
+    helpers_->submit(std::move(job));
 }
 
 void TarStream::next_entry() {
@@ -139,7 +157,13 @@ bool TarStream::take_file(Fd& fd, off_t& offset, std::uint64_t& length) {
     if (!data_due_ || pending_off_ != pending_.size() || failed_) return false;
     const TarEntry& e = entries_[at_];
     data_due_ = false;
-    int f = store_paths::open_beneath(dir_, e.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    // From the caches (the snapshot's read, or warm_next, just looked it up); should they have
+    // let it go, the lookup waits for the disk here, on the loop.
+    constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    int f = store_paths::open_beneath_cached(dir_, e.path, kFlags);
+    if (f == -EAGAIN || f == -ENOSYS || f == -EINVAL || f == -EPERM)
+        f = store_paths::open_beneath(dir_, e.path, kFlags);
+    warm_next();
     struct stat st;
     if (f < 0 || ::fstat(f, &st) != 0 || !S_ISREG(st.st_mode) ||
         std::uint64_t(st.st_size) != e.size ||
@@ -206,7 +230,8 @@ bool TarStream::encode(std::string& out) const {
     return true;
 }
 
-std::unique_ptr<TarStream> TarStream::decode(int store_dir, std::string_view bytes) {
+std::unique_ptr<TarStream> TarStream::decode(int store_dir, std::string_view bytes,
+                                             Helpers* helpers) {
     if (bytes.substr(0, kMagic.size()) != kMagic) return nullptr;
     Reader r{bytes.substr(kMagic.size())};
     std::uint64_t flags = r.u64();
@@ -227,7 +252,7 @@ std::unique_ptr<TarStream> TarStream::decode(int store_dir, std::string_view byt
         entries.push_back(std::move(e));
     }
     if (!r.ok || !r.in.empty()) return nullptr;
-    auto t = std::make_unique<TarStream>(store_dir, std::move(entries));
+    auto t = std::make_unique<TarStream>(store_dir, std::move(entries), helpers);
     t->started_ = flags & 1;
     t->data_due_ = flags & 2;
     t->done_ = flags & 4;

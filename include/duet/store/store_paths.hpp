@@ -16,6 +16,9 @@ namespace duet::store_paths {
 // openat2 is missing, a walk that opens each folder with O_NOFOLLOW. -errno; a symlink on the way
 // is -ELOOP, a file where a folder should be -ENOTDIR.
 int open_beneath(int root, std::string_view path, int flags, mode_t mode = 0);
+// The same from the kernel's caches only (RESOLVE_CACHED): -EAGAIN where the lookup would wait for
+// the disk, -ENOSYS (or -EINVAL) where the kernel cannot say; then the caller decides.
+int open_beneath_cached(int root, std::string_view path, int flags);
 
 // The folder that holds `path`, open for *at calls and fsync: `fd` is `root` itself for a path of
 // one segment, else `owned`. `leaf` is the last segment.

@@ -15,6 +15,7 @@
 
 #include "duet/core/body_source.hpp"
 #include "duet/core/fd.hpp"
+#include "duet/event/helpers.hpp"
 
 namespace duet {
 
@@ -33,7 +34,9 @@ std::uint64_t tar_length(const std::vector<TarEntry>& entries);
 
 class TarStream final : public BodySource {
   public:
-    TarStream(int store_dir, std::vector<TarEntry> entries);
+    // With `helpers`, the next file's lookup is warmed on a helper while one is sent, so that its
+    // open on the loop finds it in the kernel's caches.
+    TarStream(int store_dir, std::vector<TarEntry> entries, Helpers* helpers = nullptr);
     std::uint64_t length() const { return length_; }
     std::size_t fill(char* p, std::size_t room) override;
     bool done() const override { return done_; }
@@ -44,13 +47,17 @@ class TarStream final : public BodySource {
     // image (nullptr for bytes it could not have written). The file range in flight is the
     // connection's, carried beside it.
     bool encode(std::string& out) const override;
-    static std::unique_ptr<TarStream> decode(int store_dir, std::string_view bytes);
+    static std::unique_ptr<TarStream> decode(int store_dir, std::string_view bytes,
+                                             Helpers* helpers = nullptr);
 
   private:
     // Moves to the next entry: its header becomes pending_.
     void next_entry();
+    // Looks the next file after entries_[at_] up on a helper (warming the caches).
+    void warm_next();
 
     int dir_;
+    Helpers* helpers_ = nullptr;
     std::vector<TarEntry> entries_;
     std::size_t at_ = 0;   // the entry whose header is pending or whose data is due
     std::string pending_;  // bytes to copy out before anything else (headers, padding)
