@@ -133,7 +133,28 @@ Test(e2e_names, peoples_names_round_trip_over_http_and_the_port) {
     cr_assert(t::send_all(fd, "PUT My%20Notes%20%C3%A9t%C3%A9.txt 2\nhi"));
     cr_expect(t::read_line(fd).rfind("OK 2 ", 0) == 0);
     cr_expect_eq(t::body_of(http(request("GET", "/files/My%20Notes%20%c3%a9t%c3%a9.txt"))), "hi");
+
+    // Moved by HTTP (the Destination percent-encoded) and by the port, under exactly those bytes.
+    const std::string odd = "quote\"d' & 100% \xc3\xa9t\xc3\xa9.txt";
+    std::string r = http(request("MOVE", "/files/My%20Notes%20%C3%A9t%C3%A9.txt",
+                                 "Destination: /files/" + url_escape(odd) + "\r\n"));
+    cr_expect_eq(t::status_of(r), 201, "%s", r.c_str());
+    cr_expect_eq(t::read_file(g_srv.data_dir + "/" + odd), "hi");
+    cr_expect_eq(cmd(fd, "MOVE " + port_escape(odd) + " " + port_escape("back (again).txt")), "OK");
+    cr_expect_eq(t::read_file(g_srv.data_dir + "/back (again).txt"), "hi");
     close(fd);
+
+    // A tus upload's filename (base64 in Upload-Metadata) is such a name too.
+    std::string tus_name = "My Report (final) \xc3\xa9.pdf";
+    std::string b64 = t::sh("printf '%s' '" + tus_name + "' | base64 -w0");
+    r = http(request("POST", "/uploads",
+                     "Tus-Resumable: 1.0.0\r\nUpload-Length: 3\r\nUpload-Metadata: filename " +
+                         b64 +
+                         "\r\nContent-Type: application/offset+octet-stream\r\n"
+                         "Content-Length: 3\r\n",
+                     "pdf"));
+    cr_expect_eq(t::status_of(r), 201, "%s", r.c_str());
+    cr_expect_eq(t::read_file(g_srv.data_dir + "/" + tus_name), "pdf");
 }
 
 Test(e2e_names, each_rule_is_refused_with_its_reason_on_both_ports) {
