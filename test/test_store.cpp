@@ -729,10 +729,14 @@ Test(store, names_are_encoded_for_the_port_and_urls_and_decoded_back) {
     cr_expect(port == "My%20Report%20100%25%20(final)%20na%C3%AFve.txt", "%s", port.c_str());
     cr_expect_eq(duet::port_encoded_size(name), port.size());
     std::string back;
-    cr_expect(duet::decode_name(port, back).empty());
+    bool folder = true;
+    cr_expect(duet::decode_path(port, back, folder).empty() && !folder);
     cr_expect(back == name);
     cr_expect(duet::url_encode("a b/c+d?#") == "a%20b/c+d%3F%23");
-    cr_expect(duet::decode_name("a%2", back) == "invalid file name: bad percent escape at byte 2");
+    cr_expect(duet::decode_path("a%2", back, folder) ==
+              "invalid file name: bad percent escape at byte 2");
+    cr_expect(duet::decode_path("a/b%2Fc/", back, folder) ==
+              "invalid file name: a '/' inside a name (%2F) at byte 2");
     // JSON: a quote is the only byte of a valid name that needs an escape.
     cr_expect(duet::json_escape("a\"b\\c\x01") == "a\\\"b\\\\c\\u0001");
 }

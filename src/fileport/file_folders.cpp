@@ -34,15 +34,11 @@ void FileConn::list(const Command& c) {
 
 // The folder is made on a helper (Store::make_folder_async): the line parks and runs again.
 void FileConn::mkdir(const Command& c) {
+    StoreOpRef op;
     int rc = 0;
-    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::MakeFolder)) {
-        if (!op->done) return host().wait_store_op(this, std::move(op));
-        rc = op->rc;
-    } else {
-        rc = host().store.make_folder_async(c.name, op);
-        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-        if (rc == 0) rc = op->rc;
-    }
+    if (!host().store_op(this, StoreOp::Kind::MakeFolder, op, rc,
+                         [&](StoreOpRef& o) { return host().store.make_folder_async(c.name, o); }))
+        return;
     if (rc == -EEXIST)
         return reply(host().index.holds(c.name) ? "ERR 405 a file has this name"
                                                 : "ERR 405 the folder exists");
@@ -56,15 +52,12 @@ void FileConn::mkdir(const Command& c) {
 // The folder and everything in it (Store::remove_folder_async): parked meanwhile.
 void FileConn::del_folder(const Command& c) {
     if (c.name.empty()) return reply("ERR 403 the top folder cannot be deleted");
+    StoreOpRef op;
     int rc = 0;
-    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::DeleteFolder)) {
-        if (!op->done) return host().wait_store_op(this, std::move(op));
-        rc = op->rc;
-    } else {
-        rc = host().store.remove_folder_async(c.name, op);
-        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-        if (rc == 0) rc = op->rc;
-    }
+    if (!host().store_op(this, StoreOp::Kind::DeleteFolder, op, rc, [&](StoreOpRef& o) {
+            return host().store.remove_folder_async(c.name, o);
+        }))
+        return;
     if (rc == -ENOENT) return reply("ERR 404 not found");
     if (rc == -ENOTDIR) return reply("ERR 404 not a folder");
     if (rc < 0 && wait_or_trouble(rc)) return;
@@ -75,15 +68,14 @@ void FileConn::del_folder(const Command& c) {
 // MOVE SRC DST [if=SHA256|if=none]: if=SHA256 moves only that version of SRC, if=none refuses an
 // existing DST (RENAME_NOREPLACE, so no writer can slip in between).
 void FileConn::move(const Command& c) {
+    bool no_replace = c.pre.kind == Precondition::Kind::MustNotExist;
+    Precondition pre = no_replace ? Precondition{} : c.pre;
+    StoreOpRef op;
     int rc = 0;
-    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Move);
-    if (!op) {
-        bool no_replace = c.pre.kind == Precondition::Kind::MustNotExist;
-        Precondition pre = no_replace ? Precondition{} : c.pre;
-        rc = host().store.move_async(c.name, c.dest, pre, no_replace, op);
-    }
-    if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-    if (rc == 0) rc = op->rc;
+    if (!host().store_op(this, StoreOp::Kind::Move, op, rc, [&](StoreOpRef& o) {
+            return host().store.move_async(c.name, c.dest, pre, no_replace, o);
+        }))
+        return;
     if (rc == -ENOENT && op && op->conflict == "parent")
         return reply("ERR 409 the folder that would hold DST does not exist");
     if (rc == -ENOTDIR) return reply("ERR 409 a folder on the way to DST is a file");
@@ -104,10 +96,11 @@ void FileConn::archive(const Command& c) {
         return reply(index.holds(c.name) ? "ERR 404 not a folder" : "ERR 404 not found");
     }
     // The folder is read on a helper (Store::snapshot_async); the line parks meanwhile.
-    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Snapshot);
-    int rc = op ? 0 : host().store.snapshot_async(c.name, op);
-    if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-    if (rc == 0) rc = op->rc;
+    StoreOpRef op;
+    int rc = 0;
+    if (!host().store_op(this, StoreOp::Kind::Snapshot, op, rc,
+                         [&](StoreOpRef& o) { return host().store.snapshot_async(c.name, o); }))
+        return;
     if (rc == -ENOENT || rc == -ENOTDIR) return reply("ERR 404 not found");
     if (rc < 0 && wait_or_trouble(rc)) return;
     if (rc < 0) return reply("ERR 500 cannot read");
@@ -120,11 +113,10 @@ void FileConn::archive(const Command& c) {
 
 std::string FileConn::folder_refusal(const Command& c) {
     if (c.folder) return "ERR 400 a name ending in '/' is a folder; upload a file under a name";
-    StoreIndex& index = host().index;
-    std::string in_the_way = index.file_in_the_way(c.name);
-    if (!in_the_way.empty()) return "ERR 409 " + port_encode(in_the_way) + " is a file";
-    if (index.holds_folder(c.name)) return "ERR 409 " + port_encode(c.name) + " is a folder";
-    return {};
+    bool folder = false;
+    std::string in_the_way = host().index.upload_conflict(c.name, folder);
+    if (in_the_way.empty()) return {};
+    return "ERR 409 " + port_encode(in_the_way) + (folder ? " is a folder" : " is a file");
 }
 
 }  // namespace duet

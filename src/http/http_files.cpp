@@ -129,20 +129,12 @@ void HttpConn::route_file(const Request& req, std::string_view raw_name) {
         respond_error(400, why);
         return;
     }
-    // DELETE of a folder works with or without its '/'.
     if (req.method == "MOVE") return move_entry(req, name);
+    // DELETE of a folder works with or without its '/'.
     if (folder || req.method == "MKCOL" ||
         (req.method == "DELETE" && (host().index.holds_folder(name) ||
                                     host().has_store_op(this, StoreOp::Kind::DeleteFolder))))
         return route_folder(req, name);
-    if ((req.method == "GET" || req.method == "HEAD") && host().index.holds_folder(name)) {
-        // A folder named without its '/': where it is (README "Folders").
-        std::string to = "/files/" + std::string(raw_name) + "/";
-        std::size_t q = req.target.find('?');
-        if (q != std::string_view::npos) to += req.target.substr(q);
-        respond_error(301, "This is a folder: " + to, "Location: " + to + "\r\n");
-        return;
-    }
     if (req.method == "PUT" || req.method == "POST") {
         // IETF resumable upload creation (Upload-Complete); without a supported interop version
         // it is an ordinary upload. POST means nothing else here.
@@ -246,6 +238,15 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
     int rc = host().store.open_read(name, fd, info);
     // RFC 9110 §13.2.1: preconditions are ignored when the answer would not be 2xx/412 anyway.
     if (rc == -ENOENT) {
+        // A folder named without its '/' (README "Folders"): looked for only when no file has
+        // the name, so a file's GET pays nothing for it.
+        if (host().index.holds_folder(name)) {
+            std::string to = "/files/" + url_encode(name) + "/";
+            std::size_t q = req.target.find('?');
+            if (q != std::string_view::npos) to += req.target.substr(q);
+            respond_error(301, "This is a folder: " + to, "Location: " + to + "\r\n");
+            return;
+        }
         respond_error(404, "No file has this name.");
         return;
     }

@@ -67,10 +67,11 @@ void HttpConn::list_folder(const Request& req, const std::string& path) {
 // files' bytes by sendfile as the client reads (TarStream).
 void HttpConn::archive_folder(const std::string& path) {
     // The folder is read on a helper (Store::snapshot_async); the request parks meanwhile.
-    StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Snapshot);
-    int rc = op ? 0 : host().store.snapshot_async(path, op);
-    if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-    if (rc == 0) rc = op->rc;
+    StoreOpRef op;
+    int rc = 0;
+    if (!host().store_op(this, StoreOp::Kind::Snapshot, op, rc,
+                         [&](StoreOpRef& o) { return host().store.snapshot_async(path, o); }))
+        return;
     if (rc == -ENOENT || rc == -ENOTDIR) return respond_error(404, "No folder has this name.");
     if (rc < 0) {
         if (!store_trouble(rc)) respond_error(500, "The folder could not be read.");
@@ -103,15 +104,11 @@ void HttpConn::make_folder(const std::string& path) {
         respond_error(405, "The top folder exists.", "Allow: GET, HEAD, OPTIONS\r\n");
         return;
     }
+    StoreOpRef op;
     int rc = 0;
-    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::MakeFolder)) {
-        if (!op->done) return host().wait_store_op(this, std::move(op));
-        rc = op->rc;
-    } else {
-        rc = host().store.make_folder_async(path, op);
-        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-        if (rc == 0) rc = op->rc;
-    }
+    if (!host().store_op(this, StoreOp::Kind::MakeFolder, op, rc,
+                         [&](StoreOpRef& o) { return host().store.make_folder_async(path, o); }))
+        return;
     if (rc == -EEXIST) {
         respond_error(
             405, host().index.holds(path) ? "A file has this name." : "This folder exists already.",
@@ -130,15 +127,11 @@ void HttpConn::make_folder(const std::string& path) {
 // RFC 4918 §9.6.1: the folder and everything in it, 204. It is gone for every client the moment
 // its rename into the trash is done; the contents go afterwards (Store::remove_folder_async).
 void HttpConn::delete_folder(const std::string& path) {
+    StoreOpRef op;
     int rc = 0;
-    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::DeleteFolder)) {
-        if (!op->done) return host().wait_store_op(this, std::move(op));
-        rc = op->rc;
-    } else {
-        rc = host().store.remove_folder_async(path, op);
-        if (rc == 0 && !op->done) return host().wait_store_op(this, std::move(op));
-        if (rc == 0) rc = op->rc;
-    }
+    if (!host().store_op(this, StoreOp::Kind::DeleteFolder, op, rc,
+                         [&](StoreOpRef& o) { return host().store.remove_folder_async(path, o); }))
+        return;
     if (rc == -ENOENT)
         respond_error(404, "No folder has this name.");
     else if (rc == -ENOTDIR)
@@ -230,11 +223,11 @@ void HttpConn::move_entry(const Request& req, const std::string& src) {
 }
 
 bool HttpConn::path_conflict(const Request& req, const std::string& name) {
-    std::string in_the_way = host().index.file_in_the_way(name);
-    bool folder = in_the_way.empty() && host().index.holds_folder(name);
-    if (in_the_way.empty() && !folder) return false;
+    bool folder = false;
+    std::string in_the_way = host().index.upload_conflict(name, folder);
+    if (in_the_way.empty()) return false;
     if (req.body != BodyKind::None) ex_.keep_alive = false;
-    respond_error(409, folder ? name + " is a folder" : in_the_way + " is a file");
+    respond_error(409, in_the_way + (folder ? " is a folder" : " is a file"));
     return true;
 }
 

@@ -191,12 +191,9 @@ void HttpConn::upload_status(const Request& req, const PartialRef& p) {
 int HttpConn::creation_checks(const Request& req, const std::string& name, bool whole,
                               PartialSpec& spec, std::string_view& why) {
     // A folder on the way that is a file, or a folder under the name (README "Folders").
-    if (!host().index.file_in_the_way(name).empty()) {
-        why = "A folder on the way is a file.";
-        return 409;
-    }
-    if (host().index.holds_folder(name)) {
-        why = "A folder has this name.";
+    bool folder = false;
+    if (!host().index.upload_conflict(name, folder).empty()) {
+        why = folder ? "A folder has this name." : "A folder on the way is a file.";
         return 409;
     }
     ExpectedDigest expected;

@@ -183,13 +183,6 @@ bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at) 
     return true;
 }
 
-std::string decode_name(std::string_view raw, std::string& out) {
-    std::size_t bad_at = 0;
-    if (!percent_decode(raw, out, &bad_at))
-        return "invalid file name: bad percent escape at byte " + std::to_string(bad_at);
-    return name_error(out);
-}
-
 std::string decode_path(std::string_view raw, std::string& out, bool& folder) {
     out.clear();
     folder = raw.empty() || raw.back() == '/';

@@ -268,14 +268,16 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
     hooks_.helpers.submit(std::move(job));
 }
 
-std::string StoreIndex::file_in_the_way(std::string_view path) const {
+std::string StoreIndex::upload_conflict(std::string_view path, bool& is_folder) const {
+    is_folder = false;
     for (std::size_t slash = path.find('/'); slash != std::string_view::npos;
          slash = path.find('/', slash + 1)) {
         auto it = entries_.find(path.substr(0, slash));
-        if (it == entries_.end()) return {};  // missing: the upload creates it
+        if (it == entries_.end()) return {};  // missing: the upload makes it
         if (!it->second.dir) return std::string(path.substr(0, slash));
     }
-    return {};
+    is_folder = holds_folder(path);
+    return is_folder ? std::string(path) : std::string();
 }
 
 void StoreIndex::skip(const std::string& name, const std::string& why) {

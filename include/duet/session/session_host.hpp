@@ -36,6 +36,20 @@ class SessionHost : public ConnHost {
     void wait_store_op(Conn* c, StoreOpRef op);
     // One of another kind was left by a request that then went another way: dropped.
     StoreOpRef take_store_op(const Conn* c, StoreOp::Kind kind);
+    // A store change made on a helper for `c`: the first time, `start(op)` begins it (0 and `op`,
+    // or -errno); while it runs, `c` parks (false) and its request runs again when woken. Then
+    // true, with the change's rc in `rc` and the finished `op` (null if `start` refused).
+    template <class Start>
+    bool store_op(Conn* c, StoreOp::Kind kind, StoreOpRef& op, int& rc, Start start) {
+        op = take_store_op(c, kind);
+        rc = op ? 0 : start(op);
+        if (rc == 0 && !op->done) {
+            wait_store_op(c, std::move(op));
+            return false;
+        }
+        if (rc == 0) rc = op->rc;
+        return true;
+    }
     // `c` waits for (or holds the result of) a change of this kind: its request, run again,
     // must go the same way even if what it saw before has changed since (a deleted folder).
     bool has_store_op(const Conn* c, StoreOp::Kind kind) const {

@@ -38,9 +38,6 @@ std::string url_encode(std::string_view name);
 // Percent-decodes `in` into `out` (cleared first). false on a bad escape, with its 1-based byte in
 // `bad_at` when given.
 bool percent_decode(std::string_view in, std::string& out, std::size_t* bad_at = nullptr);
-// Decodes one client name given percent-encoded (an HTTP target, a port word) and checks it:
-// "" and `out` the name, or the reason it is refused.
-std::string decode_name(std::string_view raw, std::string& out);
 // The same for a path: '/' separates segments, each percent-decoded on its own (so "%2F" is a '/'
 // inside a segment, refused). A trailing '/' names a folder (`folder`); "" is the root (a
 // folder, `out` empty). "" or the reason it is refused.

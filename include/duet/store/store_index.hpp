@@ -110,9 +110,11 @@ class StoreIndex : public Handler {
         auto it = entries_.find(path);
         return it != entries_.end() && it->second.dir;
     }
-    // The first folder on the way to `path` that the index holds as a file ("a/b" of
-    // "a/b/c.txt"), or "": an upload there is a conflict (409) before any byte is read.
-    std::string file_in_the_way(std::string_view path) const;
+    // Why an upload to `path` cannot land, as far as the index knows (a 409 before any byte is
+    // read, README "Folders"): "" when nothing is in the way, else the path in the way, with
+    // `is_folder` true when it is `path` itself, a folder ("a/b is a folder"), false when it is a
+    // folder on the way that is a file ("a is a file").
+    std::string upload_conflict(std::string_view path, bool& is_folder) const;
     // Neither the index nor the file's record has this version's digest: hash it, first in line.
     void need(std::string_view name, const struct stat& st);
     // A publish into folders that may be new: the index holds them at once.
