@@ -67,7 +67,8 @@ build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
 # Code off the request path is optimised for size: it keeps the binary and its resident pages small.
 COLD     := config listeners lifecycle main metrics store upload store_meta file_conn http_files terminate \
             handover handover_record conn_handover http_handover file_handover upload_handover \
-            server_reload server_drain file_upload store_trash store_move
+            server_reload server_drain file_upload store_trash store_move page_html page_assets \
+            http_page media_types
 $(COLD:%=build/obj/%.o): CXXFLAGS := -Os
 
 .PHONY: all run test check-deps unit clean mutants reload-compat
@@ -80,6 +81,13 @@ build/duet: $(OBJS)
 build/duet-san: $(SAN_OBJS)
 	@echo "  LINK $@"
 	$(Q)$(CXX) -O1 $(DEBUG) $(SAN) -o $@ $^
+
+# The page's assets (README "The page"): embedded as they are and gzipped (page_assets.cpp).
+PAGE     := $(wildcard src/http/page/*)
+PAGE_GZ  := $(PAGE:src/http/page/%=build/page/%.gz)
+build/page/%.gz: src/http/page/% | build/page
+	$(Q)gzip -9nc $< > $@.tmp && mv $@.tmp $@
+build/obj/page_assets.o build/san/page_assets.o: $(PAGE) $(PAGE_GZ)
 
 build/obj/%.o: %.cpp $(HDRS) $(PCH_REL).gch | build/obj
 	@echo "  CXX  $<"
@@ -130,7 +138,7 @@ $(PCH_UNIT).gch: test/test_headers.hpp include/duet/core/std_headers.hpp
 build/san/libduet.a: $(SAN_LIB)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-build/obj build/san build/test:
+build/obj build/san build/test build/page:
 	mkdir -p $@
 
 # The test helpers are built once and linked into every test binary: keep them although make

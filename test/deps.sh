@@ -7,13 +7,14 @@
 # (the test may contain "|"; the reason may not; neither may contain a single quote).
 # To add one, add a line (keep them sorted by package name, so merges stay trivial).
 PACKAGES='
+chromium           | command -v chromium                               | the browser tests of the page (test_e2e_page) drive it headless
 clang-14           | command -v clang++-14                              | compiles the libFuzzer targets (fuzz smoke in make test, make fuzz)
 curl               | command -v curl                                    | black-box HTTP tests and the README tour use the real curl
 libclang-rt-14-dev | ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a| the libFuzzer and sanitizer runtimes for clang-14
 libcriterion-dev   | test -f /usr/include/criterion/criterion.h         | every test binary is a Criterion binary
 netcat-openbsd     | nc -h 2>&1 | grep -q -- -N                         | file-port tests and the README tour use nc -N (half-close)
 nodejs             | command -v node                                    | runs tus-js-client against duet (test_e2e_resumable_clients)
-npm                | command -v npm                                     | installs tus-js-client 4.x into build/npm for those tests
+npm                | command -v npm                                     | installs tus-js-client, puppeteer-core and axe-core into build/npm
 strace             | command -v strace                                  | test_e2e_durability traces fsync/rename/answer order with strace -f
 systemd            | command -v systemd-socket-activate                 | socket-activation tests; systemd-analyze checks the README units
 '
@@ -29,19 +30,27 @@ missing_list() {
     done
 }
 
-# tus-js-client 4.x (npm) under build/ (ignored by git), where test_e2e_resumable_clients looks.
-install_tus_client() {
-    [ -f build/npm/node_modules/tus-js-client/package.json ] && return 0
-    echo "test/deps.sh: npm install tus-js-client@4 (into build/npm, for the resumable-upload client tests)"
-    mkdir -p build/npm && (cd build/npm && npm install --no-audit --no-fund tus-js-client@4) || {
-        echo "test/deps.sh: npm install tus-js-client@4 failed (npm's messages are above)" >&2
+# The npm test clients, under build/ (ignored by git), where the tests look: tus-js-client 4.x
+# (test_e2e_resumable_clients), puppeteer-core 24.x driving Debian's chromium and axe-core 4.x
+# (test_e2e_page). None is linked into duet or served by it.
+NPM_PACKAGES='tus-js-client@4 puppeteer-core@24 axe-core@4'
+install_npm_clients() {
+    missing_npm=
+    for p in $NPM_PACKAGES; do
+        [ -f "build/npm/node_modules/${p%@*}/package.json" ] || missing_npm="$missing_npm $p"
+    done
+    [ -z "$missing_npm" ] && return 0
+    echo "test/deps.sh: npm install$missing_npm (into build/npm, for the resumable-upload client and page tests)"
+    # shellcheck disable=SC2086 # one word per package
+    mkdir -p build/npm && (cd build/npm && npm install --no-audit --no-fund $NPM_PACKAGES) || {
+        echo "test/deps.sh: npm install failed (npm's messages are above)" >&2
         return 1
     }
 }
 
 list=$(missing_list)
 if [ -z "$list" ]; then
-    install_tus_client
+    install_npm_clients
     exit $?
 fi
 missing=$(printf '%s\n' "$list" | cut -d'|' -f1 | tr '\n' ' ')
@@ -76,4 +85,4 @@ if [ -n "$still" ]; then
     exit 1
 fi
 echo "test/deps.sh: installed $missing"
-install_tus_client
+install_npm_clients

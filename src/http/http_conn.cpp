@@ -25,6 +25,10 @@ bool HttpConn::is_idle() const {
 }
 
 void HttpConn::on_eof() {
+    if (events_active()) {  // the reader of an event stream left
+        close_now();
+        return;
+    }
     // The client is done sending. A body cut short stores nothing; anything queued still goes out.
     if (body_ && body_->stage != PublishStage::None) {
         body_->peer_gone = true;  // complete and being published: answered, then closed
@@ -75,6 +79,8 @@ void HttpConn::begin_drain(bool for_reload) {
     // Connection: close, and idle connections close now.
     reload_handover_ = for_reload;
     drain_close_ = !for_reload;
+    // An event stream never finishes by itself: a stop closes it, a reload hands it over now.
+    if (events_active()) return on_quiet();
     if (is_idle() || (!for_reload && !body_ && !output_pending() && requests_ > 0)) on_quiet();
 }
 
@@ -88,6 +94,10 @@ void HttpConn::on_quiet() {
 bool HttpConn::process() {
     bool progressed = false;
     while (!dead() && !closing() && !parked()) {
+        if (events_active()) {
+            progressed |= pump_events();
+            break;
+        }
         if (body_ && body_->stage != PublishStage::None) {
             if (!advance_publish()) break;
             progressed = true;
@@ -282,6 +292,8 @@ void HttpConn::end_head(ResponseHead& head, std::uint64_t length) {
     int s = head.status();
     if (s >= 200 && s != 204 && s != 304) head.content_length(length);
     if (ex_.cors) cors_fields(head);
+    // After CORS's "Vary: Origin", which a CORS client looks for first.
+    if (ex_.vary_accept) head.raw("Vary: Accept\r\n");
     if (!ex_.keep_alive || drain_close_) {
         head.raw("Connection: close\r\n");
         close_after_output();

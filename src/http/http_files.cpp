@@ -7,6 +7,7 @@
 #include "duet/http/http_conditional.hpp"
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
+#include "duet/http/page.hpp"
 #include "duet/session/store_errors.hpp"
 
 namespace duet {
@@ -289,7 +290,12 @@ void HttpConn::get_file(const Request& req, const std::string& name) {
         }
     }
     ResponseHead head(status, host().date_header());
-    head.header("Content-Type", "application/octet-stream");
+    // A type from the name, never one a browser runs; and a sandbox whatever it is (README "The
+    // page"): a stored file can never run script on duet's origin.
+    MediaType type = stored_media_type(name);
+    head.header("Content-Type", type.type);
+    head.raw("Content-Security-Policy: sandbox\r\n");
+    if (type.attachment) head.header("Content-Disposition", attachment_disposition(leaf_of(name)));
     head.raw(fields);
     if (status == 206) {
         char cr[96];

@@ -5,6 +5,7 @@
 
 #include "duet/http/http_conn.hpp"
 #include "duet/http/http_fields.hpp"
+#include "duet/http/page.hpp"
 #include "duet/session/store_errors.hpp"
 
 namespace duet {
@@ -43,6 +44,7 @@ void HttpConn::list_folder(const Request& req, const std::string& path) {
         return;
     }
     if (query_value(req.target, "archive") == "tar") return archive_folder(path);
+    ex_.vary_accept = true;  // a browser gets the page here (README "The page")
     StoreIndex::Scope scope{path, query_flag(req.target, "recursive")};
     std::shared_ptr<const std::string> body;
     std::unique_ptr<ListingStream> stream;
@@ -80,14 +82,9 @@ void HttpConn::archive_folder(const std::string& path) {
     auto tar = std::make_unique<TarStream>(host().store.dirfd(), std::move(op->entries),
                                            host().store.pipe_runner().helpers);
     std::string leaf(path.empty() ? std::string_view("files") : leaf_of(path));
-    // A quoted filename without '"' or '\', and the exact name in RFC 8187 form.
-    std::string plain = leaf;
-    for (char& c : plain)
-        if (c == '"' || c == '\\' || static_cast<unsigned char>(c) >= 0x80) c = '_';
     ResponseHead head(200, host().date_header());
     head.header("Content-Type", "application/x-tar");
-    head.header("Content-Disposition", "attachment; filename=\"" + plain +
-                                           ".tar\"; filename*=UTF-8''" + url_encode(leaf) + ".tar");
+    head.header("Content-Disposition", attachment_disposition(leaf + ".tar"));
     std::uint64_t length = tar->length();
     end_head(head, length);
     queue(head.finish());

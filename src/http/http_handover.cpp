@@ -17,7 +17,9 @@ enum : std::uint16_t {
     kDrainClose = 36,
     kLogLine = 37,
     kBody = 38,
-    kCors = 39,  // the --cors entry the request's Origin matched
+    kCors = 39,          // the --cors entry the request's Origin matched
+    kEventsFolder = 40,  // an event stream (http_events.cpp): its folder
+    kEventsCursor = 41,  // and the last event id sent
 };
 // Tags inside the body record.
 enum : std::uint16_t {
@@ -51,6 +53,11 @@ void HttpConn::encode_state(RecordWriter& w) {
     w.flag(kDrainClose, drain_close_);
     if (rare_ && rare_->log_line) w.bytes(kLogLine, *rare_->log_line);
     w.u64(kCors, ex_.cors);
+    if (events_active()) {
+        w.bytes(kEventsFolder, rare_->events->folder);
+        w.u64(kEventsCursor, rare_->events->cursor);
+        end_events();
+    }
     if (body_) {
         Body& b = *body_;
         RecordWriter sub = w.child();
@@ -120,6 +127,15 @@ bool HttpConn::resume_state(RecordReader& r) {
     if (cors > host().cfg.cors.size()) return r.fail("bad CORS entry");
     ex_.cors = static_cast<std::uint8_t>(cors);
     if (r.has(kLogLine)) set_log_line(std::string(r.bytes(kLogLine)));
+    if (r.has(kEventsFolder)) {
+        std::string folder(r.bytes(kEventsFolder));
+        if (!folder.empty() && !valid_path(folder)) return r.fail("events: bad folder");
+        auto es = std::make_unique<EventStream>(*this, host().index.feed());
+        es->folder = std::move(folder);
+        // From an earlier image: the feed answers it with a reset (ChangeFeed::read).
+        es->cursor = r.u64_or(kEventsCursor, 0);
+        rare().events = std::move(es);
+    }
     if (!r.has(kBody)) return true;
     RecordReader sub = r.child();
     if (!r.record(kBody, sub)) return r.fail("body: " + sub.error());

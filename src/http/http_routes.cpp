@@ -12,7 +12,19 @@ namespace duet {
 namespace {
 
 // In the order of kRoutes.
-enum class Route { Root, Health, Metrics, FilesList, File, Uploads, Upload, Asterisk, Unknown };
+enum class Route {
+    Root,
+    Health,
+    Metrics,
+    FilesList,
+    File,
+    Uploads,
+    Upload,
+    Events,
+    Assets,
+    Asterisk,
+    Unknown
+};
 
 constexpr RouteSpec kRoutes[] = {
     {"/", false, "Allow: GET, HEAD, OPTIONS\r\n"},
@@ -23,6 +35,9 @@ constexpr RouteSpec kRoutes[] = {
     {"/files/", true, "Allow: GET, HEAD, PUT, POST, DELETE, MKCOL, MOVE, OPTIONS\r\n"},
     {"/uploads", false, "Allow: GET, HEAD, POST, OPTIONS\r\n"},
     {"/uploads/", true, "Allow: GET, HEAD, PATCH, DELETE, OPTIONS\r\n", "ID"},
+    // The page (README "The page"): its change events and its embedded assets.
+    {"/events", false, "Allow: GET, OPTIONS\r\n"},
+    {"/assets/", true, "Allow: GET, HEAD, OPTIONS\r\n", "FILE"},
     // OPTIONS * asks about the server as a whole: every method some route takes.
     {"*", false, "Allow: GET, HEAD, PUT, POST, PATCH, DELETE, MKCOL, MOVE, OPTIONS\r\n"},
 };
@@ -84,7 +99,8 @@ bool HttpConn::needs_token(const Request& req) const {
     std::string normalized;
     if (path != "*" && has_dot_segment(path)) path = normalized = remove_dot_segments(path);
     Route r = find_route(path);
-    return r == Route::FilesList || r == Route::File || r == Route::Uploads || r == Route::Upload;
+    return r == Route::FilesList || r == Route::File || r == Route::Uploads || r == Route::Upload ||
+           r == Route::Events;
 }
 
 void HttpConn::route(const Request& req) {
@@ -112,8 +128,14 @@ void HttpConn::route(const Request& req) {
         respond_error(405, "This method is not allowed here.", allow);
         return;
     }
-    bool files =
-        r == Route::FilesList || r == Route::File || r == Route::Uploads || r == Route::Upload;
+    // A browser's navigation to `/` or a folder gets the page, which asks for the token itself.
+    if ((r == Route::Root || r == Route::FilesList ||
+         (r == Route::File && path.back() == '/' &&
+          req.target.find('?') == std::string_view::npos)) &&
+        wants_page(req))
+        return route_page(req, r == Route::File ? path.substr(7) : std::string_view());
+    bool files = r == Route::FilesList || r == Route::File || r == Route::Uploads ||
+                 r == Route::Upload || r == Route::Events;
     if (files && !host().cfg.token.empty()) {
         const Header* h = req.find("authorization");
         bool ok = h && bearer_matches(h->value, host().cfg.token);
@@ -135,6 +157,7 @@ void HttpConn::route(const Request& req) {
     }
     switch (r) {
         case Route::Root:
+            ex_.vary_accept = true;
             respond(200, "application/json", host().root_body());
             return;
         case Route::Health:
@@ -172,6 +195,12 @@ void HttpConn::route(const Request& req) {
             return;
         case Route::Upload:
             route_uploads(req, path.substr(9));
+            return;
+        case Route::Events:
+            start_events(req);
+            return;
+        case Route::Assets:
+            serve_asset(req, path.substr(8));
             return;
         default:
             respond_error(404, "There is nothing at this path.");

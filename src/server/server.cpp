@@ -130,7 +130,10 @@ void Server::tick() {
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if (ts.tv_sec != date_second_) {  // the Date field is formatted once a second, not per request
         date_second_ = ts.tv_sec;
-        date_header_ = "Date: " + http_date(ts.tv_sec) + "\r\nServer: duet/" + kVersion + "\r\n";
+        // Every response says nosniff (README "The page"): no browser guesses a type duet did not
+        // send.
+        date_header_ = "Date: " + http_date(ts.tv_sec) + "\r\nServer: duet/" + kVersion +
+                       "\r\nX-Content-Type-Options: nosniff\r\n";
     }
 }
 
@@ -272,6 +275,13 @@ void Server::expire_timers() {
         ++metrics.timeouts;
         c->on_idle_timeout();
     }
+    if (now_ms_ >= keepalive_at_) {
+        // Event streams (README "The page"): a comment line every 15 s keeps proxies from closing
+        // them, and more often under a short --idle-timeout, which would close them first.
+        if (keepalive_at_ > 0) index.feed().keepalive();
+        double half_idle = config_.idle_timeout * 500.0;
+        keepalive_at_ = now_ms_ + std::int64_t(std::max(100.0, std::min(15000.0, half_idle)));
+    }
     if (now_ms_ >= rescan_at_) {  // folders over the inotify watch limit (README "Folders")
         index.rescan_unwatched();
         rescan_at_ = now_ms_ + kRescanMs;
@@ -294,6 +304,7 @@ int Server::next_timeout_ms() const {
     };
     consider(header_timers.next_deadline());
     consider(idle_timers.next_deadline());
+    consider(keepalive_at_);
     consider(linger_timers.next_deadline());
     consider(throttle_timers.next_deadline());
     consider(life_.reload_due_ms());

@@ -180,7 +180,15 @@ struct StoreIndex::ScanState {
     }
 };
 
-StoreIndex::StoreIndex(Hooks hooks) : hooks_(std::move(hooks)) {}
+namespace {
+std::uint64_t now_us() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000;
+}
+}  // namespace
+
+StoreIndex::StoreIndex(Hooks hooks) : hooks_(std::move(hooks)), feed_(now_us()) {}
 StoreIndex::~StoreIndex() {
     for (ListingStream* ls : streams_) ls->detach(false);
 }
@@ -260,6 +268,7 @@ void StoreIndex::scan_step(std::shared_ptr<ScanState> st) {
             return hooks_.wake();
         }
         building_ = false;
+        feed_.reset();  // whoever follows changes reads the listing again
         if (st->error < 0)
             hooks_.log.log("store index: reading %s: %s", store().path().c_str(),
                            std::strerror(-st->error));
@@ -303,6 +312,7 @@ void StoreIndex::changed() {
 void StoreIndex::set_entry(const std::string& name, const Entry& e) {
     if (!streams_.empty()) before_change(name);
     auto [it, inserted] = entries_.try_emplace(name, e);
+    if (!building_ && !quiet_) note_change(name, inserted ? nullptr : &it->second, &e);
     if (!inserted) {
         bytes_ -= std::min(bytes_, it->second.size);
         if (it->second.state == State::Pending) --pending_;
@@ -321,6 +331,7 @@ void StoreIndex::erase(const std::string& name) {
     auto it = entries_.find(name);
     if (it == entries_.end()) return;
     if (!streams_.empty()) before_change(name);
+    if (!building_ && !quiet_) note_change(name, &it->second, nullptr);
     bytes_ -= std::min(bytes_, it->second.size);
     if (it->second.state == State::Pending) --pending_;
     if (it->second.dir) --folders_held_;
@@ -372,6 +383,14 @@ void StoreIndex::folder_made(std::string_view path, const struct stat& st) {
 
 void StoreIndex::moved(std::string_view src, std::string_view dst, bool folder) {
     std::string from(src), to(dst);
+    // One "moved" event for the whole change (README "The page").
+    if (!building_ && entries_.count(from)) note_move(from, to);
+    quiet_ = true;
+    moved_entry(from, to, folder);
+    quiet_ = false;
+}
+
+void StoreIndex::moved_entry(const std::string& from, const std::string& to, bool folder) {
     if (folder) {
         // A folder it replaced went to the trash: its entries and watches go.
         folder_gone(to, true);

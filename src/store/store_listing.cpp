@@ -141,6 +141,16 @@ char* render_text(char* p, std::string_view name, const StoreIndex::Entry& e) {
 
 }  // namespace
 
+bool StoreIndex::shown(const Entry& e) {
+    return listed_in(e, false);
+}
+
+std::string StoreIndex::entry_json(std::string_view name, const Entry& e) {
+    std::string out(json_size(name, e), '\0');
+    out.resize(std::size_t(render_json(out.data(), name, e) - out.data()));
+    return out;
+}
+
 void StoreIndex::account(std::string_view name, const Entry& e, int sign) {
     if (!listed_in(e, false)) return;
     auto add = [this, sign](std::string_view folder, bool below, std::uint64_t j, std::uint64_t x) {

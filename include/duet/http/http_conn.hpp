@@ -16,6 +16,7 @@
 #include "duet/net/conn.hpp"
 #include "duet/session/publish_stage.hpp"
 #include "duet/session/session.hpp"
+#include "duet/store/change_feed.hpp"
 #include "duet/store/store.hpp"
 
 namespace duet {
@@ -84,12 +85,23 @@ class HttpConn final : public Session {
         bool head_only = false;
         bool keep_alive = true;
         std::uint8_t minor = 1;
-        std::uint8_t cors = 0;  // 1 + index of the --cors entry the Origin matched; 0: none
+        std::uint8_t cors = 0;     // 1 + index of the --cors entry the Origin matched; 0: none
+        bool vary_accept = false;  // the answer depends on Accept (README "The page")
     };
 
     void handle(const Request& req);
     void route(const Request& req);
     void route_files_list(const Request& req);
+    // The page (http_page.cpp, README "The page"): a browser's navigation to `/` or a folder.
+    bool wants_page(const Request& req) const;
+    void route_page(const Request& req, std::string_view raw_folder);
+    void serve_asset(const Request& req, std::string_view name);
+    // GET /events (http_events.cpp): from its answer on, the connection is an event stream.
+    struct EventStream;
+    void start_events(const Request& req);
+    bool events_active() const { return rare_ && rare_->events; }
+    bool pump_events();
+    void end_events();
     void route_file(const Request& req, std::string_view raw_name);
     // Folders (http_folders.cpp, README "Folders"): a path that names one (trailing '/', or
     // MKCOL), its listing, MKCOL.
@@ -169,6 +181,7 @@ class HttpConn final : public Session {
         std::optional<std::string> log_line;  // "METHOD TARGET HTTP/1.x", only with --access-log
         // HEAD /uploads/ID of a partial whose append runs elsewhere: its checkpoint first.
         std::shared_ptr<DiskWait> head_wait;
+        std::unique_ptr<EventStream> events;  // GET /events, once answered
     };
     Rare& rare();
     std::unique_ptr<Rare> rare_;
@@ -177,6 +190,26 @@ class HttpConn final : public Session {
     Exchange ex_;
     bool drain_close_ = false;
     bool reload_handover_ = false;
+};
+
+// An event stream's place in the store's change feed (http_events.cpp).
+struct HttpConn::EventStream final : ChangeFeed::Listener {
+    EventStream(HttpConn& c, ChangeFeed& f) : conn(c), feed(f) { feed.subscribe(this); }
+    ~EventStream() { feed.unsubscribe(this); }
+    EventStream(const EventStream&) = delete;
+    EventStream& operator=(const EventStream&) = delete;
+    void on_change() override { poke(); }
+    void on_keepalive() override {
+        keepalive_due = true;
+        poke();
+    }
+    // The connection writes what is new at the end of this loop step, not from inside the
+    // change that caused it.
+    void poke();
+    HttpConn& conn;
+    ChangeFeed& feed;
+    std::uint64_t cursor = 0;  // the last event id sent
+    bool keepalive_due = false;
 };
 
 }  // namespace duet

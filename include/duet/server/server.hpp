@@ -152,6 +152,7 @@ class Server final : public SessionHost, public LifecycleEvents {
     std::int64_t date_second_ = -1;
     std::int64_t partial_sweep_at_ = 0;  // next bounded sweep of expired partial uploads
     std::int64_t rescan_at_ = 0;         // next round of folders over the inotify watch limit
+    std::int64_t keepalive_at_ = 0;      // next comment line on every event stream
     static constexpr std::int64_t kRescanMs = 2000;
     std::int64_t accept_retry_at_ = -1;  // after EMFILE: when to try accepting again
     bool accept_paused_ = false;

@@ -37,6 +37,7 @@
 #include "duet/core/sha256.hpp"
 #include "duet/event/helpers.hpp"
 #include "duet/event/loop.hpp"
+#include "duet/store/change_feed.hpp"
 
 namespace duet {
 
@@ -157,6 +158,17 @@ class StoreIndex : public Handler {
     std::uint64_t skipped() const { return skipped_.size() + skipped_unlogged_; }
     std::uint64_t bytes() const { return bytes_; }
 
+    // ---- changes, for GET /events (store_events.cpp) ----
+    // What the index saw happen, entry by entry, as events (README "The page").
+    ChangeFeed& feed() { return feed_; }
+    // One entry as a listing shows it, as JSON, under `name` (events give the full path).
+    static std::string entry_json(std::string_view name, const Entry& e);
+    // Whether a folder's listing shows `e` (a file whose digest is not known yet is not shown).
+    static bool shown(const Entry& e);
+    // The entries a listing of `folder` ("" the top) shows, by name, at most `max` (the page).
+    std::vector<std::pair<std::string, Entry>> folder_entries(const std::string& folder,
+                                                              std::size_t max) const;
+
     void on_event(std::uint32_t events) override;  // inotify
 
   private:
@@ -214,6 +226,11 @@ class StoreIndex : public Handler {
     // The lookup would wait for the disk: a helper does it (store_watch.cpp).
     void refresh_later(const std::string& name);
     void set_entry(const std::string& name, const Entry& e);
+    void moved_entry(const std::string& from, const std::string& to, bool folder);
+    // An entry changed from `old` to `now` (either null: it came or went): an event, unless the
+    // change is part of a larger one that makes its own (a build, a move).
+    void note_change(const std::string& name, const Entry* old, const Entry* now);
+    void note_move(const std::string& from, const std::string& to);
     // Why an entry is not served ("" when it is; `st` null: judge the name only).
     static std::string skip_reason(std::string_view name, const struct stat* st);
     // An entry `name` that the index will not serve, and why: logged the first time.
@@ -268,6 +285,8 @@ class StoreIndex : public Handler {
     std::shared_ptr<Fd> dir_;  // one duplicate of the store fd per build, shared by its jobs
 
     std::vector<ListingStream*> streams_;
+    ChangeFeed feed_;
+    bool quiet_ = false;  // a move under way: it makes one event of its own
 
     std::unique_ptr<Render> render_;
     std::shared_ptr<const std::string> json_, text_;

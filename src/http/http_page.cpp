@@ -1,0 +1,113 @@
+// The page over HTTP (README "The page"): the folder page a browser gets for `/` and a folder
+// URL, and the embedded assets it loads.
+#include <cstdio>
+
+#include "duet/http/http_conn.hpp"
+#include "duet/http/http_fields.hpp"
+#include "duet/http/page.hpp"
+#include "duet/session/store_errors.hpp"
+
+namespace duet {
+namespace {
+
+// The page runs only its own script and talks only to duet (README "The page").
+constexpr std::string_view kPageFields =
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; img-src 'self' data:; worker-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "Cache-Control: no-store\r\n";
+
+std::string hex_of(const Digest& d) {
+    static const char kHex[] = "0123456789abcdef";
+    std::string s(64, '0');
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        s[2 * i] = kHex[d[i] >> 4];
+        s[2 * i + 1] = kHex[d[i] & 15];
+    }
+    return s;
+}
+
+}  // namespace
+
+bool HttpConn::wants_page(const Request& req) const {
+    if (req.method != "GET" && req.method != "HEAD") return false;
+    const Header* accept = req.find("accept");
+    return accept && prefers_html(accept->value);
+}
+
+void HttpConn::route_page(const Request& req, std::string_view raw_folder) {
+    std::string folder;
+    bool is_folder = true;
+    if (!raw_folder.empty()) {
+        std::string why = decode_path(raw_folder, folder, is_folder);
+        if (!why.empty()) return respond_error(400, why);
+    }
+    if (!host().store.usable()) {
+        store_trouble(kStoreGone);
+        return;
+    }
+    PageInput in;
+    in.folder = folder;
+    // A browser's navigation carries no token: the page comes without the listing, and its
+    // script asks for the token (README "The page").
+    if (!host().cfg.token.empty()) {
+        const Header* h = req.find("authorization");
+        in.token_needed = !(h && bearer_matches(h->value, host().cfg.token));
+    }
+    StoreIndex& index = host().index;
+    if (!in.token_needed) {
+        if (!index.holds_folder(folder)) {
+            if (!index.built()) {
+                store_trouble(-EINPROGRESS);
+                return;
+            }
+            ex_.vary_accept = true;
+            return respond_error(404, "No folder has this name.");
+        }
+        // The page shows up to this many entries itself; its script lists the rest.
+        constexpr std::size_t kPageEntries = 5000;
+        for (auto& [name, e] : index.folder_entries(folder, kPageEntries + 1)) {
+            PageEntry p;
+            p.name = name;
+            p.dir = e.dir;
+            p.size = e.size;
+            p.mtime = e.mtime_ns / 1000000000;
+            if (!e.dir && e.state == StoreIndex::State::Ready) p.sha256 = hex_of(e.sha256);
+            in.entries.push_back(std::move(p));
+        }
+        in.total = in.entries.size();
+        if (in.entries.size() > kPageEntries) in.entries.resize(kPageEntries);
+    }
+    ex_.vary_accept = true;
+    ResponseHead head(200, host().date_header());
+    head.header("Content-Type", "text/html; charset=utf-8");
+    head.raw(kPageFields);
+    send_long(head, render_page(in));
+}
+
+void HttpConn::serve_asset(const Request& req, std::string_view name) {
+    const Asset* a = find_asset(name);
+    if (!a) return respond_error(404, "There is nothing at this path.");
+    const Header* ae = req.find("accept-encoding");
+    bool gz = ae && accepts_gzip(ae->value);
+    ResponseHead head(200, host().date_header());
+    // Each build's assets have URLs of their own (?v=ETAG), so a year of caching is safe.
+    std::string fields = "Cache-Control: public, max-age=31536000, immutable\r\nETag: ";
+    fields += a->etag;
+    fields += "\r\nVary: Accept-Encoding\r\n";
+    const Header* inm = req.find("if-none-match");
+    if (inm && etag_list_matches(inm->value, a->etag)) {
+        ResponseHead nm(304, host().date_header());
+        nm.raw(fields);
+        send(nm, {});
+        return;
+    }
+    head.header("Content-Type", a->type);
+    head.raw(fields);
+    if (gz) head.raw("Content-Encoding: gzip\r\n");
+    std::string_view body = gz ? a->gz : a->raw;
+    send_long(head, std::string(body));
+}
+
+}  // namespace duet

@@ -1,0 +1,86 @@
+// The page in a real browser (README "The page"): Debian's chromium, headless, driven by
+// puppeteer-core (test/node/page_browser.js; test/deps.sh installs both), one scenario per test,
+// each against its own duet. Screenshots (light and dark, desktop and 360 px) are saved under
+// build/test-artifacts/.
+#include <criterion/criterion.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "helper.hpp"
+
+namespace {
+
+t::Duet& g_srv = t::served;
+const char* kNodeModules = "build/npm/node_modules";
+
+// Runs one scenario against a fresh duet; its JSON line is returned (and shown as a note).
+std::string scenario(const std::string& name, std::vector<std::string> args = {},
+                     const std::string& token = "") {
+    int st = -1;
+    t::sh(std::string("test -f ") + kNodeModules +
+              "/puppeteer-core/package.json && command -v chromium",
+          &st);
+    cr_assert_eq(st, 0, "puppeteer-core or chromium is missing: run sh test/deps.sh");
+    // The release build: these scenarios test the page, and chromium beside an ASan duet would
+    // take several times as long (the server's own suites run it under the sanitizers).
+    ::setenv("DUET_BIN", t::timing_binary().c_str(), 1);
+    t::boot(std::move(args));
+    char cwd[4096];
+    cr_assert(::getcwd(cwd, sizeof cwd));
+    std::string artifacts = std::string(cwd) + "/build/test-artifacts";
+    std::string out = t::sh(
+        "NODE_PATH=" + std::string(kNodeModules) + " timeout 150 node test/node/page_browser.js " +
+            name + " " + std::to_string(g_srv.http_port) + " " + std::to_string(g_srv.files_port) +
+            " '" + g_srv.data_dir + "' " + std::to_string(g_srv.pid) + " '" + artifacts + "' " +
+            token + " 2>&1",
+        &st);
+    cr_assert_eq(st, 0, "page scenario %s failed: %s", name.c_str(), out.c_str());
+    cr_assert(out.find("\"ok\":true") != std::string::npos, "%s", out.c_str());
+    std::fprintf(stderr, "note: page %s: %s", name.c_str(), out.c_str());
+    return out;
+}
+
+}  // namespace
+
+TestSuite(e2e_page, .fini = t::teardown, .timeout = 180);
+
+Test(e2e_page, browse_sort_filter_download_with_and_without_scripts) {
+    scenario("browse");
+}
+
+Test(e2e_page, drop_three_files_and_a_folder_of_twenty) {
+    scenario("drop");
+}
+
+Test(e2e_page, an_upload_survives_reloads_a_cut_and_a_page_reload) {
+    scenario("survive");
+}
+
+Test(e2e_page, a_corrupted_piece_is_refused_and_reported) {
+    scenario("mismatch");
+}
+
+Test(e2e_page, changes_by_anyone_appear_within_a_second) {
+    scenario("live");
+}
+
+Test(e2e_page, the_token_is_asked_for_and_kept) {
+    scenario("token", {"--token", "s3cret"}, "s3cret");
+}
+
+Test(e2e_page, new_folder_move_and_delete) {
+    scenario("manage");
+}
+
+Test(e2e_page, upload_and_delete_by_keyboard_only) {
+    scenario("keyboard");
+}
+
+Test(e2e_page, accessible_light_dark_phone_and_1000_entries_fast) {
+    scenario("looks");
+}
+
+Test(e2e_page, stored_html_and_svg_never_render) {
+    scenario("stored");
+}
