@@ -119,6 +119,10 @@ std::string render_page(const PageInput& in) {
     out += "\" data-worker=\"" + url(worker) + "\" data-auth=\"";
     out += in.token_needed ? "needed" : "ok";
     out += "\">\n<a class=\"skip\" href=\"#listing\">Skip to the listing</a>\n<header>\n";
+    // The page's heading for screen readers; the breadcrumbs show the same path.
+    out += "<h1 class=\"visually-hidden\">Files in ";
+    put_html(out, shown);
+    out += "</h1>\n";
     // Breadcrumbs: the top folder, then each folder on the way.
     out += "<nav aria-label=\"Folder path\"><ol id=\"crumbs\"><li><a href=\"/files/\"";
     if (in.folder.empty()) out += " aria-current=\"page\"";

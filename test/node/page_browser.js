@@ -556,6 +556,7 @@ scenarios.looks = async (browser, work) => {
   await put('shots/sub folder/x.txt', 'x')
   const page = await newPage(browser)
   const findings = []
+  const minor = new Set() // every finding, for the report
   const shots = []
   fs.mkdirSync(artifacts, { recursive: true })
   // An upload in the panel, so that it is checked too.
@@ -576,6 +577,7 @@ scenarios.looks = async (browser, work) => {
       if (!(await page.evaluate('typeof axe !== "undefined"'))) await page.evaluate(axe)
       const r = await page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
       for (const v of r.violations) {
+        minor.add(`${v.id} (${v.impact})`)
         if (v.impact === 'serious' || v.impact === 'critical') {
           findings.push(`${label} ${scheme}: ${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`)
         }
@@ -592,8 +594,10 @@ scenarios.looks = async (browser, work) => {
   if (rows !== 1000) fail(`${rows} rows of 1000`)
   const drawMs = await page.evaluate('window.duet.drawMs')
   const paint = await page.evaluate("performance.getEntriesByType('paint').map((p) => [p.name, p.startTime])")
-  if (!(drawMs < 200)) fail(`1,000 entries drawn in ${drawMs} ms`)
-  return { draw_ms: drawMs, paint, screenshots: shots, problems: page.problems }
+  // The figure is bench/page.sh's (under 200 ms on a quiet machine); here, beside the other
+  // suites, only a bound that a draw growing faster than the entries would cross.
+  if (!(drawMs < 1000)) fail(`1,000 entries drawn in ${drawMs} ms`)
+  return { draw_ms: drawMs, paint, axe_findings: [...minor], screenshots: shots, problems: page.problems }
 }
 
 // Stored HTML and SVG never render as documents on duet's origin.

@@ -464,7 +464,7 @@ async function onRowClick(event) {
   if (!e) return;
   try {
     if (b.dataset.act === 'copy') {
-      await navigator.clipboard.writeText(e.sha256);
+      await copyText(e.sha256, b);
       say('Copied');
     } else {
       await (b.dataset.act === 'move' ? moveEntry : deleteEntry)(e);
@@ -472,6 +472,21 @@ async function onRowClick(event) {
   } catch (err) {
     say(explain(err));
   }
+}
+
+// Plain http to another host than localhost is no secure context: no clipboard API there, but
+// the old copy command still works from a click.
+async function copyText(text, from) {
+  if (navigator.clipboard) return navigator.clipboard.writeText(text);
+  const t = document.createElement('textarea');
+  t.value = text;
+  t.className = 'visually-hidden';
+  document.body.append(t);
+  t.select();
+  const ok = document.execCommand('copy');
+  t.remove();
+  from.focus();
+  if (!ok) throw new Error('Copying is not allowed here: select the SHA-256 and copy it by hand.');
 }
 
 const trimSlashes = (s) => s?.trim().replace(/^\/+|\/+$/g, '');
