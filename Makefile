@@ -47,7 +47,7 @@ SAN_OBJS := $(patsubst %.cpp,build/san/%.o,$(notdir $(SRCS)))
 SAN_LIB  := $(patsubst %.cpp,build/san/%.o,$(notdir $(LIB_SRCS)))
 # The longest-running suites are built (and started) first: `make test` runs each binary as
 # soon as it is linked, while the others still build.
-LONG     := test_e2e_files test_e2e_crash test_e2e_http test_e2e_lifecycle \
+LONG     := test_e2e_page test_e2e_files test_e2e_crash test_e2e_http test_e2e_lifecycle \
             test_e2e_reload test_e2e_http_files test_e2e_resumable_crash test_e2e_resumable \
             test_e2e_semantics test_e2e_resumable_clients test_e2e_big_listing
 ALL_TESTS := $(patsubst test/%.cpp,%,$(wildcard test/test_*.cpp))

@@ -25,7 +25,7 @@ SERIAL='*hostile* *stress* *latency*'
 # Suites that run the release binary (build/duet), which ALONGSIDE may still be building, start
 # once it is there; so does the big-listing suite, whose 50,000 file creations take four times
 # as long beside the compilers.
-RELEASE='test_e2e_reload test_readme test_e2e_big_listing test_e2e_page'
+RELEASE='test_e2e_reload test_readme test_e2e_big_listing'
 jobs=${TEST_JOBS:-$(($(nproc 2>/dev/null || echo 2) + 1))}
 times_file=${TEST_TIMES:-build/test-times}
 out=$(mktemp -d "${TMPDIR:-/tmp}/duet-tests.XXXXXX") || exit 1

@@ -22,9 +22,6 @@ std::string scenario(const std::string& name, std::vector<std::string> args = {}
               "/puppeteer-core/package.json && command -v chromium",
           &st);
     cr_assert_eq(st, 0, "puppeteer-core or chromium is missing: run sh test/deps.sh");
-    // The release build: these scenarios test the page, and chromium beside an ASan duet would
-    // take several times as long (the server's own suites run it under the sanitizers).
-    ::setenv("DUET_BIN", t::timing_binary().c_str(), 1);
     t::boot(std::move(args));
     char cwd[4096];
     cr_assert(::getcwd(cwd, sizeof cwd));

@@ -627,10 +627,20 @@ std::size_t fd_count(pid_t pid) {
     }
     return least;
 }
-long rss_kib(pid_t pid) {
+long rss_kib_now(pid_t pid) {
     std::string s = t::read_file("/proc/" + std::to_string(pid) + "/status");
     std::size_t at = s.find("VmRSS:");
     return at == std::string::npos ? -1 : std::atol(s.c_str() + at + 6);
+}
+// The least RSS over a few looks 5 ms apart, for the same reason: on a busy machine an upload's
+// buffers still in its pipe, or a new image's index build, come and go (a leak stays).
+long rss_kib(pid_t pid) {
+    long least = rss_kib_now(pid);
+    for (int i = 0; i < 10; ++i) {
+        usleep(5000);
+        least = std::min(least, rss_kib_now(pid));
+    }
+    return least;
 }
 }  // namespace
 
