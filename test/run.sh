@@ -81,6 +81,8 @@ start_one() {
     # The suite that measures the loop's latency runs its tests one at a time too: two of its
     # servers side by side on two cores would measure each other.
     case $name in *latency*) jobs=1 ;; esac
+    # The browser scenarios one at a time: two chromiums at once take both cores from the rest.
+    case $name in test_e2e_page) jobs=1 ;; esac
     ( "$t" --jobs $jobs --tap="$out/$name.tap" >"$out/$name.out" 2>&1; echo $? >"$out/$name.rc" ) &
     pid_of[$name]=$!
     started_at[$name]=$(now)
