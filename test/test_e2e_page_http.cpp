@@ -127,7 +127,8 @@ Test(e2e_page_http, assets_are_gzipped_cached_and_tagged) {
     cr_assert_eq(t::status_of(get("/assets/nothing.js")), 404);
     // The whole page, its assets included, weighs at most 64 KiB before compression.
     std::size_t total = page.size();
-    for (const char* name : {"app.js", "app.css", "hash_worker.js"})
+    for (const char* name :
+         {"common.js", "listing.js", "uploads.js", "app.js", "app.css", "hash_worker.js"})
         total += t::body_of(get(std::string("/assets/") + name)).size();
     cr_assert(total <= 64 * 1024, "the page weighs %zu bytes", total);
 }

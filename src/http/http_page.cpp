@@ -18,16 +18,6 @@ constexpr std::string_view kPageFields =
     "Referrer-Policy: no-referrer\r\n"
     "Cache-Control: no-store\r\n";
 
-std::string hex_of(const Digest& d) {
-    static const char kHex[] = "0123456789abcdef";
-    std::string s(64, '0');
-    for (std::size_t i = 0; i < d.size(); ++i) {
-        s[2 * i] = kHex[d[i] >> 4];
-        s[2 * i + 1] = kHex[d[i] & 15];
-    }
-    return s;
-}
-
 }  // namespace
 
 bool HttpConn::wants_page(const Request& req) const {
@@ -73,7 +63,7 @@ void HttpConn::route_page(const Request& req, std::string_view raw_folder) {
             p.dir = e.dir;
             p.size = e.size;
             p.mtime = e.mtime_ns / 1000000000;
-            if (!e.dir && e.state == StoreIndex::State::Ready) p.sha256 = hex_of(e.sha256);
+            if (!e.dir && e.state == StoreIndex::State::Ready) p.sha256 = to_hex(e.sha256);
             in.entries.push_back(std::move(p));
         }
         in.total = in.entries.size();

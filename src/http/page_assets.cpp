@@ -3,7 +3,6 @@
 // that no generated source is needed. Their ETags are SHA-256 prefixes of the bytes, computed
 // once on first use.
 #include <array>
-#include <mutex>
 
 #include "duet/core/sha256.hpp"
 #include "duet/http/page.hpp"
@@ -18,6 +17,9 @@
     extern "C" const char duet_asset_##sym##_raw[], duet_asset_##sym##_raw_end[],               \
         duet_asset_##sym##_gz[], duet_asset_##sym##_gz_end[];
 
+DUET_EMBED(common_js, "common.js")
+DUET_EMBED(listing_js, "listing.js")
+DUET_EMBED(uploads_js, "uploads.js")
 DUET_EMBED(app_js, "app.js")
 DUET_EMBED(app_css, "app.css")
 DUET_EMBED(hash_worker_js, "hash_worker.js")
@@ -25,43 +27,37 @@ DUET_EMBED(hash_worker_js, "hash_worker.js")
 namespace duet {
 namespace {
 
+constexpr std::size_t kAssets = 6;
+constexpr std::string_view kScript = "text/javascript; charset=utf-8";
+
 #define DUET_VIEW(sym, part)                    \
     std::string_view(duet_asset_##sym##_##part, \
                      std::size_t(duet_asset_##sym##_##part##_end - duet_asset_##sym##_##part))
 
-std::array<Asset, 3> make_assets() {
-    std::array<Asset, 3> a{{
+std::array<Asset, kAssets> make_assets() {
+    std::array<Asset, kAssets> a{{
         {"app.css", "text/css; charset=utf-8", DUET_VIEW(app_css, raw), DUET_VIEW(app_css, gz), {}},
-        {"app.js",
-         "text/javascript; charset=utf-8",
-         DUET_VIEW(app_js, raw),
-         DUET_VIEW(app_js, gz),
-         {}},
+        {"common.js", kScript, DUET_VIEW(common_js, raw), DUET_VIEW(common_js, gz), {}},
+        {"listing.js", kScript, DUET_VIEW(listing_js, raw), DUET_VIEW(listing_js, gz), {}},
+        {"uploads.js", kScript, DUET_VIEW(uploads_js, raw), DUET_VIEW(uploads_js, gz), {}},
+        {"app.js", kScript, DUET_VIEW(app_js, raw), DUET_VIEW(app_js, gz), {}},
         {"hash_worker.js",
-         "text/javascript; charset=utf-8",
+         kScript,
          DUET_VIEW(hash_worker_js, raw),
          DUET_VIEW(hash_worker_js, gz),
          {}},
     }};
     // "\"" + 16 hex digits + "\"", kept for the life of the process.
-    static char tags[3][19];
-    static const char kHex[] = "0123456789abcdef";
+    static std::string tags[kAssets];
     for (std::size_t i = 0; i < a.size(); ++i) {
-        Digest d = Sha256::of(a[i].raw);
-        char* t = tags[i];
-        t[0] = '"';
-        for (int j = 0; j < 8; ++j) {
-            t[1 + 2 * j] = kHex[d[std::size_t(j)] >> 4];
-            t[2 + 2 * j] = kHex[d[std::size_t(j)] & 15];
-        }
-        t[17] = '"';
-        a[i].etag = std::string_view(t, 18);
+        tags[i] = '"' + to_hex(Sha256::of(a[i].raw)).substr(0, 16) + '"';
+        a[i].etag = tags[i];
     }
     return a;
 }
 
-const std::array<Asset, 3>& table() {
-    static const std::array<Asset, 3> a = make_assets();
+const std::array<Asset, kAssets>& table() {
+    static const std::array<Asset, kAssets> a = make_assets();
     return a;
 }
 

@@ -93,7 +93,6 @@ void put_row(std::string& out, const std::string& href_base, const PageEntry& e)
 
 std::string render_page(const PageInput& in) {
     const Asset* css = find_asset("app.css");
-    const Asset* js = find_asset("app.js");
     const Asset* worker = find_asset("hash_worker.js");
     // The asset's ETag (without quotes) in its URL: a new build's assets are new URLs, so they
     // can be cached for a year.
@@ -113,7 +112,11 @@ std::string render_page(const PageInput& in) {
     out +=
         " · duet</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"" +
         url(css) + "\">\n";
-    out += "<script src=\"" + url(js) + "\" defer></script>\n</head>\n";
+    // The page's scripts, in the order they run (deferred scripts keep it); they share their
+    // top-level names.
+    for (const char* js : {"common.js", "listing.js", "uploads.js", "app.js"})
+        out += "<script src=\"" + url(find_asset(js)) + "\" defer></script>\n";
+    out += "</head>\n";
     out += "<body data-path=\"";
     put_html(out, in.folder.empty() ? std::string() : in.folder + "/");
     out += "\" data-worker=\"" + url(worker) + "\" data-auth=\"";

@@ -38,12 +38,8 @@ void ChangeFeed::push(Event e) {
     log_.push_back(std::move(e));
     if (log_.size() > kKept) log_.pop_front();
     const Event& last = log_.back();
-    // A listener may unsubscribe from within on_change (its connection closed): walk a copy.
-    std::vector<Listener*> now = listeners_;
-    for (Listener* l : now)
-        if (std::find(listeners_.begin(), listeners_.end(), l) != listeners_.end() &&
-            concerns(last, l->folder))
-            l->on_change();
+    for (Listener* l : listeners_)
+        if (concerns(last, l->folder)) l->on_change();
 }
 
 void ChangeFeed::add(Kind kind, std::string_view name, std::string_view to, std::string data) {
@@ -80,10 +76,7 @@ void ChangeFeed::unsubscribe(Listener* l) {
 }
 
 void ChangeFeed::keepalive() {
-    std::vector<Listener*> now = listeners_;
-    for (Listener* l : now)
-        if (std::find(listeners_.begin(), listeners_.end(), l) != listeners_.end())
-            l->on_keepalive();
+    for (Listener* l : listeners_) l->on_keepalive();
 }
 
 }  // namespace duet

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <vector>
 
+#include "duet/core/clock.hpp"
 #include "duet/core/log_escape.hpp"
 #include "duet/store/store.hpp"
 #include "duet/store/store_meta.hpp"
@@ -180,15 +181,7 @@ struct StoreIndex::ScanState {
     }
 };
 
-namespace {
-std::uint64_t now_us() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000;
-}
-}  // namespace
-
-StoreIndex::StoreIndex(Hooks hooks) : hooks_(std::move(hooks)), feed_(now_us()) {}
+StoreIndex::StoreIndex(Hooks hooks) : hooks_(std::move(hooks)), feed_(wall_us()) {}
 StoreIndex::~StoreIndex() {
     for (ListingStream* ls : streams_) ls->detach(false);
 }

@@ -34,4 +34,11 @@ inline std::int64_t wall_seconds() {
     return ts.tv_sec;
 }
 
+// Wall-clock microseconds (the first id of an image's change events).
+inline std::uint64_t wall_us() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return std::uint64_t(ts.tv_sec) * 1000000 + std::uint64_t(ts.tv_nsec) / 1000;
+}
+
 }  // namespace duet

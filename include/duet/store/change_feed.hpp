@@ -17,7 +17,8 @@ class ChangeFeed {
   public:
     enum class Kind : std::uint8_t { Created, Replaced, Deleted, Moved, Reset };
     // A reader of the feed (an event-stream connection): told when an event for its folder (or a
-    // reset) arrives, and every keep-alive period.
+    // reset) arrives, and every keep-alive period. It must not subscribe or unsubscribe from
+    // within those calls (a connection only asks to be woken there).
     class Listener {
       public:
         virtual void on_change() = 0;
@@ -44,7 +45,6 @@ class ChangeFeed {
     void subscribe(Listener* l) { listeners_.push_back(l); }
     void unsubscribe(Listener* l);
     void keepalive();
-    std::size_t listeners() const { return listeners_.size(); }
 
     static constexpr std::size_t kKept = 4096;  // events kept for catching up
 
