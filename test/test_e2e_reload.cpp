@@ -652,7 +652,9 @@ Test(reload, fds_and_memory_stay_flat_over_200_reloads_with_work_in_flight) {
     std::string big = t::random_bytes(kDownload, 13);
     cr_assert(t::write_file(data + "/big", big));
     t::Duet d;
-    launch(d, {}, data, {}, bin);
+    // The half command line's deadline runs across the reloads: 200 of them on a busy machine
+    // can take longer than the default 10 s.
+    launch(d, {"--header-timeout", "120"}, data, {}, bin);
     // In flight throughout: a download read slowly, an upload trickling, a half head, idle ones.
     int dl = t::connect_slow_reader(d.http_port, 64 << 10);
     cr_assert(t::send_all(dl, "GET /files/big HTTP/1.1\r\nHost: t\r\n\r\n"));
