@@ -126,10 +126,11 @@ build/test/%: test/%.cpp build/san/libduet.a $(TEST_HELPERS) $(PCH_UNIT).gch | b
 # code is compiled without sanitizer instrumentation, which halves its compile time, and linked
 # with the sanitizer runtimes for the helpers they share with the unit tests.
 build/test/test_e2e_%: test/test_e2e_%.cpp build/san/libduet.a $(TEST_HELPERS) $(PCH_E2E).gch \
-		| build/test
+		build/san/t_e2e_options.o | build/test
 	@echo "  TEST $@"
 	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) -include $(PCH_E2E) -MMD -MT $@ -MF $@.d -c -o $@.o $< && \
-	    $(CXX) $(SAN) -o $@.tmp $@.o $(TEST_HELPERS) build/san/libduet.a -lcriterion && \
+	    $(CXX) $(SAN) -o $@.tmp $@.o build/san/t_e2e_options.o $(TEST_HELPERS) build/san/libduet.a \
+	    -lcriterion && \
 	    mv $@.tmp $@ && rm -f $@.o
 
 # Each is compiled from a copy beside it: gcc looks for NAME.gch next to the NAME it is told to
@@ -153,7 +154,7 @@ build/obj build/san build/test build/page:
 
 # The test helpers are built once and linked into every test binary: keep them although make
 # sees them as intermediate files.
-.SECONDARY: $(TEST_HELPERS)
+.SECONDARY: $(TEST_HELPERS) build/san/t_e2e_options.o
 
 -include $(wildcard build/obj/*.d build/san/*.d build/test/*.d)
 
@@ -177,7 +178,8 @@ unit: $(TESTS) build/duet build/duet-san
 # the release binary start once it is linked; the load-sensitive ones run last, alone.
 test: check-deps
 	@sh test/layers.sh
-	@$(MAKE) --no-print-directory build/duet-san build/san/libduet.a $(TEST_HELPERS)
+	@$(MAKE) --no-print-directory build/duet-san build/san/libduet.a $(TEST_HELPERS) \
+	    build/san/t_e2e_options.o
 	@BUILDER="$(MAKE) --no-print-directory $(TESTS)" \
 	 ALONGSIDE="$(MAKE) --no-print-directory build/duet $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build \
 	     && $(MAKE) --no-print-directory -j1 fuzz-smoke)" \
