@@ -58,6 +58,10 @@ Test(e2e_page, a_corrupted_piece_is_refused_and_reported) {
     scenario("mismatch");
 }
 
+Test(e2e_page, pause_resume_and_cancel) {
+    scenario("controls");
+}
+
 Test(e2e_page, changes_by_anyone_appear_within_a_second) {
     scenario("live");
 }

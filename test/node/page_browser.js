@@ -427,6 +427,62 @@ scenarios.mismatch = async (browser, work) => {
   return { error: u.error, problems: page.problems }
 }
 
+// Pause, resume and cancel, with the proxy holding each upload mid-piece so that the click
+// lands while bytes are on their way: a paused upload keeps its partial in duet and continues
+// from duet's offset; a cancelled one is freed in duet and never published.
+scenarios.controls = async (browser, work) => {
+  const proxy = await startProxy()
+  // The request a pause or cancel aborts is the page's doing, not a failure.
+  const page = await newPage(browser, [/failed: (PATCH|POST|HEAD) .* net::ERR_ABORTED/])
+  await page.goto(proxy.base + '/files/', { waitUntil: 'load' })
+  await ready(page)
+  const partials = async () => (await fetch(direct + '/uploads', { headers: auth() }).then((r) => r.json()))
+  const stateOf = async (name) =>
+    (await page.evaluate('window.duet.uploads()')).find((u) => u.path === name)?.state
+  // Holds the traffic once `bytes` more have gone through; resolves when it has.
+  const holdAfter = (bytes) => new Promise((resolve) => {
+    proxy.at(proxy.forwarded + bytes, () => { proxy.hold(); resolve() })
+  })
+
+  const a = randomFile(work, 'paused.bin', 3 * PIECE)
+  const aSha = sha256(fs.readFileSync(a))
+  let held = holdAfter(PIECE + 2 * MiB) // inside the second piece
+  await pickFiles(page, [a])
+  await held
+  await click(page, 'button[aria-label="Pause paused.bin"]')
+  await until('the pause shown', async () => (await stateOf('paused.bin')) === 'paused', 3000)
+  proxy.release()
+  // duet keeps what was durable: at least the first piece, not the whole file.
+  const kept = await until('the partial in duet', async () => {
+    const p = (await partials()).find((x) => x.name === 'paused.bin')
+    return p && p.offset >= PIECE && p
+  }, 5000)
+  if (kept.offset >= 3 * PIECE) fail('the paused upload was complete: ' + JSON.stringify(kept))
+  if (await page.$('button[aria-label="Resume paused.bin"]') === null) fail('no Resume button')
+  const before = proxy.forwarded
+  await click(page, 'button[aria-label="Resume paused.bin"]')
+  await uploadsDone(page, 1, 60000)
+  const sentAfter = proxy.forwarded - before
+  if (sha256(stored('paused.bin')) !== aSha) fail('the resumed file differs')
+  if (sentAfter > 3 * PIECE - kept.offset + PIECE + 64 * 1024) {
+    fail(`resume sent ${sentAfter} bytes, ${3 * PIECE - kept.offset} were left: it started over`)
+  }
+
+  const b = randomFile(work, 'cancelled.bin', 2 * PIECE)
+  held = holdAfter(PIECE + 2 * MiB)
+  await pickFiles(page, [b])
+  await held
+  await click(page, 'button[aria-label="Cancel cancelled.bin"]')
+  await until('the cancel shown', async () => (await stateOf('cancelled.bin')) === 'cancelled', 3000)
+  proxy.release()
+  await until('the partial freed in duet', async () =>
+    !(await partials()).some((x) => x.name === 'cancelled.bin'), 5000)
+  if ((await status('/files/cancelled.bin')) !== 404) fail('a cancelled upload was published')
+  const shown = await page.$eval('#uploads', (el) => el.textContent)
+  if (!/cancelled/.test(shown)) fail('the page shows: ' + shown)
+  return { kept_at_pause: kept.offset, sent_after_resume: sentAfter, problems: page.problems }
+}
+
 // Changes by curl (PUT) and nc (DEL on the file port) appear in the open page within a second;
 // a reload does not break the stream.
 scenarios.live = async (browser) => {
