@@ -331,7 +331,9 @@ scenarios.drop = async (browser) => {
     for (let k = 0; k < 5; k++) level3.push(fileEntry(file(`tree/l2/l3/f${k}.txt`, i++)))
     const level2 = [dirEntry('l3', level3)]
     for (let k = 0; k < 7; k++) level2.push(fileEntry(file(`tree/l2/g${k}.txt`, i++)))
-    const level1 = [dirEntry('l2', level2)]
+    // An empty folder, and one holding only an empty folder: made too.
+    const level1 = [dirEntry('l2', level2), dirEntry('empty', []),
+      dirEntry('outer', [dirEntry('inner', [])])]
     for (let k = 0; k < 8; k++) level1.push(fileEntry(file(`tree/h${k}.txt`, i++)))
     const items = [dirEntry('tree', level1)]
     for (const n of ['one.txt', 'two words.txt', 'naïve.txt']) items.push(fileEntry(file(n, i++)))
@@ -355,6 +357,8 @@ scenarios.drop = async (browser) => {
     const n = await names(page)
     return ['tree', 'one.txt', 'two words.txt', 'naïve.txt'].every((x) => n.includes(x))
   }, 3000)
+  const isDir = (d) => fs.statSync(path.join(dataDir, d), { throwIfNoEntry: false })?.isDirectory()
+  await until('the dropped empty folders made', () => isDir('tree/empty') && isDir('tree/outer/inner'), 3000)
   return { files: spec.length, problems: page.problems }
 }
 

@@ -384,19 +384,40 @@ function clearFinished() {
 
 // ---- picking and dropping
 
-// A dropped file or folder, its tree kept as relative paths.
-async function walk(entry, prefix, out) {
+// A dropped file or folder, its tree kept as relative paths (folders in `dirs`).
+async function walk(entry, prefix, out, dirs) {
   if (entry.isFile) {
     const file = await new Promise((ok, no) => entry.file(ok, no));
     out.push({ file, rel: prefix + entry.name });
   } else if (entry.isDirectory) {
+    const path = prefix + entry.name;
+    dirs.push(path);
     const reader = entry.createReader();
     const batch = () => new Promise((ok, no) => reader.readEntries(ok, no));
     // readEntries gives a folder in batches, then an empty one.
     for (let children; (children = await batch()).length;) {
-      for (const child of children) await walk(child, prefix + entry.name + '/', out);
+      for (const child of children) await walk(child, path + '/', out, dirs);
     }
   }
+}
+
+// Dropped folders with no file anywhere inside are made (MKCOL), parents first: an upload makes
+// the folders of its own path, but nothing would make these.
+async function makeEmptyFolders(dirs, files) {
+  const empty = dirs.filter((d) => !files.some(({ rel }) => rel.startsWith(d + '/')));
+  const made = new Set();
+  for (const d of empty) {
+    const parts = d.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const path = folder + parts.slice(0, i).join('/');
+      if (made.has(path)) continue;
+      made.add(path);
+      const res = await api('MKCOL', fileUrl(path, true));
+      // 405: it is there already (an upload of this drop may have made it).
+      if (!res.ok && res.status !== 405 && i === parts.length) say(`${d}: ${sentence(res)}`);
+    }
+  }
+  if (empty.length) refreshSoon(0);
 }
 
 async function dropped(dt) {
@@ -405,15 +426,17 @@ async function dropped(dt) {
     item.kind === 'file' && (item.webkitGetAsEntry?.() || item.getAsFile())).filter(Boolean);
   if (!items.length) items.push(...Array.from(dt.files || []));
   const out = [];
+  const dirs = [];
   try {
     for (const x of items) {
       if (x instanceof File) out.push({ file: x, rel: x.name });
-      else await walk(x, '', out);
+      else await walk(x, '', out, dirs);
     }
   } catch (err) {
     say('Some dropped files could not be read: ' + err.message);
   }
   addFiles(out);
+  await makeEmptyFolders(dirs, out).catch((err) => say('A dropped folder was not made: ' + err.message));
 }
 
 function setupDrop() {
