@@ -436,8 +436,10 @@ scenarios.mismatch = async (browser, work) => {
 // from duet's offset; a cancelled one is freed in duet and never published.
 scenarios.controls = async (browser, work) => {
   const proxy = await startProxy()
-  // The request a pause or cancel aborts is the page's doing, not a failure.
-  const page = await newPage(browser, [/failed: (PATCH|POST|HEAD) .* net::ERR_ABORTED/])
+  // The request a pause or cancel aborts is the page's doing, not a failure; the append it cut
+  // may still be ending in duet when the page resumes (a 409 the page waits out).
+  const page = await newPage(browser, [/failed: (PATCH|POST|HEAD) .* net::ERR_ABORTED/,
+    /status of 409/])
   await page.goto(proxy.base + '/files/', { waitUntil: 'load' })
   await ready(page)
   const partials = async () => (await fetch(direct + '/uploads', { headers: auth() }).then((r) => r.json()))
