@@ -67,11 +67,11 @@ PCH_UNIT := build/pch/unit/test_headers.hpp
 # Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
 build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
 # The release build is optimised for size (-Os), except the code every request or uploaded byte
-# runs through (HOT, -O2): all -O2 costs 40 % more binary for no gain per request that
-# bench/http.sh can see; all -Os costs up to a fifth of the requests per CPU-second.
+# runs through (HOT, -O2): all -O2 costs a third more binary for no gain per request that
+# bench/http.sh can see; all -Os costs up to a quarter of the requests per CPU-second.
 # It has no exception tables either: duet never throws or catches, and anything libstdc++ throws
-# (out of memory) ends in std::terminate with or without them, as it did before (a sixth of
-# the binary). Both only for the release build: the tests keep the defaults.
+# (out of memory) ends in std::terminate with or without them, as it did before (14 % of the
+# binary). Both only for the release build: the tests keep the defaults.
 HOT      := loop conn buffer http_conn http_parser http_routes http_fields http_response \
             http_conditional http_files http_body http_upload_body store_lookup file_conn file_proto \
             write_pipe sha256 sha256_shani

@@ -404,7 +404,11 @@ async function walk(entry, prefix, out, dirs) {
 // Dropped folders with no file anywhere inside are made (MKCOL), parents first: an upload makes
 // the folders of its own path, but nothing would make these.
 async function makeEmptyFolders(dirs, files) {
-  const empty = dirs.filter((d) => !files.some(({ rel }) => rel.startsWith(d + '/')));
+  const holding = new Set(); // every folder with a file somewhere inside
+  for (const { rel } of files) {
+    for (let i = rel.indexOf('/'); i > 0; i = rel.indexOf('/', i + 1)) holding.add(rel.slice(0, i));
+  }
+  const empty = dirs.filter((d) => !holding.has(d));
   const made = new Set();
   for (const d of empty) {
     const parts = d.split('/');
