@@ -119,8 +119,10 @@ Test(e2e_folders, a_nested_put_makes_its_folders_and_both_ports_see_it_at_once) 
 Test(e2e_folders, listings_are_sorted_by_name_in_byte_order_across_folders) {
     t::boot();
     // '-' (0x2D) sorts before '/' (0x2F): "b-c" comes after folder "b" and before "b0".
-    for (const char* p : {"b/x", "b-c", "b0", "a", "b/y/z"})
-        cr_assert_eq(t::status_of(put(p, p)), 201);
+    for (const char* p : {"b/x", "b-c", "b0", "a", "b/y/z"}) {
+        std::string r = put(p, p);  // the answer is shown if it is not 201 (seen once, unexplained)
+        cr_assert_eq(t::status_of(r), 201, "PUT %s: [%s]", p, r.substr(0, 300).c_str());
+    }
     int fd = files_conn();
     cr_expect_eq(list(fd, ""),
                  (std::vector<std::string>{file_line("a", "a"), "b/ - -", file_line("b-c", "b-c"),
