@@ -53,6 +53,10 @@ LONG     := test_e2e_page test_e2e_files test_e2e_crash test_e2e_http test_e2e_l
 ALL_TESTS := $(patsubst test/%.cpp,%,$(wildcard test/test_*.cpp))
 TESTS    := $(addprefix build/test/,$(filter $(ALL_TESTS),$(LONG)) $(filter-out $(LONG),$(ALL_TESTS)))
 TEST_HELPERS := $(patsubst test/%.cpp,build/san/t_%.o,$(wildcard test/helper_*.cpp))
+# What a black-box driver links besides Criterion: the helpers and the two library parts they
+# call (SHA-256 and base64), built without sanitizers (see the driver rule below).
+E2E_SUPPORT := $(patsubst test/%.cpp,build/e2e/t_%.o,$(wildcard test/helper_*.cpp)) \
+            build/e2e/sha256.o build/e2e/sha256_shani.o build/e2e/base64.o
 
 # Precompiled headers, one per flavour of flags (a header precompiled with other flags is not
 # used: gcc then silently parses the text, as for the SHA-NI file). Half of each file's
@@ -65,7 +69,7 @@ PCH_E2E  := build/pch/e2e/test_headers.hpp
 PCH_UNIT := build/pch/unit/test_headers.hpp
 
 # Extra per-file flags: the SHA-NI path is compiled for the extension and only called after cpuid.
-build/obj/sha256_shani.o build/san/sha256_shani.o: EXTRA := -msha -msse4.1
+build/obj/sha256_shani.o build/san/sha256_shani.o build/e2e/sha256_shani.o: EXTRA := -msha -msse4.1
 # The release build is optimised for size (-Os), except the code every request or uploaded byte
 # runs through (HOT, -O2): all -O2 costs a third more binary for no gain per request that
 # bench/http.sh can see; all -Os costs up to a quarter of the requests per CPU-second.
@@ -122,16 +126,18 @@ build/test/%: test/%.cpp build/san/libduet.a $(TEST_HELPERS) $(PCH_UNIT).gch | b
 	@echo "  TEST $@"
 	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) $(SAN) -include $(PCH_UNIT) -MMD -MT $@ -MF $@.d -o $@.tmp $< \
 	    $(TEST_HELPERS) build/san/libduet.a -lcriterion && mv $@.tmp $@
-# Black-box drivers only talk to the sanitized server (build/duet-san) over sockets: their own
-# code is compiled without sanitizer instrumentation, which halves its compile time, and linked
-# with the sanitizer runtimes for the helpers they share with the unit tests.
-build/test/test_e2e_%: test/test_e2e_%.cpp build/san/libduet.a $(TEST_HELPERS) $(PCH_E2E).gch \
-		build/san/t_e2e_options.o | build/test
+# Black-box drivers only talk to the sanitized server (build/duet-san) over sockets, so they are
+# built and linked without sanitizers: Criterion starts a fresh process for every test, and the
+# sanitizer runtime's start-up would cost each of the ~330 black-box tests 0.1 s of CPU.
+build/test/test_e2e_%: test/test_e2e_%.cpp $(E2E_SUPPORT) $(PCH_E2E).gch | build/test
 	@echo "  TEST $@"
 	$(Q)$(CXX) $(BASE) -Itest -O0 $(DEBUG) -include $(PCH_E2E) -MMD -MT $@ -MF $@.d -c -o $@.o $< && \
-	    $(CXX) $(SAN) -o $@.tmp $@.o build/san/t_e2e_options.o $(TEST_HELPERS) build/san/libduet.a \
-	    -lcriterion && \
+	    $(CXX) -o $@.tmp $@.o $(E2E_SUPPORT) -lcriterion && \
 	    mv $@.tmp $@ && rm -f $@.o
+build/e2e/t_%.o: test/%.cpp | build/e2e
+	$(Q)$(CXX) $(BASE) -Itest -O1 $(DEBUG) -MMD -c -o $@ $<
+build/e2e/%.o: %.cpp | build/e2e
+	$(Q)$(CXX) $(BASE) -O1 $(DEBUG) $(EXTRA) -MMD -c -o $@ $<
 
 # Each is compiled from a copy beside it: gcc looks for NAME.gch next to the NAME it is told to
 # include, and falls back to that copy's text when the .gch does not fit a file's flags.
@@ -149,14 +155,14 @@ $(PCH_UNIT).gch: test/test_headers.hpp include/duet/core/std_headers.hpp
 build/san/libduet.a: $(SAN_LIB)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-build/obj build/san build/test build/page:
+build/obj build/san build/e2e build/test build/page:
 	mkdir -p $@
 
 # The test helpers are built once and linked into every test binary: keep them although make
 # sees them as intermediate files.
-.SECONDARY: $(TEST_HELPERS) build/san/t_e2e_options.o
+.SECONDARY: $(TEST_HELPERS) $(E2E_SUPPORT)
 
--include $(wildcard build/obj/*.d build/san/*.d build/test/*.d)
+-include $(wildcard build/obj/*.d build/san/*.d build/e2e/*.d build/test/*.d)
 
 # Ctrl+C reaches both duet and make (the whole foreground process group). duet stops gracefully
 # and exits 0; make waits for it, then dies of the same SIGINT, so the shell reports status 130.
@@ -179,7 +185,7 @@ unit: $(TESTS) build/duet build/duet-san
 test: check-deps
 	@sh test/layers.sh
 	@$(MAKE) --no-print-directory build/duet-san build/san/libduet.a $(TEST_HELPERS) \
-	    build/san/t_e2e_options.o
+	    $(E2E_SUPPORT)
 	@BUILDER="$(MAKE) --no-print-directory $(TESTS)" \
 	 ALONGSIDE="$(MAKE) --no-print-directory build/duet $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build \
 	     && $(MAKE) --no-print-directory -j1 fuzz-smoke)" \
