@@ -43,8 +43,15 @@ REQUEST  := conn http_conn http_parser http_routes http_fields http_conditional 
             auth_throttle http_cors http_folders file_folders store_paths
 FIRST    := $(STARTUP:%=build/obj/%.o) $(REQUEST:%=build/obj/%.o)
 OBJS     := $(FIRST) $(filter-out $(FIRST),$(patsubst %.cpp,build/obj/%.o,$(notdir $(SRCS))))
-SAN_OBJS := $(patsubst %.cpp,build/san/%.o,$(notdir $(SRCS)))
-SAN_LIB  := $(patsubst %.cpp,build/san/%.o,$(notdir $(LIB_SRCS)))
+# The sanitizer build compiles each layer as one unit, build/unity/LAYER.cpp, which includes the
+# layer's sources: every standard header and template is then parsed and instantiated once per
+# layer instead of once per file, and the library compiles in less than half the CPU time (the
+# largest compile of `make test`). The release build stays file by file: its link order and
+# per-file flags matter, and it catches a file that compiles only after another's includes. Two
+# files keep their own object: the SHA-NI code (its own flags) and the page's assets (.incbin).
+SAN_SOLO := build/san/page_assets.o build/san/sha256_shani.o
+SAN_LIB  := $(LAYERS:%=build/san/u_%.o) $(SAN_SOLO)
+SAN_OBJS := build/san/main.o $(SAN_LIB)
 # The longest-running suites are built (and started) first: `make test` runs each binary as
 # soon as it is linked, while the others still build.
 LONG     := test_e2e_page test_e2e_files test_e2e_crash test_e2e_http test_e2e_lifecycle \
@@ -110,6 +117,16 @@ build/obj/%.o: %.cpp $(HDRS) $(PCH_REL).gch $(PCH_OS).gch | build/obj
 build/san/%.o: %.cpp $(PCH_SAN).gch | build/san
 	@echo "  CXX  $< (sanitizers)"
 	$(Q)$(CXX) $(BASE) -Og $(DEBUG) $(SAN) $(EXTRA) -include $(PCH_SAN) -MMD -c -o $@ $<
+build/san/u_%.o: build/unity/%.cpp $(PCH_SAN).gch | build/san
+	@echo "  CXX  src/$*/ (sanitizers, one unit)"
+	$(Q)$(CXX) $(BASE) -Og $(DEBUG) $(SAN) -include $(PCH_SAN) -MMD -c -o $@ $<
+# Rewritten only when the layer's list of files changes (the folder's time changes with it), so
+# that an unchanged list does not rebuild the layer.
+build/unity/%.cpp: src/% | build/unity
+	$(Q)for f in $(sort $(filter-out src/server/main.cpp src/http/page_assets.cpp \
+	    src/core/sha256_shani.cpp,$(wildcard src/$*/*.cpp))); do \
+	    echo "#include \"../../$$f\""; done > $@.tmp && \
+	    if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
 build/san/t_%.o: test/%.cpp | build/san
 	@echo "  CXX  $<"
@@ -155,12 +172,12 @@ $(PCH_UNIT).gch: test/test_headers.hpp include/duet/core/std_headers.hpp
 build/san/libduet.a: $(SAN_LIB)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-build/obj build/san build/e2e build/test build/page:
+build/obj build/san build/e2e build/test build/page build/unity:
 	mkdir -p $@
 
 # The test helpers are built once and linked into every test binary: keep them although make
 # sees them as intermediate files.
-.SECONDARY: $(TEST_HELPERS) $(E2E_SUPPORT)
+.SECONDARY: $(TEST_HELPERS) $(E2E_SUPPORT) $(LAYERS:%=build/unity/%.cpp)
 
 -include $(wildcard build/obj/*.d build/san/*.d build/e2e/*.d build/test/*.d)
 

@@ -1,5 +1,7 @@
 #include "duet/http/http_body.hpp"
 
+#include "duet/core/text.hpp"
+
 namespace duet {
 namespace {
 
@@ -12,14 +14,6 @@ int hex_value(char c) {
 
 bool is_ext_byte(unsigned char c) {
     return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-// RFC 9110 §5.6.2 tchar.
-bool is_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
-    for (const char* p = "!#$%&'*+-.^_`|~"; *p; ++p)
-        if (c == static_cast<unsigned char>(*p)) return true;
-    return false;
 }
 
 bool is_ws(char c) {

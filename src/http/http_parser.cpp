@@ -9,13 +9,6 @@
 namespace duet {
 namespace {
 
-// RFC 9110 §5.6.2 tchar.
-constexpr bool is_tchar(unsigned char c) {
-    if (c >= '0' && c <= '9') return true;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-    return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
-}
-
 // Field-value bytes: VCHAR, obs-text, SP, HTAB. Everything else (CTL, NUL, DEL, bare CR) is
 // refused.
 constexpr bool is_field_byte(unsigned char c) {

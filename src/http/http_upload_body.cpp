@@ -11,13 +11,6 @@
 #include "duet/session/store_errors.hpp"
 
 namespace duet {
-namespace {
-
-std::string num(std::uint64_t v) {
-    return std::to_string(v);
-}
-
-}  // namespace
 
 // ---- the body
 // ------------------------------------------------------------------------------------
@@ -59,7 +52,7 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
         body_.reset();  // ends the append: what arrived so far is made durable
         // Where a resume starts: the offset durable now (the end's checkpoint may add to it).
         respond_fatal(status, msg,
-                      p->gone ? std::string() : "Upload-Offset: " + num(p->offset) + "\r\n");
+                      p->gone ? std::string() : "Upload-Offset: " + std::to_string(p->offset) + "\r\n");
         expect_unread_input();
         return false;
     };
@@ -79,7 +72,7 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     // Progress: a 104 with each offset made durable (IETF clients that named an interop version).
     if (rb.door == UploadDoor::Ietf && rb.interop && p->offset > rb.announced) {
         rb.announced = p->offset;
-        send_interim("Upload-Offset: " + num(p->offset) + "\r\n" + interop_field(rb.interop));
+        send_interim("Upload-Offset: " + std::to_string(p->offset) + "\r\n" + interop_field(rb.interop));
     }
     return true;
 }
@@ -94,7 +87,7 @@ bool HttpConn::finish_resumable() {
         if (!rb.append.append_digest_is(rb.checksum)) {
             rb.append.end();  // held: rolled back to where this append began
             respond_error(460, "The checksum does not match; the bytes were not kept.",
-                          "Tus-Resumable: 1.0.0\r\nUpload-Offset: " + num(p->offset) + "\r\n");
+                          "Tus-Resumable: 1.0.0\r\nUpload-Offset: " + std::to_string(p->offset) + "\r\n");
             return false;
         }
         rb.append.release_hold();
@@ -122,7 +115,7 @@ bool HttpConn::after_last_checkpoint() {
         respond_error(full ? 507 : 500,
                       full ? "The disk is full; the upload is kept at its last durable offset."
                            : "The upload could not be made durable.",
-                      "Upload-Offset: " + num(p->offset) + "\r\n");
+                      "Upload-Offset: " + std::to_string(p->offset) + "\r\n");
         return false;
     }
     if (body_->kind == BodyKind::Chunked && !body_->chunked.trailers().empty()) {
@@ -131,14 +124,14 @@ bool HttpConn::after_last_checkpoint() {
         bool whole = rb.door == UploadDoor::Ietf && rb.creation && rb.complete;
         if (!trailer_digests(body_->chunked.trailers(), whole, expected)) {
             respond_error(400, "A trailer field is malformed; the upload is kept.",
-                          "Upload-Offset: " + num(p->offset) + "\r\n");
+                          "Upload-Offset: " + std::to_string(p->offset) + "\r\n");
             return false;
         }
         if (int e = expect_digest(p, expected); e != 0) {
             respond_error(e > 0 ? 400 : 500,
                           e > 0 ? "The digest differs from the one the upload expects."
                                 : "The digest could not be recorded.",
-                          "Upload-Offset: " + num(p->offset) + "\r\n");
+                          "Upload-Offset: " + std::to_string(p->offset) + "\r\n");
             return false;
         }
     }
@@ -154,7 +147,7 @@ bool HttpConn::after_last_checkpoint() {
             respond(
                 400, "application/problem+json",
                 problem_body("inconsistent-upload-length", "inconsistent length values for upload"),
-                echo + "Upload-Complete: ?0\r\nUpload-Offset: " + num(p->offset) + "\r\n");
+                echo + "Upload-Complete: ?0\r\nUpload-Offset: " + std::to_string(p->offset) + "\r\n");
             return false;
         }
         rb.publishing = p;
@@ -273,7 +266,7 @@ void HttpConn::published_answer(const ResumableBody& rb, const PartialRef& p) {
     const FileInfo& info = b.info;
     ++host().metrics.uploads_ok;
     host().metrics.upload_bytes += info.size;
-    std::string fields = done_fields(rb) + "Upload-Offset: " + num(p->offset) + "\r\nETag: \"" +
+    std::string fields = done_fields(rb) + "Upload-Offset: " + std::to_string(p->offset) + "\r\nETag: \"" +
                          to_hex(info.sha256) + "\"\r\n";
     if (rb.door == UploadDoor::Tus) {
         // tus: the append answer; a creation that carried the whole upload still says where.

@@ -26,7 +26,6 @@ using store_detail::is_temp_name;
 using store_detail::temp_name;
 
 // Attempts at a fresh temporary name before giving up (names only collide with leftovers).
-constexpr int kTempNameAttempts = 100;
 
 // strerror text starting in lower case, as the rest of duet's messages do.
 std::string reason(int err) {
@@ -291,7 +290,7 @@ int Store::open_temp_at(int dir, bool force_named, unsigned seq, Fd& fd, std::st
         // Old kernels and some file systems refuse O_TMPFILE in one of these ways.
         if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -errno;
     }
-    for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
+    for (int attempt = 0; attempt < store_paths::kTempNameAttempts; ++attempt) {
         std::string name = temp_name(seq);
         int f =
             ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -311,7 +310,7 @@ int Store::begin_upload(Upload& up) {
     Fd fd;
     std::string tmp;
     if (int rc = open_temp_at(dir_.get(), force_named_tmp_, tmp_seq_, fd, tmp); rc < 0) return rc;
-    tmp_seq_ += kTempNameAttempts;
+    tmp_seq_ += store_paths::kTempNameAttempts;
     up.store_ = this;
     up.fd_ = std::move(fd);
     up.tmp_name_ = std::move(tmp);
@@ -334,7 +333,7 @@ int Store::begin_upload_async(StoreOpRef& op) {
     if (!job->dir) return -errno;
     job->named = force_named_tmp_;
     job->seq = tmp_seq_;
-    tmp_seq_ += kTempNameAttempts;  // jobs in flight at once start from different names
+    tmp_seq_ += store_paths::kTempNameAttempts;  // jobs in flight at once start from different names
     op = std::make_shared<StoreOp>();
     op->kind = StoreOp::Kind::TempFile;
     auto work = [job] {

@@ -19,7 +19,6 @@ namespace {
 constexpr std::size_t kHashChunk = 256 * 1024;        // bytes per read while hashing
 constexpr std::uint64_t kHashSlice = 64u << 20;       // bytes per helper job; then urgent ones go
 constexpr std::uint64_t kDropCacheAbove = 64u << 20;  // hashing a big file must not evict others
-constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
 }  // namespace
 
@@ -53,7 +52,7 @@ struct StoreIndex::HashWork {
                 return;
             }
             ::close(p);
-            int f = store_paths::open_beneath(dir->get(), name, kReadFlags);
+            int f = store_paths::open_beneath(dir->get(), name, store_paths::kReadFlags);
             if (f >= 0) fd.reset(f);
             if (f < 0 || ::fstat(fd.get(), &st) != 0) {
                 int e = f < 0 ? -f : errno;

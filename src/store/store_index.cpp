@@ -26,7 +26,6 @@ namespace duet {
 namespace {
 
 constexpr std::size_t kScanBatch = 512;  // directory entries per helper job
-constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
 }  // namespace
 
@@ -171,7 +170,7 @@ struct StoreIndex::ScanState {
             Item it{path, Entry{}, false};
             it.entry.size = std::uint64_t(st.st_size);
             it.entry.mtime_ns = mtime_ns(st);
-            Fd fd(::openat(at, n, kReadFlags));
+            Fd fd(::openat(at, n, store_paths::kReadFlags));
             if (fd && DigestMeta::xattr_record(fd.get(), st, it.entry.sha256))
                 it.has_digest = true;
             else if (DigestMeta::sidecar_record(side.get(), path.c_str(), st, it.entry.sha256))

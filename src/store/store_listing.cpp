@@ -79,16 +79,16 @@ char* put_hex(char* p, const Digest& d) {
     return p;
 }
 
-constexpr std::string_view kName = "{\"name\":\"", kSize = "\",\"size\":", kSha = ",\"sha256\":",
-                           kMtime = ",\"mtime\":", kFile = ",\"type\":\"file\"}",
+constexpr std::string_view kJsonName = "{\"name\":\"", kJsonSize = "\",\"size\":", kJsonSha = ",\"sha256\":",
+                           kJsonMtime = ",\"mtime\":", kJsonFile = ",\"type\":\"file\"}",
                            kDir = "\",\"type\":\"dir\"", kDirText = "/ - -\n";
 
 std::size_t json_size(std::string_view name, const StoreIndex::Entry& e) {
     if (e.dir)
-        return kName.size() + json_escaped_size(name) + kDir.size() + kMtime.size() +
+        return kJsonName.size() + json_escaped_size(name) + kDir.size() + kJsonMtime.size() +
                sdigits(mtime_s(e)) + 1;
-    return kName.size() + json_escaped_size(name) + kSize.size() + digits(e.size) + kSha.size() +
-           (unreadable(e) ? 4 : 66) + kMtime.size() + sdigits(mtime_s(e)) + kFile.size();
+    return kJsonName.size() + json_escaped_size(name) + kJsonSize.size() + digits(e.size) + kJsonSha.size() +
+           (unreadable(e) ? 4 : 66) + kJsonMtime.size() + sdigits(mtime_s(e)) + kJsonFile.size();
 }
 
 std::size_t text_size(std::string_view name, const StoreIndex::Entry& e) {
@@ -99,18 +99,18 @@ std::size_t text_size(std::string_view name, const StoreIndex::Entry& e) {
 // {"name":"N","size":S,"sha256":"HEX"|null,"mtime":T,"type":"file"} or
 // {"name":"N","type":"dir","mtime":T}
 char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
-    p = put(p, kName);
+    p = put(p, kJsonName);
     p = put_json_escaped(p, name);
     if (e.dir) {
         p = put(p, kDir);
-        p = put(p, kMtime);
+        p = put(p, kJsonMtime);
         p = put_i64(p, mtime_s(e));
         *p++ = '}';
         return p;
     }
-    p = put(p, kSize);
+    p = put(p, kJsonSize);
     p = put_u64(p, e.size);
-    p = put(p, kSha);
+    p = put(p, kJsonSha);
     if (unreadable(e)) {
         p = put(p, "null");
     } else {
@@ -118,9 +118,9 @@ char* render_json(char* p, std::string_view name, const StoreIndex::Entry& e) {
         p = put_hex(p, e.sha256);
         *p++ = '"';
     }
-    p = put(p, kMtime);
+    p = put(p, kJsonMtime);
     p = put_i64(p, mtime_s(e));
-    p = put(p, kFile);
+    p = put(p, kJsonFile);
     return p;
 }
 

@@ -24,7 +24,6 @@ namespace duet {
 namespace {
 
 // O_NONBLOCK: a FIFO swapped in between the look and the open must not block anyone.
-constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 // Beneath the store's fd, no symlink anywhere (names have no '/', this is belt and braces), and
 // only from the caches.
 constexpr std::uint64_t kCachedResolve =
@@ -83,7 +82,7 @@ int Store::lookup_blocking(int dirfd, const char* name, Fd& fd, struct stat& st)
         if (::fstat(p, &pre) != 0) return -errno;
     }
     if (!S_ISREG(pre.st_mode)) return -ENOENT;
-    int f = store_paths::open_beneath(dirfd, name, kReadFlags);
+    int f = store_paths::open_beneath(dirfd, name, store_paths::kReadFlags);
     if (f < 0) return open_failed(-f, pre, st);
     return after_open(f, fd, st);
 }
@@ -98,7 +97,7 @@ int Store::lookup_blocking(int dirfd, const char* name, Fd& fd, struct stat& st)
 // duet may not read.
 int Store::lookup_cached(const char* name, Fd& fd, struct stat& st) {
     if (index_ && index_->holds(name)) {
-        int f = openat2_cached(dir_.get(), name, kReadFlags);
+        int f = openat2_cached(dir_.get(), name, store_paths::kReadFlags);
         if (f >= 0) return after_open(f, fd, st);
         if (errno == EAGAIN) return -EAGAIN;
         if (errno != EACCES && errno != EPERM && errno != ENOSYS && errno != EINVAL)
@@ -116,7 +115,7 @@ int Store::lookup_cached(const char* name, Fd& fd, struct stat& st) {
         if (::fstat(probe.get(), &pre) != 0) return -errno;
     }
     if (!S_ISREG(pre.st_mode)) return -ENOENT;
-    int f = openat2_cached(dir_.get(), name, kReadFlags);
+    int f = openat2_cached(dir_.get(), name, store_paths::kReadFlags);
     if (f < 0) return errno == EAGAIN ? -EAGAIN : open_failed(errno, pre, st);
     return after_open(f, fd, st);
 }

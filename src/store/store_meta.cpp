@@ -31,8 +31,8 @@ using store_detail::is_temp_name;
 // On-disk record: magic, digest, then size, inode, mtime seconds and nanoseconds as little-endian
 // 64-bit fields. Fixed size, so a torn or foreign value is recognised by its length or magic and
 // the digest is simply recomputed.
-constexpr char kMagic[4] = {'D', 'S', 'M', '1'};
-static_assert(DigestMeta::kRecordSize == sizeof kMagic + 32 + 4 * 8);
+constexpr char kMetaMagic[4] = {'D', 'S', 'M', '1'};
+static_assert(DigestMeta::kRecordSize == sizeof kMetaMagic + 32 + 4 * 8);
 
 void put_u64(std::uint8_t* p, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
@@ -104,8 +104,8 @@ DigestMeta::Record DigestMeta::record_for(const struct stat& st, const Digest& d
 }
 
 void DigestMeta::encode(const Record& r, std::uint8_t* out) {
-    std::memcpy(out, kMagic, sizeof kMagic);
-    std::uint8_t* p = out + sizeof kMagic;
+    std::memcpy(out, kMetaMagic, sizeof kMetaMagic);
+    std::uint8_t* p = out + sizeof kMetaMagic;
     std::memcpy(p, r.sha256.data(), 32);
     put_u64(p + 32, r.size);
     put_u64(p + 40, r.ino);
@@ -114,8 +114,8 @@ void DigestMeta::encode(const Record& r, std::uint8_t* out) {
 }
 
 bool DigestMeta::decode(const std::uint8_t* buf, std::size_t len, Record& r) {
-    if (len != kRecordSize || std::memcmp(buf, kMagic, sizeof kMagic) != 0) return false;
-    const std::uint8_t* p = buf + sizeof kMagic;
+    if (len != kRecordSize || std::memcmp(buf, kMetaMagic, sizeof kMetaMagic) != 0) return false;
+    const std::uint8_t* p = buf + sizeof kMetaMagic;
     std::memcpy(r.sha256.data(), p, 32);
     r.size = get_u64(p + 32);
     r.ino = get_u64(p + 40);

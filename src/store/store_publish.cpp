@@ -24,14 +24,13 @@ namespace duet {
 namespace {
 
 // Attempts at a fresh temporary name before giving up (names only collide with leftovers).
-constexpr int kTempNameAttempts = 100;
 
 // Gives an O_TMPFILE file a temporary name, so it can then be renamed over the target (linkat
 // cannot replace an existing name itself). `seq` is a copy: a collision just tries the next.
 int link_temp_name(int dir, int fd, unsigned seq, std::string& tmp_name) {
     char proc[64];
     std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    for (int attempt = 0; attempt < kTempNameAttempts; ++attempt) {
+    for (int attempt = 0; attempt < store_paths::kTempNameAttempts; ++attempt) {
         std::string tmp = store_detail::temp_name(seq);
         int rc = ::linkat(AT_FDCWD, proc, dir, tmp.c_str(), AT_SYMLINK_FOLLOW);
         // Without /proc, AT_EMPTY_PATH does the same but needs CAP_DAC_READ_SEARCH.

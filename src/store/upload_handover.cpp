@@ -10,7 +10,7 @@
 namespace duet {
 namespace {
 // Field tags of an upload record. Add a field: one line in hand_over, one in resume.
-enum : std::uint16_t { kFile = 1, kSize = 2, kSynced = 3, kTempName = 4, kSha = 5 };
+enum : std::uint16_t { kUploadFile = 1, kUploadSize = 2, kUploadSynced = 3, kUploadTempName = 4, kUploadSha = 5 };
 }  // namespace
 
 std::string encode_precondition(const Precondition& p) {
@@ -41,12 +41,12 @@ void Upload::hand_over(RecordWriter& w) {
     // as it is. After a write error the record has the bytes that made it, and the client's
     // count will come up short in the next image.
     (void)settle_now();
-    w.u64(kSize, size_);
+    w.u64(kUploadSize, size_);
     // Writeback is the pipe's business now; the field stays for images that read it.
-    w.u64(kSynced, size_);
-    w.bytes(kSha, sha_.save());
-    if (!tmp_name_.empty()) w.bytes(kTempName, tmp_name_);
-    w.fd(kFile, std::move(fd_));
+    w.u64(kUploadSynced, size_);
+    w.bytes(kUploadSha, sha_.save());
+    if (!tmp_name_.empty()) w.bytes(kUploadTempName, tmp_name_);
+    w.fd(kUploadFile, std::move(fd_));
     tmp_name_.clear();  // the name belongs to the next image now: abort() must not unlink it
     reset_state();
 }
@@ -55,8 +55,8 @@ bool Upload::resume(Store& store, RecordReader& r) {
     abort();
     Fd fd;
     std::uint64_t size = 0, synced = 0;
-    if (!r.fd(kFile, fd)) return r.fail("upload: no temporary file");
-    if (!r.u64(kSize, size) || !r.u64(kSynced, synced) || synced > size)
+    if (!r.fd(kUploadFile, fd)) return r.fail("upload: no temporary file");
+    if (!r.u64(kUploadSize, size) || !r.u64(kUploadSynced, synced) || synced > size)
         return r.fail("upload: bad byte counts");
     struct stat st;
     int mode = fcntl(fd.get(), F_GETFL);
@@ -65,8 +65,8 @@ bool Upload::resume(Store& store, RecordReader& r) {
         (mode & O_ACCMODE) == O_RDONLY || std::uint64_t(st.st_size) != size)
         return r.fail("upload: the temporary file does not match the record");
     Sha256 sha;
-    if (!sha.restore(r.bytes(kSha))) return r.fail("upload: bad hash state");
-    std::string_view tmp = r.bytes(kTempName);
+    if (!sha.restore(r.bytes(kUploadSha))) return r.fail("upload: bad hash state");
+    std::string_view tmp = r.bytes(kUploadTempName);
     if (!tmp.empty() && (!store_detail::is_temp_name(tmp) || tmp.size() > 255 ||
                          tmp.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos))
         return r.fail("upload: bad temporary name");

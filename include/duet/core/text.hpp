@@ -17,6 +17,14 @@ constexpr char ascii_lower(char c) {
     return (c >= 'A' && c <= 'Z') ? char(c | 0x20) : c;
 }
 
+// RFC 9110 §5.6.2 tchar: a byte of a token (a method, a field name, a parameter name).
+constexpr bool is_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
+    for (char t : std::string_view("!#$%&'*+-.^_`|~"))
+        if (c == static_cast<unsigned char>(t)) return true;
+    return false;
+}
+
 // Case-insensitive ASCII comparison.
 inline bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;

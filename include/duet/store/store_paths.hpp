@@ -3,6 +3,7 @@
 // it and through no symlink, whatever someone plants inside. Client paths are checked
 // (valid_path) before they get here; these calls block, so on the loop only cached lookups use
 // them (store_lookup.cpp) and everything else runs on helpers.
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <string>
@@ -11,6 +12,12 @@
 #include "duet/core/fd.hpp"
 
 namespace duet::store_paths {
+
+// How a stored file is opened for reading its bytes: never through a symlink, never a FIFO's or a
+// device's blocking open, never a controlling terminal.
+inline constexpr int kReadFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+// Random temporary names tried before a create gives up (a clash means someone else's file).
+inline constexpr int kTempNameAttempts = 100;
 
 // open(2) of `path` beneath `root`: openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or, where
 // openat2 is missing, a walk that opens each folder with O_NOFOLLOW. -errno; a symlink on the way
