@@ -51,8 +51,9 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     auto fail = [&](int status, std::string_view msg) {
         body_.reset();  // ends the append: what arrived so far is made durable
         // Where a resume starts: the offset durable now (the end's checkpoint may add to it).
-        respond_fatal(status, msg,
-                      p->gone ? std::string() : "Upload-Offset: " + std::to_string(p->offset) + "\r\n");
+        respond_fatal(
+            status, msg,
+            p->gone ? std::string() : "Upload-Offset: " + std::to_string(p->offset) + "\r\n");
         expect_unread_input();
         return false;
     };
@@ -72,7 +73,8 @@ bool HttpConn::feed_resumable(std::string_view chunk) {
     // Progress: a 104 with each offset made durable (IETF clients that named an interop version).
     if (rb.door == UploadDoor::Ietf && rb.interop && p->offset > rb.announced) {
         rb.announced = p->offset;
-        send_interim("Upload-Offset: " + std::to_string(p->offset) + "\r\n" + interop_field(rb.interop));
+        send_interim("Upload-Offset: " + std::to_string(p->offset) + "\r\n" +
+                     interop_field(rb.interop));
     }
     return true;
 }
@@ -86,8 +88,9 @@ bool HttpConn::finish_resumable() {
     if (rb.has_checksum) {
         if (!rb.append.append_digest_is(rb.checksum)) {
             rb.append.end();  // held: rolled back to where this append began
-            respond_error(460, "The checksum does not match; the bytes were not kept.",
-                          "Tus-Resumable: 1.0.0\r\nUpload-Offset: " + std::to_string(p->offset) + "\r\n");
+            respond_error(
+                460, "The checksum does not match; the bytes were not kept.",
+                "Tus-Resumable: 1.0.0\r\nUpload-Offset: " + std::to_string(p->offset) + "\r\n");
             return false;
         }
         rb.append.release_hold();
@@ -147,7 +150,8 @@ bool HttpConn::after_last_checkpoint() {
             respond(
                 400, "application/problem+json",
                 problem_body("inconsistent-upload-length", "inconsistent length values for upload"),
-                echo + "Upload-Complete: ?0\r\nUpload-Offset: " + std::to_string(p->offset) + "\r\n");
+                echo + "Upload-Complete: ?0\r\nUpload-Offset: " + std::to_string(p->offset) +
+                    "\r\n");
             return false;
         }
         rb.publishing = p;
@@ -266,8 +270,8 @@ void HttpConn::published_answer(const ResumableBody& rb, const PartialRef& p) {
     const FileInfo& info = b.info;
     ++host().metrics.uploads_ok;
     host().metrics.upload_bytes += info.size;
-    std::string fields = done_fields(rb) + "Upload-Offset: " + std::to_string(p->offset) + "\r\nETag: \"" +
-                         to_hex(info.sha256) + "\"\r\n";
+    std::string fields = done_fields(rb) + "Upload-Offset: " + std::to_string(p->offset) +
+                         "\r\nETag: \"" + to_hex(info.sha256) + "\"\r\n";
     if (rb.door == UploadDoor::Tus) {
         // tus: the append answer; a creation that carried the whole upload still says where.
         if (rb.creation) {

@@ -333,7 +333,8 @@ int Store::begin_upload_async(StoreOpRef& op) {
     if (!job->dir) return -errno;
     job->named = force_named_tmp_;
     job->seq = tmp_seq_;
-    tmp_seq_ += store_paths::kTempNameAttempts;  // jobs in flight at once start from different names
+    tmp_seq_ +=
+        store_paths::kTempNameAttempts;  // jobs in flight at once start from different names
     op = std::make_shared<StoreOp>();
     op->kind = StoreOp::Kind::TempFile;
     auto work = [job] {

@@ -79,7 +79,8 @@ char* put_hex(char* p, const Digest& d) {
     return p;
 }
 
-constexpr std::string_view kJsonName = "{\"name\":\"", kJsonSize = "\",\"size\":", kJsonSha = ",\"sha256\":",
+constexpr std::string_view kJsonName = "{\"name\":\"",
+                           kJsonSize = "\",\"size\":", kJsonSha = ",\"sha256\":",
                            kJsonMtime = ",\"mtime\":", kJsonFile = ",\"type\":\"file\"}",
                            kDir = "\",\"type\":\"dir\"", kDirText = "/ - -\n";
 
@@ -87,8 +88,9 @@ std::size_t json_size(std::string_view name, const StoreIndex::Entry& e) {
     if (e.dir)
         return kJsonName.size() + json_escaped_size(name) + kDir.size() + kJsonMtime.size() +
                sdigits(mtime_s(e)) + 1;
-    return kJsonName.size() + json_escaped_size(name) + kJsonSize.size() + digits(e.size) + kJsonSha.size() +
-           (unreadable(e) ? 4 : 66) + kJsonMtime.size() + sdigits(mtime_s(e)) + kJsonFile.size();
+    return kJsonName.size() + json_escaped_size(name) + kJsonSize.size() + digits(e.size) +
+           kJsonSha.size() + (unreadable(e) ? 4 : 66) + kJsonMtime.size() + sdigits(mtime_s(e)) +
+           kJsonFile.size();
 }
 
 std::size_t text_size(std::string_view name, const StoreIndex::Entry& e) {

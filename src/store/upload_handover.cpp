@@ -10,7 +10,13 @@
 namespace duet {
 namespace {
 // Field tags of an upload record. Add a field: one line in hand_over, one in resume.
-enum : std::uint16_t { kUploadFile = 1, kUploadSize = 2, kUploadSynced = 3, kUploadTempName = 4, kUploadSha = 5 };
+enum : std::uint16_t {
+    kUploadFile = 1,
+    kUploadSize = 2,
+    kUploadSynced = 3,
+    kUploadTempName = 4,
+    kUploadSha = 5
+};
 }  // namespace
 
 std::string encode_precondition(const Precondition& p) {
