@@ -137,8 +137,9 @@ for run in $(seq 1 "$RUNS"); do
             curl -fsS -X DELETE "http://127.0.0.1:$DUET_HTTP_PORT/files/up$n.bin"
         done
 
-        CMD[file-up]="{ echo 'PUT up.bin'; cat $BIG; } | taskset -c $LOAD_CPU nc -N 127.0.0.1 PORT"
-        timed file-up "$run" "$probe" bash -c "{ echo 'PUT up.bin'; cat '$BIG'; } | taskset -c $LOAD_CPU nc -N 127.0.0.1 $DUET_FILES_PORT >$BENCH_TMP/out"
+        # the whole pipeline on the load CPU: an unpinned cat would take the server's CPU
+        CMD[file-up]="taskset -c $LOAD_CPU bash -c \"{ echo 'PUT up.bin'; cat $BIG; } | nc -N 127.0.0.1 PORT\""
+        timed file-up "$run" "$probe" taskset -c "$LOAD_CPU" bash -c "{ echo 'PUT up.bin'; cat '$BIG'; } | nc -N 127.0.0.1 $DUET_FILES_PORT >$BENCH_TMP/out"
         check_eq "$(cat "$BENCH_TMP/out")" "OK $SIZE $want"
         curl -fsS -X DELETE "http://127.0.0.1:$DUET_HTTP_PORT/files/up.bin"
 
