@@ -1,10 +1,14 @@
 // The page in a real browser (README "The page"): Debian's chromium, headless, driven by
 // puppeteer-core (test/node/page_browser.js; test/deps.sh installs both), one scenario per test,
-// each against its own duet. Screenshots (light and dark, desktop and 360 px) are saved under
-// build/test-artifacts/.
+// each against its own duet, in its own browser context of one chromium shared by the scenarios.
+// Screenshots (light and dark, desktop and 360 px) are saved under build/test-artifacts/.
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "helper.hpp"
@@ -38,7 +42,46 @@ std::string scenario(const std::string& name, std::vector<std::string> args = {}
     return out;
 }
 
+// The shared browser: `node page_browser.js serve`, started before the first scenario and told to
+// close chromium (its standard input ends) after the last. The runner's hooks run before the
+// tests' processes start, so they inherit DUET_BROWSER_WS. Without it (the browser did not
+// start) each scenario starts its own, and says what went wrong.
+pid_t g_browser = -1;
+int g_browser_stdin = -1;
+
+void start_shared_browser() {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) return;
+    if (::pipe2(out, O_CLOEXEC) != 0) return (void)(::close(in[0]), ::close(in[1]));
+    g_browser = ::fork();
+    if (g_browser == 0) {
+        ::dup2(in[0], 0), ::dup2(out[1], 1);
+        ::execlp("sh", "sh", "-c",
+                 (std::string("NODE_PATH=") + kNodeModules +
+                  " exec node test/node/page_browser.js serve")
+                     .c_str(),
+                 static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(in[0]), ::close(out[1]);
+    g_browser_stdin = in[1];
+    std::string line;
+    char c;
+    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(out[0]);
+    if (line.rfind("ws://", 0) == 0) ::setenv("DUET_BROWSER_WS", line.c_str(), 1);
+}
+
 }  // namespace
+
+ReportHook(PRE_ALL)(struct criterion_test_set*) {
+    start_shared_browser();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats*) {
+    if (g_browser_stdin >= 0) ::close(g_browser_stdin);
+    if (g_browser > 0) ::waitpid(g_browser, nullptr, 0);
+}
 
 TestSuite(e2e_page, .fini = t::teardown, .timeout = 180);
 

@@ -1,8 +1,14 @@
 // Drives the page (README "The page") in Debian's chromium, headless, through puppeteer-core, for
 // test/test_e2e_page.cpp. Usage:
 //   node page_browser.js SCENARIO HTTP_PORT FILES_PORT DATA_DIR PID ARTIFACTS [TOKEN]
+//   node page_browser.js serve
 // Each scenario talks to its own duet (started by the test on port 0). Prints one JSON line with
 // "ok":true and what it measured, and exits 0; or prints what went wrong and exits 1.
+// Each runs in its own browser context (like a fresh profile: no storage, cookies or permissions
+// of another): in the browser named by $DUET_BROWSER_WS when set, else in one it starts.
+// `serve` starts that shared browser (test_e2e_page starts it once for all its scenarios: a
+// chromium start costs about 2 CPU-seconds), prints its endpoint, and closes it when its
+// standard input ends.
 //
 // In every scenario the page must log no console error and no request may fail, except what the
 // scenario causes on purpose (a cut connection, a 401 before the token, a refused digest).
@@ -154,7 +160,7 @@ function startProxy() {
 
 // ---- the browser
 
-async function openBrowser() {
+function launchBrowser() {
   return puppeteer.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -162,12 +168,31 @@ async function openBrowser() {
       '--disable-extensions', '--disable-background-networking'],
   })
 }
+// A fresh browser context for one scenario, and how to let go of it.
+async function openContext() {
+  if (process.env.DUET_BROWSER_WS) {
+    const browser = await puppeteer.connect({ browserWSEndpoint: process.env.DUET_BROWSER_WS })
+    const ctx = await browser.createBrowserContext()
+    return { ctx, done: async () => { await ctx.close(); await browser.disconnect() } }
+  }
+  const browser = await launchBrowser()
+  return { ctx: await browser.createBrowserContext(), done: () => browser.close() }
+}
+async function serve() {
+  const browser = await launchBrowser()
+  console.log(browser.wsEndpoint())
+  process.stdin.resume()
+  process.stdin.on('end', async () => {
+    await browser.close().catch(() => {})
+    process.exit(0)
+  })
+}
 
 // A page whose console errors, uncaught exceptions and failed requests are collected. `expected`
 // lists what this scenario causes on purpose (regular expressions over "console: ..." or
 // "failed: METHOD URL ERROR" lines).
-async function newPage(browser, expected = []) {
-  const page = await browser.newPage()
+async function newPage(ctx, expected = []) {
+  const page = await ctx.newPage()
   const problems = []
   const note = (line) => {
     if (!expected.some((re) => re.test(line))) problems.push(line)
@@ -233,12 +258,12 @@ const scenarios = {}
 
 // A tree three levels deep: sort, filter, downloads with the page's links; then the same with
 // JavaScript off (the server's own listing).
-scenarios.browse = async (browser) => {
+scenarios.browse = async (ctx) => {
   const files = { 'top.txt': crypto.randomBytes(300), 'a/mid.bin': crypto.randomBytes(5000),
     'a/b/deep.txt': crypto.randomBytes(70), 'a/b/c/deepest.bin': crypto.randomBytes(123456),
     'a/small.txt': Buffer.from('s'), 'a/zebra.txt': crypto.randomBytes(2000) }
   for (const [n, d] of Object.entries(files)) await put(n, d)
-  const page = await newPage(browser)
+  const page = await newPage(ctx)
   await page.goto(direct + '/', { waitUntil: 'load' })
   await ready(page)
   if ((await names(page)).join() !== 'a,top.txt') fail('top listing: ' + (await names(page)))
@@ -281,13 +306,12 @@ scenarios.browse = async (browser) => {
     if (!tar.includes(files['a/' + n])) fail(`the tar lacks ${n}`)
   }
   // The copy button copies the full SHA-256.
-  const ctx = browser.defaultBrowserContext()
   await ctx.overridePermissions(direct, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write'])
   await click(page, 'tr[data-name="mid.bin"] button[data-act="copy"]')
   const copied = await until('the copy', () => page.evaluate('navigator.clipboard.readText()'), 2000)
   if (copied !== sha) fail('copied ' + copied)
   // Scripts off: the same listing and downloads, from the server's HTML.
-  const bare = await newPage(browser)
+  const bare = await newPage(ctx)
   await bare.setJavaScriptEnabled(false)
   await bare.goto(direct + '/files/a/', { waitUntil: 'load' })
   const bareNames = await names(bare)
@@ -302,8 +326,8 @@ scenarios.browse = async (browser) => {
 }
 
 // A synthetic drop of three files and a folder of 20 files in 3 levels.
-scenarios.drop = async (browser) => {
-  const page = await newPage(browser)
+scenarios.drop = async (ctx) => {
+  const page = await newPage(ctx)
   await page.goto(direct + '/files/', { waitUntil: 'load' })
   await ready(page)
   const spec = await page.evaluate(async () => {
@@ -364,9 +388,9 @@ scenarios.drop = async (browser) => {
 
 // One 200 MiB file through two reloads and a cut; then another interrupted by a page reload
 // at about half and dropped again.
-scenarios.survive = async (browser, work) => {
+scenarios.survive = async (ctx, work) => {
   const proxy = await startProxy()
-  const page = await newPage(browser, [/failed: .* net::ERR_/, /console: Failed to load resource: net::ERR_/,
+  const page = await newPage(ctx, [/failed: .* net::ERR_/, /console: Failed to load resource: net::ERR_/,
     /status of 409/])
   await page.goto(proxy.base + '/files/', { waitUntil: 'load' })
   await ready(page)
@@ -411,9 +435,9 @@ scenarios.survive = async (browser, work) => {
 }
 
 // One byte of the body corrupted on the way: duet refuses the digest; the page says so.
-scenarios.mismatch = async (browser, work) => {
+scenarios.mismatch = async (ctx, work) => {
   const proxy = await startProxy()
-  const page = await newPage(browser, [/status of 400/])
+  const page = await newPage(ctx, [/status of 400/])
   await page.goto(proxy.base + '/files/', { waitUntil: 'load' })
   await ready(page)
   const f = randomFile(work, 'bent.bin', 20 * MiB)
@@ -434,11 +458,11 @@ scenarios.mismatch = async (browser, work) => {
 // Pause, resume and cancel, with the proxy holding each upload mid-piece so that the click
 // lands while bytes are on their way: a paused upload keeps its partial in duet and continues
 // from duet's offset; a cancelled one is freed in duet and never published.
-scenarios.controls = async (browser, work) => {
+scenarios.controls = async (ctx, work) => {
   const proxy = await startProxy()
   // The request a pause or cancel aborts is the page's doing, not a failure; the append it cut
   // may still be ending in duet when the page resumes (a 409 the page waits out).
-  const page = await newPage(browser, [/failed: (PATCH|POST|HEAD) .* net::ERR_ABORTED/,
+  const page = await newPage(ctx, [/failed: (PATCH|POST|HEAD) .* net::ERR_ABORTED/,
     /status of 409/])
   await page.goto(proxy.base + '/files/', { waitUntil: 'load' })
   await ready(page)
@@ -491,9 +515,9 @@ scenarios.controls = async (browser, work) => {
 
 // Changes by curl (PUT) and nc (DEL on the file port) appear in the open page within a second;
 // a reload does not break the stream.
-scenarios.live = async (browser) => {
+scenarios.live = async (ctx) => {
   await put('live/old.txt', 'old')
-  const page = await newPage(browser)
+  const page = await newPage(ctx)
   await page.goto(direct + '/files/live/', { waitUntil: 'load' })
   await ready(page)
   const times = {}
@@ -521,9 +545,9 @@ scenarios.live = async (browser) => {
 }
 
 // With --token: asked on the first 401, a wrong one said so, then the listing.
-scenarios.token = async (browser) => {
+scenarios.token = async (ctx) => {
   await put('hidden.txt', 'h')
-  const page = await newPage(browser, [/status of 401/])
+  const page = await newPage(ctx, [/status of 401/])
   await page.goto(direct + '/files/', { waitUntil: 'load' })
   if (await hasRow(page, 'hidden.txt')) fail('the listing came without the token')
   await answerDialog(page, 'wrong-token', 'Use this token')
@@ -544,9 +568,9 @@ scenarios.token = async (browser) => {
 }
 
 // New folder, rename (move), delete, with the mouse.
-scenarios.manage = async (browser) => {
+scenarios.manage = async (ctx) => {
   await put('x.txt', 'x')
-  const page = await newPage(browser)
+  const page = await newPage(ctx)
   await page.goto(direct + '/files/', { waitUntil: 'load' })
   await ready(page)
   await click(page, '#new-folder')
@@ -568,8 +592,8 @@ scenarios.manage = async (browser) => {
 }
 
 // Upload and delete with the keyboard only.
-scenarios.keyboard = async (browser, work) => {
-  const page = await newPage(browser)
+scenarios.keyboard = async (ctx, work) => {
+  const page = await newPage(ctx)
   await page.goto(direct + '/files/', { waitUntil: 'load' })
   await ready(page)
   const f = randomFile(work, 'keys.txt', 1000)
@@ -605,7 +629,7 @@ scenarios.keyboard = async (browser, work) => {
 }
 
 // axe-core, light and dark, desktop and 360 px; screenshots; 1,000 entries drawn.
-scenarios.looks = async (browser, work) => {
+scenarios.looks = async (ctx, work) => {
   const axe = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')
   // 1,000 files copied in by hand (1,000 PUTs would cost 1,000 fsyncs): listed once hashed.
   fs.mkdirSync(path.join(dataDir, 'many'))
@@ -616,7 +640,7 @@ scenarios.looks = async (browser, work) => {
   }, 20000, 50)
   for (let i = 0; i < 12; i++) await put(`shots/${['report', 'photo', 'notes'][i % 3]}-${i}.${['pdf', 'jpg', 'txt'][i % 3]}`, crypto.randomBytes(1000 * (i + 1)))
   await put('shots/sub folder/x.txt', 'x')
-  const page = await newPage(browser)
+  const page = await newPage(ctx)
   const findings = []
   const minor = new Set() // every finding, for the report
   const shots = []
@@ -666,11 +690,11 @@ scenarios.looks = async (browser, work) => {
 }
 
 // Stored HTML and SVG never render as documents on duet's origin.
-scenarios.stored = async (browser) => {
+scenarios.stored = async (ctx) => {
   const evil = '<script>document.title="ran"</script><svg xmlns="http://www.w3.org/2000/svg" onload="document.title=\'ran\'"/>'
   await put('x.html', evil)
   await put('x.svg', evil)
-  const page = await newPage(browser, [/failed: GET .*x\.(html|svg) net::ERR_ABORTED/])
+  const page = await newPage(ctx, [/failed: GET .*x\.(html|svg) net::ERR_ABORTED/])
   for (const n of ['x.html', 'x.svg']) {
     let rendered = true
     try {
@@ -686,8 +710,8 @@ scenarios.stored = async (browser) => {
 
 // For bench/page.sh: one upload of $BENCH_FILE through the page, timed from the pick to the
 // last answer; and the time to draw the 1,000 entries of /files/many/ (already there), five times.
-scenarios['bench-upload'] = async (browser) => {
-  const page = await newPage(browser)
+scenarios['bench-upload'] = async (ctx) => {
+  const page = await newPage(ctx)
   await page.goto(direct + '/files/', { waitUntil: 'load' })
   await ready(page)
   const started = Date.now()
@@ -695,8 +719,8 @@ scenarios['bench-upload'] = async (browser) => {
   await uploadsDone(page, 1, 600000)
   return { seconds: (Date.now() - started) / 1000, problems: page.problems }
 }
-scenarios['bench-draw'] = async (browser) => {
-  const page = await newPage(browser)
+scenarios['bench-draw'] = async (ctx) => {
+  const page = await newPage(ctx)
   const draws = []
   for (let i = 0; i < 5; i++) {
     await page.goto(direct + '/files/many/', { waitUntil: 'load' })
@@ -707,15 +731,16 @@ scenarios['bench-draw'] = async (browser) => {
 }
 
 async function main() {
+  if (scenario === 'serve') return serve()
   const run = scenarios[scenario]
   if (!run) fail('no scenario ' + scenario)
   const work = fs.mkdtempSync(path.join(require('os').tmpdir(), 'duet-page-'))
-  const browser = await openBrowser()
+  const { ctx, done } = await openContext()
   let result
   try {
-    result = await run(browser, work)
+    result = await run(ctx, work)
   } finally {
-    await browser.close().catch(() => {})
+    await done().catch(() => {})
     fs.rmSync(work, { recursive: true, force: true })
   }
   if (result.problems.length) fail('the page had problems: ' + result.problems.join(' | '))
