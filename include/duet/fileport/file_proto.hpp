@@ -75,8 +75,7 @@ inline constexpr const char* kHelpLines[] = {
     "PUT NAME                then bytes until you half-close; answers OK SIZE SHA256",
     "GET NAME [OFFSET [LENGTH]]  answers OK LENGTH SHA256, then the bytes",
     "STAT NAME               answers OK SIZE SHA256 MTIME",
-    "LIST [-r] [PATH/]       answers OK COUNT, then NAME SIZE SHA256 per file, NAME/ - - per "
-    "folder",
+    "LIST [-r] [PATH/]       answers OK COUNT, then a file: NAME SIZE SHA256, a folder: NAME/ - -",
     "                        (-r: every file below, named from the folder listed)",
     "MKDIR PATH/             makes a folder (its parent must exist)",
     "MOVE SRC DST [if=SHA256|if=none]  renames a file or folder (if=none: ERR 412 if DST exists)",
