@@ -202,7 +202,8 @@ unit: $(TESTS) build/duet build/duet-san
 # A pipeline on two cores: the sanitized library first; then the test drivers build (BUILDER,
 # longest suites first) while test/run.sh starts each one as soon as it is linked, and beside them
 # the release binary and the fuzz targets build and the fuzz smoke runs (ALONGSIDE: a few seconds
-# per target; `make fuzz` runs long); the test binaries mostly wait on sockets. Suites that need
+# per target, one at a time, in a make of its own that stays out of the jobserver: `make fuzz`
+# runs long); the test binaries mostly wait on sockets. Suites that need
 # the release binary start once it is linked; the load-sensitive ones run last, alone.
 test: check-deps
 	@sh test/layers.sh
@@ -210,7 +211,7 @@ test: check-deps
 	    $(E2E_SUPPORT)
 	@BUILDER="$(MAKE) --no-print-directory $(TESTS)" \
 	 ALONGSIDE="$(MAKE) --no-print-directory build/duet $(if $(wildcard test/fuzz/fuzz.mk),fuzz-build \
-	     && $(MAKE) --no-print-directory -j1 fuzz-smoke)" \
+	     && MAKEFLAGS= $(MAKE) --no-print-directory -j1 fuzz-smoke)" \
 	    bash test/run.sh $(TESTS)
 
 # Opt-in, not part of `make test`: applies each test/mutants/*.patch (a small realistic bug) to a
