@@ -660,9 +660,12 @@ scenarios.looks = async (ctx, work) => {
       shots.push(file)
       const wide = await page.evaluate('document.documentElement.scrollWidth')
       if (wide > w) fail(`${label} ${scheme}: the page is ${wide} px wide in a ${w} px viewport`)
-      // axe once per color scheme (contrast is what changes; the phone layout has the same
-      // controls and labels).
-      if (label === 'phone') continue
+      // Each file's time, SHA-256 and copy button stay in view at either width.
+      const seen = await page.$eval('tr[data-name="notes-2.txt"]', (tr) => ['.mtime time', '.sha code',
+        '.sha button'].map((s) => (tr.querySelector(s)?.getBoundingClientRect().width || 0) > 0))
+      if (seen.includes(false)) fail(`${label}: a row hides its time, SHA-256 or copy button (${seen})`)
+      // axe on each layout in each color scheme (contrast changes with the scheme; the phone
+      // shows each row in two lines).
       if (!(await page.evaluate('typeof axe !== "undefined"'))) await page.evaluate(axe)
       const r = await page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
       for (const v of r.violations) {
