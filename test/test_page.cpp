@@ -73,6 +73,13 @@ Test(page, the_page_escapes_what_it_shows) {
     cr_assert(html.find("aria-current=\"page\">&lt;c&gt;</a>") != std::string::npos, "crumbs");
     cr_assert(html.find("<script>") == std::string::npos);
     cr_assert(html.find("\"x'<") == std::string::npos, "nothing raw");
+    cr_assert(html.find("id=\"more\"") == std::string::npos, "all shown");
+    // A folder with more entries than the page carries says how many more.
+    in.total = 3;
+    cr_assert(render_page(in).find(">1 more entry is not shown here;") != std::string::npos);
+    in.total = 1002;
+    cr_assert(render_page(in).find(">1000 more entries are not shown here;") != std::string::npos);
+    in.total = 2;
     // With a token needed, no name from the store.
     in.token_needed = true;
     in.entries.clear();

@@ -1,5 +1,6 @@
 // The page over HTTP (README "The page"): the folder page a browser gets for `/` and a folder
 // URL, and the embedded assets it loads.
+#include <algorithm>
 #include <cstdio>
 
 #include "duet/http/http_conn.hpp"
@@ -17,6 +18,11 @@ constexpr std::string_view kPageFields =
     "form-action 'self'; frame-ancestors 'none'\r\n"
     "Referrer-Policy: no-referrer\r\n"
     "Cache-Control: no-store\r\n";
+
+// A folder with more entries than this has its page made on a helper: the loop would take about
+// 25 ms for 5,000 rows (2.3 MB of HTML), a step everyone else waits for. A smaller one is made at
+// once, quicker than a helper's round trip.
+constexpr std::size_t kRenderOnLoop = 500;
 
 }  // namespace
 
@@ -36,6 +42,11 @@ void HttpConn::route_page(const Request& req, std::string_view raw_folder) {
     if (!host().store.usable()) {
         store_trouble(kStoreGone);
         return;
+    }
+    // This request's page, made on a helper (below): sent once it is there.
+    if (StoreOpRef op = host().take_store_op(this, StoreOp::Kind::Render)) {
+        if (!op->done) return host().wait_store_op(this, std::move(op));
+        return send_page(std::move(op->text));
     }
     PageInput in;
     in.folder = folder;
@@ -57,23 +68,39 @@ void HttpConn::route_page(const Request& req, std::string_view raw_folder) {
         }
         // The page shows up to this many entries itself; its script lists the rest.
         constexpr std::size_t kPageEntries = 5000;
-        for (auto& [name, e] : index.folder_entries(folder, kPageEntries + 1)) {
+        auto listed = index.folder_entries(folder, kPageEntries);
+        in.entries.reserve(listed.size());
+        for (auto& [name, e] : listed) {
             PageEntry p;
-            p.name = name;
+            p.name = std::move(name);
             p.dir = e.dir;
             p.size = e.size;
             p.mtime = e.mtime_ns / 1000000000;
             if (!e.dir && e.state == StoreIndex::State::Ready) p.sha256 = to_hex(e.sha256);
             in.entries.push_back(std::move(p));
         }
-        in.total = in.entries.size();
-        if (in.entries.size() > kPageEntries) in.entries.resize(kPageEntries);
+        in.total = std::max<std::uint64_t>(index.folder_count(folder), in.entries.size());
     }
+    if (in.entries.size() <= kRenderOnLoop) return send_page(render_page(in));
+    auto op = std::make_shared<StoreOp>();
+    op->kind = StoreOp::Kind::Render;
+    auto input = std::make_shared<PageInput>(std::move(in));
+    auto text = std::make_shared<std::string>();
+    host().store.run_offloaded([input, text] { *text = render_page(*input); },
+                               [op, text] {
+                                   op->text = std::move(*text);
+                                   op->done = true;
+                               });
+    if (op->done) return send_page(std::move(op->text));  // no helpers (unit tests)
+    host().wait_store_op(this, std::move(op));
+}
+
+void HttpConn::send_page(std::string html) {
     ex_.vary_accept = true;
     ResponseHead head(200, host().date_header());
     head.header("Content-Type", "text/html; charset=utf-8");
     head.raw(kPageFields);
-    send_long(head, render_page(in));
+    send_long(head, std::move(html));
 }
 
 void HttpConn::serve_asset(const Request& req, std::string_view name) {

@@ -1,5 +1,6 @@
 // The page's HTML (README "The page"): a folder's listing rendered by duet, so that it can be
 // browsed and every file downloaded with scripts off; app.js then takes the table over.
+#include <algorithm>
 #include <ctime>
 
 #include "duet/http/page.hpp"
@@ -102,7 +103,7 @@ std::string render_page(const PageInput& in) {
     };
     std::string shown = "/" + in.folder + (in.folder.empty() ? "" : "/");
     std::string out;
-    out.reserve(2048 + in.entries.size() * 320);
+    out.reserve(2048 + in.entries.size() * 512);  // a row with its digest: about 470 bytes
     out +=
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
@@ -161,9 +162,10 @@ std::string render_page(const PageInput& in) {
         "</tr></thead>\n<tbody>\n";
     for (const PageEntry& e : in.entries) put_row(out, base, e);
     out += "</tbody>\n</table>\n";
-    if (in.total > in.entries.size())
-        out += "<p id=\"more\">" + std::to_string(in.total - in.entries.size()) +
-               " more entries are not shown here; with scripts on, the page lists them all.</p>\n";
+    if (std::uint64_t more = in.total - std::min<std::uint64_t>(in.total, in.entries.size()))
+        out += "<p id=\"more\">" + std::to_string(more) +
+               (more == 1 ? " more entry is" : " more entries are") +
+               " not shown here; with scripts on, the page lists them all.</p>\n";
     out += "</main>\n</body>\n</html>\n";
     return out;
 }

@@ -95,6 +95,7 @@ class HttpConn final : public Session {
     // The page (http_page.cpp, README "The page"): a browser's navigation to `/` or a folder.
     bool wants_page(const Request& req) const;
     void route_page(const Request& req, std::string_view raw_folder);
+    void send_page(std::string html);
     void serve_asset(const Request& req, std::string_view name);
     // GET /events (http_events.cpp): from its answer on, the connection is an event stream.
     struct EventStream;

@@ -68,7 +68,10 @@ struct StoreOp : DiskWait {
         MakeFolder,
         DeleteFolder,
         Move,
-        Snapshot
+        Snapshot,
+        // Not a change: a big folder's page made on a helper for an HTTP request (http_page.cpp),
+        // which parks on it like on a change.
+        Render
     };
     Kind kind = Kind::Publish;
     FileInfo info;
@@ -80,6 +83,8 @@ struct StoreOp : DiskWait {
     std::string conflict;
     // Snapshot: what a folder holds, for its tar.
     std::vector<TarEntry> entries;
+    // Render: the text made.
+    std::string text;
 };
 using StoreOpRef = std::shared_ptr<StoreOp>;
 

@@ -168,6 +168,10 @@ class StoreIndex : public Handler {
     // The entries a listing of `folder` ("" the top) shows, by name, at most `max` (the page).
     std::vector<std::pair<std::string, Entry>> folder_entries(const std::string& folder,
                                                               std::size_t max) const;
+    // How many entries that listing shows in all.
+    std::uint64_t folder_count(const std::string& folder) const {
+        return totals(Scope{folder, false}).count;
+    }
 
     void on_event(std::uint32_t events) override;  // inotify
 
