@@ -84,13 +84,10 @@ void HttpConn::route_page(const Request& req, std::string_view raw_folder) {
     if (in.entries.size() <= kRenderOnLoop) return send_page(render_page(in));
     auto op = std::make_shared<StoreOp>();
     op->kind = StoreOp::Kind::Render;
+    // The helper writes only op->text, which the loop reads once done is set (on the loop).
     auto input = std::make_shared<PageInput>(std::move(in));
-    auto text = std::make_shared<std::string>();
-    host().store.run_offloaded([input, text] { *text = render_page(*input); },
-                               [op, text] {
-                                   op->text = std::move(*text);
-                                   op->done = true;
-                               });
+    host().store.run_offloaded([op, input] { op->text = render_page(*input); },
+                               [op] { op->done = true; });
     if (op->done) return send_page(std::move(op->text));  // no helpers (unit tests)
     host().wait_store_op(this, std::move(op));
 }
