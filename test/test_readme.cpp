@@ -373,7 +373,8 @@ Test(readme, every_file_port_command_and_err_code_is_in_the_reference) {
                   c.c_str());
 }
 
-// Both unit sets from the README: the socket units with the 252 service and with the 253+ one.
+// Both unit sets from the README: the socket units with the 252 service, and with the 253+ one
+// the README describes as that service with `Type=notify-reload` and no `ExecReload=` line.
 Test(readme, systemd_units_pass_systemd_analyze_verify) {
     int status = -1;
     std::string version = t::sh("systemd-analyze --version 2>/dev/null | head -1", &status);
@@ -384,16 +385,24 @@ Test(readme, systemd_units_pass_systemd_analyze_verify) {
     std::vector<std::string> sockets[2] = {fenced_blocks(md, "ini unit=duet-http.socket"),
                                            fenced_blocks(md, "ini unit=duet-files.socket")};
     std::vector<std::string> service252 = fenced_blocks(md, "ini unit=duet.service systemd=252");
-    std::vector<std::string> service253 = fenced_blocks(md, "ini unit=duet.service systemd=253");
     cr_assert(sockets[0].size() == 1 && sockets[1].size() == 1, "want one block per socket unit");
-    cr_assert(service252.size() == 1 && service253.size() == 1,
-              "want one service block for systemd=252 and one for systemd=253");
+    cr_assert(service252.size() == 1, "want one service block for systemd=252");
+    cr_assert(md.find("replace `Type=notify` by `Type=notify-reload` and drop the `ExecReload=`") !=
+                  std::string::npos,
+              "the README no longer says how the 253+ unit differs");
+    std::string service253 = service252[0];
+    std::size_t type = service253.find("Type=notify\n");
+    cr_assert(type != std::string::npos, "the 252 unit has no Type=notify line");
+    service253.replace(type, 12, "Type=notify-reload\n");
+    std::size_t reload = service253.find("ExecReload=");
+    cr_assert(reload != std::string::npos, "the 252 unit has no ExecReload= line");
+    service253.erase(reload, service253.find('\n', reload) + 1 - reload);
     // verify checks that ExecStart's program exists: point it at the binary we built.
     std::string bin = absolute("build/duet");
     for (int need : {252, 253}) {
         std::string dir = tmpdir() + "/" + std::to_string(need);
         fs::create_directories(dir);
-        std::string service = need == 252 ? service252[0] : service253[0];
+        std::string service = need == 252 ? service252[0] : service253;
         std::string from = "/usr/local/bin/duet";
         cr_assert(service.find(from) != std::string::npos);
         service.replace(service.find(from), from.size(), bin);
